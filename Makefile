@@ -1,0 +1,130 @@
+# ernie-doc - one non-recursive GNU Makefile.
+#
+#   make                 build ./ernie-doc
+#   make check           unit, golden, corpus, fuzz-replay and CLI tests
+#   make bench           benchmarks (BENCH lines with ratios)
+#   make deps            install the Debian packages the build needs
+#   make SANITIZE=address,undefined check
+#   make valgrind        the tests under valgrind
+#   make lint            banned functions
+#   make check-deps      #include direction between modules
+#   make install [PREFIX=/usr/local] [DESTDIR=]
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+PKG_CONFIG ?= pkg-config
+BUILD ?= build
+
+PKGS := poppler-glib cairo libtiff-4 libpng libjpeg libcurl sqlite3 \
+	libpcre2-8 jansson
+
+ifeq ($(filter clean deps lint check-deps,$(MAKECMDGOALS)),)
+MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell $(PKG_CONFIG) --exists $(p) && echo y),,$(p))))
+ifneq ($(MISSING),)
+$(error missing development packages: $(MISSING) (run 'make deps' or install them with your package manager))
+endif
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS))
+endif
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-unused-parameter -Wformat=2 -Wvla
+# -ffp-contract=off: tiling and model numerics must not change with the
+# compiler's choice of fused multiply-adds.
+BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -I. -O2 -g \
+	-ffp-contract=off -fno-strict-aliasing $(WARN)
+SAN_FLAGS := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all,)
+ALL_CFLAGS = $(BASE_CFLAGS) $(SAN_FLAGS) $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
+LIBS := $(PKG_LIBS) -lm -lpthread
+
+MODULES := common render model store pipeline
+LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+CMD_SRC := $(wildcard cmd/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CMD_OBJ := $(CMD_SRC:%.c=$(BUILD)/%.o)
+
+TEST_NAMES := common render model store pipeline
+TEST_BINS := $(TEST_NAMES:%=$(BUILD)/tests/test_%)
+TOOL_BINS := $(BUILD)/tests/peakrss $(BUILD)/tests/mkpdf
+FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_NAMES:%=$(BUILD)/tests/%)
+BENCH_BIN := $(BUILD)/bench/bench
+
+# Rebuild everything when the flags change (e.g. SANITIZE on or off).
+FLAGS_STAMP := $(BUILD)/.flags
+FLAGS_NOW := $(ALL_CFLAGS) | $(ALL_LDFLAGS) | $(LIBS)
+$(shell mkdir -p $(BUILD); \
+	if [ "$$(cat $(FLAGS_STAMP) 2>/dev/null)" != '$(FLAGS_NOW)' ]; then \
+	  printf '%s' '$(FLAGS_NOW)' > $(FLAGS_STAMP); fi)
+
+.PHONY: all check bench deps install uninstall clean lint check-deps \
+	valgrind demo
+.DEFAULT_GOAL := all
+
+all: ernie-doc
+
+ernie-doc: $(BUILD)/ernie-doc
+	cp $< $@
+
+$(BUILD)/ernie-doc: $(CMD_OBJ) $(BUILD)/libernie.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CMD_OBJ) $(BUILD)/libernie.a $(LIBS)
+
+$(BUILD)/libernie.a: $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o \
+		$(BUILD)/libernie.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libernie.a $(LIBS)
+
+$(BUILD)/bench/bench: $(BUILD)/bench/bench.o $(BUILD)/libernie.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libernie.a $(LIBS)
+
+check: ernie-doc $(TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS)
+	@BUILD=$(BUILD) sh tests/run.sh
+
+valgrind: ernie-doc $(TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS)
+	@BUILD=$(BUILD) VALGRIND=1 sh tests/run.sh
+
+bench: ernie-doc $(BENCH_BIN) $(BUILD)/tests/mkpdf
+	@BUILD=$(BUILD) sh bench/run.sh
+
+# One command from a fresh clone: dependencies, build, and the main job on
+# the sample document kept in the repository.
+demo:
+	$(MAKE) deps
+	$(MAKE) all
+	rm -f demo.db
+	./ernie-doc ocr --db demo.db samples/sample.pdf
+	./ernie-doc query --db demo.db \
+	  "SELECT page_no, source, status, length(text) AS chars FROM pages"
+
+deps:
+	sh scripts/deps.sh
+
+install: ernie-doc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 ernie-doc $(DESTDIR)$(BINDIR)/ernie-doc
+	install -m 644 man/ernie-doc.1 $(DESTDIR)$(MANDIR)/man1/ernie-doc.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/ernie-doc $(DESTDIR)$(MANDIR)/man1/ernie-doc.1
+
+lint:
+	@sh scripts/lint.sh
+
+check-deps:
+	@sh scripts/check-deps.sh
+
+clean:
+	rm -rf $(BUILD) ernie-doc
+
+-include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d)
+-include $(wildcard $(BUILD)/tests/*.d $(BUILD)/bench/*.d)
