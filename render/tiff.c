@@ -300,5 +300,15 @@ out_end:
 
 const char *tiff_version(void)
 {
-	return TIFFGetVersion();
+	/* "LIBTIFF, Version 4.5.0\nCopyright ..." -> "4.5.0" */
+	static char v[32];
+	const char *s = strstr(TIFFGetVersion(), "Version ");
+	size_t n;
+
+	if (!s)
+		return "?";
+	s += 8;
+	n = strcspn(s, " \n");
+	snprintf(v, sizeof v, "%.*s", (int)(n < 31 ? n : 31), s);
+	return v;
 }

@@ -1,0 +1,107 @@
+/*
+ * cmd.h - shared by the subcommands in cmd/: the option parser, exit
+ * statuses, messages. cmd/ is the only code that reads argv or the
+ * environment, prints, or exits.
+ */
+#ifndef ED_CMD_H
+#define ED_CMD_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "common/common.h"
+
+/* Exit statuses (sysexits.h values; see EXIT STATUS in ernie-doc(1)). */
+enum {
+	EX_SOME_FAILED = 1,
+	EX_USAGE_ = 64,
+	EX_DATAERR_ = 65,
+	EX_NOINPUT_ = 66,
+	EX_UNAVAILABLE_ = 69,
+	EX_SOFTWARE_ = 70,
+	EX_CANTCREAT_ = 73,
+	EX_IOERR_ = 74,
+	EX_TEMPFAIL_ = 75,
+	EX_NOPERM_ = 77,
+	EX_CONFIG_ = 78,
+	EX_INTERRUPTED = 130,
+};
+
+/* Map an ED_E* code to an exit status. */
+int exit_status(int code);
+
+/* "ernie-doc: <message>" on stderr. */
+void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Set by the SIGINT/SIGTERM handler; polled by the pipeline. */
+extern volatile sig_atomic_t g_interrupted;
+extern bool g_quiet;
+extern int g_verbose;
+
+/* ---- options ------------------------------------------------------ */
+
+struct opt {
+	const char *name; /* long name without "--" */
+	char shortname;   /* 0 if none */
+	bool has_arg;
+	int id;
+};
+
+/*
+ * Iterate argv. Returns the option id (> 0) with *arg set for options that
+ * take one, 0 for a positional argument in *arg, -1 at the end, or -2 after
+ * printing a usage error. Accepts --name=value, --name value, -x value,
+ * bundled short flags without arguments, and "--".
+ */
+struct optstate {
+	int i;
+	bool dashdash;
+	const char *bundle;
+};
+int opt_next(struct optstate *s, int argc, char **argv,
+	     const struct opt *opts, const char *cmd, const char **arg);
+
+/* Common option ids. */
+enum {
+	O_HELP = 1,
+	O_QUIET,
+	O_VERBOSE,
+	O_DB,
+	O_PAGES,
+	O_DPI,
+	O_PASSWORD_FILE,
+	O_MAX_PAGE_PIXELS,
+	O_MAX_STDIN,
+	O_MIN_PIXELS,
+	O_MAX_PIXELS,
+	O_FORMAT,
+	O_OUT,
+	O_TEXT_LAYER,
+	O_FORCE,
+	O_MODE,
+	O_DUMP,
+	O_LIMIT,
+	O_FIRST_FREE,
+};
+
+/* Read the first line of a password file (at most 4 KiB). 0 or ED_E*. */
+int read_password_file(const char *path, char **out);
+
+/* Subcommands: argc/argv start at the subcommand name. */
+int cmd_ocr(int argc, char **argv);
+int cmd_render(int argc, char **argv);
+int cmd_tiles(int argc, char **argv);
+int cmd_query(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+
+/* Print a subcommand's usage to f. */
+void usage_ocr(FILE *f);
+void usage_render(FILE *f);
+void usage_tiles(FILE *f);
+void usage_query(FILE *f);
+void usage_search(FILE *f);
+void usage_export(FILE *f);
+
+#endif

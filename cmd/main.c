@@ -1,0 +1,146 @@
+/*
+ * main.c - the ernie-doc command: global options, the command table,
+ * signals, exit statuses. Each subcommand lives in its own file.
+ */
+#include "cmd.h"
+
+#include <curl/curl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pipeline/pipeline.h"
+
+volatile sig_atomic_t g_interrupted;
+bool g_quiet;
+int g_verbose;
+
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	void (*usage)(FILE *f);
+	const char *summary;
+} commands[] = {
+	{"ocr", cmd_ocr, usage_ocr, "OCR files, or standard input"},
+	{"render", cmd_render, usage_render, "write pages as PNG images"},
+	{"tiles", cmd_tiles, usage_tiles,
+	 "show how pages are tiled for the vision model"},
+	{"query", cmd_query, usage_query, "run read-only SQL on the database"},
+	{"search", cmd_search, usage_search, "full-text search, ranked"},
+	{"export", cmd_export, usage_export, "rebuild a document's text"},
+};
+
+int exit_status(int code)
+{
+	switch (code) {
+	case ED_OK: return 0;
+	case ED_EINVAL: return EX_USAGE_;
+	case ED_EFORMAT:
+	case ED_ETOOBIG: return EX_DATAERR_;
+	case ED_ENOENT: return EX_NOINPUT_;
+	case ED_EUNAVAIL: return EX_UNAVAILABLE_;
+	case ED_ECREATE: return EX_CANTCREAT_;
+	case ED_EIO: return EX_IOERR_;
+	case ED_EAGAIN: return EX_TEMPFAIL_;
+	case ED_EPASSWORD: return EX_NOPERM_;
+	case ED_ECONFIG: return EX_CONFIG_;
+	case ED_EINTR: return EX_INTERRUPTED;
+	case ED_ENEEDMODEL: return EX_SOME_FAILED;
+	default: return EX_SOFTWARE_;
+	}
+}
+
+void msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("ernie-doc: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	g_interrupted = 1;
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: ernie-doc [--help] [--version] COMMAND [OPTIONS] [ARGS]\n"
+	      "\n"
+	      "Turn PDFs and scans into searchable, structured data.\n"
+	      "\n"
+	      "commands:\n",
+	      f);
+	for (size_t i = 0; i < ED_ARRAY_LEN(commands); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fputs("\n", f);
+	for (size_t i = 0; i < ED_ARRAY_LEN(commands); i++) {
+		commands[i].usage(f);
+		fputs("\n", f);
+	}
+	fputs("Exit status: 0 done, 1 some inputs failed or need the model, "
+	      "64 usage,\n65 invalid input, 66 input missing, 70 internal "
+	      "error, 73 cannot create\noutput, 74 i/o error, 77 password "
+	      "required or wrong, 130 interrupted.\n"
+	      "See ernie-doc(1).\n",
+	      f);
+}
+
+static void version(void)
+{
+	char libs[512];
+	curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+
+	ed_pipeline_versions(libs, sizeof libs);
+	printf("ernie-doc %s\n%s, libcurl %s\n", ED_VERSION, libs,
+	       cv ? cv->version : "?");
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa;
+	int rc;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (argc < 2) {
+		usage(stderr);
+		return EX_USAGE_;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		version();
+		return 0;
+	}
+	for (size_t i = 0; i < ED_ARRAY_LEN(commands); i++) {
+		if (strcmp(argv[1], commands[i].name) != 0)
+			continue;
+		/* once, before any thread could exist (libcurl-thread(3)) */
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			msg("cannot initialize libcurl");
+			return EX_SOFTWARE_;
+		}
+		rc = commands[i].run(argc - 1, argv + 1);
+		curl_global_cleanup();
+		if (fflush(stdout) != 0 && rc == 0) {
+			msg("cannot write standard output");
+			rc = EX_IOERR_;
+		}
+		return rc;
+	}
+	msg("'%s' is not a command; see 'ernie-doc --help'", argv[1]);
+	return EX_USAGE_;
+}

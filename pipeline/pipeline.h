@@ -1,0 +1,166 @@
+/*
+ * pipeline.h - policy: which inputs and pages, the text-layer and blank-page
+ * guards, resume against the store, and what is stored and reported per
+ * page. pipeline/ knows documents, models and SQL only through the public
+ * headers of render/, model/ and store/. It never prints: results and
+ * messages reach cmd/ through callbacks.
+ *
+ * Threads: a struct ed_pipeline is used by one thread.
+ *
+ * Usage:
+ *     struct ed_pipeline_opts o;
+ *     struct ed_pipeline *p;
+ *     struct ed_doc_result r;
+ *     ed_pipeline_opts_default(&o);
+ *     o.db_path = "ernie-doc.db";
+ *     o.on_page = print_page;                 // one call per page
+ *     if (ed_pipeline_open(&p, &o, err, sizeof err))
+ *             ... fail ...
+ *     ed_pipeline_ocr(p, "scan.pdf", &r);     // r.code: 0 or ED_E*
+ *     ed_pipeline_close(p);
+ */
+#ifndef ED_PIPELINE_H
+#define ED_PIPELINE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "render/render.h"
+
+/* ---- inputs ------------------------------------------------------- */
+
+/* Default cap on bytes read from standard input. */
+#define ED_PIPELINE_MAX_STDIN (1ull << 30)
+
+/* An input held in memory: a read-only mapping of a file, or the bytes of
+ * standard input (capped). */
+struct ed_source {
+	const char *path; /* as given; "-" for standard input */
+	const unsigned char *data;
+	size_t len;
+	char sha256[65];
+	enum ed_render_kind kind;
+	void *map_;     /* private */
+	size_t maplen_; /* private */
+	unsigned char *heap_;
+};
+
+/*
+ * Open path ("-" = standard input, at most max_stdin bytes) and hash it.
+ * 0, ED_ENOENT (missing or unreadable, or a directory), ED_ETOOBIG (stdin
+ * over the cap), ED_EIO, ED_ENOMEM.
+ */
+int ed_pipeline_source_open(struct ed_source *src, const char *path,
+			    uint64_t max_stdin, char *err, size_t errlen);
+void ed_pipeline_source_release(struct ed_source *src);
+
+/* Open the document in src (see ed_render_doc_open). */
+int ed_pipeline_doc_open(const struct ed_source *src, const char *password,
+			 const struct ed_render_limits *limits,
+			 struct ed_doc **out, char *err, size_t errlen);
+
+/* ---- guards ------------------------------------------------------- */
+
+/*
+ * Is a PDF text layer good enough to stand for the page? Needs at least
+ * 16 visible characters, under 2% junk (U+FFFD, private use, controls),
+ * at least half letters or digits, and - when images cover 30% of the
+ * page or more - at least 5 characters per square inch (a scanned page
+ * with a sparse OCR layer is not served from it).
+ */
+struct ed_text_stats {
+	size_t visible, alnum, junk;
+};
+void ed_pipeline_text_stats(const char *text, size_t len,
+			    struct ed_text_stats *s);
+bool ed_pipeline_text_good(const struct ed_text_stats *s, double area_sq_in,
+			   double image_coverage);
+
+/*
+ * Is a raster blank or near blank? Ink = pixels whose luma differs from the
+ * page's dominant luma by more than 48 levels; blank below 0.02% ink.
+ * *ink_fraction receives the measured fraction.
+ */
+bool ed_pipeline_is_blank(const struct ed_image *img, double *ink_fraction);
+
+/* ---- OCR ---------------------------------------------------------- */
+
+enum ed_text_layer {
+	ED_TEXT_LAYER_AUTO,  /* use a good text layer, else the model */
+	ED_TEXT_LAYER_NEVER, /* always the model */
+	ED_TEXT_LAYER_ONLY,  /* only the text layer, never render or model */
+};
+
+/* One page's outcome, valid during the on_page call only. */
+struct ed_page_result {
+	const char *path, *sha256;
+	int page_no, pages; /* 1-based page, page count */
+	int64_t page_id;    /* row in the store, 0 if none */
+	const char *status; /* "done", "blank", "needs-model", "error" */
+	const char *source; /* "text-layer", "raster", "model" */
+	const char *text;   /* may be NULL */
+	const char *error;  /* for "error" and "needs-model" */
+	double width_pt, height_pt;
+	double ms_render;
+	bool cached; /* finished by an earlier run; nothing recomputed */
+};
+
+/* One document's outcome. */
+struct ed_doc_result {
+	int code;            /* 0, or ED_E* when the document failed whole */
+	char error[512];     /* message when code != 0 */
+	char sha256[65];
+	const char *kind;
+	int pages;           /* in the document */
+	int done, blank, needs_model, failed, cached;
+	int page_code;       /* ED_E* of the page failures if all alike, else 0 */
+};
+
+struct ed_pipeline_opts {
+	const char *db_path;
+	const char *mode;      /* "ocr" */
+	const char *model_id;  /* "" = no model configured */
+	const char *prompt_id; /* "" when no model */
+	enum ed_text_layer text_layer;
+	struct ed_range pages;
+	double dpi;
+	struct ed_render_limits limits;
+	uint64_t max_stdin;
+	const char *password;
+	bool force;
+	const char *options_json; /* recorded with the run */
+	volatile sig_atomic_t *interrupted; /* set by cmd/ on SIGINT */
+	void (*on_page)(void *ud, const struct ed_page_result *r);
+	void *ud;
+};
+
+void ed_pipeline_opts_default(struct ed_pipeline_opts *o);
+
+struct ed_pipeline;
+
+/* Open the store and start a run. 0 or ED_ECREATE and others. */
+int ed_pipeline_open(struct ed_pipeline **out,
+		     const struct ed_pipeline_opts *o, char *err,
+		     size_t errlen);
+/* Finish the run and close the store. */
+void ed_pipeline_close(struct ed_pipeline *p);
+
+/*
+ * OCR one input: every selected page is either found finished in the
+ * store, or processed and stored in its own transaction, and reported
+ * through on_page. Returns r->code: 0 when the document could be read
+ * (individual pages may still need the model or have failed; see the
+ * counts), ED_EINTR when interrupted (finished pages are committed), or
+ * the ED_E* of a document that could not be read at all (recorded in the
+ * store with its error).
+ */
+int ed_pipeline_ocr(struct ed_pipeline *p, const char *path,
+		    struct ed_doc_result *r);
+
+/* Versions of the libraries pipeline/ and below link against. */
+void ed_pipeline_versions(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * store.h - results in SQLite: documents, runs, pages (one row per resume
+ * key), blocks, fields, zooms and the pages_fts full-text index. Schema
+ * version in PRAGMA user_version, migrations in order, WAL, busy timeout,
+ * one writer. store/ knows SQL, not documents or models; it never prints.
+ *
+ * Threads: a struct ed_store is one SQLite connection and belongs to one
+ * thread at a time.
+ *
+ * Usage:
+ *     struct ed_store *st;
+ *     char err[256];
+ *     if (ed_store_open(&st, "ernie-doc.db", 0, err, sizeof err))
+ *             ... fail (ED_ECREATE) ...
+ *     ed_store_doc_put(st, &doc, &doc_id, err, sizeof err);
+ *     ed_store_page_lookup(st, &key, true, &page_id, err, sizeof err);
+ *     if (!page_id)
+ *             ed_store_page_put(st, &page, &page_id, err, sizeof err);
+ *     ed_store_close(st);
+ */
+#ifndef ED_STORE_H
+#define ED_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+#define ED_STORE_SCHEMA_VERSION 1
+
+enum {
+	ED_STORE_READONLY = 1, /* open an existing database read-only */
+};
+
+struct ed_store;
+
+/*
+ * Open (creating and migrating as needed) the database at path. With
+ * ED_STORE_READONLY the file must exist and nothing can be written.
+ * 0, ED_ECREATE (cannot create/open for writing, not a database, or made by
+ * a newer ernie-doc), ED_ENOENT (read-only and missing), ED_EFORMAT
+ * (read-only and not an ernie-doc database).
+ */
+int ed_store_open(struct ed_store **out, const char *path, int flags,
+		  char *err, size_t errlen);
+void ed_store_close(struct ed_store *st);
+
+/* Versions: "SQLite 3.40.1". */
+const char *ed_store_sqlite_version(void);
+
+/* ---- writing ------------------------------------------------------ */
+
+struct ed_store_doc {
+	const char *sha256; /* 64 hex digits: the document's identity */
+	const char *path;   /* as given, "-" for stdin */
+	const char *kind;   /* "pdf", "tiff", "png", "jpeg", "unknown" */
+	int64_t bytes;
+	int pages;          /* 0 = unknown */
+	const char *title;  /* may be NULL */
+	const char *error;  /* NULL, or why the document could not be read */
+};
+
+/* Insert or update by sha256; *id is the row id. 0 or ED_EIO. */
+int ed_store_doc_put(struct ed_store *st, const struct ed_store_doc *d,
+		     int64_t *id, char *err, size_t errlen);
+
+struct ed_store_run {
+	const char *tool_version;
+	const char *backend;  /* "none", "native", "remote" */
+	const char *model_id; /* "" when no model */
+	const char *mode;     /* "ocr", "think" */
+	const char *options_json;
+};
+
+int ed_store_run_begin(struct ed_store *st, const struct ed_store_run *r,
+		       int64_t *id, char *err, size_t errlen);
+int ed_store_run_end(struct ed_store *st, int64_t id, char *err,
+		     size_t errlen);
+
+/* The resume key. Pages served without a model use model_id "" and
+ * prompt_id "". */
+struct ed_store_key {
+	int64_t doc_id;
+	int page_no; /* 1-based */
+	const char *mode;
+	const char *model_id;
+	const char *prompt_id;
+};
+
+/*
+ * Is this page already finished? *page_id is the id of a row with this key
+ * and status done or blank, else of a no-model row for the same document,
+ * page and mode that is blank or (when also_no_model) done; 0 when there
+ * is none. 0 or ED_EIO.
+ */
+int ed_store_page_lookup(struct ed_store *st, const struct ed_store_key *k,
+			 bool also_no_model, int64_t *page_id, char *err,
+			 size_t errlen);
+
+/* Page statuses. */
+#define ED_STORE_DONE "done"
+#define ED_STORE_BLANK "blank"
+#define ED_STORE_NEEDS_MODEL "needs-model"
+#define ED_STORE_ERROR "error"
+
+struct ed_store_page {
+	struct ed_store_key key;
+	int64_t run_id;
+	const char *source; /* "text-layer", "model", "raster" */
+	const char *status; /* ED_STORE_DONE, ... */
+	double width_pt, height_pt, dpi;
+	int grid_h, grid_w, image_tokens;
+	const char *text, *markdown, *reasoning, *finish_reason, *error;
+	int64_t tokens_in, tokens_out;
+	double ms_render, ms_encode, ms_prefill, ms_decode;
+};
+
+/*
+ * Store one page in one transaction: the row with the same key is
+ * replaced, unfinished rows (needs-model, error) for the same document,
+ * page and mode are dropped, the full-text index follows by trigger.
+ * A page is either fully committed or absent. 0 or ED_EIO.
+ */
+int ed_store_page_put(struct ed_store *st, const struct ed_store_page *p,
+		      int64_t *id, char *err, size_t errlen);
+
+/* ---- reading ------------------------------------------------------ */
+
+enum ed_store_type {
+	ED_STORE_NULL,
+	ED_STORE_INT,
+	ED_STORE_REAL,
+	ED_STORE_TEXT,
+	ED_STORE_BLOB,
+};
+
+struct ed_store_value {
+	enum ed_store_type type;
+	int64_t i;
+	double r;
+	const char *s; /* TEXT (UTF-8, NUL-terminated) or BLOB bytes */
+	size_t n;
+};
+
+/*
+ * Row callback: column names and values are valid only during the call.
+ * Return non-zero to stop early.
+ */
+typedef int (*ed_store_row_fn)(void *ud, int ncol, const char *const *names,
+			       const struct ed_store_value *vals);
+
+/*
+ * Run read-only SQL (one or more statements; rows of each go to cb, a
+ * statement boundary is signalled by a call with ncol = -1). Statements
+ * that would write are refused before they run. 0, ED_EFORMAT (SQL error
+ * or a writing statement, with SQLite's message), ED_EIO.
+ */
+int ed_store_query(struct ed_store *st, const char *sql, ed_store_row_fn cb,
+		   void *ud, char *err, size_t errlen);
+
+/*
+ * Full-text search ranked by bm25: rows (document, path, page, score,
+ * snippet) with the match wrapped in open/close. terms is FTS5 query
+ * syntax; plain words that are not valid syntax are searched as phrases.
+ * 0, ED_EFORMAT (bad query), ED_EIO.
+ */
+int ed_store_search(struct ed_store *st, const char *terms, int limit,
+		    const char *open, const char *close, ed_store_row_fn cb,
+		    void *ud, char *err, size_t errlen);
+
+/*
+ * One stored page (one row: id, page_no, status, source, text, markdown,
+ * error, width, height, dpi, ms_render) to cb. 0, ED_ENOENT, ED_EIO.
+ */
+int ed_store_page_get(struct ed_store *st, int64_t id, ed_store_row_fn cb,
+		      void *ud, char *err, size_t errlen);
+
+/*
+ * Find one document by id, sha256 prefix (6+ hex digits) or path (exact,
+ * else unique basename). 0 and *id, ED_ENOENT (none), ED_EINVAL (several).
+ */
+int ed_store_doc_find(struct ed_store *st, const char *selector, int64_t *id,
+		      char *err, size_t errlen);
+
+/*
+ * The document (one row: id, sha256, path, kind, bytes, pages, title,
+ * error, added_at) then its finished pages in order, the newest result for
+ * each page number (page_no, status, source, mode, model_id, text,
+ * markdown, reasoning, width, height): two statements to cb, separated by
+ * an ncol = -1 call.
+ */
+int ed_store_doc_export(struct ed_store *st, int64_t id, ed_store_row_fn cb,
+			void *ud, char *err, size_t errlen);
+
+#endif
