@@ -16,7 +16,7 @@ MANDIR ?= $(PREFIX)/share/man
 PKG_CONFIG ?= pkg-config
 BUILD ?= build
 
-PKGS := poppler-glib cairo libtiff-4 libpng libjpeg libcurl sqlite3 \
+PKGS := poppler-glib gio-2.0 cairo libtiff-4 libpng libjpeg libcurl sqlite3 \
 	libpcre2-8 jansson
 
 ifeq ($(filter clean deps lint check-deps,$(MAKECMDGOALS)),)

@@ -9,6 +9,7 @@
 #include "render_int.h"
 
 #include <cairo.h>
+#include <gio/gio.h>
 #include <math.h>
 #include <poppler.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 struct pdf_state {
 	PopplerDocument *pd;
 	GBytes *bytes;
+	GInputStream *stream;
 };
 
 static int gerror_code(const GError *e)
@@ -39,7 +41,16 @@ int pdf_open(struct ed_doc *doc, const char *password, char *err,
 	if (!s)
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	s->bytes = g_bytes_new_static(doc->data, doc->len);
-	s->pd = poppler_document_new_from_bytes(s->bytes, password, &ge);
+	if (password) {
+		/* poppler 22.12's from_bytes/from_data crash on a wrong
+		 * password (the retry reuses a freed stream); the stream
+		 * constructor does not, and reads our bytes without a copy */
+		s->stream = g_memory_input_stream_new_from_bytes(s->bytes);
+		s->pd = poppler_document_new_from_stream(
+			s->stream, (goffset)doc->len, password, NULL, &ge);
+	} else {
+		s->pd = poppler_document_new_from_bytes(s->bytes, NULL, &ge);
+	}
 	if (!s->pd) {
 		rc = gerror_code(ge);
 		if (rc == ED_EPASSWORD)
@@ -51,6 +62,8 @@ int pdf_open(struct ed_doc *doc, const char *password, char *err,
 			ed_err(err, errlen, rc, "bad pdf: %s",
 			       ge && ge->message ? ge->message : "unreadable");
 		g_clear_error(&ge);
+		if (s->stream)
+			g_object_unref(s->stream);
 		g_bytes_unref(s->bytes);
 		free(s);
 		return rc;
@@ -58,6 +71,8 @@ int pdf_open(struct ed_doc *doc, const char *password, char *err,
 	doc->npages = poppler_document_get_n_pages(s->pd);
 	if (doc->npages < 1) {
 		g_object_unref(s->pd);
+		if (s->stream)
+			g_object_unref(s->stream);
 		g_bytes_unref(s->bytes);
 		free(s);
 		return ed_err(err, errlen, ED_EFORMAT, "bad pdf: no pages");
@@ -82,6 +97,8 @@ void pdf_close(struct ed_doc *doc)
 	if (!s)
 		return;
 	g_object_unref(s->pd);
+	if (s->stream)
+		g_object_unref(s->stream);
 	g_bytes_unref(s->bytes);
 	free(s);
 	doc->pdf = NULL;

@@ -65,6 +65,16 @@ static int png_decode(const void *data, size_t len,
 	png_uint_32 pw, ph, xres, yres;
 	int depth, ctype, unit, interlaced, rc = 0;
 
+	/* IHDR is the first chunk: refuse a bomb before libpng reads on */
+	if (len >= 24 && memcmp((const char *)data + 12, "IHDR", 4) == 0) {
+		const unsigned char *h8 = (const unsigned char *)data + 16;
+		uint32_t iw = (uint32_t)h8[0] << 24 | (uint32_t)h8[1] << 16 |
+			      (uint32_t)h8[2] << 8 | h8[3];
+		uint32_t ih = (uint32_t)h8[4] << 24 | (uint32_t)h8[5] << 16 |
+			      (uint32_t)h8[6] << 8 | h8[7];
+		if (iw && ih && (rc = image_check_size(iw, ih, lim, err, errlen)))
+			return rc;
+	}
 	c = calloc(1, sizeof *c);
 	if (!c)
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");

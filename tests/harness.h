@@ -33,9 +33,14 @@ static const char *t_name = "test";
 	CHECK((long long)(a) == (long long)(b), "%s = %lld, want %lld", #a,  \
 	      (long long)(a), (long long)(b))
 
+static inline int t_streq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
 #define CHECK_STR(a, b)                                                      \
-	CHECK((a) && strcmp((a), (b)) == 0, "%s = '%s', want '%s'", #a,      \
-	      (a) ? (a) : "(null)", (b))
+	CHECK(t_streq((a), (b)), "%s = '%s', want '%s'", #a,                 \
+	      t_streq((a), (a)) ? (a) : "(null)", (b))
 
 static inline const char *t_shared(const char *rel, char *buf, size_t n)
 {

@@ -1,0 +1,70 @@
+#!/bin/sh
+# run.sh - every test binary (one per module), the fuzz corpus replays and
+# the CLI tests; one final line "N passed, M failed", non-zero on failure.
+# VALGRIND=1 runs the binaries under valgrind (errors fail the test).
+set -u
+cd "$(dirname "$0")/.." || exit 2
+BUILD=${BUILD:-build}
+export ED_SHARED=${ED_SHARED:-$(cd .. && pwd)/shared}
+export ED_BUILD=$BUILD
+TMPDIR=${TMPDIR:-/tmp}
+export ED_TMP=$(mktemp -d "$TMPDIR/ernie-doc-test.XXXXXX")
+trap 'rm -rf "$ED_TMP"' EXIT INT TERM
+
+if [ ! -d "$ED_SHARED/golden" ]; then
+	echo "run.sh: fixtures not found at $ED_SHARED (set ED_SHARED)" >&2
+	exit 2
+fi
+WRAP=""
+if [ "${VALGRIND:-}" = 1 ]; then
+	WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite"
+	export ED_VALGRIND=1
+fi
+export ED_WRAP="$WRAP"
+
+pass=0
+fail=0
+tally() { # parse "<name>: N passed, M failed" lines from a log
+	line=$(grep -E '^[a-z_-]+: [0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1)
+	if [ -z "$line" ]; then
+		echo "run.sh: $2 printed no summary (crashed?)" >&2
+		fail=$((fail + 1))
+		return
+	fi
+	p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
+	f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
+	pass=$((pass + p))
+	fail=$((fail + f))
+}
+
+for t in common render model store pipeline; do
+	log="$ED_TMP/$t.log"
+	$WRAP "$BUILD/tests/test_$t" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	tally "$log" "test_$t"
+	if [ $rc -ne 0 ] && ! grep -qE ' [1-9][0-9]* failed$' "$log"; then
+		echo "run.sh: test_$t exited $rc" >&2
+		fail=$((fail + 1))
+	fi
+done
+
+for fz in "$BUILD"/tests/fuzz_*; do
+	[ -x "$fz" ] || continue
+	name=$(basename "$fz")
+	log="$ED_TMP/$name.log"
+	$WRAP "$fz" "tests/fuzz/corpus/${name#fuzz_}" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	tally "$log" "$name"
+	[ $rc -ne 0 ] && ! grep -qE ' [1-9][0-9]* failed$' "$log" &&
+		fail=$((fail + 1))
+done
+
+log="$ED_TMP/cli.log"
+sh tests/cli.sh >"$log" 2>&1
+cat "$log"
+tally "$log" cli
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
