@@ -16,24 +16,43 @@ const char *ed_store_sqlite_version(void)
 	return sqlite3_libversion();
 }
 
+/* A locked database is a temporary failure: another writer holds it
+ * past the busy timeout, and a later run will get through. */
+static int code_of(struct ed_store *st, int fallback)
+{
+	int ec = sqlite3_errcode(st->db) & 0xFF;
+
+	if (ec == SQLITE_BUSY || ec == SQLITE_LOCKED)
+		return ED_EAGAIN;
+	return fallback;
+}
+
 static int db_err(struct ed_store *st, int code, char *err, size_t errlen,
 		  const char *what)
 {
-	return ed_err(err, errlen, code, "%s: %s", what, sqlite3_errmsg(st->db));
+	return ed_err(err, errlen, code_of(st, code), "%s: %s", what,
+		      sqlite3_errmsg(st->db));
 }
 
 static int exec(struct ed_store *st, const char *sql, char *err,
 		size_t errlen)
 {
 	char *msg = NULL;
+	int rc;
 
 	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		ed_err(err, errlen, ED_EIO, "database: %s",
+		rc = code_of(st, ED_EIO);
+		ed_err(err, errlen, rc, "database: %s",
 		       msg ? msg : sqlite3_errmsg(st->db));
 		sqlite3_free(msg);
-		return ED_EIO;
+		return rc;
 	}
 	return 0;
+}
+
+void ed_store_set_busy_timeout(struct ed_store *st, int ms)
+{
+	sqlite3_busy_timeout(st->db, ms);
 }
 
 static int user_version(struct ed_store *st, int *v)
@@ -67,7 +86,7 @@ static int migrate(struct ed_store *st, int from, char *err, size_t errlen)
 		    (rc = exec(st, "COMMIT", err, errlen))) {
 			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 			ed_err_prefix(err, errlen, "migrating to schema %d", v + 1);
-			return ED_ECREATE;
+			return rc == ED_EAGAIN ? rc : ED_ECREATE;
 		}
 	}
 	return 0;
@@ -134,14 +153,17 @@ int ed_store_open(struct ed_store **out, const char *path, int flags,
 		*out = st;
 		return 0;
 	}
-	if (exec(st, "PRAGMA journal_mode = WAL", err, errlen) ||
-	    exec(st, "PRAGMA synchronous = NORMAL", err, errlen) ||
-	    exec(st, "PRAGMA foreign_keys = ON", err, errlen)) {
-		rc = ED_ECREATE;
+	if ((rc = exec(st, "PRAGMA journal_mode = WAL", err, errlen)) ||
+	    (rc = exec(st, "PRAGMA synchronous = NORMAL", err, errlen)) ||
+	    (rc = exec(st, "PRAGMA foreign_keys = ON", err, errlen))) {
+		if (rc != ED_EAGAIN)
+			rc = ED_ECREATE;
 		ed_err_prefix(err, errlen, "database '%s'", path);
 		goto out_close;
 	}
 	if ((rc = migrate(st, v, err, errlen))) {
+		if (rc != ED_EAGAIN)
+			rc = ED_ECREATE;
 		ed_err_prefix(err, errlen, "database '%s'", path);
 		goto out_close;
 	}

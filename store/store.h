@@ -46,6 +46,10 @@ int ed_store_open(struct ed_store **out, const char *path, int flags,
 		  char *err, size_t errlen);
 void ed_store_close(struct ed_store *st);
 
+/* How long a write waits for another writer's lock (default 5000 ms)
+ * before failing with ED_EAGAIN. */
+void ed_store_set_busy_timeout(struct ed_store *st, int ms);
+
 /* Versions: "SQLite 3.40.1". */
 const char *ed_store_sqlite_version(void);
 
@@ -120,7 +124,8 @@ struct ed_store_page {
  * Store one page in one transaction: the row with the same key is
  * replaced, unfinished rows (needs-model, error) for the same document,
  * page and mode are dropped, the full-text index follows by trigger.
- * A page is either fully committed or absent. 0 or ED_EIO.
+ * A page is either fully committed or absent. 0, ED_EAGAIN (another
+ * writer held the database past the busy timeout) or ED_EIO.
  */
 int ed_store_page_put(struct ed_store *st, const struct ed_store_page *p,
 		      int64_t *id, char *err, size_t errlen);
