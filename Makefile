@@ -48,7 +48,7 @@ CMD_OBJ := $(CMD_SRC:%.c=$(BUILD)/%.o)
 
 TEST_NAMES := common render model store pipeline
 TEST_BINS := $(TEST_NAMES:%=$(BUILD)/tests/test_%)
-TOOL_BINS := $(BUILD)/tests/peakrss $(BUILD)/tests/mkpdf
+TOOL_BINS := $(BUILD)/tests/peakrss $(BUILD)/tests/mkpdf $(BUILD)/tests/stcmp
 FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_NAMES:%=$(BUILD)/tests/%)
 BENCH_BIN := $(BUILD)/bench/bench

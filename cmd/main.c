@@ -82,11 +82,43 @@ static void usage(FILE *f)
 		commands[i].usage(f);
 		fputs("\n", f);
 	}
-	fputs("Exit status: 0 done, 1 some inputs failed or need the model, "
-	      "64 usage,\n65 invalid input, 66 input missing, 70 internal "
-	      "error, 73 cannot create\noutput, 74 i/o error, 77 password "
-	      "required or wrong, 130 interrupted.\n"
-	      "See ernie-doc(1).\n",
+	fputs("options:\n"
+	      "  -h, --help               print usage and exit\n"
+	      "  --version                print versions of ernie-doc and "
+	      "its libraries\n"
+	      "  -q, --quiet              no per-document lines or progress\n"
+	      "  -v, --verbose            per-document lines even with "
+	      "progress\n"
+	      "  --db FILE                the database (default "
+	      "ernie-doc.db)\n"
+	      "  --pages RANGE            pages to process, e.g. 1-3,7,9-end\n"
+	      "  --dpi N                  PDF rasterization resolution "
+	      "(default 200)\n"
+	      "  --text-layer MODE        auto (default), never or only\n"
+	      "  --format FORMAT          output format of the command\n"
+	      "  --force                  recompute finished pages\n"
+	      "  --password-file FILE     password of encrypted PDFs\n"
+	      "  --max-page-pixels N      refuse larger pages (default "
+	      "178956970)\n"
+	      "  --max-stdin BYTES        refuse larger standard input "
+	      "(default 1G)\n"
+	      "  -o, --out DIR            render: output directory\n"
+	      "  --min-pixels N           tiles: smart_resize minimum "
+	      "(3136)\n"
+	      "  --max-pixels N           tiles: smart_resize maximum "
+	      "(4842768)\n"
+	      "  --dump FILE              tiles: write the first page's "
+	      "patches\n"
+	      "  --limit N                search: at most N results "
+	      "(default 20)\n"
+	      "\n",
+	      f);
+	fputs("exit status: 0 done, 1 some inputs failed or need the model, "
+	      "64 usage,\n65 invalid input, 66 input missing, 69 model server "
+	      "unavailable,\n70 internal error, 73 cannot create output, 74 "
+	      "i/o error, 75 temporary\nfailure, 77 password required or "
+	      "wrong, 78 bad model or configuration,\n130 interrupted. See "
+	      "ernie-doc(1).\n",
 	      f);
 }
 
@@ -121,7 +153,7 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+	if (strcmp(argv[1], "--version") == 0) {
 		version();
 		return 0;
 	}
@@ -135,7 +167,7 @@ int main(int argc, char **argv)
 		}
 		rc = commands[i].run(argc - 1, argv + 1);
 		curl_global_cleanup();
-		if (fflush(stdout) != 0 && rc == 0) {
+		if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0) {
 			msg("cannot write standard output");
 			rc = EX_IOERR_;
 		}

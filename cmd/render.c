@@ -202,7 +202,7 @@ int cmd_render(int argc, char **argv)
 		char path[4096];
 		FILE *f;
 
-		if (!ed_range_has(&v.pages, i + 1))
+		if (!ed_range_has(&v.pages, i + 1, n))
 			continue;
 		if ((rc = ed_render_page(v.doc, i, v.dpi, NULL, &img, err,
 					 sizeof err)) ||
@@ -277,7 +277,7 @@ int cmd_tiles(int argc, char **argv)
 		struct ed_image img;
 		struct ed_tiles t;
 
-		if (!ed_range_has(&v.pages, i + 1))
+		if (!ed_range_has(&v.pages, i + 1, n))
 			continue;
 		if ((rc = ed_render_page(v.doc, i, v.dpi, NULL, &img, err,
 					 sizeof err)) ||

@@ -140,8 +140,9 @@ struct ed_range {
 /* 0 on success, ED_EINVAL with a message on bad syntax. NULL or "" = all. */
 int ed_range_parse(struct ed_range *r, const char *spec, char *err,
 		   size_t errlen);
-/* Is 1-based page p selected? An empty range selects every page. */
-bool ed_range_has(const struct ed_range *r, int p);
+/* Is 1-based page p of a document whose last page is `last` selected?
+ * "end" stands for last. An empty range selects every page. */
+bool ed_range_has(const struct ed_range *r, int p, int last);
 
 /* ---- numbers ------------------------------------------------------ */
 

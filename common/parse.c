@@ -76,15 +76,18 @@ bad:
 		      "bad page range '%s': expected e.g. 1-3,7,9-end", spec);
 }
 
-bool ed_range_has(const struct ed_range *r, int p)
+bool ed_range_has(const struct ed_range *r, int p, int last)
 {
 	int i;
 
 	if (r->n == 0)
 		return true;
-	for (i = 0; i < r->n; i++)
-		if (p >= r->span[i].lo && p <= r->span[i].hi)
+	for (i = 0; i < r->n; i++) {
+		int32_t lo = r->span[i].lo == ED_RANGE_END ? last : r->span[i].lo;
+		int32_t hi = r->span[i].hi == ED_RANGE_END ? last : r->span[i].hi;
+		if (p >= lo && p <= hi)
 			return true;
+	}
 	return false;
 }
 

@@ -60,7 +60,7 @@ int ed_pipeline_open(struct ed_pipeline **out,
 	if ((rc = ed_store_run_begin(p->st, &run, &p->run_id, err, errlen))) {
 		ed_store_close(p->st);
 		free(p);
-		return ED_ECREATE;
+		return rc == ED_EAGAIN ? rc : ED_ECREATE;
 	}
 	*out = p;
 	return 0;
@@ -304,7 +304,7 @@ int ed_pipeline_ocr(struct ed_pipeline *p, const char *path,
 					   o->prompt_id};
 		int64_t have = 0;
 
-		if (!ed_range_has(&o->pages, i + 1))
+		if (!ed_range_has(&o->pages, i + 1, npages))
 			continue;
 		if (o->interrupted && *o->interrupted) {
 			dr->code = ED_EINTR;

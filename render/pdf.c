@@ -154,15 +154,16 @@ int pdf_render(struct ed_doc *doc, int page, double dpi,
 		r = *region;
 	pw = info.width_pt * scale;
 	ph = info.height_pt * scale;
-	/* round to nearest as pdftoppm does; a region keeps >= 1 pixel */
+	/* round up as pdftoppm does (a partial pixel is still page); a
+	 * region keeps >= 1 pixel */
 	{
 		double fw = fabs(r.x1 - r.x0), fh = fabs(r.y1 - r.y0);
 		double ww = pw * (fw > 1 ? 1 : fw), hh = ph * (fh > 1 ? 1 : fh);
 		if (ww > 4e9 || hh > 4e9)
 			return image_check_size(UINT32_MAX, UINT32_MAX, &doc->lim,
 						err, errlen);
-		w = (int)ED_MAX(1.0, floor(ww + 0.5));
-		h = (int)ED_MAX(1.0, floor(hh + 0.5));
+		w = (int)ED_MAX(1.0, ceil(ww - 1e-6));
+		h = (int)ED_MAX(1.0, ceil(hh - 1e-6));
 	}
 	if ((rc = image_check_size((uint64_t)w, (uint64_t)h, &doc->lim, err,
 				   errlen)))

@@ -169,12 +169,13 @@ int ed_store_open(struct ed_store **out, const char *path, int flags,
 	}
 	if (prepare(st, &st->lookup,
 		    "SELECT id FROM pages WHERE document_id = ?1 AND "
-		    "page_no = ?2 AND mode = ?3 AND (("
-		    "model_id = ?4 AND prompt_id = ?5 AND "
-		    "status IN ('done', 'blank')) OR (model_id = '' AND "
-		    "prompt_id = '' AND (status = 'blank' OR "
-		    "(?6 AND status = 'done')))) ORDER BY "
-		    "(model_id = ?4 AND prompt_id = ?5) DESC, id DESC LIMIT 1",
+		    "page_no = ?2 AND mode = ?3 AND "
+		    "status IN ('done', 'blank') AND "
+		    "((model_id = ?4 AND prompt_id = ?5) OR "
+		    "(model_id = '' AND prompt_id = '')) AND "
+		    "(status = 'blank' OR source != 'text-layer' OR ?6) "
+		    "ORDER BY (model_id = ?4 AND prompt_id = ?5) DESC, "
+		    "id DESC LIMIT 1",
 		    err, errlen) ||
 	    prepare(st, &st->del,
 		    "DELETE FROM pages WHERE document_id = ?1 AND "
@@ -322,7 +323,7 @@ static void bind_key(sqlite3_stmt *s, const struct ed_store_key *k)
 }
 
 int ed_store_page_lookup(struct ed_store *st, const struct ed_store_key *k,
-			 bool also_no_model, int64_t *page_id, char *err,
+			 bool text_layer_ok, int64_t *page_id, char *err,
 			 size_t errlen)
 {
 	sqlite3_stmt *s = st->lookup;
@@ -330,7 +331,7 @@ int ed_store_page_lookup(struct ed_store *st, const struct ed_store_key *k,
 
 	sqlite3_reset(s);
 	bind_key(s, k);
-	sqlite3_bind_int(s, 6, also_no_model);
+	sqlite3_bind_int(s, 6, text_layer_ok);
 	rc = sqlite3_step(s);
 	*page_id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
 	sqlite3_reset(s);

@@ -93,13 +93,13 @@ struct ed_store_key {
 };
 
 /*
- * Is this page already finished? *page_id is the id of a row with this key
- * and status done or blank, else of a no-model row for the same document,
- * page and mode that is blank or (when also_no_model) done; 0 when there
- * is none. 0 or ED_EIO.
+ * Is this page already finished? *page_id is the id of a done or blank
+ * row with this key, else of one from a no-model run for the same
+ * document, page and mode; rows served from the text layer count only
+ * when text_layer_ok. 0 when there is none. 0 or ED_EIO.
  */
 int ed_store_page_lookup(struct ed_store *st, const struct ed_store_key *k,
-			 bool also_no_model, int64_t *page_id, char *err,
+			 bool text_layer_ok, int64_t *page_id, char *err,
 			 size_t errlen);
 
 /* Page statuses. */

@@ -92,14 +92,21 @@ static void test_range(void)
 	char err[128];
 
 	CHECK_INT(ed_range_parse(&r, "1-3,7,9-end", err, sizeof err), 0);
-	CHECK(ed_range_has(&r, 1) && ed_range_has(&r, 3) && !ed_range_has(&r, 4),
+	CHECK(ed_range_has(&r, 1, 20) && ed_range_has(&r, 3, 20) &&
+		      !ed_range_has(&r, 4, 20),
 	      "1-3");
-	CHECK(ed_range_has(&r, 7) && !ed_range_has(&r, 8), "7");
-	CHECK(ed_range_has(&r, 9) && ed_range_has(&r, 100000), "9-end");
+	CHECK(ed_range_has(&r, 7, 20) && !ed_range_has(&r, 8, 20), "7");
+	CHECK(ed_range_has(&r, 9, 20) && ed_range_has(&r, 20, 20), "9-end");
+	CHECK(!ed_range_has(&r, 21, 20), "past the end");
+	CHECK(!ed_range_has(&r, 9, 5) && ed_range_has(&r, 3, 5), "short doc");
 	CHECK_INT(ed_range_parse(&r, "", err, sizeof err), 0);
-	CHECK(ed_range_has(&r, 42), "empty selects all");
+	CHECK(ed_range_has(&r, 42, 50), "empty selects all");
 	CHECK_INT(ed_range_parse(&r, "end", err, sizeof err), 0);
-	CHECK(ed_range_has(&r, ED_RANGE_END) && !ed_range_has(&r, 5), "end");
+	CHECK(ed_range_has(&r, 5, 5) && !ed_range_has(&r, 4, 5), "end");
+	CHECK_INT(ed_range_parse(&r, "end-end,2", err, sizeof err), 0);
+	CHECK(ed_range_has(&r, 9, 9) && ed_range_has(&r, 2, 9) &&
+		      !ed_range_has(&r, 3, 9),
+	      "end-end,2");
 	CHECK_INT(ed_range_parse(&r, "3-1", err, sizeof err), ED_EINVAL);
 	CHECK(strstr(err, "3-1") != NULL, "message quotes the range: %s", err);
 	CHECK_INT(ed_range_parse(&r, "0", err, sizeof err), ED_EINVAL);

@@ -1,0 +1,272 @@
+#!/bin/sh
+# cli.sh - tests of the built ./ernie-doc: outputs, stored rows and every
+# exit status it can produce, the corpus outcomes, --help against the man
+# page, stdin, interruption, and the 1,000-page memory bound.
+# Prints "cli: N passed, M failed".
+set -u
+cd "$(dirname "$0")/.." || exit 2
+BUILD=${ED_BUILD:-build}
+SHARED=${ED_SHARED:-../shared}
+C=$SHARED/corpus
+T=${ED_TMP:-/tmp}/cli.$$
+mkdir -p "$T"
+E="${ED_WRAP:-} $(pwd)/ernie-doc"
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); }
+no() {
+	fail=$((fail + 1))
+	echo "cli: FAIL: $*" >&2
+}
+# expect STATUS CMD...: run, keep stdout/stderr in $T/out, $T/err
+expect() {
+	want=$1
+	shift
+	"$@" >"$T/out" 2>"$T/err"
+	got=$?
+	if [ "$got" -eq "$want" ]; then
+		ok
+	else
+		no "'$*' exited $got, want $want: $(head -c 300 "$T/err")"
+	fi
+}
+check() { # check DESCRIPTION TEST...
+	d=$1
+	shift
+	if "$@"; then ok; else no "$d"; fi
+}
+q() { # q DB SQL: one value from the database
+	$E query --db "$1" --format csv "$2" | sed -n 2p | tr -d '\r'
+}
+
+# ---- help, version, man page --------------------------------------
+expect 0 $E --help
+check "--help lists commands" grep -q "^  ocr " "$T/out"
+expect 0 $E --version
+for lib in poppler cairo libtiff libpng libjpeg SQLite PCRE2 jansson libcurl; do
+	check "--version names $lib" grep -q "$lib [0-9]" "$T/out"
+done
+expect 0 $E ocr --help
+check "ocr --help is the ocr usage" grep -q "usage: ernie-doc ocr" "$T/out"
+# every option in --help is in the man page and back
+$E --help | grep -oE '(^|[ [|,])--?[a-z][a-z-]*' | sed -E 's/^[ [|,]//' |
+	sort -u >"$T/help.opts"
+grep -E '^\.(It|Op|Fl)|Fl ' man/ernie-doc.1 |
+	grep -oE 'Fl -?[a-z][a-z-]*' | sed -E 's/^Fl /-/' |
+	sed -E 's/^-qv$/-q\n-v/' | sort -u >"$T/man.opts"
+if diff "$T/help.opts" "$T/man.opts" >"$T/opts.diff"; then
+	ok
+else
+	no "--help and man page options differ: $(tr '\n' ' ' <"$T/opts.diff")"
+fi
+check "options found" test "$(wc -l <"$T/help.opts")" -ge 20
+
+# ---- usage errors: 64 -----------------------------------------------
+expect 64 $E
+expect 64 $E frobnicate
+check "unknown command message" grep -q "'frobnicate' is not a command" "$T/err"
+expect 64 $E ocr --no-such-option x.pdf
+expect 64 $E ocr --pages 3-1 "$C/minimal-document.pdf"
+expect 64 $E ocr --dpi 5 "$C/minimal-document.pdf"
+expect 64 $E ocr --text-layer sometimes "$C/minimal-document.pdf"
+expect 64 $E render "$C/minimal-document.pdf"
+expect 64 $E query
+expect 64 $E tiles --min-pixels 5000 --max-pixels 4000 "$C/smile.png"
+
+# ---- ocr on the corpus -------------------------------------------------
+DB=$T/a.db
+expect 0 $E ocr --db "$DB" "$C/minimal-document.pdf"
+check "one NDJSON line" test "$(wc -l <"$T/out")" -eq 1
+check "text-layer page" grep -q '"status":"done","source":"text-layer"' "$T/out"
+check "text in the JSON" grep -q '"text":"Lorem ipsum' "$T/out"
+check "not cached" grep -q '"cached":false' "$T/out"
+check "one stored page" test "$(q "$DB" 'SELECT count(*) FROM pages')" = 1
+check "stderr line per document" grep -q "1 page: 1 done" "$T/err"
+# a re-run does no work and adds no rows
+expect 0 $E ocr --db "$DB" "$C/minimal-document.pdf"
+check "re-run is cached" grep -q '"cached":true' "$T/out"
+check "re-run adds nothing" test "$(q "$DB" 'SELECT count(*) FROM pages')" = 1
+check "re-run prints the same text" grep -q '"text":"Lorem ipsum' "$T/out"
+expect 0 $E ocr --db "$DB" --force "$C/minimal-document.pdf"
+check "--force recomputes" grep -q '"cached":false' "$T/out"
+check "--force replaces the row" test "$(q "$DB" 'SELECT count(*) FROM pages')" = 1
+check "--force: the row is from the last run" test "$(q "$DB" 'SELECT run_id = (SELECT max(id) FROM runs) FROM pages')" = 1
+expect 0 $E ocr -q --db "$DB" "$C/pdflatex-4-pages.pdf" "$C/multicolumn.pdf"
+check "-q is quiet" test ! -s "$T/err"
+check "4 + 3 pages printed" test "$(wc -l <"$T/out")" -eq 7
+check "7 + 1 pages stored" test "$(q "$DB" 'SELECT count(*) FROM pages')" = 8
+expect 0 $E ocr --db "$DB" --pages 2-3,end "$C/pdflatex-4-pages.pdf"
+check "--pages 2-3,end" test "$(grep -o '"page":[0-9]*' "$T/out" | tr '\n' ' ')" = '"page":2 "page":3 "page":4 '
+expect 0 $E ocr --db "$DB" --format text --pages 1 "$C/minimal-document.pdf"
+check "--format text" grep -q "^Lorem ipsum" "$T/out"
+# blank pages are done without a model
+expect 0 $E ocr --db "$DB" "$C/trivial.pdf" "$C/no_contents.pdf"
+check "blank pages" test "$(grep -c '"status":"blank"' "$T/out")" -eq 2
+# pages that need the model: stored, explained, exit 1
+for f in linn.pdf skew.pdf grayscale-image.pdf imagemagick-CCITTFaxDecode.pdf \
+	kcs.pdf phototest.tif eurotext.tif phototest_2.tif smile.png smile.jpg; do
+	expect 1 $E ocr --db "$DB" "$C/$f"
+	check "$f needs the model" grep -q '"status":"needs-model"' "$T/out"
+	check "$f: how to configure" grep -q "MODEL WEIGHTS in ernie-doc(1)" "$T/err"
+done
+check "needs-model rows" test "$(q "$DB" "SELECT count(*) FROM pages WHERE status = 'needs-model'")" = 10
+expect 1 $E ocr --db "$DB" "$C/multipage.pdf"
+check "multipage: 6 pages" test "$(wc -l <"$T/out")" -eq 6
+# TIFF pages: a reduced-resolution directory is not a page
+expect 1 $E ocr --db "$DB" "$C/smile-lzw.tiff"
+check "smile-lzw.tiff is 1 page" grep -q '"pages":1' "$T/out"
+expect 0 $E tiles "$C/smile-pack-bits.tiff"
+check "smile-pack-bits.tiff: 16x16, one page" test "$(sed -n '2,$p' "$T/out" | awk '{print $2 "x" $3}' | tr '\n' ' ')" = "16x16 "
+
+# ---- invalid input: 65, missing: 66 -----------------------------------
+expect 65 $E ocr --db "$DB" "$C/invalid.pdf"
+check "invalid.pdf: one-line message" test "$(wc -l <"$T/err")" -eq 1
+check "invalid.pdf: message names the file" grep -q "^ernie-doc: '.*invalid.pdf': bad pdf" "$T/err"
+check "invalid.pdf: recorded" test "$(q "$DB" "SELECT count(*) FROM documents WHERE path LIKE '%invalid.pdf' AND error IS NOT NULL")" = 1
+expect 66 $E ocr --db "$DB" "$T/does-not-exist.pdf"
+expect 66 $E ocr --db "$DB" "$T"
+printf 'GIF89a\001\000\001\000' >"$T/x.gif"
+expect 65 $E ocr --db "$DB" "$T/x.gif"
+check "not a document" grep -q "not a pdf, tiff, png or jpeg" "$T/err"
+# one bad file never stops the others: exit 1, the good one stored
+rm -f "$T/b.db"
+expect 1 $E ocr --db "$T/b.db" "$C/invalid.pdf" "$C/minimal-document.pdf"
+check "good input after a bad one" grep -q '"status":"done"' "$T/out"
+check "bad input reported on stdout" grep -q '"page":null,"status":"error"' "$T/out"
+
+# ---- caps: 65 ------------------------------------------------------
+expect 65 $E ocr --db "$DB" --max-page-pixels 100 "$C/smile.png"
+check "pixel cap message" grep -q "exceeds the limit of 100 pixels" "$T/err"
+expect 65 $E ocr --db "$DB" --max-page-pixels 1M --dpi 2400 --text-layer never "$C/minimal-document.pdf"
+expect 65 sh -c "$E ocr --db '$DB' --max-stdin 1000 < '$C/minimal-document.pdf'"
+check "stdin cap message" grep -q "larger than 1000 bytes" "$T/err"
+
+# ---- stdin ----------------------------------------------------------
+rm -f "$T/s.db"
+expect 0 sh -c "cat '$C/pdflatex-4-pages.pdf' | $E ocr --db '$T/s.db'"
+check "stdin: 4 pages" test "$(wc -l <"$T/out")" -eq 4
+check "stdin path" grep -q '"path":"-"' "$T/out"
+expect 0 sh -c "$E ocr --db '$T/s.db' - < '$C/pdflatex-4-pages.pdf'"
+check "stdin re-run cached" test "$(grep -c '"cached":true' "$T/out")" -eq 4
+expect 64 sh -c "$E ocr --db '$T/s.db' - - < '$C/minimal-document.pdf'"
+
+# ---- passwords: 77 ----------------------------------------------------
+P=$C/libreoffice-writer-password.pdf
+expect 77 $E ocr --db "$DB" "$P"
+check "password message" grep -q "password is needed" "$T/err"
+echo wrong >"$T/pw.bad"
+expect 77 $E ocr --db "$DB" --password-file "$T/pw.bad" "$P"
+echo openpassword >"$T/pw"
+expect 0 $E ocr --db "$DB" --password-file "$T/pw" "$P"
+check "decrypted text" grep -q '"status":"done","source":"text-layer"' "$T/out"
+expect 66 $E ocr --db "$DB" --password-file "$T/no-such-pw" "$P"
+
+# ---- database: 73, 75; output: 74 ------------------------------------
+expect 73 $E ocr --db "$T/no-such-dir/x.db" "$C/minimal-document.pdf"
+echo "not a database at all, certainly not one of ours, no. ............................................................" >"$T/bad.db"
+expect 73 $E ocr --db "$T/bad.db" "$C/minimal-document.pdf"
+if [ -w /dev/full ]; then
+	expect 74 sh -c "$E ocr --db '$DB' '$C/minimal-document.pdf' > /dev/full"
+fi
+if command -v python3 >/dev/null 2>&1; then
+	# another writer holds the database past the 5 s busy timeout
+	python3 -c "
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute('BEGIN EXCLUSIVE')
+open(sys.argv[2], 'w').close()
+time.sleep(9)
+" "$DB" "$T/locked" &
+	lockpid=$!
+	while [ ! -e "$T/locked" ]; do sleep 0.05; done
+	expect 75 $E ocr --db "$DB" --force "$C/minimal-document.pdf"
+	check "busy message" grep -q "locked" "$T/err"
+	kill $lockpid 2>/dev/null
+	wait $lockpid 2>/dev/null
+fi
+
+# ---- query, search, export -------------------------------------------
+expect 0 $E query --db "$DB" "SELECT page_no, status FROM pages WHERE document_id = 1"
+check "table header" grep -q "^page_no  status" "$T/out"
+check "table rule" grep -q "^-------  ------" "$T/out"
+expect 0 $E query --db "$DB" --format csv "SELECT 'a,b' AS x, 'say \"hi\"' AS y, NULL AS z"
+check "csv quoting" test "$(sed -n 2p "$T/out" | tr -d '\r')" = '"a,b","say ""hi""",'
+expect 0 $E query --db "$DB" --format json "SELECT 1 AS n, 'x' AS s, NULL AS z"
+check "json array" test "$(tr -d '\n' <"$T/out")" = '[{"n":1,"s":"x","z":null}]'
+expect 65 $E query --db "$DB" "DELETE FROM pages"
+check "write refused" grep -q "read-only" "$T/err"
+check "nothing deleted" test "$(q "$DB" 'SELECT count(*) > 0 FROM pages')" = 1
+expect 65 $E query --db "$DB" "SELEKT 1"
+expect 66 $E query --db "$T/none.db" "SELECT 1"
+check "query does not create a database" test ! -e "$T/none.db"
+expect 0 $E search --db "$DB" Lorem ipsum
+check "search hit" grep -q "minimal-document.pdf:1" "$T/out"
+check "snippet marks the match" grep -q "\[Lorem\]" "$T/out"
+expect 0 $E search --db "$DB" --format ndjson --limit 2 the
+check "search limit" test "$(wc -l <"$T/out")" -eq 2
+check "search ndjson" grep -q '"snippet":' "$T/out"
+expect 0 $E search --db "$DB" e-mail
+expect 0 $E export --db "$DB" --format txt minimal-document.pdf
+check "export txt" grep -q "^Lorem ipsum" "$T/out"
+expect 0 $E export --db "$DB" --format md pdflatex-4-pages.pdf
+check "export md pages" test "$(grep -c '^<!-- page [0-9] -->' "$T/out")" -eq 4
+expect 0 $E export --db "$DB" --format json 1
+check "export json" grep -q '"pages":\[{"page_no":1' "$T/out"
+expect 66 $E export --db "$DB" nothing-like-this.pdf
+
+# ---- render and tiles -------------------------------------------------
+expect 0 $E render --dpi 72 --pages 2 -o "$T/r" "$C/pdflatex-4-pages.pdf"
+check "render writes page-0002.png" test -s "$T/r/page-0002.png"
+check "render prints the path" grep -q "page-0002.png" "$T/out"
+expect 0 $E tiles "$T/r/page-0002.png"
+check "72 dpi A4 is 596x842" grep -qE '^1 +596 +842 ' "$T/out"
+if command -v pdftoppm >/dev/null 2>&1; then
+	pdftoppm -r 150 -f 1 -l 1 -png "$C/multicolumn.pdf" "$T/ppm"
+	$E render --dpi 150 --pages 1 -o "$T/r2" "$C/multicolumn.pdf" >/dev/null
+	a=$($E tiles "$T"/ppm*.png | sed -n 2p | awk '{print $2 "x" $3}')
+	b=$($E tiles "$T/r2/page-0001.png" | sed -n 2p | awk '{print $2 "x" $3}')
+	check "render size equals pdftoppm's ($a vs $b)" test "$a" = "$b"
+fi
+expect 73 $E render -o /proc/no-such-dir "$C/smile.png"
+expect 0 $E tiles "$SHARED/golden/preprocess/tiny_37x29.png" --dump "$T/t.safetensors"
+check "tiles row" grep -qE '^1 +37 +29 +84 +56 +1 +4 +6 +6$' "$T/out"
+expect 0 "$BUILD/tests/stcmp" "$T/t.safetensors" pixel_values \
+	"$SHARED/golden/preprocess/tiny_37x29.expected.safetensors" pixel_values 1e-6
+expect 0 "$BUILD/tests/stcmp" "$T/t.safetensors" image_grid_thw \
+	"$SHARED/golden/preprocess/tiny_37x29.expected.safetensors" image_grid_thw 0
+expect 0 $E tiles --max-pixels 100000 "$SHARED/golden/preprocess/page_2480x3508.png"
+check "--max-pixels" grep -qE '^1 +2480 +3508 +252 +364 ' "$T/out"
+
+# ---- 1,000 pages: memory bound, and interruption -----------------------
+"$BUILD/tests/mkpdf" "$T/big.pdf" 1000
+rm -f "$T/big.db"
+expect 0 "$BUILD/tests/peakrss" $E ocr -q --text-layer only --db "$T/big.db" "$T/big.pdf"
+rss=$(sed -n 's/^peakrss: \([0-9]*\) KiB$/\1/p' "$T/err")
+check "1,000 pages stored" test "$(q "$T/big.db" "SELECT count(*) FROM pages WHERE text LIKE '%marker%'")" = 1000
+check "peak RSS ${rss} KiB under 200 MB" test "${rss:-999999}" -lt 204800
+if [ -z "${ED_VALGRIND:-}" ]; then
+	rm -f "$T/int.db"
+	$E ocr -q --db "$T/int.db" "$T/big.pdf" >"$T/int.out" 2>"$T/int.err" &
+	pid=$!
+	n=0
+	while [ "$n" -lt 3 ] && kill -0 $pid 2>/dev/null; do
+		sleep 0.1
+		n=$(wc -l <"$T/int.out")
+	done
+	kill -INT $pid
+	wait $pid
+	st=$?
+	check "SIGINT exits 130 (got $st)" test $st -eq 130
+	check "interrupted message" grep -q "interrupted; finished pages are stored" "$T/int.err"
+	stored=$(q "$T/int.db" "SELECT count(*) FROM pages")
+	printed=$(wc -l <"$T/int.out")
+	check "every printed page is stored ($printed <= $stored)" test "$printed" -le "$stored"
+	check "interrupted early ($stored pages)" test "$stored" -lt 1000
+	expect 0 $E ocr -q --db "$T/int.db" "$T/big.pdf"
+	check "resume: $stored pages cached" test "$(grep -c '"cached":true' "$T/out")" -eq "$stored"
+	check "resume: 1,000 pages" test "$(q "$T/int.db" "SELECT count(*) FROM pages")" = 1000
+fi
+
+echo "cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]
