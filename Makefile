@@ -19,7 +19,7 @@ BUILD ?= build
 PKGS := poppler-glib gio-2.0 cairo libtiff-4 libpng libjpeg libcurl sqlite3 \
 	libpcre2-8 jansson
 
-ifeq ($(filter clean deps lint check-deps,$(MAKECMDGOALS)),)
+ifeq ($(filter clean deps demo lint check-deps uninstall,$(MAKECMDGOALS)),)
 MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell $(PKG_CONFIG) --exists $(p) && echo y),,$(p))))
 ifneq ($(MISSING),)
 $(error missing development packages: $(MISSING) (run 'make deps' or install them with your package manager))
@@ -49,8 +49,7 @@ CMD_OBJ := $(CMD_SRC:%.c=$(BUILD)/%.o)
 TEST_NAMES := common render model store pipeline
 TEST_BINS := $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 TOOL_BINS := $(BUILD)/tests/peakrss $(BUILD)/tests/mkpdf $(BUILD)/tests/stcmp
-FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_BINS := $(FUZZ_NAMES:%=$(BUILD)/tests/%)
+FUZZ_BINS := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 BENCH_BIN := $(BUILD)/bench/bench
 
 # Rebuild everything when the flags change (e.g. SANITIZE on or off).
@@ -96,15 +95,10 @@ valgrind: ernie-doc $(TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS)
 bench: ernie-doc $(BENCH_BIN) $(BUILD)/tests/mkpdf
 	@BUILD=$(BUILD) sh bench/run.sh
 
-# One command from a fresh clone: dependencies, build, and the main job on
-# the sample document kept in the repository.
+# The quick start (scripts/demo.sh works without make installed, too):
+# dependencies, build, and the main job on the sample document.
 demo:
-	$(MAKE) deps
-	$(MAKE) all
-	rm -f demo.db
-	./ernie-doc ocr --db demo.db samples/sample.pdf
-	./ernie-doc query --db demo.db \
-	  "SELECT page_no, source, status, length(text) AS chars FROM pages"
+	sh scripts/demo.sh
 
 deps:
 	sh scripts/deps.sh
@@ -127,4 +121,5 @@ clean:
 	rm -rf $(BUILD) ernie-doc
 
 -include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d)
--include $(wildcard $(BUILD)/tests/*.d $(BUILD)/bench/*.d)
+-include $(wildcard $(BUILD)/tests/*.d $(BUILD)/tests/fuzz/*.d \
+	$(BUILD)/bench/*.d)

@@ -49,6 +49,7 @@ struct ocr_ctx {
 	int format;
 	bool progress;
 	int pages_seen;
+	bool output_failed; /* stdout is full or broken: stop early */
 };
 
 static void put_str(json_t *o, const char *k, const char *v)
@@ -82,10 +83,22 @@ static void print_json(json_t *o)
 	fflush(stdout);
 }
 
+static void print_page(struct ocr_ctx *c, const struct ed_page_result *r);
+
 static void on_page(void *ud, const struct ed_page_result *r)
 {
 	struct ocr_ctx *c = ud;
 
+	print_page(c, r);
+	if (ferror(stdout) && !c->output_failed) {
+		/* the page is stored; no point computing more of them */
+		c->output_failed = true;
+		g_interrupted = 1;
+	}
+}
+
+static void print_page(struct ocr_ctx *c, const struct ed_page_result *r)
+{
 	c->pages_seen++;
 	if (c->progress) {
 		fprintf(stderr, "\rernie-doc: %s: page %d/%d", r->path,
@@ -284,8 +297,14 @@ int cmd_ocr(int argc, char **argv)
 		if (ctx.progress && ctx.pages_seen)
 			fputc('\n', stderr);
 		if (rc == ED_EINTR) {
-			msg("interrupted; finished pages are stored");
-			status = EX_INTERRUPTED;
+			if (ctx.output_failed) {
+				msg("cannot write standard output; finished "
+				    "pages are stored");
+				status = EX_IOERR_;
+			} else {
+				msg("interrupted; finished pages are stored");
+				status = EX_INTERRUPTED;
+			}
 			break;
 		}
 		if (rc) {

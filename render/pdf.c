@@ -267,6 +267,28 @@ static bool is_space(uint32_t cp)
 	       (cp >= 0x2000 && cp <= 0x200A) || cp == 0x3000;
 }
 
+/*
+ * Between two adjacent non-space characters: '\n' when the second starts a
+ * new line, ' ' when it sits far to the right (more than 0.3 of the line
+ * height: wider than any kerning, as wide as a space) or goes back to the
+ * left, 0 when it continues the word.
+ */
+static int block_break(const PopplerRectangle *a, const PopplerRectangle *b)
+{
+	double ah = fabs(a->y2 - a->y1), bh = fabs(b->y2 - b->y1);
+	double h = ED_MAX(ah, bh), ay = (a->y1 + a->y2) / 2,
+	       by = (b->y1 + b->y2) / 2;
+	double gap = ED_MIN(b->x1, b->x2) - ED_MAX(a->x1, a->x2);
+
+	if (h <= 0)
+		return 0;
+	if (fabs(by - ay) > 0.5 * h)
+		return '\n';
+	if (gap > 0.3 * h || gap < -0.5 * h)
+		return ' ';
+	return 0;
+}
+
 int pdf_text(struct ed_doc *doc, int page, struct ed_text *out, char *err,
 	     size_t errlen)
 {
@@ -278,6 +300,7 @@ int pdf_text(struct ed_doc *doc, int page, struct ed_text *out, char *err,
 	size_t n, i = 0, ci = 0, wcap = 0;
 	struct ed_buf b;
 	struct ed_word *cur = NULL;
+	const PopplerRectangle *prev = NULL;
 	int rc = 0;
 
 	memset(out, 0, sizeof *out);
@@ -294,7 +317,10 @@ int pdf_text(struct ed_doc *doc, int page, struct ed_text *out, char *err,
 	if ((rc = ed_buf_reserve(&b, n)))
 		goto out_nomem;
 	/* one rectangle per character of the text (poppler's contract);
-	 * words are maximal runs of non-space characters */
+	 * words are maximal runs of non-space characters. poppler joins
+	 * text blocks that share a line without a separator ("ItemQty" for
+	 * two table columns): a jump in the geometry between two characters
+	 * ends the word and inserts a space or a newline. */
 	while (i < n) {
 		uint32_t cp;
 		char enc[4];
@@ -308,7 +334,16 @@ int pdf_text(struct ed_doc *doc, int page, struct ed_text *out, char *err,
 			continue;
 		if (is_space(cp)) {
 			cur = NULL;
+			prev = NULL;
 		} else {
+			if (cur && prev && r) {
+				int sep = block_break(prev, r);
+				if (sep) {
+					if ((rc = ed_buf_putc(&b, sep)))
+						goto out_nomem;
+					cur = NULL;
+				}
+			}
 			if (!cur) {
 				if (out->nwords == wcap) {
 					size_t nc = wcap ? 2 * wcap : 256;
@@ -333,6 +368,7 @@ int pdf_text(struct ed_doc *doc, int page, struct ed_text *out, char *err,
 				cur->y0 = ED_MIN(cur->y0, ED_MIN(r->y1, r->y2));
 				cur->y1 = ED_MAX(cur->y1, ED_MAX(r->y1, r->y2));
 			}
+			prev = r;
 		}
 		k = ed_utf8_encode(cp, enc);
 		if ((rc = ed_buf_append(&b, enc, (size_t)k)))

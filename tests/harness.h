@@ -52,6 +52,7 @@ static inline const char *t_shared(const char *rel, char *buf, size_t n)
 static inline int t_done(void)
 {
 	printf("%s: %d passed, %d failed\n", t_name, t_pass, t_fail);
+	fflush(stdout); /* before a sanitizer's exit-time report */
 	return t_fail ? 1 : 0;
 }
 

@@ -15,6 +15,10 @@ if [ ! -d "$ED_SHARED/golden" ]; then
 	echo "run.sh: fixtures not found at $ED_SHARED (set ED_SHARED)" >&2
 	exit 2
 fi
+# sanitizer runs: third-party caches are not leaks; stop at the first error
+export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 WRAP=""
 if [ "${VALGRIND:-}" = 1 ]; then
 	WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite"
@@ -49,8 +53,8 @@ for t in common render model store pipeline; do
 	fi
 done
 
-for fz in "$BUILD"/tests/fuzz_*; do
-	[ -x "$fz" ] || continue
+for fz in "$BUILD"/tests/fuzz/fuzz_*; do
+	[ -x "$fz" ] && [ "${fz%.[od]}" = "$fz" ] || continue
 	name=$(basename "$fz")
 	log="$ED_TMP/$name.log"
 	$WRAP "$fz" "tests/fuzz/corpus/${name#fuzz_}" >"$log" 2>&1

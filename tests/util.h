@@ -6,6 +6,7 @@
 #ifndef ED_TEST_UTIL_H
 #define ED_TEST_UTIL_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
