@@ -87,7 +87,7 @@ $(BUILD)/bench/bench: $(BUILD)/bench/bench.o $(BUILD)/libernie.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libernie.a $(LIBS)
 
 check: ernie-doc $(TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS)
-	@BUILD=$(BUILD) sh tests/run.sh
+	@BUILD=$(BUILD) ED_SANITIZED=$(SANITIZE) sh tests/run.sh
 
 valgrind: ernie-doc $(TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS)
 	@BUILD=$(BUILD) VALGRIND=1 sh tests/run.sh

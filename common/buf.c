@@ -52,6 +52,7 @@ int ed_buf_reserve(struct ed_buf *b, size_t extra)
 		return ED_ENOMEM;
 	b->data = p;
 	b->cap = ncap;
+	b->data[b->len] = '\0'; /* a reserved buffer is a valid string */
 	return 0;
 }
 

@@ -57,6 +57,8 @@ static void test_buf(void)
 	CHECK(b.data == NULL && b.len == 0, "detach resets");
 	free(p);
 	ed_buf_init(&b, 0);
+	CHECK_INT(ed_buf_reserve(&b, 100), 0);
+	CHECK(b.data && b.data[0] == '\0' && b.len == 0, "reserved is a string");
 	for (int i = 0; i < 10000; i++)
 		ed_buf_putc(&b, 'a' + i % 26);
 	CHECK_INT(b.len, 10000);
