@@ -21,7 +21,7 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 WRAP=""
 if [ "${VALGRIND:-}" = 1 ]; then
-	WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite"
+	WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --suppressions=$(pwd)/tests/valgrind.supp"
 	export ED_VALGRIND=1
 fi
 export ED_WRAP="$WRAP"
