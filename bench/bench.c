@@ -83,9 +83,11 @@ static void fill(struct ed_image *img)
 	/* a page-like image: white with dark strokes */
 	for (int y = 0; y < img->height; y++)
 		for (int x = 0; x < img->width; x++) {
-			uint8_t v = ((y / 12) % 3 == 0 && (x * 7 + y) % 11 < 6) ? 30
-										: 250;
-			memset(img->rgb + ((size_t)y * img->width + x) * 3, v, 3);
+			uint8_t v = ((y / 12) % 3 == 0 && (x * 7 + y) % 11 < 6)
+					? 30
+					: 250;
+			memset(img->rgb + ((size_t)y * img->width + x) * 3, v,
+			       3);
 		}
 }
 
@@ -124,11 +126,13 @@ static int bench_resize_ref(int w, int h)
 		return 1;
 	fill(&img);
 	ed_render_tile_smart_resize(h, w, 28, ED_TILE_MIN_PIXELS,
-				    ED_TILE_MAX_PIXELS, &oh, &ow, err, sizeof err);
+				    ED_TILE_MAX_PIXELS, &oh, &ow, err,
+				    sizeof err);
 	t0 = ed_now_ms();
 	if (ed_render_tile_resize_ref(&img, ow, oh, &out, err, sizeof err))
 		return 1;
-	printf("%.3f MP/s\n", (double)w * h / 1e6 / ((ed_now_ms() - t0) / 1000.0));
+	printf("%.3f MP/s\n",
+	       (double)w * h / 1e6 / ((ed_now_ms() - t0) / 1000.0));
 	ed_render_image_release(&out);
 	ed_render_image_release(&img);
 	return 0;

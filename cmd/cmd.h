@@ -43,7 +43,7 @@ extern int g_verbose;
 
 struct opt {
 	const char *name; /* long name without "--" */
-	char shortname;   /* 0 if none */
+	char shortname;	  /* 0 if none */
 	bool has_arg;
 	int id;
 };
@@ -59,8 +59,8 @@ struct optstate {
 	bool dashdash;
 	const char *bundle;
 };
-int opt_next(struct optstate *s, int argc, char **argv,
-	     const struct opt *opts, const char *cmd, const char **arg);
+int opt_next(struct optstate *s, int argc, char **argv, const struct opt *opts,
+	     const char *cmd, const char **arg);
 
 /* Common option ids. */
 enum {
@@ -84,6 +84,13 @@ enum {
 	O_LIMIT,
 	O_FIRST_FREE,
 };
+
+/*
+ * The index of arg in the NULL-terminated choices, or -1 after printing
+ * "<cmd>: --<opt> is a, b or c".
+ */
+int opt_choice(const char *cmd, const char *opt, const char *arg,
+	       const char *const *choices);
 
 /* Read the first line of a password file (at most 4 KiB). 0 or ED_E*. */
 int read_password_file(const char *path, char **out);

@@ -21,13 +21,13 @@ static const struct command {
 	void (*usage)(FILE *f);
 	const char *summary;
 } commands[] = {
-	{"ocr", cmd_ocr, usage_ocr, "OCR files, or standard input"},
-	{"render", cmd_render, usage_render, "write pages as PNG images"},
-	{"tiles", cmd_tiles, usage_tiles,
-	 "show how pages are tiled for the vision model"},
-	{"query", cmd_query, usage_query, "run read-only SQL on the database"},
-	{"search", cmd_search, usage_search, "full-text search, ranked"},
-	{"export", cmd_export, usage_export, "rebuild a document's text"},
+    {"ocr", cmd_ocr, usage_ocr, "OCR files, or standard input"},
+    {"render", cmd_render, usage_render, "write pages as PNG images"},
+    {"tiles", cmd_tiles, usage_tiles,
+     "show how pages are tiled for the vision model"},
+    {"query", cmd_query, usage_query, "run read-only SQL on the database"},
+    {"search", cmd_search, usage_search, "full-text search, ranked"},
+    {"export", cmd_export, usage_export, "rebuild a document's text"},
 };
 
 int exit_status(int code)
@@ -76,7 +76,8 @@ static void usage(FILE *f)
 	      "commands:\n",
 	      f);
 	for (size_t i = 0; i < ED_ARRAY_LEN(commands); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-8s %s\n", commands[i].name,
+			commands[i].summary);
 	fputs("\n", f);
 	for (size_t i = 0; i < ED_ARRAY_LEN(commands); i++) {
 		commands[i].usage(f);

@@ -15,19 +15,19 @@
 enum { O_FMT_NDJSON, O_FMT_TEXT, O_FMT_MD };
 
 static const struct opt ocr_opts[] = {
-	{"help", 'h', false, O_HELP},
-	{"quiet", 'q', false, O_QUIET},
-	{"verbose", 'v', false, O_VERBOSE},
-	{"db", 0, true, O_DB},
-	{"pages", 0, true, O_PAGES},
-	{"dpi", 0, true, O_DPI},
-	{"text-layer", 0, true, O_TEXT_LAYER},
-	{"format", 0, true, O_FORMAT},
-	{"force", 0, false, O_FORCE},
-	{"password-file", 0, true, O_PASSWORD_FILE},
-	{"max-page-pixels", 0, true, O_MAX_PAGE_PIXELS},
-	{"max-stdin", 0, true, O_MAX_STDIN},
-	{NULL, 0, false, 0},
+    {"help", 'h', false, O_HELP},
+    {"quiet", 'q', false, O_QUIET},
+    {"verbose", 'v', false, O_VERBOSE},
+    {"db", 0, true, O_DB},
+    {"pages", 0, true, O_PAGES},
+    {"dpi", 0, true, O_DPI},
+    {"text-layer", 0, true, O_TEXT_LAYER},
+    {"format", 0, true, O_FORMAT},
+    {"force", 0, false, O_FORCE},
+    {"password-file", 0, true, O_PASSWORD_FILE},
+    {"max-page-pixels", 0, true, O_MAX_PAGE_PIXELS},
+    {"max-stdin", 0, true, O_MAX_STDIN},
+    {NULL, 0, false, 0},
 };
 
 void usage_ocr(FILE *f)
@@ -73,7 +73,8 @@ static void put_str(json_t *o, const char *k, const char *v)
 
 static void print_json(json_t *o)
 {
-	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
+				    JSON_REAL_PRECISION(10));
 
 	if (s) {
 		fputs(s, stdout);
@@ -188,7 +189,10 @@ int cmd_ocr(int argc, char **argv)
 		switch (id) {
 		case -2: goto usage_err;
 		case 0: files[nfiles++] = arg; break;
-		case O_HELP: usage_ocr(stdout); free(files); return 0;
+		case O_HELP:
+			usage_ocr(stdout);
+			free(files);
+			return 0;
 		case O_QUIET: g_quiet = true; break;
 		case O_VERBOSE: g_verbose++; break;
 		case O_DB: o.db_path = arg; break;
@@ -204,30 +208,24 @@ int cmd_ocr(int argc, char **argv)
 				goto usage_err;
 			}
 			break;
-		case O_TEXT_LAYER:
-			if (strcmp(arg, "auto") == 0)
-				o.text_layer = ED_TEXT_LAYER_AUTO;
-			else if (strcmp(arg, "never") == 0)
-				o.text_layer = ED_TEXT_LAYER_NEVER;
-			else if (strcmp(arg, "only") == 0)
-				o.text_layer = ED_TEXT_LAYER_ONLY;
-			else {
-				msg("ocr: --text-layer is auto, never or only");
+		case O_TEXT_LAYER: {
+			/* order of enum ed_text_layer */
+			static const char *const tl[] = {"auto", "never",
+							 "only", NULL};
+			int k = opt_choice("ocr", "text-layer", arg, tl);
+			if (k < 0)
 				goto usage_err;
-			}
+			o.text_layer = (enum ed_text_layer)k;
 			break;
-		case O_FORMAT:
-			if (strcmp(arg, "ndjson") == 0)
-				ctx.format = O_FMT_NDJSON;
-			else if (strcmp(arg, "text") == 0)
-				ctx.format = O_FMT_TEXT;
-			else if (strcmp(arg, "md") == 0)
-				ctx.format = O_FMT_MD;
-			else {
-				msg("ocr: --format is ndjson, text or md");
+		}
+		case O_FORMAT: {
+			static const char *const fm[] = {"ndjson", "text", "md",
+							 NULL};
+			if ((ctx.format =
+				 opt_choice("ocr", "format", arg, fm)) < 0)
 				goto usage_err;
-			}
 			break;
+		}
 		case O_FORCE: o.force = true; break;
 		case O_PASSWORD_FILE:
 			free(password);
@@ -273,7 +271,7 @@ int cmd_ocr(int argc, char **argv)
 			 o.dpi,
 			 o.text_layer == ED_TEXT_LAYER_AUTO    ? "auto"
 			 : o.text_layer == ED_TEXT_LAYER_NEVER ? "never"
-								: "only",
+							       : "only",
 			 o.force ? "true" : "false");
 		o.options_json = opts_json;
 		o.interrupted = &g_interrupted;
@@ -289,8 +287,8 @@ int cmd_ocr(int argc, char **argv)
 	}
 	for (int i = 0; i < nfiles; i++) {
 		struct ed_doc_result r;
-		const char *name = strcmp(files[i], "-") ? files[i]
-							 : "standard input";
+		const char *name =
+		    strcmp(files[i], "-") ? files[i] : "standard input";
 
 		ctx.pages_seen = 0;
 		rc = ed_pipeline_ocr(p, files[i], &r);

@@ -12,7 +12,8 @@ static const struct opt *find_long(const struct opt *opts, const char *name,
 				   size_t n)
 {
 	for (; opts->name; opts++)
-		if (strlen(opts->name) == n && strncmp(opts->name, name, n) == 0)
+		if (strlen(opts->name) == n &&
+		    strncmp(opts->name, name, n) == 0)
 			return opts;
 	return NULL;
 }
@@ -25,8 +26,8 @@ static const struct opt *find_short(const struct opt *opts, char c)
 	return NULL;
 }
 
-int opt_next(struct optstate *s, int argc, char **argv,
-	     const struct opt *opts, const char *cmd, const char **arg)
+int opt_next(struct optstate *s, int argc, char **argv, const struct opt *opts,
+	     const char *cmd, const char **arg)
 {
 	const struct opt *o;
 	const char *a;
@@ -109,7 +110,8 @@ int read_password_file(const char *path, char **out)
 
 	*out = NULL;
 	if (!f) {
-		msg("cannot open password file '%s': %s", path, strerror(errno));
+		msg("cannot open password file '%s': %s", path,
+		    strerror(errno));
 		return ED_ENOENT;
 	}
 	n = fread(buf, 1, sizeof buf - 1, f);
@@ -118,4 +120,23 @@ int read_password_file(const char *path, char **out)
 	buf[strcspn(buf, "\r\n")] = '\0';
 	*out = strdup(buf);
 	return *out ? 0 : ED_ENOMEM;
+}
+
+int opt_choice(const char *cmd, const char *opt, const char *arg,
+	       const char *const *choices)
+{
+	char list[256] = "";
+	size_t n = 0, len = 0;
+
+	for (n = 0; choices[n]; n++)
+		if (strcmp(arg, choices[n]) == 0)
+			return (int)n;
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(list + len, sizeof list - len, "%s%s",
+					i == 0	     ? ""
+					: i + 1 == n ? " or "
+						     : ", ",
+					choices[i]);
+	msg("%s: --%s is %s, not '%s'", cmd, opt, list, arg);
+	return -1;
 }

@@ -13,25 +13,23 @@
 #include "store/store.h"
 
 static const struct opt query_opts[] = {
-	{"help", 'h', false, O_HELP},
-	{"db", 0, true, O_DB},
-	{"format", 0, true, O_FORMAT},
-	{NULL, 0, false, 0},
+    {"help", 'h', false, O_HELP},
+    {"db", 0, true, O_DB},
+    {"format", 0, true, O_FORMAT},
+    {NULL, 0, false, 0},
 };
 
 static const struct opt search_opts[] = {
-	{"help", 'h', false, O_HELP},
-	{"db", 0, true, O_DB},
-	{"format", 0, true, O_FORMAT},
-	{"limit", 0, true, O_LIMIT},
-	{NULL, 0, false, 0},
+    {"help", 'h', false, O_HELP},  {"db", 0, true, O_DB},
+    {"format", 0, true, O_FORMAT}, {"limit", 0, true, O_LIMIT},
+    {NULL, 0, false, 0},
 };
 
 static const struct opt export_opts[] = {
-	{"help", 'h', false, O_HELP},
-	{"db", 0, true, O_DB},
-	{"format", 0, true, O_FORMAT},
-	{NULL, 0, false, 0},
+    {"help", 'h', false, O_HELP},
+    {"db", 0, true, O_DB},
+    {"format", 0, true, O_FORMAT},
+    {NULL, 0, false, 0},
 };
 
 void usage_query(FILE *f)
@@ -102,8 +100,8 @@ static json_t *value_json(const struct ed_store_value *v)
 
 static void print_json_value(json_t *j)
 {
-	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10) |
-					JSON_ENCODE_ANY);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
+				    JSON_REAL_PRECISION(10) | JSON_ENCODE_ANY);
 	if (s) {
 		fputs(s, stdout);
 		free(s);
@@ -190,16 +188,16 @@ static void table_flush(struct qctx *c)
 	for (int j = 0; j < c->ncol; j++) {
 		w[j] = ed_utf8_width(c->names[j], strlen(c->names[j]));
 		for (size_t r = 0; r < c->nrows; r++) {
-			size_t cw = ed_utf8_width(c->rows[r][j],
-						  strlen(c->rows[r][j]));
+			size_t cw =
+			    ed_utf8_width(c->rows[r][j], strlen(c->rows[r][j]));
 			w[j] = cw > w[j] ? cw : w[j];
 		}
 	}
 	for (size_t r = 0; r <= c->nrows + 1; r++) {
 		for (int j = 0; j < c->ncol; j++) {
-			const char *s = r == 0 ? c->names[j]
-				      : r == 1 ? NULL
-					       : c->rows[r - 2][j];
+			const char *s = r == 0	 ? c->names[j]
+					: r == 1 ? NULL
+						 : c->rows[r - 2][j];
 			size_t cw;
 			if (!s) {
 				for (size_t k = 0; k < w[j]; k++)
@@ -313,7 +311,8 @@ int cmd_query(int argc, char **argv)
 	char err[512];
 	int id, rc;
 
-	while ((id = opt_next(&os, argc, argv, query_opts, "query", &arg)) != -1) {
+	while ((id = opt_next(&os, argc, argv, query_opts, "query", &arg)) !=
+	       -1) {
 		switch (id) {
 		case -2: goto usage_err;
 		case 0:
@@ -325,18 +324,14 @@ int cmd_query(int argc, char **argv)
 			break;
 		case O_HELP: usage_query(stdout); return 0;
 		case O_DB: db = arg; break;
-		case O_FORMAT:
-			if (strcmp(arg, "table") == 0)
-				c.format = F_TABLE;
-			else if (strcmp(arg, "csv") == 0)
-				c.format = F_CSV;
-			else if (strcmp(arg, "json") == 0)
-				c.format = F_JSON;
-			else {
-				msg("query: --format is table, csv or json");
+		case O_FORMAT: {
+			static const char *const fm[] = {"table", "csv", "json",
+							 NULL};
+			if ((c.format =
+				 opt_choice("query", "format", arg, fm)) < 0)
 				goto usage_err;
-			}
 			break;
+		}
 		}
 	}
 	if (!sql) {
@@ -388,7 +383,8 @@ static int search_row(void *ud, int ncol, const char *const *names,
 	       (long long)v[2].i, v[3].r);
 	for (size_t i = 0; v[4].s && i < v[4].n; i++) {
 		char ch = v[4].s[i];
-		fputc(ch == '\n' || ch == '\t' || ch == '\r' ? ' ' : ch, stdout);
+		fputc(ch == '\n' || ch == '\t' || ch == '\r' ? ' ' : ch,
+		      stdout);
 	}
 	fputc('\n', stdout);
 	return 0;
@@ -407,7 +403,8 @@ int cmd_search(int argc, char **argv)
 	bool tty = isatty(1);
 
 	ed_buf_init(&terms, 1 << 16);
-	while ((id = opt_next(&os, argc, argv, search_opts, "search", &arg)) != -1) {
+	while ((id = opt_next(&os, argc, argv, search_opts, "search", &arg)) !=
+	       -1) {
 		switch (id) {
 		case -2: goto usage_err;
 		case 0:
@@ -426,16 +423,15 @@ int cmd_search(int argc, char **argv)
 				goto usage_err;
 			}
 			break;
-		case O_FORMAT:
-			if (strcmp(arg, "text") == 0)
-				c.json = false;
-			else if (strcmp(arg, "ndjson") == 0)
-				c.json = true;
-			else {
-				msg("search: --format is text or ndjson");
+		case O_FORMAT: {
+			static const char *const fm[] = {"text", "ndjson",
+							 NULL};
+			int k = opt_choice("search", "format", arg, fm);
+			if (k < 0)
 				goto usage_err;
-			}
+			c.json = k == 1;
 			break;
+		}
 		}
 	}
 	if (!terms.len) {
@@ -446,10 +442,9 @@ int cmd_search(int argc, char **argv)
 		ed_buf_release(&terms);
 		return exit_status(rc);
 	}
-	rc = ed_store_search(st, terms.data, (int)limit,
-			     tty && !c.json ? "\033[1m" : "[",
-			     tty && !c.json ? "\033[0m" : "]", search_row, &c,
-			     err, sizeof err);
+	rc = ed_store_search(
+	    st, terms.data, (int)limit, tty && !c.json ? "\033[1m" : "[",
+	    tty && !c.json ? "\033[0m" : "]", search_row, &c, err, sizeof err);
 	ed_store_close(st);
 	ed_buf_release(&terms);
 	if (rc) {
@@ -506,8 +501,8 @@ static int export_row(void *ud, int ncol, const char *const *names,
 	{
 		const char *md = sval(&v[6]), *text = sval(&v[5]);
 		if (c->format == X_MD) {
-			printf("%s<!-- page %lld -->\n\n", c->npages ? "\n" : "",
-			       (long long)v[0].i);
+			printf("%s<!-- page %lld -->\n\n",
+			       c->npages ? "\n" : "", (long long)v[0].i);
 			if (md || text)
 				fputs(md ? md : text, stdout);
 			fputc('\n', stdout);
@@ -531,7 +526,8 @@ int cmd_export(int argc, char **argv)
 	int64_t doc_id;
 	int id, rc;
 
-	while ((id = opt_next(&os, argc, argv, export_opts, "export", &arg)) != -1) {
+	while ((id = opt_next(&os, argc, argv, export_opts, "export", &arg)) !=
+	       -1) {
 		switch (id) {
 		case -2: goto usage_err;
 		case 0:
@@ -543,18 +539,14 @@ int cmd_export(int argc, char **argv)
 			break;
 		case O_HELP: usage_export(stdout); return 0;
 		case O_DB: db = arg; break;
-		case O_FORMAT:
-			if (strcmp(arg, "md") == 0)
-				c.format = X_MD;
-			else if (strcmp(arg, "txt") == 0)
-				c.format = X_TXT;
-			else if (strcmp(arg, "json") == 0)
-				c.format = X_JSON;
-			else {
-				msg("export: --format is md, txt or json");
+		case O_FORMAT: {
+			static const char *const fm[] = {"md", "txt", "json",
+							 NULL};
+			if ((c.format =
+				 opt_choice("export", "format", arg, fm)) < 0)
 				goto usage_err;
-			}
 			break;
+		}
 		}
 	}
 	if (!sel) {

@@ -16,28 +16,28 @@
 #include "render/render.h"
 
 static const struct opt render_opts[] = {
-	{"help", 'h', false, O_HELP},
-	{"quiet", 'q', false, O_QUIET},
-	{"pages", 0, true, O_PAGES},
-	{"dpi", 0, true, O_DPI},
-	{"out", 'o', true, O_OUT},
-	{"password-file", 0, true, O_PASSWORD_FILE},
-	{"max-page-pixels", 0, true, O_MAX_PAGE_PIXELS},
-	{"max-stdin", 0, true, O_MAX_STDIN},
-	{NULL, 0, false, 0},
+    {"help", 'h', false, O_HELP},
+    {"quiet", 'q', false, O_QUIET},
+    {"pages", 0, true, O_PAGES},
+    {"dpi", 0, true, O_DPI},
+    {"out", 'o', true, O_OUT},
+    {"password-file", 0, true, O_PASSWORD_FILE},
+    {"max-page-pixels", 0, true, O_MAX_PAGE_PIXELS},
+    {"max-stdin", 0, true, O_MAX_STDIN},
+    {NULL, 0, false, 0},
 };
 
 static const struct opt tiles_opts[] = {
-	{"help", 'h', false, O_HELP},
-	{"pages", 0, true, O_PAGES},
-	{"dpi", 0, true, O_DPI},
-	{"min-pixels", 0, true, O_MIN_PIXELS},
-	{"max-pixels", 0, true, O_MAX_PIXELS},
-	{"dump", 0, true, O_DUMP},
-	{"password-file", 0, true, O_PASSWORD_FILE},
-	{"max-page-pixels", 0, true, O_MAX_PAGE_PIXELS},
-	{"max-stdin", 0, true, O_MAX_STDIN},
-	{NULL, 0, false, 0},
+    {"help", 'h', false, O_HELP},
+    {"pages", 0, true, O_PAGES},
+    {"dpi", 0, true, O_DPI},
+    {"min-pixels", 0, true, O_MIN_PIXELS},
+    {"max-pixels", 0, true, O_MAX_PIXELS},
+    {"dump", 0, true, O_DUMP},
+    {"password-file", 0, true, O_PASSWORD_FILE},
+    {"max-page-pixels", 0, true, O_MAX_PAGE_PIXELS},
+    {"max-stdin", 0, true, O_MAX_STDIN},
+    {NULL, 0, false, 0},
 };
 
 void usage_render(FILE *f)
@@ -117,13 +117,14 @@ static int parse_view(struct view *v, int argc, char **argv,
 			break;
 		case O_DPI:
 			if (ed_parse_double(arg, 10, 2400, &v->dpi)) {
-				msg("%s: bad --dpi '%s' (10 to 2400)", cmd, arg);
+				msg("%s: bad --dpi '%s' (10 to 2400)", cmd,
+				    arg);
 				goto usage_err;
 			}
 			break;
 		case O_PASSWORD_FILE:
 			free(v->password);
-				if ((rc = read_password_file(arg, &v->password)))
+			if ((rc = read_password_file(arg, &v->password)))
 				return -exit_status(rc);
 			break;
 		case O_MIN_PIXELS:
@@ -178,8 +179,8 @@ int cmd_render(int argc, char **argv)
 {
 	struct view v;
 	char err[512];
-	int rc = parse_view(&v, argc, argv, render_opts, "render",
-			    usage_render);
+	int rc =
+	    parse_view(&v, argc, argv, render_opts, "render", usage_render);
 	int status = 0, n, written = 0;
 
 	if (rc)
@@ -238,18 +239,18 @@ static int dump_tiles(const char *path, const struct ed_tiles *t)
 {
 	int64_t thw[3] = {t->grid_t, t->grid_h, t->grid_w};
 	struct ed_tensor ts[2] = {
-		{.name = "pixel_values",
-		 .dtype = ED_DT_F32,
-		 .ndim = 2,
-		 .shape = {(int64_t)t->npatches, t->patch_dim},
-		 .data = t->pixel_values,
-		 .nbytes = t->npatches * (size_t)t->patch_dim * sizeof(float)},
-		{.name = "image_grid_thw",
-		 .dtype = ED_DT_I64,
-		 .ndim = 2,
-		 .shape = {1, 3},
-		 .data = thw,
-		 .nbytes = sizeof thw},
+	    {.name = "pixel_values",
+	     .dtype = ED_DT_F32,
+	     .ndim = 2,
+	     .shape = {(int64_t)t->npatches, t->patch_dim},
+	     .data = t->pixel_values,
+	     .nbytes = t->npatches * (size_t)t->patch_dim * sizeof(float)},
+	    {.name = "image_grid_thw",
+	     .dtype = ED_DT_I64,
+	     .ndim = 2,
+	     .shape = {1, 3},
+	     .data = thw,
+	     .nbytes = sizeof thw},
 	};
 	char err[512];
 	int rc = ed_model_st_write(path, ts, 2, err, sizeof err);
@@ -271,8 +272,8 @@ int cmd_tiles(int argc, char **argv)
 		return rc > 0 ? 0 : -rc;
 	n = ed_render_doc_pages(v.doc);
 	printf("%-5s %7s %7s %9s %9s %6s %6s %6s %7s\n", "page", "width",
-	       "height", "resized_w", "resized_h", "grid_t", "grid_h",
-	       "grid_w", "tokens");
+	       "height", "resized_w", "resized_h", "grid_t", "grid_h", "grid_w",
+	       "tokens");
 	for (int i = 0; i < n && !g_interrupted; i++) {
 		struct ed_image img;
 		struct ed_tiles t;

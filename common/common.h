@@ -32,20 +32,20 @@
  */
 enum {
 	ED_OK = 0,
-	ED_EINVAL = -1,       /* bad argument or usage */
-	ED_ENOMEM = -2,       /* allocation failed */
-	ED_EFORMAT = -3,      /* invalid or unsupported input data */
-	ED_ENOENT = -4,       /* input missing or unreadable */
-	ED_EUNAVAIL = -5,     /* model server unavailable */
-	ED_EINTERNAL = -6,    /* a bug or an unexpected library failure */
-	ED_ECREATE = -7,      /* cannot create output or database */
-	ED_EIO = -8,          /* I/O error while reading or writing */
-	ED_EAGAIN = -9,       /* temporary failure, retry later */
-	ED_EPASSWORD = -10,   /* password required or wrong */
-	ED_ECONFIG = -11,     /* bad model or configuration */
-	ED_EINTR = -12,       /* interrupted by the user */
-	ED_ETOOBIG = -13,     /* a size cap was exceeded */
-	ED_ENEEDMODEL = -14,  /* work needs a model and none is configured */
+	ED_EINVAL = -1,	     /* bad argument or usage */
+	ED_ENOMEM = -2,	     /* allocation failed */
+	ED_EFORMAT = -3,     /* invalid or unsupported input data */
+	ED_ENOENT = -4,	     /* input missing or unreadable */
+	ED_EUNAVAIL = -5,    /* model server unavailable */
+	ED_EINTERNAL = -6,   /* a bug or an unexpected library failure */
+	ED_ECREATE = -7,     /* cannot create output or database */
+	ED_EIO = -8,	     /* I/O error while reading or writing */
+	ED_EAGAIN = -9,	     /* temporary failure, retry later */
+	ED_EPASSWORD = -10,  /* password required or wrong */
+	ED_ECONFIG = -11,    /* bad model or configuration */
+	ED_EINTR = -12,	     /* interrupted by the user */
+	ED_ETOOBIG = -13,    /* a size cap was exceeded */
+	ED_ENEEDMODEL = -14, /* work needs a model and none is configured */
 };
 
 /* A short name for an error code ("invalid input"), never NULL. */
@@ -57,11 +57,11 @@ const char *ed_strerror(int code);
  * err may be NULL or errlen 0 (the message is dropped).
  */
 int ed_err(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Prefix an existing message in place: "<prefix>: <old message>". */
 void ed_err_prefix(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- growable buffer ---------------------------------------------- */
 
@@ -86,7 +86,7 @@ int ed_buf_append(struct ed_buf *b, const void *p, size_t n);
 int ed_buf_puts(struct ed_buf *b, const char *s);
 int ed_buf_putc(struct ed_buf *b, int c);
 int ed_buf_printf(struct ed_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 int ed_buf_vprintf(struct ed_buf *b, const char *fmt, va_list ap);
 /* Hand the memory to the caller (free() it); the buffer is reset. */
 char *ed_buf_detach(struct ed_buf *b, size_t *len);
@@ -134,7 +134,9 @@ void ed_sha256_hex(const void *data, size_t n, char hex[65]);
 #define ED_RANGE_END INT32_MAX
 struct ed_range {
 	int n;
-	struct { int32_t lo, hi; } span[64];
+	struct {
+		int32_t lo, hi;
+	} span[64];
 };
 
 /* 0 on success, ED_EINVAL with a message on bad syntax. NULL or "" = all. */
@@ -184,7 +186,7 @@ double ed_now_ms(void);
 void ed_utc_iso8601(char out[21]);
 
 #define ED_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define ED_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define ED_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define ED_MIN(a, b)	((a) < (b) ? (a) : (b))
+#define ED_MAX(a, b)	((a) > (b) ? (a) : (b))
 
 #endif

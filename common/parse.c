@@ -83,8 +83,10 @@ bool ed_range_has(const struct ed_range *r, int p, int last)
 	if (r->n == 0)
 		return true;
 	for (i = 0; i < r->n; i++) {
-		int32_t lo = r->span[i].lo == ED_RANGE_END ? last : r->span[i].lo;
-		int32_t hi = r->span[i].hi == ED_RANGE_END ? last : r->span[i].hi;
+		int32_t lo =
+		    r->span[i].lo == ED_RANGE_END ? last : r->span[i].lo;
+		int32_t hi =
+		    r->span[i].hi == ED_RANGE_END ? last : r->span[i].hi;
 		if (p >= lo && p <= hi)
 			return true;
 	}
@@ -105,9 +107,21 @@ int ed_parse_size(const char *s, uint64_t *out)
 	}
 	switch (*s) {
 	case '\0': break;
-	case 'k': case 'K': mul = 1ull << 10; s++; break;
-	case 'm': case 'M': mul = 1ull << 20; s++; break;
-	case 'g': case 'G': mul = 1ull << 30; s++; break;
+	case 'k':
+	case 'K':
+		mul = 1ull << 10;
+		s++;
+		break;
+	case 'm':
+	case 'M':
+		mul = 1ull << 20;
+		s++;
+		break;
+	case 'g':
+	case 'G':
+		mul = 1ull << 30;
+		s++;
+		break;
 	default: return ED_EINVAL;
 	}
 	if (*s != '\0')

@@ -103,7 +103,8 @@ int ed_utf8_clean(struct ed_buf *b, const char *s, size_t n)
 			continue;
 		if (cp == 0x7F)
 			continue;
-		if ((rc = ed_buf_append(b, enc, (size_t)ed_utf8_encode(cp, enc))))
+		if ((rc = ed_buf_append(b, enc,
+					(size_t)ed_utf8_encode(cp, enc))))
 			return rc;
 	}
 	if (!b->data)

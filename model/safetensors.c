@@ -33,10 +33,10 @@ static const struct {
 	enum ed_dtype dt;
 	size_t size;
 } dtypes[] = {
-	{"F64", ED_DT_F64, 8}, {"F32", ED_DT_F32, 4}, {"F16", ED_DT_F16, 2},
-	{"BF16", ED_DT_BF16, 2}, {"I64", ED_DT_I64, 8}, {"I32", ED_DT_I32, 4},
-	{"I16", ED_DT_I16, 2}, {"I8", ED_DT_I8, 1}, {"U8", ED_DT_U8, 1},
-	{"BOOL", ED_DT_BOOL, 1},
+    {"F64", ED_DT_F64, 8},   {"F32", ED_DT_F32, 4}, {"F16", ED_DT_F16, 2},
+    {"BF16", ED_DT_BF16, 2}, {"I64", ED_DT_I64, 8}, {"I32", ED_DT_I32, 4},
+    {"I16", ED_DT_I16, 2},   {"I8", ED_DT_I8, 1},   {"U8", ED_DT_U8, 1},
+    {"BOOL", ED_DT_BOOL, 1},
 };
 
 size_t ed_model_dtype_size(enum ed_dtype dt)
@@ -127,8 +127,8 @@ static int cmp_off(const void *a, const void *b)
 	return px < py ? -1 : px > py;
 }
 
-static int parse_tensor(struct ed_st *st, struct ed_tensor *t,
-			const char *name, json_t *v, char *err, size_t errlen)
+static int parse_tensor(struct ed_st *st, struct ed_tensor *t, const char *name,
+			json_t *v, char *err, size_t errlen)
 {
 	json_t *jd = json_object_get(v, "dtype");
 	json_t *js = json_object_get(v, "shape");
@@ -140,9 +140,9 @@ static int parse_tensor(struct ed_st *st, struct ed_tensor *t,
 
 	if (!json_is_object(v) || !json_is_string(jd) || !json_is_array(js) ||
 	    !json_is_array(jo) || json_array_size(jo) != 2)
-		return ed_err(err, errlen, ED_EFORMAT,
-			      "tensor '%s': needs dtype, shape and data_offsets",
-			      name);
+		return ed_err(
+		    err, errlen, ED_EFORMAT,
+		    "tensor '%s': needs dtype, shape and data_offsets", name);
 	dn = json_string_value(jd);
 	for (i = 0; i < ED_ARRAY_LEN(dtypes); i++)
 		if (strcmp(dn, dtypes[i].name) == 0) {
@@ -215,15 +215,16 @@ static int parse(struct ed_st *st, const unsigned char *p, size_t len,
 			      (unsigned long long)hlen, ED_ST_MAX_HEADER);
 	st->data = p + 8 + hlen;
 	st->datalen = len - 8 - hlen;
-	root = json_loadb((const char *)p + 8, hlen, JSON_REJECT_DUPLICATES,
-			  &je);
+	root =
+	    json_loadb((const char *)p + 8, hlen, JSON_REJECT_DUPLICATES, &je);
 	if (!root || !json_is_object(root)) {
 		json_decref(root);
 		return ed_err(err, errlen, ED_EFORMAT,
 			      "bad safetensors header: %s",
 			      root ? "not an object" : je.text);
 	}
-	json_object_foreach(root, key, v) {
+	json_object_foreach(root, key, v)
+	{
 		if (strcmp(key, "__metadata__") == 0)
 			continue;
 		st->n++;
@@ -237,7 +238,8 @@ static int parse(struct ed_st *st, const unsigned char *p, size_t len,
 		goto out;
 	}
 	np = st->names;
-	json_object_foreach(root, key, v) {
+	json_object_foreach(root, key, v)
+	{
 		if (strcmp(key, "__metadata__") == 0) {
 			if (!json_is_object(v)) {
 				rc = ed_err(err, errlen, ED_EFORMAT,
@@ -258,8 +260,8 @@ static int parse(struct ed_st *st, const unsigned char *p, size_t len,
 	qsort(order, st->n, sizeof *order, cmp_off);
 	for (k = 1; k < st->n; k++) {
 		const unsigned char *prev_end =
-			(const unsigned char *)order[k - 1]->data +
-			order[k - 1]->nbytes;
+		    (const unsigned char *)order[k - 1]->data +
+		    order[k - 1]->nbytes;
 		if ((const unsigned char *)order[k]->data < prev_end) {
 			rc = ed_err(err, errlen, ED_EFORMAT,
 				    "tensors '%s' and '%s' overlap",

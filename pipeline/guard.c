@@ -31,8 +31,8 @@ static bool is_alnum(uint32_t c)
 
 static bool is_junk(uint32_t c)
 {
-	return c == 0xFFFD || (c >= 0xE000 && c <= 0xF8FF) ||
-	       (c >= 0xF0000) || (c < 0x20 && !is_space(c)) || c == 0x7F;
+	return c == 0xFFFD || (c >= 0xE000 && c <= 0xF8FF) || (c >= 0xF0000) ||
+	       (c < 0x20 && !is_space(c)) || c == 0x7F;
 }
 
 void ed_pipeline_text_stats(const char *text, size_t len,

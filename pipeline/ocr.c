@@ -34,17 +34,16 @@ void ed_pipeline_opts_default(struct ed_pipeline_opts *o)
 	o->max_stdin = ED_PIPELINE_MAX_STDIN;
 }
 
-int ed_pipeline_open(struct ed_pipeline **out,
-		     const struct ed_pipeline_opts *o, char *err,
-		     size_t errlen)
+int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
+		     char *err, size_t errlen)
 {
 	struct ed_pipeline *p;
 	struct ed_store_run run = {
-		.tool_version = ED_VERSION,
-		.backend = o->model_id && *o->model_id ? "native" : "none",
-		.model_id = o->model_id,
-		.mode = o->mode,
-		.options_json = o->options_json,
+	    .tool_version = ED_VERSION,
+	    .backend = o->model_id && *o->model_id ? "native" : "none",
+	    .model_id = o->model_id,
+	    .mode = o->mode,
+	    .options_json = o->options_json,
 	};
 	int rc;
 
@@ -156,14 +155,14 @@ static int put(struct ed_pipeline *p, struct ed_store_page *pg,
 	return 0;
 }
 
-static int do_page(struct ed_pipeline *p, struct ed_doc *doc,
-		   int64_t doc_id, int page, struct ed_page_result *r,
-		   struct ed_doc_result *dr, char *err, size_t errlen)
+static int do_page(struct ed_pipeline *p, struct ed_doc *doc, int64_t doc_id,
+		   int page, struct ed_page_result *r, struct ed_doc_result *dr,
+		   char *err, size_t errlen)
 {
 	const struct ed_pipeline_opts *o = &p->o;
 	struct ed_store_page pg = {
-		.key = {doc_id, page + 1, o->mode, "", ""},
-		.run_id = p->run_id,
+	    .key = {doc_id, page + 1, o->mode, "", ""},
+	    .run_id = p->run_id,
 	};
 	struct ed_page_info info;
 	struct ed_text text = {0};
@@ -241,11 +240,11 @@ static void doc_failed(struct ed_pipeline *p, const struct ed_source *src,
 	char err[256];
 	int64_t id;
 	struct ed_store_doc d = {
-		.sha256 = src->sha256,
-		.path = src->path,
-		.kind = ed_render_kind_name(src->kind),
-		.bytes = (int64_t)src->len,
-		.error = dr->error,
+	    .sha256 = src->sha256,
+	    .path = src->path,
+	    .kind = ed_render_kind_name(src->kind),
+	    .bytes = (int64_t)src->len,
+	    .error = dr->error,
 	};
 
 	/* recorded so that a query shows which inputs failed and why */
@@ -280,12 +279,12 @@ int ed_pipeline_ocr(struct ed_pipeline *p, const char *path,
 	dr->pages = npages;
 	{
 		struct ed_store_doc d = {
-			.sha256 = src.sha256,
-			.path = path,
-			.kind = dr->kind,
-			.bytes = (int64_t)src.len,
-			.pages = npages,
-			.title = ed_render_doc_title(doc),
+		    .sha256 = src.sha256,
+		    .path = path,
+		    .kind = dr->kind,
+		    .bytes = (int64_t)src.len,
+		    .pages = npages,
+		    .title = ed_render_doc_title(doc),
 		};
 		if ((rc = ed_store_doc_put(p->st, &d, &doc_id, dr->error,
 					   sizeof dr->error))) {
@@ -295,10 +294,10 @@ int ed_pipeline_ocr(struct ed_pipeline *p, const char *path,
 	}
 	for (int i = 0; i < npages; i++) {
 		struct ed_page_result r = {
-			.path = path,
-			.sha256 = src.sha256,
-			.page_no = i + 1,
-			.pages = npages,
+		    .path = path,
+		    .sha256 = src.sha256,
+		    .page_no = i + 1,
+		    .pages = npages,
 		};
 		struct ed_store_key key = {doc_id, i + 1, o->mode, o->model_id,
 					   o->prompt_id};
@@ -312,10 +311,9 @@ int ed_pipeline_ocr(struct ed_pipeline *p, const char *path,
 			goto out;
 		}
 		if (!o->force &&
-		    (rc = ed_store_page_lookup(p->st, &key,
-					       o->text_layer != ED_TEXT_LAYER_NEVER,
-					       &have, dr->error,
-					       sizeof dr->error))) {
+		    (rc = ed_store_page_lookup(
+			 p->st, &key, o->text_layer != ED_TEXT_LAYER_NEVER,
+			 &have, dr->error, sizeof dr->error))) {
 			dr->code = rc;
 			goto out;
 		}

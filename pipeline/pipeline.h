@@ -43,7 +43,7 @@ struct ed_source {
 	size_t len;
 	char sha256[65];
 	enum ed_render_kind kind;
-	void *map_;     /* private */
+	void *map_;	/* private */
 	size_t maplen_; /* private */
 	unsigned char *heap_;
 };
@@ -110,13 +110,13 @@ struct ed_page_result {
 
 /* One document's outcome. */
 struct ed_doc_result {
-	int code;            /* 0, or ED_E* when the document failed whole */
-	char error[512];     /* message when code != 0 */
+	int code;	 /* 0, or ED_E* when the document failed whole */
+	char error[512]; /* message when code != 0 */
 	char sha256[65];
 	const char *kind;
-	int pages;           /* in the document */
+	int pages; /* in the document */
 	int done, blank, needs_model, failed, cached;
-	int page_code;       /* ED_E* of the page failures if all alike, else 0 */
+	int page_code; /* ED_E* of the page failures if all alike, else 0 */
 };
 
 struct ed_pipeline_opts {
@@ -131,7 +131,7 @@ struct ed_pipeline_opts {
 	uint64_t max_stdin;
 	const char *password;
 	bool force;
-	const char *options_json; /* recorded with the run */
+	const char *options_json;	    /* recorded with the run */
 	volatile sig_atomic_t *interrupted; /* set by cmd/ on SIGINT */
 	void (*on_page)(void *ud, const struct ed_page_result *r);
 	void *ud;
@@ -142,9 +142,8 @@ void ed_pipeline_opts_default(struct ed_pipeline_opts *o);
 struct ed_pipeline;
 
 /* Open the store and start a run. 0 or ED_ECREATE and others. */
-int ed_pipeline_open(struct ed_pipeline **out,
-		     const struct ed_pipeline_opts *o, char *err,
-		     size_t errlen);
+int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
+		     char *err, size_t errlen);
 /* Finish the run and close the store. */
 void ed_pipeline_close(struct ed_pipeline *p);
 

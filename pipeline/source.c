@@ -41,8 +41,10 @@ static int read_stdin(struct ed_source *src, uint64_t cap, char *err,
 					      "standard input is larger than "
 					      "%llu bytes (--max-stdin)",
 					      (unsigned long long)b.limit);
-			return ed_err(err, errlen, rc, "reading standard input: "
-				      "%s", ed_strerror(rc));
+			return ed_err(err, errlen, rc,
+				      "reading standard input: "
+				      "%s",
+				      ed_strerror(rc));
 		}
 	}
 	src->len = b.len;
@@ -72,13 +74,14 @@ int ed_pipeline_source_open(struct ed_source *src, const char *path,
 			close(fd);
 			return ed_err(err, errlen, ED_ENOENT,
 				      "cannot open '%s': %s", path,
-				      S_ISDIR(sb.st_mode) ? "is a directory"
-							  : "not a regular file");
+				      S_ISDIR(sb.st_mode)
+					  ? "is a directory"
+					  : "not a regular file");
 		}
 		src->len = (size_t)sb.st_size;
 		if (src->len > 0) {
-			src->map_ = mmap(NULL, src->len, PROT_READ, MAP_PRIVATE,
-					 fd, 0);
+			src->map_ =
+			    mmap(NULL, src->len, PROT_READ, MAP_PRIVATE, fd, 0);
 			if (src->map_ == MAP_FAILED) {
 				src->map_ = NULL;
 				close(fd);

@@ -18,10 +18,9 @@ enum ed_render_kind ed_render_sniff(const void *data, size_t len)
 		return ED_RENDER_PNG;
 	if (len >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF)
 		return ED_RENDER_JPEG;
-	if (len >= 4 && (memcmp(p, "II*\0", 4) == 0 ||
-			 memcmp(p, "MM\0*", 4) == 0 ||
-			 memcmp(p, "II+\0", 4) == 0 ||
-			 memcmp(p, "MM\0+", 4) == 0))
+	if (len >= 4 &&
+	    (memcmp(p, "II*\0", 4) == 0 || memcmp(p, "MM\0*", 4) == 0 ||
+	     memcmp(p, "II+\0", 4) == 0 || memcmp(p, "MM\0+", 4) == 0))
 		return ED_RENDER_TIFF;
 	/* PDF readers accept junk before the header within the first 1 KiB */
 	scan = len < 1024 ? len : 1024;
@@ -63,12 +62,8 @@ int ed_render_doc_open(struct ed_doc **out, const void *data, size_t len,
 		doc->lim.max_pixels = ED_RENDER_MAX_PIXELS;
 	doc->kind = ed_render_sniff(data, len);
 	switch (doc->kind) {
-	case ED_RENDER_PDF:
-		rc = pdf_open(doc, password, err, errlen);
-		break;
-	case ED_RENDER_TIFF:
-		rc = tiff_open(doc, err, errlen);
-		break;
+	case ED_RENDER_PDF: rc = pdf_open(doc, password, err, errlen); break;
+	case ED_RENDER_TIFF: rc = tiff_open(doc, err, errlen); break;
 	case ED_RENDER_PNG:
 		rc = png_probe(doc, err, errlen);
 		doc->npages = 1;
@@ -125,8 +120,8 @@ static int check_page(const struct ed_doc *doc, int page, char *err,
 	return 0;
 }
 
-int ed_render_page_info(struct ed_doc *doc, int page,
-			struct ed_page_info *info, char *err, size_t errlen)
+int ed_render_page_info(struct ed_doc *doc, int page, struct ed_page_info *info,
+			char *err, size_t errlen)
 {
 	int rc;
 
@@ -134,8 +129,7 @@ int ed_render_page_info(struct ed_doc *doc, int page,
 	if ((rc = check_page(doc, page, err, errlen)))
 		return rc;
 	switch (doc->kind) {
-	case ED_RENDER_PDF:
-		return pdf_page_info(doc, page, info, err, errlen);
+	case ED_RENDER_PDF: return pdf_page_info(doc, page, info, err, errlen);
 	case ED_RENDER_TIFF:
 		return tiff_page_info(doc, page, info, err, errlen);
 	default:
@@ -143,11 +137,12 @@ int ed_render_page_info(struct ed_doc *doc, int page,
 		info->height_px = doc->raster_h;
 		info->xdpi = doc->raster_xdpi;
 		info->ydpi = doc->raster_ydpi;
-		info->width_pt = info->xdpi > 0 ? info->width_px * 72.0 / info->xdpi
-						: info->width_px;
+		info->width_pt = info->xdpi > 0
+				     ? info->width_px * 72.0 / info->xdpi
+				     : info->width_px;
 		info->height_pt = info->ydpi > 0
-					  ? info->height_px * 72.0 / info->ydpi
-					  : info->height_px;
+				      ? info->height_px * 72.0 / info->ydpi
+				      : info->height_px;
 		return 0;
 	}
 }
@@ -189,8 +184,7 @@ int ed_render_page(struct ed_doc *doc, int page, double dpi,
 		rc = jpeg_decode_mem(doc->data, doc->len, &doc->lim, &full, err,
 				     errlen);
 		break;
-	default:
-		return ed_err(err, errlen, ED_EINTERNAL, "unknown document");
+	default: return ed_err(err, errlen, ED_EINTERNAL, "unknown document");
 	}
 	if (rc)
 		return rc;

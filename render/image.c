@@ -13,11 +13,13 @@
 int image_check_size(uint64_t w, uint64_t h, const struct ed_render_limits *l,
 		     char *err, size_t errlen)
 {
-	uint64_t cap = l && l->max_pixels ? l->max_pixels : ED_RENDER_MAX_PIXELS;
+	uint64_t cap =
+	    l && l->max_pixels ? l->max_pixels : ED_RENDER_MAX_PIXELS;
 
 	if (w == 0 || h == 0)
-		return ed_err(err, errlen, ED_EFORMAT, "empty image (%llux%llu)",
-			      (unsigned long long)w, (unsigned long long)h);
+		return ed_err(err, errlen, ED_EFORMAT,
+			      "empty image (%llux%llu)", (unsigned long long)w,
+			      (unsigned long long)h);
 	if (w > INT32_MAX / 4 || h > INT32_MAX / 4 || w * h > cap)
 		return ed_err(err, errlen, ED_ETOOBIG,
 			      "page of %llux%llu pixels exceeds the limit of "
@@ -27,8 +29,8 @@ int image_check_size(uint64_t w, uint64_t h, const struct ed_render_limits *l,
 	return 0;
 }
 
-int ed_render_image_init(struct ed_image *img, int width, int height,
-			 char *err, size_t errlen)
+int ed_render_image_init(struct ed_image *img, int width, int height, char *err,
+			 size_t errlen)
 {
 	size_t n;
 
@@ -103,7 +105,8 @@ int image_crop(const struct ed_image *in, const struct ed_rect *r,
 		return rc;
 	for (y = y0; y < y1; y++)
 		memcpy(out->rgb + (size_t)(y - y0) * (size_t)out->width * 3,
-		       in->rgb + ((size_t)y * (size_t)in->width + (size_t)x0) * 3,
+		       in->rgb +
+			   ((size_t)y * (size_t)in->width + (size_t)x0) * 3,
 		       (size_t)out->width * 3);
 	out->xdpi = in->xdpi;
 	out->ydpi = in->ydpi;
@@ -172,8 +175,8 @@ int ed_render_png_encode(const struct ed_image *img, int level,
 		goto out_destroy;
 	}
 	if (setjmp(c->jb)) {
-		rc = ed_err(err, errlen, ED_EINTERNAL, "png encoding failed: %s",
-			    c->msg);
+		rc = ed_err(err, errlen, ED_EINTERNAL,
+			    "png encoding failed: %s", c->msg);
 		goto out_destroy;
 	}
 	png_set_write_fn(png, c, pngw_write, pngw_flush);
@@ -188,7 +191,8 @@ int ed_render_png_encode(const struct ed_image *img, int level,
 			     PNG_RESOLUTION_METER);
 	png_write_info(png, info);
 	for (y = 0; y < img->height; y++)
-		png_write_row(png, img->rgb + (size_t)y * (size_t)img->width * 3);
+		png_write_row(png,
+			      img->rgb + (size_t)y * (size_t)img->width * 3);
 	png_write_end(png, info);
 	if (c->rc) {
 		rc = ed_err(err, errlen, c->rc, "png encoding: %s",

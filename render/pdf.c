@@ -24,13 +24,13 @@ struct pdf_state {
 
 static int gerror_code(const GError *e)
 {
-	if (e && e->domain == POPPLER_ERROR && e->code == POPPLER_ERROR_ENCRYPTED)
+	if (e && e->domain == POPPLER_ERROR &&
+	    e->code == POPPLER_ERROR_ENCRYPTED)
 		return ED_EPASSWORD;
 	return ED_EFORMAT;
 }
 
-int pdf_open(struct ed_doc *doc, const char *password, char *err,
-	     size_t errlen)
+int pdf_open(struct ed_doc *doc, const char *password, char *err, size_t errlen)
 {
 	struct pdf_state *s;
 	GError *ge = NULL;
@@ -47,7 +47,7 @@ int pdf_open(struct ed_doc *doc, const char *password, char *err,
 		 * constructor does not, and reads our bytes without a copy */
 		s->stream = g_memory_input_stream_new_from_bytes(s->bytes);
 		s->pd = poppler_document_new_from_stream(
-			s->stream, (goffset)doc->len, password, NULL, &ge);
+		    s->stream, (goffset)doc->len, password, NULL, &ge);
 	} else {
 		s->pd = poppler_document_new_from_bytes(s->bytes, NULL, &ge);
 	}
@@ -160,8 +160,8 @@ int pdf_render(struct ed_doc *doc, int page, double dpi,
 		double fw = fabs(r.x1 - r.x0), fh = fabs(r.y1 - r.y0);
 		double ww = pw * (fw > 1 ? 1 : fw), hh = ph * (fh > 1 ? 1 : fh);
 		if (ww > 4e9 || hh > 4e9)
-			return image_check_size(UINT32_MAX, UINT32_MAX, &doc->lim,
-						err, errlen);
+			return image_check_size(UINT32_MAX, UINT32_MAX,
+						&doc->lim, err, errlen);
 		w = (int)ED_MAX(1.0, ceil(ww - 1e-6));
 		h = (int)ED_MAX(1.0, ceil(hh - 1e-6));
 	}
@@ -189,8 +189,8 @@ int pdf_render(struct ed_doc *doc, int page, double dpi,
 	cairo_surface_flush(surf);
 	if (cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS) {
 		cairo_surface_destroy(surf);
-		return ed_err(err, errlen, ED_EFORMAT,
-			      "cannot render page %d", page + 1);
+		return ed_err(err, errlen, ED_EFORMAT, "cannot render page %d",
+			      page + 1);
 	}
 	if ((rc = ed_render_image_init(out, w, h, err, errlen))) {
 		cairo_surface_destroy(surf);
@@ -200,7 +200,8 @@ int pdf_render(struct ed_doc *doc, int page, double dpi,
 	src = cairo_image_surface_get_data(surf);
 	stride = cairo_image_surface_get_stride(surf);
 	for (int y = 0; y < h; y++) {
-		const uint32_t *row = (const uint32_t *)(src + (size_t)y * stride);
+		const uint32_t *row =
+		    (const uint32_t *)(src + (size_t)y * stride);
 		uint8_t *dst = out->rgb + (size_t)y * w * 3;
 		for (int x = 0; x < w; x++) {
 			uint32_t px = row[x]; /* xRGB in native endianness */
@@ -348,7 +349,7 @@ int pdf_text(struct ed_doc *doc, int page, struct ed_text *out, char *err,
 				if (out->nwords == wcap) {
 					size_t nc = wcap ? 2 * wcap : 256;
 					struct ed_word *nw = realloc(
-						out->words, nc * sizeof *nw);
+					    out->words, nc * sizeof *nw);
 					if (!nw) {
 						rc = ED_ENOMEM;
 						goto out_nomem;

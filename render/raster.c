@@ -72,7 +72,8 @@ static int png_decode(const void *data, size_t len,
 			      (uint32_t)h8[2] << 8 | h8[3];
 		uint32_t ih = (uint32_t)h8[4] << 24 | (uint32_t)h8[5] << 16 |
 			      (uint32_t)h8[6] << 8 | h8[7];
-		if (iw && ih && (rc = image_check_size(iw, ih, lim, err, errlen)))
+		if (iw && ih &&
+		    (rc = image_check_size(iw, ih, lim, err, errlen)))
 			return rc;
 	}
 	c = calloc(1, sizeof *c);
@@ -147,7 +148,8 @@ static int png_decode(const void *data, size_t len,
 		}
 		for (png_uint_32 y = 0; y < ph; y++) {
 			png_read_row(png, rgba, NULL);
-			rgba_over_white(rgba, out->rgb + (size_t)y * pw * 3, pw);
+			rgba_over_white(rgba, out->rgb + (size_t)y * pw * 3,
+					pw);
 		}
 	} else {
 		png_bytep *rows;
@@ -219,9 +221,8 @@ static void jpeg_quiet(j_common_ptr cinfo)
 }
 
 static int jpeg_decode(const void *data, size_t len,
-		       const struct ed_render_limits *lim,
-		       struct ed_image *out, int *w, int *h, double *dpi,
-		       char *err, size_t errlen)
+		       const struct ed_render_limits *lim, struct ed_image *out,
+		       int *w, int *h, double *dpi, char *err, size_t errlen)
 {
 	struct jpeg_decompress_struct *ci;
 	struct jpeg_ectx *e;
@@ -247,8 +248,8 @@ static int jpeg_decode(const void *data, size_t len,
 	jpeg_create_decompress(ci);
 	jpeg_mem_src(ci, (const unsigned char *)data, (unsigned long)len);
 	jpeg_read_header(ci, TRUE);
-	if ((rc = image_check_size(ci->image_width, ci->image_height, lim,
-				   err, errlen)))
+	if ((rc = image_check_size(ci->image_width, ci->image_height, lim, err,
+				   errlen)))
 		goto out_destroy;
 	*w = (int)ci->image_width;
 	*h = (int)ci->image_height;
@@ -261,7 +262,8 @@ static int jpeg_decode(const void *data, size_t len,
 	}
 	if (!out)
 		goto out_destroy;
-	if (ci->jpeg_color_space == JCS_CMYK || ci->jpeg_color_space == JCS_YCCK)
+	if (ci->jpeg_color_space == JCS_CMYK ||
+	    ci->jpeg_color_space == JCS_YCCK)
 		ci->out_color_space = JCS_CMYK;
 	else
 		ci->out_color_space = JCS_RGB;
@@ -276,8 +278,8 @@ static int jpeg_decode(const void *data, size_t len,
 		goto out_abort;
 	}
 	while (ci->output_scanline < ci->output_height) {
-		uint8_t *dst = out->rgb + (size_t)ci->output_scanline *
-						  (size_t)*w * 3;
+		uint8_t *dst =
+		    out->rgb + (size_t)ci->output_scanline * (size_t)*w * 3;
 		JSAMPROW rp = row;
 		jpeg_read_scanlines(ci, &rp, 1);
 		if (ci->out_color_space == JCS_RGB) {

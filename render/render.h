@@ -49,8 +49,8 @@ struct ed_image {
 };
 
 /* Allocate a width x height image filled with white. 0 or ED_E*. */
-int ed_render_image_init(struct ed_image *img, int width, int height,
-			 char *err, size_t errlen);
+int ed_render_image_init(struct ed_image *img, int width, int height, char *err,
+			 size_t errlen);
 void ed_render_image_release(struct ed_image *img);
 
 /*
@@ -108,12 +108,12 @@ const char *ed_render_doc_title(const struct ed_doc *doc);
 struct ed_page_info {
 	double width_pt, height_pt; /* size in points (1/72 in), as shown */
 	int width_px, height_px;    /* raster inputs: native pixels; PDF: 0 */
-	double xdpi, ydpi;          /* raster inputs: resolution tags or 0 */
+	double xdpi, ydpi;	    /* raster inputs: resolution tags or 0 */
 };
 
 /* page is 0-based. 0 or ED_EINVAL / ED_EFORMAT. */
-int ed_render_page_info(struct ed_doc *doc, int page,
-			struct ed_page_info *info, char *err, size_t errlen);
+int ed_render_page_info(struct ed_doc *doc, int page, struct ed_page_info *info,
+			char *err, size_t errlen);
 
 /*
  * Fraction (0..1) of a PDF page's area covered by drawn images; raster
@@ -169,10 +169,10 @@ void ed_render_versions(char *buf, size_t len);
 /* ---- ViT tiling --------------------------------------------------- */
 
 struct ed_tile_params {
-	int patch;            /* 14 */
-	int merge;            /* 2: spatial merge, factor = patch * merge */
-	uint64_t min_pixels;  /* 3136 */
-	uint64_t max_pixels;  /* 4,842,768 */
+	int patch;	       /* 14 */
+	int merge;	       /* 2: spatial merge, factor = patch * merge */
+	uint64_t min_pixels;   /* 3136 */
+	uint64_t max_pixels;   /* 4,842,768 */
 	float mean[3], std[3]; /* CLIP */
 };
 
@@ -203,17 +203,17 @@ int ed_render_tile_resize(const struct ed_image *in, int out_w, int out_h,
 
 /* The same resize computed the plain way (float weights per output pixel,
  * no separable tables): the reference the fast path is tested against. */
-int ed_render_tile_resize_ref(const struct ed_image *in, int out_w,
-			      int out_h, struct ed_image *out, char *err,
-			      size_t errlen);
+int ed_render_tile_resize_ref(const struct ed_image *in, int out_w, int out_h,
+			      struct ed_image *out, char *err, size_t errlen);
 
 struct ed_tiles {
-	int orig_w, orig_h;       /* input raster */
+	int orig_w, orig_h;	  /* input raster */
 	int resized_w, resized_h; /* after smart_resize */
-	int grid_t, grid_h, grid_w; /* image_grid_thw in patches: 1, h/14, w/14 */
-	size_t npatches;          /* grid_h * grid_w */
-	int patch_dim;            /* 3 * patch * patch = 588 */
-	float *pixel_values;      /* [npatches][patch_dim], owned */
+	int grid_t, grid_h,
+	    grid_w;	     /* image_grid_thw in patches: 1, h/14, w/14 */
+	size_t npatches;     /* grid_h * grid_w */
+	int patch_dim;	     /* 3 * patch * patch = 588 */
+	float *pixel_values; /* [npatches][patch_dim], owned */
 };
 
 /* Number of image tokens the LM sees: npatches / merge^2. */

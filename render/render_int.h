@@ -44,8 +44,8 @@ int tiff_open(struct ed_doc *doc, char *err, size_t errlen);
 void tiff_close(struct ed_doc *doc);
 int tiff_page_info(struct ed_doc *doc, int page, struct ed_page_info *info,
 		   char *err, size_t errlen);
-int tiff_decode(struct ed_doc *doc, int page, struct ed_image *out,
-		char *err, size_t errlen);
+int tiff_decode(struct ed_doc *doc, int page, struct ed_image *out, char *err,
+		size_t errlen);
 const char *tiff_version(void);
 
 /* raster.c: PNG and JPEG */

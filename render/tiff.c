@@ -48,8 +48,9 @@ static tmsize_t t_write(thandle_t h, void *buf, tmsize_t n)
 static toff_t t_seek(thandle_t h, toff_t off, int whence)
 {
 	struct tiff_state *s = h;
-	uint64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? s->pos
-								    : s->len;
+	uint64_t base = whence == SEEK_SET   ? 0
+			: whence == SEEK_CUR ? s->pos
+					     : s->len;
 	if (off > UINT64_MAX - base)
 		return (toff_t)-1;
 	s->pos = (size_t)(base + off);
@@ -94,8 +95,8 @@ static int on_error(TIFF *tif, void *ud, const char *module, const char *fmt,
 	return 1; /* handled: do not call the global handler */
 }
 
-static int on_warning(TIFF *tif, void *ud, const char *module,
-		      const char *fmt, va_list ap)
+static int on_warning(TIFF *tif, void *ud, const char *module, const char *fmt,
+		      va_list ap)
 {
 	(void)tif, (void)module, (void)fmt, (void)ap;
 	((struct tiff_state *)ud)->warnings++;
@@ -245,8 +246,8 @@ int tiff_page_info(struct ed_doc *doc, int page, struct ed_page_info *info,
 	return 0;
 }
 
-int tiff_decode(struct ed_doc *doc, int page, struct ed_image *out,
-		char *err, size_t errlen)
+int tiff_decode(struct ed_doc *doc, int page, struct ed_image *out, char *err,
+		size_t errlen)
 {
 	struct tiff_state *s = doc->tiff;
 	TIFFRGBAImage ri;

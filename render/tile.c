@@ -162,8 +162,8 @@ static int coeffs_build(int in_size, int out_size, struct coeffs *c)
 		return ED_ENOMEM;
 	}
 	for (xx = 0; xx < out_size; xx++) {
-		int xmin, n = coeffs_one(in_size, out_size, xx, tmp, c->ksize,
-					 &xmin);
+		int xmin,
+		    n = coeffs_one(in_size, out_size, xx, tmp, c->ksize, &xmin);
 		c->bounds[2 * xx] = xmin;
 		c->bounds[2 * xx + 1] = n;
 		for (int x = 0; x < c->ksize; x++)
@@ -190,7 +190,8 @@ static void pass_h(const struct ed_image *in, int y0, int rows, int w_out,
 			const int32_t *k = c->k + (size_t)xx * c->ksize;
 			const uint8_t *s = src + (size_t)c->bounds[2 * xx] * 3;
 			int n = c->bounds[2 * xx + 1];
-			int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+			int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0,
+				s2 = s0;
 			for (int x = 0; x < n; x++) {
 				s0 += s[3 * x] * k[x];
 				s1 += s[3 * x + 1] * k[x];
@@ -204,8 +205,8 @@ static void pass_h(const struct ed_image *in, int y0, int rows, int w_out,
 }
 
 /* Vertical pass: src has w columns; bounds are relative to src row 0. */
-static void pass_v(const uint8_t *src, int w, int h_out,
-		   const struct coeffs *c, int shift, uint8_t *dst)
+static void pass_v(const uint8_t *src, int w, int h_out, const struct coeffs *c,
+		   int shift, uint8_t *dst)
 {
 	size_t stride = (size_t)w * 3;
 
@@ -273,9 +274,8 @@ out_free:
  * Reference: every output pixel computed on its own from freshly derived
  * weights (no tables, no row window bookkeeping). Slow; for tests.
  */
-int ed_render_tile_resize_ref(const struct ed_image *in, int out_w,
-			      int out_h, struct ed_image *out, char *err,
-			      size_t errlen)
+int ed_render_tile_resize_ref(const struct ed_image *in, int out_w, int out_h,
+			      struct ed_image *out, char *err, size_t errlen)
 {
 	int kh = ksize_for(in->width, out_w), kv = ksize_for(in->height, out_h);
 	double *wh = malloc((size_t)kh * sizeof *wh);
@@ -298,16 +298,19 @@ int ed_render_tile_resize_ref(const struct ed_image *in, int out_w,
 				int32_t acc = 1 << (PRECISION_BITS - 1);
 				for (int y = 0; y < ny; y++) {
 					const uint8_t *row =
-						in->rgb + (size_t)(ymin + y) *
-								  in->width * 3;
+					    in->rgb +
+					    (size_t)(ymin + y) * in->width * 3;
 					uint8_t hv;
 					if (out_w == in->width) {
 						hv = row[xx * 3 + c];
 					} else {
-						int32_t s = 1 << (PRECISION_BITS - 1);
+						int32_t s =
+						    1 << (PRECISION_BITS - 1);
 						for (int x = 0; x < nx; x++)
-							s += row[(xmin + x) * 3 + c] *
-							     fixed(wh[x]);
+							s +=
+							    row[(xmin + x) * 3 +
+								c] *
+							    fixed(wh[x]);
 						hv = clip8(s);
 					}
 					if (out_h == in->height) {
@@ -320,8 +323,8 @@ int ed_render_tile_resize_ref(const struct ed_image *in, int out_w,
 					acc += hv * fixed(wv[y]);
 				}
 				out->rgb[((size_t)yy * out_w + xx) * 3 + c] =
-					out_h == in->height ? (uint8_t)acc
-							    : clip8(acc);
+				    out_h == in->height ? (uint8_t)acc
+							: clip8(acc);
 			}
 		}
 	}
@@ -376,15 +379,25 @@ int ed_render_tile_image(const struct ed_image *img,
 			for (int i = 0; i < m; i++)
 				for (int j = 0; j < m; j++) {
 					int pr = br * m + i, pc = bc * m + j;
-					float *dst = out->pixel_values + idx++ * dim;
+					float *dst =
+					    out->pixel_values + idx++ * dim;
 					for (int c = 0; c < 3; c++)
-						for (int py = 0; py < ps; py++) {
+						for (int py = 0; py < ps;
+						     py++) {
 							const uint8_t *src =
-								r.rgb +
-								((size_t)(pr * ps + py) * rw +
-								 (size_t)pc * ps) * 3 + c;
-							for (int px = 0; px < ps; px++)
-								*dst++ = lut[c][src[3 * px]];
+							    r.rgb +
+							    ((size_t)(pr * ps +
+								      py) *
+								 rw +
+							     (size_t)pc * ps) *
+								3 +
+							    c;
+							for (int px = 0;
+							     px < ps; px++)
+								*dst++ = lut
+								    [c]
+								    [src[3 *
+									 px]];
 						}
 				}
 	out->orig_w = img->width;

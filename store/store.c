@@ -34,8 +34,7 @@ static int db_err(struct ed_store *st, int code, char *err, size_t errlen,
 		      sqlite3_errmsg(st->db));
 }
 
-static int exec(struct ed_store *st, const char *sql, char *err,
-		size_t errlen)
+static int exec(struct ed_store *st, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
 	int rc;
@@ -85,7 +84,8 @@ static int migrate(struct ed_store *st, int from, char *err, size_t errlen)
 		    (rc = exec(st, set, err, errlen)) ||
 		    (rc = exec(st, "COMMIT", err, errlen))) {
 			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-			ed_err_prefix(err, errlen, "migrating to schema %d", v + 1);
+			ed_err_prefix(err, errlen, "migrating to schema %d",
+				      v + 1);
 			return rc == ED_EAGAIN ? rc : ED_ECREATE;
 		}
 	}
@@ -101,8 +101,8 @@ static int prepare(struct ed_store *st, sqlite3_stmt **s, const char *sql,
 	return 0;
 }
 
-int ed_store_open(struct ed_store **out, const char *path, int flags,
-		  char *err, size_t errlen)
+int ed_store_open(struct ed_store **out, const char *path, int flags, char *err,
+		  size_t errlen)
 {
 	struct ed_store *st;
 	bool ro = flags & ED_STORE_READONLY;
@@ -241,13 +241,13 @@ int ed_store_doc_put(struct ed_store *st, const struct ed_store_doc *d,
 		     int64_t *id, char *err, size_t errlen)
 {
 	static const char sql[] =
-		"INSERT INTO documents(sha256, path, kind, bytes, pages, title, "
-		"error, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-		"strftime('%Y-%m-%dT%H:%M:%SZ', 'now')) "
-		"ON CONFLICT(sha256) DO UPDATE SET path = excluded.path, "
-		"kind = excluded.kind, pages = coalesce(excluded.pages, pages), "
-		"title = coalesce(excluded.title, title), error = excluded.error "
-		"RETURNING id";
+	    "INSERT INTO documents(sha256, path, kind, bytes, pages, title, "
+	    "error, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+	    "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')) "
+	    "ON CONFLICT(sha256) DO UPDATE SET path = excluded.path, "
+	    "kind = excluded.kind, pages = coalesce(excluded.pages, pages), "
+	    "title = coalesce(excluded.title, title), error = excluded.error "
+	    "RETURNING id";
 	sqlite3_stmt *s;
 	int rc;
 
@@ -273,9 +273,9 @@ int ed_store_run_begin(struct ed_store *st, const struct ed_store_run *r,
 		       int64_t *id, char *err, size_t errlen)
 {
 	static const char sql[] =
-		"INSERT INTO runs(started_at, tool_version, backend, model_id, "
-		"mode, options_json) VALUES (strftime('%Y-%m-%dT%H:%M:%SZ', "
-		"'now'), ?1, ?2, ?3, ?4, ?5)";
+	    "INSERT INTO runs(started_at, tool_version, backend, model_id, "
+	    "mode, options_json) VALUES (strftime('%Y-%m-%dT%H:%M:%SZ', "
+	    "'now'), ?1, ?2, ?3, ?4, ?5)";
 	sqlite3_stmt *s;
 	int rc;
 
@@ -294,8 +294,7 @@ int ed_store_run_begin(struct ed_store *st, const struct ed_store_run *r,
 	return 0;
 }
 
-int ed_store_run_end(struct ed_store *st, int64_t id, char *err,
-		     size_t errlen)
+int ed_store_run_end(struct ed_store *st, int64_t id, char *err, size_t errlen)
 {
 	sqlite3_stmt *s;
 	int rc;
@@ -427,8 +426,7 @@ static int emit_rows(sqlite3_stmt *s, ed_store_row_fn cb, void *ud,
 				v->s = sqlite3_column_blob(s, i);
 				v->n = (size_t)sqlite3_column_bytes(s, i);
 				break;
-			default:
-				v->type = ED_STORE_NULL;
+			default: v->type = ED_STORE_NULL;
 			}
 		}
 		if (cb(ud, ncol, names, vals)) {
@@ -508,13 +506,13 @@ int ed_store_search(struct ed_store *st, const char *terms, int limit,
 		    void *ud, char *err, size_t errlen)
 {
 	static const char sql[] =
-		"SELECT d.id AS document, d.path AS path, p.page_no AS page, "
-		"round(bm25(pages_fts), 3) AS score, "
-		"snippet(pages_fts, 0, ?2, ?3, '...', 16) AS snippet "
-		"FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid "
-		"JOIN documents d ON d.id = p.document_id "
-		"WHERE pages_fts MATCH ?1 ORDER BY bm25(pages_fts), p.id "
-		"LIMIT ?4";
+	    "SELECT d.id AS document, d.path AS path, p.page_no AS page, "
+	    "round(bm25(pages_fts), 3) AS score, "
+	    "snippet(pages_fts, 0, ?2, ?3, '...', 16) AS snippet "
+	    "FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid "
+	    "JOIN documents d ON d.id = p.document_id "
+	    "WHERE pages_fts MATCH ?1 ORDER BY bm25(pages_fts), p.id "
+	    "LIMIT ?4";
 	char *quoted = NULL;
 	bool stopped = false;
 
@@ -522,7 +520,8 @@ int ed_store_search(struct ed_store *st, const char *terms, int limit,
 		sqlite3_stmt *s;
 		int rc;
 
-		if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) !=
+		    SQLITE_OK) {
 			free(quoted);
 			return db_err(st, ED_EIO, err, errlen, "search");
 		}
@@ -589,11 +588,11 @@ int ed_store_doc_find(struct ed_store *st, const char *sel, int64_t *id,
 		      char *err, size_t errlen)
 {
 	static const char *const sqls[] = {
-		"SELECT id FROM documents WHERE id = ?1 AND ?2",
-		"SELECT id FROM documents WHERE sha256 LIKE ?1 || '%' AND ?2",
-		"SELECT id FROM documents WHERE path = ?1",
-		"SELECT id FROM documents WHERE path LIKE '%/' || ?1 OR "
-		"path = ?1",
+	    "SELECT id FROM documents WHERE id = ?1 AND ?2",
+	    "SELECT id FROM documents WHERE sha256 LIKE ?1 || '%' AND ?2",
+	    "SELECT id FROM documents WHERE path = ?1",
+	    "SELECT id FROM documents WHERE path LIKE '%/' || ?1 OR "
+	    "path = ?1",
 	};
 	bool numeric = *sel && strspn(sel, "0123456789") == strlen(sel);
 	bool hex = strlen(sel) >= 6 && strlen(sel) <= 64 && is_hex(sel);
@@ -602,8 +601,10 @@ int ed_store_doc_find(struct ed_store *st, const char *sel, int64_t *id,
 		sqlite3_stmt *s;
 		int n = 0;
 
-		if (sqlite3_prepare_v2(st->db, sqls[q], -1, &s, NULL) != SQLITE_OK)
-			return db_err(st, ED_EIO, err, errlen, "finding document");
+		if (sqlite3_prepare_v2(st->db, sqls[q], -1, &s, NULL) !=
+		    SQLITE_OK)
+			return db_err(st, ED_EIO, err, errlen,
+				      "finding document");
 		bind_text(s, 1, sel);
 		sqlite3_bind_int(s, 2, q == 0 ? numeric : hex);
 		while (sqlite3_step(s) == SQLITE_ROW) {
@@ -614,27 +615,28 @@ int ed_store_doc_find(struct ed_store *st, const char *sel, int64_t *id,
 		if (n == 1)
 			return 0;
 		if (n > 1)
-			return ed_err(err, errlen, ED_EINVAL,
-				      "'%s' matches %d documents; use its id or "
-				      "sha256",
-				      sel, n);
+			return ed_err(
+			    err, errlen, ED_EINVAL,
+			    "'%s' matches %d documents; use its id or "
+			    "sha256",
+			    sel, n);
 	}
-	return ed_err(err, errlen, ED_ENOENT, "no document '%s' in the database",
-		      sel);
+	return ed_err(err, errlen, ED_ENOENT,
+		      "no document '%s' in the database", sel);
 }
 
 int ed_store_doc_export(struct ed_store *st, int64_t id, ed_store_row_fn cb,
 			void *ud, char *err, size_t errlen)
 {
 	static const char *const sqls[] = {
-		"SELECT id, sha256, path, kind, bytes, pages, title, error, "
-		"added_at FROM documents WHERE id = ?1",
-		"SELECT p.page_no, p.status, p.source, p.mode, p.model_id, "
-		"p.text, p.markdown, p.reasoning, p.width, p.height FROM pages p "
-		"WHERE p.document_id = ?1 AND p.id = (SELECT q.id FROM pages q "
-		"WHERE q.document_id = p.document_id AND q.page_no = p.page_no "
-		"AND q.status IN ('done', 'blank') ORDER BY q.id DESC LIMIT 1) "
-		"ORDER BY p.page_no",
+	    "SELECT id, sha256, path, kind, bytes, pages, title, error, "
+	    "added_at FROM documents WHERE id = ?1",
+	    "SELECT p.page_no, p.status, p.source, p.mode, p.model_id, "
+	    "p.text, p.markdown, p.reasoning, p.width, p.height FROM pages p "
+	    "WHERE p.document_id = ?1 AND p.id = (SELECT q.id FROM pages q "
+	    "WHERE q.document_id = p.document_id AND q.page_no = p.page_no "
+	    "AND q.status IN ('done', 'blank') ORDER BY q.id DESC LIMIT 1) "
+	    "ORDER BY p.page_no",
 	};
 	bool stopped = false;
 
@@ -642,7 +644,8 @@ int ed_store_doc_export(struct ed_store *st, int64_t id, ed_store_row_fn cb,
 		sqlite3_stmt *s;
 		int rc;
 
-		if (sqlite3_prepare_v2(st->db, sqls[q], -1, &s, NULL) != SQLITE_OK)
+		if (sqlite3_prepare_v2(st->db, sqls[q], -1, &s, NULL) !=
+		    SQLITE_OK)
 			return db_err(st, ED_EIO, err, errlen, "export");
 		sqlite3_bind_int64(s, 1, id);
 		rc = emit_rows(s, cb, ud, &stopped);

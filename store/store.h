@@ -42,8 +42,8 @@ struct ed_store;
  * a newer ernie-doc), ED_ENOENT (read-only and missing), ED_EFORMAT
  * (read-only and not an ernie-doc database).
  */
-int ed_store_open(struct ed_store **out, const char *path, int flags,
-		  char *err, size_t errlen);
+int ed_store_open(struct ed_store **out, const char *path, int flags, char *err,
+		  size_t errlen);
 void ed_store_close(struct ed_store *st);
 
 /* How long a write waits for another writer's lock (default 5000 ms)
@@ -60,9 +60,9 @@ struct ed_store_doc {
 	const char *path;   /* as given, "-" for stdin */
 	const char *kind;   /* "pdf", "tiff", "png", "jpeg", "unknown" */
 	int64_t bytes;
-	int pages;          /* 0 = unknown */
-	const char *title;  /* may be NULL */
-	const char *error;  /* NULL, or why the document could not be read */
+	int pages;	   /* 0 = unknown */
+	const char *title; /* may be NULL */
+	const char *error; /* NULL, or why the document could not be read */
 };
 
 /* Insert or update by sha256; *id is the row id. 0 or ED_EIO. */
@@ -79,8 +79,7 @@ struct ed_store_run {
 
 int ed_store_run_begin(struct ed_store *st, const struct ed_store_run *r,
 		       int64_t *id, char *err, size_t errlen);
-int ed_store_run_end(struct ed_store *st, int64_t id, char *err,
-		     size_t errlen);
+int ed_store_run_end(struct ed_store *st, int64_t id, char *err, size_t errlen);
 
 /* The resume key. Pages served without a model use model_id "" and
  * prompt_id "". */
@@ -103,10 +102,10 @@ int ed_store_page_lookup(struct ed_store *st, const struct ed_store_key *k,
 			 size_t errlen);
 
 /* Page statuses. */
-#define ED_STORE_DONE "done"
-#define ED_STORE_BLANK "blank"
+#define ED_STORE_DONE	     "done"
+#define ED_STORE_BLANK	     "blank"
 #define ED_STORE_NEEDS_MODEL "needs-model"
-#define ED_STORE_ERROR "error"
+#define ED_STORE_ERROR	     "error"
 
 struct ed_store_page {
 	struct ed_store_key key;

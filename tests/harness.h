@@ -16,21 +16,21 @@
 static int t_pass, t_fail;
 static const char *t_name = "test";
 
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		if (cond) {                                                  \
-			t_pass++;                                            \
-		} else {                                                     \
-			t_fail++;                                            \
-			fprintf(stderr, "%s:%d: FAIL %s: ", __FILE__,        \
-				__LINE__, #cond);                            \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fputc('\n', stderr);                                 \
-		}                                                            \
+#define CHECK(cond, ...)                                                       \
+	do {                                                                   \
+		if (cond) {                                                    \
+			t_pass++;                                              \
+		} else {                                                       \
+			t_fail++;                                              \
+			fprintf(stderr, "%s:%d: FAIL %s: ", __FILE__,          \
+				__LINE__, #cond);                              \
+			fprintf(stderr, __VA_ARGS__);                          \
+			fputc('\n', stderr);                                   \
+		}                                                              \
 	} while (0)
 
-#define CHECK_INT(a, b)                                                      \
-	CHECK((long long)(a) == (long long)(b), "%s = %lld, want %lld", #a,  \
+#define CHECK_INT(a, b)                                                        \
+	CHECK((long long)(a) == (long long)(b), "%s = %lld, want %lld", #a,    \
 	      (long long)(a), (long long)(b))
 
 static inline int t_streq(const char *a, const char *b)
@@ -38,8 +38,8 @@ static inline int t_streq(const char *a, const char *b)
 	return a && b && strcmp(a, b) == 0;
 }
 
-#define CHECK_STR(a, b)                                                      \
-	CHECK(t_streq((a), (b)), "%s = '%s', want '%s'", #a,                 \
+#define CHECK_STR(a, b)                                                        \
+	CHECK(t_streq((a), (b)), "%s = '%s', want '%s'", #a,                   \
 	      t_streq((a), (a)) ? (a) : "(null)", (b))
 
 static inline const char *t_shared(const char *rel, char *buf, size_t n)

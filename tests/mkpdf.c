@@ -10,12 +10,12 @@
 #include <stdlib.h>
 
 static const char *lines[] = {
-	"ERNIE-4.5-VL reads documents page by page and stores what it finds.",
-	"Every page is committed in its own transaction, so a run can stop",
-	"at any moment and start again without losing or repeating work.",
-	"The quick brown fox jumps over the lazy dog; 0123456789 and more.",
-	"Invoices, contracts, reports and scanned letters all end up as rows",
-	"that a single SQL query can search, join and count in milliseconds.",
+    "ERNIE-4.5-VL reads documents page by page and stores what it finds.",
+    "Every page is committed in its own transaction, so a run can stop",
+    "at any moment and start again without losing or repeating work.",
+    "The quick brown fox jumps over the lazy dog; 0123456789 and more.",
+    "Invoices, contracts, reports and scanned letters all end up as rows",
+    "that a single SQL query can search, join and count in milliseconds.",
 };
 
 int main(int argc, char **argv)

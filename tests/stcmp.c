@@ -41,7 +41,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	for (int64_t i = 0; i < n; i++) {
-		double x = ed_model_tensor_get(ta, i), y = ed_model_tensor_get(tb, i);
+		double x = ed_model_tensor_get(ta, i),
+		       y = ed_model_tensor_get(tb, i);
 		md = fmax(md, fabs(x - y));
 		mb = fmax(mb, fabs(y));
 		if (isnan(x) != isnan(y))

@@ -20,8 +20,9 @@ static void test_sha256(void)
 	ed_sha256_hex("abc", 3, hex);
 	CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223"
 		       "b00361a396177a9cb410ff61f20015ad");
-	ed_sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-		      56, hex);
+	ed_sha256_hex(
+	    "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56,
+	    hex);
 	CHECK_STR(hex, "248d6a61d20638b8e5c026930c3e6039"
 		       "a33ce45964ff2167f6ecedd419db06c1");
 	/* one million 'a', fed in pieces of 1..127 bytes */
@@ -58,7 +59,8 @@ static void test_buf(void)
 	free(p);
 	ed_buf_init(&b, 0);
 	CHECK_INT(ed_buf_reserve(&b, 100), 0);
-	CHECK(b.data && b.data[0] == '\0' && b.len == 0, "reserved is a string");
+	CHECK(b.data && b.data[0] == '\0' && b.len == 0,
+	      "reserved is a string");
 	for (int i = 0; i < 10000; i++)
 		ed_buf_putc(&b, 'a' + i % 26);
 	CHECK_INT(b.len, 10000);
@@ -95,7 +97,7 @@ static void test_range(void)
 
 	CHECK_INT(ed_range_parse(&r, "1-3,7,9-end", err, sizeof err), 0);
 	CHECK(ed_range_has(&r, 1, 20) && ed_range_has(&r, 3, 20) &&
-		      !ed_range_has(&r, 4, 20),
+		  !ed_range_has(&r, 4, 20),
 	      "1-3");
 	CHECK(ed_range_has(&r, 7, 20) && !ed_range_has(&r, 8, 20), "7");
 	CHECK(ed_range_has(&r, 9, 20) && ed_range_has(&r, 20, 20), "9-end");
@@ -107,7 +109,7 @@ static void test_range(void)
 	CHECK(ed_range_has(&r, 5, 5) && !ed_range_has(&r, 4, 5), "end");
 	CHECK_INT(ed_range_parse(&r, "end-end,2", err, sizeof err), 0);
 	CHECK(ed_range_has(&r, 9, 9) && ed_range_has(&r, 2, 9) &&
-		      !ed_range_has(&r, 3, 9),
+		  !ed_range_has(&r, 3, 9),
 	      "end-end,2");
 	CHECK_INT(ed_range_parse(&r, "3-1", err, sizeof err), ED_EINVAL);
 	CHECK(strstr(err, "3-1") != NULL, "message quotes the range: %s", err);
@@ -116,7 +118,8 @@ static void test_range(void)
 	CHECK_INT(ed_range_parse(&r, "1-", err, sizeof err), ED_EINVAL);
 	CHECK_INT(ed_range_parse(&r, "a", err, sizeof err), ED_EINVAL);
 	CHECK_INT(ed_range_parse(&r, "-3", err, sizeof err), ED_EINVAL);
-	CHECK_INT(ed_range_parse(&r, "99999999999", err, sizeof err), ED_EINVAL);
+	CHECK_INT(ed_range_parse(&r, "99999999999", err, sizeof err),
+		  ED_EINVAL);
 }
 
 static void test_numbers(void)
@@ -150,25 +153,30 @@ static void test_utf8(void)
 	CHECK_INT(ed_utf8_decode((const unsigned char *)"\xe4\xb8\xad", 3, &cp),
 		  3);
 	CHECK_INT(cp, 0x4E2D);
-	CHECK_INT(ed_utf8_decode((const unsigned char *)"\xf0\x9f\x98\x80", 4,
-				 &cp),
-		  4);
+	CHECK_INT(
+	    ed_utf8_decode((const unsigned char *)"\xf0\x9f\x98\x80", 4, &cp),
+	    4);
 	CHECK_INT(cp, 0x1F600);
 	/* overlong, surrogate, truncated, stray continuation */
 	CHECK(ed_utf8_decode((const unsigned char *)"\xc0\xaf", 2, &cp) == 1 &&
-		      cp == 0xFFFD,
+		  cp == 0xFFFD,
 	      "overlong");
 	CHECK(ed_utf8_decode((const unsigned char *)"\xed\xa0\x80", 3, &cp) ==
-			      1 &&
-		      cp == 0xFFFD,
+		      1 &&
+		  cp == 0xFFFD,
 	      "surrogate");
 	CHECK(ed_utf8_decode((const unsigned char *)"\xe4\xb8", 2, &cp) == 1 &&
-		      cp == 0xFFFD,
+		  cp == 0xFFFD,
 	      "truncated");
 	CHECK(!ed_utf8_valid("a\x80", 2), "stray continuation");
-	CHECK(ed_utf8_valid("caf\xc3\xa9 \xef\xbf\xbd", 9), "valid incl. U+FFFD");
+	CHECK(ed_utf8_valid("caf\xc3\xa9 \xef\xbf\xbd", 9),
+	      "valid incl. U+FFFD");
 	ed_buf_init(&b, 0);
-	CHECK_INT(ed_utf8_clean(&b, "a\x01" "b\xff\nc\x7f", 7), 0);
+	CHECK_INT(ed_utf8_clean(&b,
+				"a\x01"
+				"b\xff\nc\x7f",
+				7),
+		  0);
 	CHECK_STR(b.data, "ab\xef\xbf\xbd\nc");
 	ed_buf_release(&b);
 	CHECK_INT(ed_utf8_width("abc", 3), 3);

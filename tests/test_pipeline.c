@@ -19,7 +19,8 @@ static void test_text_guard(void)
 {
 	struct ed_text_stats s;
 	const char *good = "The quick brown fox jumps over the lazy dog again.";
-	const char *junk = "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd abc def ghi jkl mno";
+	const char *junk =
+	    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd abc def ghi jkl mno";
 	const char *punct = "--- ... ||| ### *** ;;; ::: ,,, ___ --- ...";
 
 	ed_pipeline_text_stats(good, strlen(good), &s);
@@ -37,13 +38,14 @@ static void test_text_guard(void)
 	CHECK(!ed_pipeline_text_good(&s, 93.5, 0), "punctuation only");
 	/* CJK counts as letters */
 	{
-		const char *cjk = "\xe6\x96\x87\xe5\xad\x97\xe8\xaf\x86\xe5\x88\xab"
-				  "\xe6\x96\x87\xe5\xad\x97\xe8\xaf\x86\xe5\x88\xab"
-				  "\xe6\x96\x87\xe5\xad\x97\xe8\xaf\x86\xe5\x88\xab"
-				  "\xe6\x96\x87\xe5\xad\x97\xe8\xaf\x86\xe5\x88\xab";
+		const char *cjk =
+		    "\xe6\x96\x87\xe5\xad\x97\xe8\xaf\x86\xe5\x88\xab"
+		    "\xe6\x96\x87\xe5\xad\x97\xe8\xaf\x86\xe5\x88\xab"
+		    "\xe6\x96\x87\xe5\xad\x97\xe8\xaf\x86\xe5\x88\xab"
+		    "\xe6\x96\x87\xe5\xad\x97\xe8\xaf\x86\xe5\x88\xab";
 		ed_pipeline_text_stats(cjk, strlen(cjk), &s);
-		CHECK(s.visible == 16 && s.alnum == 16, "cjk %zu %zu", s.visible,
-		      s.alnum);
+		CHECK(s.visible == 16 && s.alnum == 16, "cjk %zu %zu",
+		      s.visible, s.alnum);
 		CHECK(ed_pipeline_text_good(&s, 93.5, 0), "cjk text");
 	}
 }
@@ -68,7 +70,8 @@ static void test_blank_guard(void)
 	for (int y = 500; y < 512; y++)
 		for (int x = 100; x < 700; x++)
 			if ((x + y) % 3 == 0)
-				memset(img.rgb + ((size_t)y * 850 + x) * 3, 20, 3);
+				memset(img.rgb + ((size_t)y * 850 + x) * 3, 20,
+				       3);
 	CHECK(!ed_pipeline_is_blank(&img, &ink), "a line of text, ink %g", ink);
 	ed_render_image_release(&img);
 }
@@ -198,13 +201,15 @@ static void test_ocr(void)
 	CHECK_STR(s.status[1], "blank");
 	CHECK_STR(s.status[2], "needs-model");
 	CHECK_INT(count_rows(db, "SELECT count(*) FROM pages"), 3);
-	CHECK_INT(count_rows(db, "SELECT count(*) FROM pages WHERE source = "
-				 "'text-layer' AND text LIKE '%without a model%'"),
+	CHECK_INT(count_rows(db,
+			     "SELECT count(*) FROM pages WHERE source = "
+			     "'text-layer' AND text LIKE '%without a model%'"),
 		  1);
 
 	/* a re-run does no work and adds no rows; needs-model is retried */
 	CHECK_INT(run(db, pdf, &o, &s, &r), 0);
-	CHECK(r.cached == 2 && r.done == 0 && r.blank == 0 && r.needs_model == 1,
+	CHECK(r.cached == 2 && r.done == 0 && r.blank == 0 &&
+		  r.needs_model == 1,
 	      "re-run: cached %d done %d blank %d", r.cached, r.done, r.blank);
 	CHECK_INT(s.cached, 2);
 	CHECK_INT(count_rows(db, "SELECT count(*) FROM pages"), 3);
@@ -232,10 +237,13 @@ static void test_ocr(void)
 		snprintf(db2, sizeof db2, "%s/only.db", dir);
 		o.text_layer = ED_TEXT_LAYER_ONLY;
 		CHECK_INT(run(db2, pdf, &o, &s, &r), 0);
-		CHECK(r.done == 3 && r.needs_model == 0, "only: %d done", r.done);
-		CHECK_INT(count_rows(db2, "SELECT count(*) FROM pages WHERE "
-					  "source = 'text-layer' AND ms_render IS NULL"),
-			  3);
+		CHECK(r.done == 3 && r.needs_model == 0, "only: %d done",
+		      r.done);
+		CHECK_INT(
+		    count_rows(db2,
+			       "SELECT count(*) FROM pages WHERE "
+			       "source = 'text-layer' AND ms_render IS NULL"),
+		    3);
 		o.text_layer = ED_TEXT_LAYER_NEVER;
 		snprintf(db2, sizeof db2, "%s/never.db", dir);
 		CHECK_INT(run(db2, pdf, &o, &s, &r), 0);

@@ -34,8 +34,9 @@ static uint8_t pat(int x, int y, int c)
 {
 	if (smooth)
 		return (uint8_t)(40 + x * 3 + y * 2 + c * 30);
-	return (uint8_t)(c == 0 ? x * 7 + y : c == 1 ? y * 11 + 3 * x
-						     : (x ^ y) * 5 + 17);
+	return (uint8_t)(c == 0	  ? x * 7 + y
+			 : c == 1 ? y * 11 + 3 * x
+				  : (x ^ y) * 5 + 17);
 }
 
 static unsigned rnd_state = 12345;
@@ -163,7 +164,8 @@ static void golden_case(const char *name)
 		CHECK_INT(n, (int64_t)t.npatches * t.patch_dim);
 		if (n == (int64_t)t.npatches * t.patch_dim) {
 			double r = t_rel_err(t.pixel_values, e, (size_t)n);
-			CHECK(r <= 1e-6, "%s: pixel_values rel err %g", name, r);
+			CHECK(r <= 1e-6, "%s: pixel_values rel err %g", name,
+			      r);
 		}
 		free(e);
 	}
@@ -183,13 +185,13 @@ static void golden_case(const char *name)
 			int64_t k = ed_model_tensor_numel(idx);
 			double *e = malloc(588 * sizeof *e), worst = 0;
 			for (int64_t i = 0; i < k; i++) {
-				int64_t row = (int64_t)ed_model_tensor_get(idx, i);
+				int64_t row =
+				    (int64_t)ed_model_tensor_get(idx, i);
 				for (int j = 0; j < 588; j++)
 					e[j] = ed_model_tensor_get(rows,
 								   i * 588 + j);
-				double r = t_rel_err(t.pixel_values +
-							     (size_t)row * 588,
-						     e, 588);
+				double r = t_rel_err(
+				    t.pixel_values + (size_t)row * 588, e, 588);
 				worst = r > worst ? r : worst;
 			}
 			CHECK(worst <= 1e-6, "%s: sample_rows rel err %g", name,
@@ -217,8 +219,8 @@ static void golden_case(const char *name)
 		x = need(st, "pixel_values_sum");
 		if (x) {
 			double e = ed_model_tensor_get(x, 0);
-			CHECK(fabs(sum - e) <= 1e-6 * fmax(1, fabs(e)) +
-						       1e-6 * (double)n,
+			CHECK(fabs(sum - e) <=
+				  1e-6 * fmax(1, fabs(e)) + 1e-6 * (double)n,
 			      "%s: sum %.9g want %.9g", name, sum, e);
 		}
 		x = need(st, "pixel_values_sumsq");
@@ -246,16 +248,15 @@ static void test_golden_preprocess(void)
 		golden_case(cases[i]);
 }
 
-
 /* ---- fast resize vs reference ------------------------------------- */
 
 static void test_resize_ref(void)
 {
 	static const int sizes[][4] = {
-		/* in_w, in_h, out_w, out_h */
-		{37, 29, 84, 56},  {101, 77, 56, 28},  {64, 64, 64, 32},
-		{50, 30, 80, 30},  {1, 1, 28, 28},     {300, 17, 140, 28},
-		{333, 500, 112, 168}, {29, 31, 29, 31}, {17, 250, 28, 84},
+	    /* in_w, in_h, out_w, out_h */
+	    {37, 29, 84, 56},	  {101, 77, 56, 28}, {64, 64, 64, 32},
+	    {50, 30, 80, 30},	  {1, 1, 28, 28},    {300, 17, 140, 28},
+	    {333, 500, 112, 168}, {29, 31, 29, 31},  {17, 250, 28, 84},
 	};
 	char err[256];
 
@@ -276,8 +277,9 @@ static void test_resize_ref(void)
 						    sizeof err),
 			  0);
 		worst = img_diff(&a, &b, &mean);
-		CHECK(worst == 0, "resize %dx%d -> %dx%d: fast and reference "
-				  "differ by up to %d",
+		CHECK(worst == 0,
+		      "resize %dx%d -> %dx%d: fast and reference "
+		      "differ by up to %d",
 		      sizes[k][0], sizes[k][1], sizes[k][2], sizes[k][3],
 		      worst);
 		ed_render_image_release(&in);
@@ -290,23 +292,23 @@ static void test_smart_resize(void)
 {
 	/* expected values computed with the reference Python formula */
 	static const int cases[][4] = {
-		{768, 1024, 756, 1036},   {1100, 850, 1092, 840},
-		{3508, 2480, 2604, 1848}, {29, 37, 56, 84},
-		{200, 5000, 196, 5012},   {42, 70, 56, 56},
-		{1, 1, 56, 56},           {14, 14, 56, 56},
-		{2200, 1700, 2212, 1708}, {6000, 6000, 2184, 2184},
-		{1754, 1240, 1764, 1232}, {10, 2000, 28, 812},
-		{3, 600, 28, 812},        {99, 99, 112, 112},
-		{4000, 3000, 2520, 1904}, {7016, 4960, 2604, 1848},
-		{1, 200, 28, 812},
+	    {768, 1024, 756, 1036},   {1100, 850, 1092, 840},
+	    {3508, 2480, 2604, 1848}, {29, 37, 56, 84},
+	    {200, 5000, 196, 5012},   {42, 70, 56, 56},
+	    {1, 1, 56, 56},	      {14, 14, 56, 56},
+	    {2200, 1700, 2212, 1708}, {6000, 6000, 2184, 2184},
+	    {1754, 1240, 1764, 1232}, {10, 2000, 28, 812},
+	    {3, 600, 28, 812},	      {99, 99, 112, 112},
+	    {4000, 3000, 2520, 1904}, {7016, 4960, 2604, 1848},
+	    {1, 200, 28, 812},
 	};
 	char err[256];
 	int h, w;
 
 	for (size_t k = 0; k < ED_ARRAY_LEN(cases); k++) {
 		int rc = ed_render_tile_smart_resize(
-			cases[k][0], cases[k][1], 28, ED_TILE_MIN_PIXELS,
-			ED_TILE_MAX_PIXELS, &h, &w, err, sizeof err);
+		    cases[k][0], cases[k][1], 28, ED_TILE_MIN_PIXELS,
+		    ED_TILE_MAX_PIXELS, &h, &w, err, sizeof err);
 		CHECK(rc == 0 && h == cases[k][2] && w == cases[k][3],
 		      "smart_resize(%d, %d) = %d, %d; want %d, %d (rc %d)",
 		      cases[k][0], cases[k][1], h, w, cases[k][2], cases[k][3],
@@ -342,9 +344,10 @@ static void test_tile_layout(void)
 		}
 	ed_render_tile_params_default(&tp);
 	tp.min_pixels = 1;
-	CHECK_INT(ed_render_tile_image(&img, &tp, &t, NULL, err, sizeof err), 0);
-	CHECK(t.grid_t == 1 && t.grid_h == 2 && t.grid_w == 4,
-	      "grid %dx%dx%d", t.grid_t, t.grid_h, t.grid_w);
+	CHECK_INT(ed_render_tile_image(&img, &tp, &t, NULL, err, sizeof err),
+		  0);
+	CHECK(t.grid_t == 1 && t.grid_h == 2 && t.grid_w == 4, "grid %dx%dx%d",
+	      t.grid_t, t.grid_h, t.grid_w);
 	CHECK_INT(ed_render_tiles_tokens(&t, 2), 2);
 	/* patch k of block b is at row 2*(b/2)+k/2... here one block row:
 	 * block 0 = patches (0,0),(0,1),(1,0),(1,1); block 1 = (0,2),(0,3),
@@ -358,10 +361,18 @@ static void test_tile_layout(void)
 				for (int px = 0; px < 14; px++) {
 					int x = want[p][1] * 14 + px;
 					int y = want[p][0] * 14 + py;
-					float r = t.pixel_values[p * 588 + py * 14 + px];
-					float g = t.pixel_values[p * 588 + 196 + py * 14 + px];
-					float er = ((float)((double)x * (1.0 / 255.0)) - tp.mean[0]) / tp.std[0];
-					float eg = ((float)((double)y * (1.0 / 255.0)) - tp.mean[1]) / tp.std[1];
+					float r = t.pixel_values[p * 588 +
+								 py * 14 + px];
+					float g = t.pixel_values[p * 588 + 196 +
+								 py * 14 + px];
+					float er = ((float)((double)x *
+							    (1.0 / 255.0)) -
+						    tp.mean[0]) /
+						   tp.std[0];
+					float eg = ((float)((double)y *
+							    (1.0 / 255.0)) -
+						    tp.mean[1]) /
+						   tp.std[1];
 					bad += r != er || g != eg;
 				}
 		CHECK(bad == 0, "%d values out of place", bad);
@@ -372,8 +383,18 @@ static void test_tile_layout(void)
 
 /* ---- TIFF ---------------------------------------------------------- */
 
-enum tkind { T_RGB, T_RGBA, T_GRAY, T_GRAY_W, T_GRAY16, T_PAL, T_BILEVEL,
-	     T_BILEVEL_B, T_CMYK, T_YCBCR_JPEG };
+enum tkind {
+	T_RGB,
+	T_RGBA,
+	T_GRAY,
+	T_GRAY_W,
+	T_GRAY16,
+	T_PAL,
+	T_BILEVEL,
+	T_BILEVEL_B,
+	T_CMYK,
+	T_YCBCR_JPEG
+};
 
 struct tspec {
 	const char *name;
@@ -394,16 +415,24 @@ static void expect_px(enum tkind k, int x, int y, uint8_t out[3])
 	for (int c = 0; c < 3; c++) {
 		uint8_t v = pat(x, y, c), g = pat(x, y, 0);
 		switch (k) {
-		case T_RGB: case T_YCBCR_JPEG: out[c] = v; break;
+		case T_RGB:
+		case T_YCBCR_JPEG: out[c] = v; break;
 		case T_RGBA: {
 			unsigned a = pat(x, y, 1) | 0x40;
-			out[c] = (uint8_t)((v * a + 255 * (255 - a) + 127) / 255);
+			out[c] =
+			    (uint8_t)((v * a + 255 * (255 - a) + 127) / 255);
 			break;
 		}
-		case T_GRAY: case T_GRAY16: case T_PAL: out[c] = g; break;
+		case T_GRAY:
+		case T_GRAY16:
+		case T_PAL: out[c] = g; break;
 		case T_GRAY_W: out[c] = (uint8_t)(255 - g); break;
-		case T_BILEVEL: out[c] = bit(x, y) ? 0 : 255; break;   /* 1 = black */
-		case T_BILEVEL_B: out[c] = bit(x, y) ? 255 : 0; break; /* 1 = white */
+		case T_BILEVEL:
+			out[c] = bit(x, y) ? 0 : 255;
+			break; /* 1 = black */
+		case T_BILEVEL_B:
+			out[c] = bit(x, y) ? 255 : 0;
+			break; /* 1 = white */
 		case T_CMYK: {
 			unsigned ink = pat(x, y, c), kk = 40;
 			out[c] = (uint8_t)((255 - ink) * (255 - kk) / 255);
@@ -413,8 +442,8 @@ static void expect_px(enum tkind k, int x, int y, uint8_t out[3])
 	}
 }
 
-static void write_tiff(const char *path, const struct tspec *s, int w,
-		       int h, int extra_dirs)
+static void write_tiff(const char *path, const struct tspec *s, int w, int h,
+		       int extra_dirs)
 {
 	TIFF *t = TIFFOpen(path, "w");
 	int spp = 3, bps = 8;
@@ -422,13 +451,35 @@ static void write_tiff(const char *path, const struct tspec *s, int w,
 
 	switch (s->kind) {
 	case T_RGBA: spp = 4; break;
-	case T_GRAY: case T_GRAY_W: spp = 1; photo = s->kind == T_GRAY ?
-		PHOTOMETRIC_MINISBLACK : PHOTOMETRIC_MINISWHITE; break;
-	case T_GRAY16: spp = 1; bps = 16; photo = PHOTOMETRIC_MINISBLACK; break;
-	case T_PAL: spp = 1; photo = PHOTOMETRIC_PALETTE; break;
-	case T_BILEVEL: spp = 1; bps = 1; photo = PHOTOMETRIC_MINISWHITE; break;
-	case T_BILEVEL_B: spp = 1; bps = 1; photo = PHOTOMETRIC_MINISBLACK; break;
-	case T_CMYK: spp = 4; photo = PHOTOMETRIC_SEPARATED; break;
+	case T_GRAY:
+	case T_GRAY_W:
+		spp = 1;
+		photo = s->kind == T_GRAY ? PHOTOMETRIC_MINISBLACK
+					  : PHOTOMETRIC_MINISWHITE;
+		break;
+	case T_GRAY16:
+		spp = 1;
+		bps = 16;
+		photo = PHOTOMETRIC_MINISBLACK;
+		break;
+	case T_PAL:
+		spp = 1;
+		photo = PHOTOMETRIC_PALETTE;
+		break;
+	case T_BILEVEL:
+		spp = 1;
+		bps = 1;
+		photo = PHOTOMETRIC_MINISWHITE;
+		break;
+	case T_BILEVEL_B:
+		spp = 1;
+		bps = 1;
+		photo = PHOTOMETRIC_MINISBLACK;
+		break;
+	case T_CMYK:
+		spp = 4;
+		photo = PHOTOMETRIC_SEPARATED;
+		break;
 	case T_YCBCR_JPEG: photo = PHOTOMETRIC_YCBCR; break;
 	case T_RGB: break;
 	}
@@ -438,8 +489,8 @@ static void write_tiff(const char *path, const struct tspec *s, int w,
 	TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, bps);
 	TIFFSetField(t, TIFFTAG_PHOTOMETRIC, photo);
 	TIFFSetField(t, TIFFTAG_COMPRESSION, s->compression);
-	TIFFSetField(t, TIFFTAG_PLANARCONFIG, s->separate ? PLANARCONFIG_SEPARATE
-							  : PLANARCONFIG_CONTIG);
+	TIFFSetField(t, TIFFTAG_PLANARCONFIG,
+		     s->separate ? PLANARCONFIG_SEPARATE : PLANARCONFIG_CONTIG);
 	TIFFSetField(t, TIFFTAG_XRESOLUTION, 118.11f);
 	TIFFSetField(t, TIFFTAG_YRESOLUTION, 118.11f);
 	TIFFSetField(t, TIFFTAG_RESOLUTIONUNIT, RESUNIT_CENTIMETER);
@@ -454,7 +505,8 @@ static void write_tiff(const char *path, const struct tspec *s, int w,
 		TIFFSetField(t, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
 	}
 	if (s->kind == T_PAL) {
-		uint16_t *r = calloc(256, 2), *g = calloc(256, 2), *b = calloc(256, 2);
+		uint16_t *r = calloc(256, 2), *g = calloc(256, 2),
+			 *b = calloc(256, 2);
 		for (int i = 0; i < 256; i++)
 			r[i] = g[i] = b[i] = (uint16_t)(i * 257);
 		TIFFSetField(t, TIFFTAG_COLORMAP, r, g, b);
@@ -464,35 +516,60 @@ static void write_tiff(const char *path, const struct tspec *s, int w,
 		TIFFSetField(t, TIFFTAG_TILEWIDTH, 16);
 		TIFFSetField(t, TIFFTAG_TILELENGTH, 16);
 	} else {
-		TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, s->kind == T_YCBCR_JPEG ? 16 : 5);
+		TIFFSetField(t, TIFFTAG_ROWSPERSTRIP,
+			     s->kind == T_YCBCR_JPEG ? 16 : 5);
 	}
 	/* whole-image buffers, one per plane when separate */
 	{
-		int planes = s->separate ? spp : 1, pspp = s->separate ? 1 : spp;
-		size_t rowbytes = bps == 1 ? (size_t)(w + 7) / 8
-					   : (size_t)w * pspp * bps / 8;
+		int planes = s->separate ? spp : 1,
+		    pspp = s->separate ? 1 : spp;
+		size_t rowbytes =
+		    bps == 1 ? (size_t)(w + 7) / 8 : (size_t)w * pspp * bps / 8;
 		for (int pl = 0; pl < planes; pl++) {
 			unsigned char *img = calloc((size_t)h, rowbytes);
 			for (int y = 0; y < h; y++)
 				for (int x = 0; x < w; x++)
 					for (int c = 0; c < pspp; c++) {
 						int ch = s->separate ? pl : c;
-						unsigned char *row = img + (size_t)y * rowbytes;
+						unsigned char *row =
+						    img + (size_t)y * rowbytes;
 						uint8_t v;
 						switch (s->kind) {
-						case T_RGBA: v = ch == 3 ? (pat(x, y, 1) | 0x40) : pat(x, y, ch); break;
-						case T_GRAY: case T_GRAY_W: case T_PAL: v = pat(x, y, 0); break;
-						case T_CMYK: v = ch == 3 ? 40 : pat(x, y, ch); break;
+						case T_RGBA:
+							v = ch == 3
+								? (pat(x, y,
+								       1) |
+								   0x40)
+								: pat(x, y, ch);
+							break;
+						case T_GRAY:
+						case T_GRAY_W:
+						case T_PAL:
+							v = pat(x, y, 0);
+							break;
+						case T_CMYK:
+							v = ch == 3
+								? 40
+								: pat(x, y, ch);
+							break;
 						default: v = pat(x, y, ch);
 						}
 						if (bps == 1) {
 							if (bit(x, y))
-								row[x / 8] |= (uint8_t)(0x80 >> (x % 8));
+								row[x / 8] |=
+								    (uint8_t)(0x80 >>
+									      (x %
+									       8));
 						} else if (bps == 16) {
-							uint16_t v16 = (uint16_t)(v * 256 + (x & 1) * 100);
-							memcpy(row + 2 * x, &v16, 2);
+							uint16_t v16 =
+							    (uint16_t)(v * 256 +
+								       (x & 1) *
+									   100);
+							memcpy(row + 2 * x,
+							       &v16, 2);
 						} else {
-							row[(size_t)x * pspp + c] = v;
+							row[(size_t)x * pspp +
+							    c] = v;
 						}
 					}
 			if (s->tiled) {
@@ -501,16 +578,35 @@ static void write_tiff(const char *path, const struct tspec *s, int w,
 				for (int ty = 0; ty < h; ty += 16)
 					for (int tx = 0; tx < w; tx += 16) {
 						memset(tile, 0, tsz);
-						for (int y = 0; y < 16 && ty + y < h; y++)
-							memcpy(tile + (size_t)y * (tsz / 16),
-							       img + (size_t)(ty + y) * rowbytes + (size_t)tx * pspp * bps / 8,
-							       ((size_t)ED_MIN(16, w - tx) * pspp * bps + 7) / 8);
-						TIFFWriteTile(t, tile, (uint32_t)tx, (uint32_t)ty, 0, (uint16_t)pl);
+						for (int y = 0;
+						     y < 16 && ty + y < h; y++)
+							memcpy(
+							    tile +
+								(size_t)y *
+								    (tsz / 16),
+							    img +
+								(size_t)(ty +
+									 y) *
+								    rowbytes +
+								(size_t)tx *
+								    pspp * bps /
+								    8,
+							    ((size_t)ED_MIN(
+								 16, w - tx) *
+								 pspp * bps +
+							     7) /
+								8);
+						TIFFWriteTile(t, tile,
+							      (uint32_t)tx,
+							      (uint32_t)ty, 0,
+							      (uint16_t)pl);
 					}
 				free(tile);
 			} else {
 				for (int y = 0; y < h; y++)
-					TIFFWriteScanline(t, img + (size_t)y * rowbytes, (uint32_t)y, (uint16_t)pl);
+					TIFFWriteScanline(
+					    t, img + (size_t)y * rowbytes,
+					    (uint32_t)y, (uint16_t)pl);
 			}
 			free(img);
 		}
@@ -518,7 +614,9 @@ static void write_tiff(const char *path, const struct tspec *s, int w,
 	TIFFWriteDirectory(t);
 	/* extra pages: a second full page, a thumbnail, a mask */
 	for (int d = 0; d < extra_dirs; d++) {
-		uint32_t sub = d == 1 ? FILETYPE_REDUCEDIMAGE : d == 2 ? FILETYPE_MASK : 0;
+		uint32_t sub = d == 1	? FILETYPE_REDUCEDIMAGE
+			       : d == 2 ? FILETYPE_MASK
+					: 0;
 		unsigned char row[8] = {0};
 		TIFFSetField(t, TIFFTAG_SUBFILETYPE, sub);
 		TIFFSetField(t, TIFFTAG_IMAGEWIDTH, 8);
@@ -540,19 +638,23 @@ static void write_tiff(const char *path, const struct tspec *s, int w,
 static void test_tiff(void)
 {
 	static const struct tspec specs[] = {
-		{"rgb-none-strips", T_RGB, COMPRESSION_NONE, false, false, 0},
-		{"rgb-lzw-tiles", T_RGB, COMPRESSION_LZW, true, false, 0},
-		{"rgb-deflate-planar", T_RGB, COMPRESSION_ADOBE_DEFLATE, false, true, 0},
-		{"rgba-packbits", T_RGBA, COMPRESSION_PACKBITS, false, false, 1},
-		{"gray-minisblack", T_GRAY, COMPRESSION_LZW, false, false, 0},
-		{"gray-miniswhite", T_GRAY_W, COMPRESSION_NONE, false, false, 0},
-		{"gray16", T_GRAY16, COMPRESSION_ADOBE_DEFLATE, false, false, 1},
-		{"palette", T_PAL, COMPRESSION_PACKBITS, false, false, 0},
-		{"bilevel-g4-miniswhite", T_BILEVEL, COMPRESSION_CCITTFAX4, false, false, 0},
-		{"bilevel-g3-minisblack", T_BILEVEL_B, COMPRESSION_CCITTFAX3, false, false, 0},
-		{"bilevel-packbits-tiles", T_BILEVEL, COMPRESSION_PACKBITS, true, false, 0},
-		{"cmyk", T_CMYK, COMPRESSION_LZW, false, false, 1},
-		{"ycbcr-jpeg", T_YCBCR_JPEG, COMPRESSION_JPEG, false, false, 40},
+	    {"rgb-none-strips", T_RGB, COMPRESSION_NONE, false, false, 0},
+	    {"rgb-lzw-tiles", T_RGB, COMPRESSION_LZW, true, false, 0},
+	    {"rgb-deflate-planar", T_RGB, COMPRESSION_ADOBE_DEFLATE, false,
+	     true, 0},
+	    {"rgba-packbits", T_RGBA, COMPRESSION_PACKBITS, false, false, 1},
+	    {"gray-minisblack", T_GRAY, COMPRESSION_LZW, false, false, 0},
+	    {"gray-miniswhite", T_GRAY_W, COMPRESSION_NONE, false, false, 0},
+	    {"gray16", T_GRAY16, COMPRESSION_ADOBE_DEFLATE, false, false, 1},
+	    {"palette", T_PAL, COMPRESSION_PACKBITS, false, false, 0},
+	    {"bilevel-g4-miniswhite", T_BILEVEL, COMPRESSION_CCITTFAX4, false,
+	     false, 0},
+	    {"bilevel-g3-minisblack", T_BILEVEL_B, COMPRESSION_CCITTFAX3, false,
+	     false, 0},
+	    {"bilevel-packbits-tiles", T_BILEVEL, COMPRESSION_PACKBITS, true,
+	     false, 0},
+	    {"cmyk", T_CMYK, COMPRESSION_LZW, false, false, 1},
+	    {"ycbcr-jpeg", T_YCBCR_JPEG, COMPRESSION_JPEG, false, false, 40},
 	};
 	const int w = 37, h = 23;
 	char path[600], err[256];
@@ -577,7 +679,8 @@ static void test_tiff(void)
 		}
 		CHECK_INT(ed_render_doc_kind(doc), ED_RENDER_TIFF);
 		CHECK_INT(ed_render_doc_pages(doc), 1);
-		CHECK_INT(ed_render_page_info(doc, 0, &info, err, sizeof err), 0);
+		CHECK_INT(ed_render_page_info(doc, 0, &info, err, sizeof err),
+			  0);
 		CHECK(info.width_px == w && info.height_px == h, "%s: %dx%d",
 		      s->name, info.width_px, info.height_px);
 		CHECK(fabs(info.xdpi - 300) < 0.1, "%s: dpi %g from px/cm",
@@ -590,7 +693,10 @@ static void test_tiff(void)
 					uint8_t e[3];
 					expect_px(s->kind, x, y, e);
 					for (int c = 0; c < 3; c++) {
-						int d = abs(img.rgb[(y * w + x) * 3 + c] - e[c]);
+						int d = abs(
+						    img.rgb[(y * w + x) * 3 +
+							    c] -
+						    e[c]);
 						worst = d > worst ? d : worst;
 						sum += d;
 					}
@@ -599,8 +705,9 @@ static void test_tiff(void)
 			      "%s: pixels differ by up to %d (mean %.2f)",
 			      s->name, worst, sum / (w * h * 3));
 			if (s->kind == T_YCBCR_JPEG)
-				CHECK(sum / (w * h * 3) < 4, "%s: mean diff %.2f",
-				      s->name, sum / (w * h * 3));
+				CHECK(sum / (w * h * 3) < 4,
+				      "%s: mean diff %.2f", s->name,
+				      sum / (w * h * 3));
 		}
 		ed_render_image_release(&img);
 		ed_render_doc_close(doc);
@@ -625,13 +732,15 @@ static void test_tiff_pages_and_bombs(void)
 	CHECK(rc == 0, "multi: %s", err);
 	if (!rc) {
 		CHECK_INT(ed_render_doc_pages(doc), 2);
-		CHECK_INT(ed_render_page(doc, 1, 0, NULL, &img, err, sizeof err), 0);
+		CHECK_INT(
+		    ed_render_page(doc, 1, 0, NULL, &img, err, sizeof err), 0);
 		CHECK(img.width == 8 && img.height == 4 && img.rgb[0] == 60,
 		      "second page %dx%d value %d", img.width, img.height,
 		      img.rgb[0]);
 		ed_render_image_release(&img);
-		CHECK_INT(ed_render_page(doc, 2, 0, NULL, &img, err, sizeof err),
-			  ED_EINVAL);
+		CHECK_INT(
+		    ed_render_page(doc, 2, 0, NULL, &img, err, sizeof err),
+		    ED_EINVAL);
 		ed_render_doc_close(doc);
 	}
 	free(data);
@@ -655,17 +764,19 @@ static void test_tiff_pages_and_bombs(void)
 	if (!rc) {
 		CHECK_INT(ed_render_page_info(doc, 0, &info, err, sizeof err),
 			  ED_ETOOBIG);
-		CHECK_INT(ed_render_page(doc, 0, 0, NULL, &img, err, sizeof err),
-			  ED_ETOOBIG);
+		CHECK_INT(
+		    ed_render_page(doc, 0, 0, NULL, &img, err, sizeof err),
+		    ED_ETOOBIG);
 		CHECK(strstr(err, "100000x100000") != NULL, "message: %s", err);
 		ed_render_doc_close(doc);
 	}
 	free(data);
 	/* truncated: a valid header and nothing else */
 	{
-		static const unsigned char trunc[] = {'I', 'I', 42, 0, 200, 0, 0, 0};
-		rc = ed_render_doc_open(&doc, trunc, sizeof trunc, NULL, NULL, err,
-					sizeof err);
+		static const unsigned char trunc[] = {'I', 'I', 42, 0,
+						      200, 0,	0,  0};
+		rc = ed_render_doc_open(&doc, trunc, sizeof trunc, NULL, NULL,
+					err, sizeof err);
 		CHECK_INT(rc, ED_EFORMAT);
 	}
 }
@@ -681,19 +792,20 @@ struct pspec {
 static void write_png(const char *path, const struct pspec *s, int w, int h)
 {
 	FILE *f = fopen(path, "wb");
-	png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL,
-						  NULL, NULL);
+	png_structp png =
+	    png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
 	png_infop info = png_create_info_struct(png);
-	int ch = s->color == PNG_COLOR_TYPE_RGB ? 3
-	       : s->color == PNG_COLOR_TYPE_RGB_ALPHA ? 4
-	       : s->color == PNG_COLOR_TYPE_GRAY_ALPHA ? 2 : 1;
+	int ch = s->color == PNG_COLOR_TYPE_RGB		 ? 3
+		 : s->color == PNG_COLOR_TYPE_RGB_ALPHA	 ? 4
+		 : s->color == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
+							 : 1;
 	size_t rowbytes = ((size_t)w * ch * s->depth + 7) / 8;
 	unsigned char *row = malloc(rowbytes);
 
 	png_init_io(png, f);
 	png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, s->depth,
-		     s->color, s->interlace ? PNG_INTERLACE_ADAM7
-					    : PNG_INTERLACE_NONE,
+		     s->color,
+		     s->interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
 		     PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
 	if (s->color == PNG_COLOR_TYPE_PALETTE) {
 		png_color pal[256];
@@ -718,19 +830,35 @@ static void write_png(const char *path, const struct pspec *s, int w, int h)
 				for (int x = 0; x < w; x++)
 					for (int c = 0; c < ch; c++) {
 						unsigned v = pat(x, y, c);
-						if (s->color == PNG_COLOR_TYPE_GRAY_ALPHA && c == 1)
+						if (s->color ==
+							PNG_COLOR_TYPE_GRAY_ALPHA &&
+						    c == 1)
 							v = pat(x, y, 1) | 0x40;
-						if (s->color == PNG_COLOR_TYPE_RGB_ALPHA && c == 3)
+						if (s->color ==
+							PNG_COLOR_TYPE_RGB_ALPHA &&
+						    c == 3)
 							v = pat(x, y, 1) | 0x40;
 						if (s->depth == 16) {
-							row[(x * ch + c) * 2] = (unsigned char)v;
-							row[(x * ch + c) * 2 + 1] = (unsigned char)(x * 3);
+							row[(x * ch + c) * 2] =
+							    (unsigned char)v;
+							row[(x * ch + c) * 2 +
+							    1] =
+							    (unsigned char)(x *
+									    3);
 						} else if (s->depth == 8) {
-							row[x * ch + c] = (unsigned char)v;
+							row[x * ch + c] =
+							    (unsigned char)v;
 						} else { /* 1, 2, 4 bit gray */
-							unsigned lv = v >> (8 - s->depth);
-							int bitpos = x * s->depth;
-							row[bitpos / 8] |= (unsigned char)(lv << (8 - s->depth - bitpos % 8));
+							unsigned lv =
+							    v >> (8 - s->depth);
+							int bitpos =
+							    x * s->depth;
+							row[bitpos / 8] |=
+							    (unsigned char)(lv
+									    << (8 -
+										s->depth -
+										bitpos %
+										    8));
 						}
 					}
 				png_write_row(png, row);
@@ -750,10 +878,12 @@ static void expect_png(const struct pspec *s, int x, int y, uint8_t out[3])
 			out[0] = out[1] = out[2] = 255;
 			return;
 		}
-		out[0] = (uint8_t)i, out[1] = (uint8_t)(255 - i), out[2] = (uint8_t)(i / 2);
+		out[0] = (uint8_t)i, out[1] = (uint8_t)(255 - i),
+		out[2] = (uint8_t)(i / 2);
 		return;
 	}
-	if (s->color == PNG_COLOR_TYPE_GRAY || s->color == PNG_COLOR_TYPE_GRAY_ALPHA) {
+	if (s->color == PNG_COLOR_TYPE_GRAY ||
+	    s->color == PNG_COLOR_TYPE_GRAY_ALPHA) {
 		unsigned g = pat(x, y, 0);
 		if (s->depth < 8) { /* expanded by bit replication */
 			unsigned lv = g >> (8 - s->depth), v = 0;
@@ -781,19 +911,19 @@ static void expect_png(const struct pspec *s, int x, int y, uint8_t out[3])
 static void test_png(void)
 {
 	static const struct pspec specs[] = {
-		{"gray1", PNG_COLOR_TYPE_GRAY, 1, false, false},
-		{"gray2", PNG_COLOR_TYPE_GRAY, 2, false, false},
-		{"gray4", PNG_COLOR_TYPE_GRAY, 4, false, false},
-		{"gray8", PNG_COLOR_TYPE_GRAY, 8, false, false},
-		{"gray16", PNG_COLOR_TYPE_GRAY, 16, false, false},
-		{"graya8", PNG_COLOR_TYPE_GRAY_ALPHA, 8, false, false},
-		{"rgb8", PNG_COLOR_TYPE_RGB, 8, false, false},
-		{"rgb16", PNG_COLOR_TYPE_RGB, 16, false, false},
-		{"rgba8", PNG_COLOR_TYPE_RGB_ALPHA, 8, false, false},
-		{"palette", PNG_COLOR_TYPE_PALETTE, 8, false, false},
-		{"palette-trns", PNG_COLOR_TYPE_PALETTE, 8, true, false},
-		{"rgb8-adam7", PNG_COLOR_TYPE_RGB, 8, false, true},
-		{"rgba8-adam7", PNG_COLOR_TYPE_RGB_ALPHA, 8, false, true},
+	    {"gray1", PNG_COLOR_TYPE_GRAY, 1, false, false},
+	    {"gray2", PNG_COLOR_TYPE_GRAY, 2, false, false},
+	    {"gray4", PNG_COLOR_TYPE_GRAY, 4, false, false},
+	    {"gray8", PNG_COLOR_TYPE_GRAY, 8, false, false},
+	    {"gray16", PNG_COLOR_TYPE_GRAY, 16, false, false},
+	    {"graya8", PNG_COLOR_TYPE_GRAY_ALPHA, 8, false, false},
+	    {"rgb8", PNG_COLOR_TYPE_RGB, 8, false, false},
+	    {"rgb16", PNG_COLOR_TYPE_RGB, 16, false, false},
+	    {"rgba8", PNG_COLOR_TYPE_RGB_ALPHA, 8, false, false},
+	    {"palette", PNG_COLOR_TYPE_PALETTE, 8, false, false},
+	    {"palette-trns", PNG_COLOR_TYPE_PALETTE, 8, true, false},
+	    {"rgb8-adam7", PNG_COLOR_TYPE_RGB, 8, false, true},
+	    {"rgba8-adam7", PNG_COLOR_TYPE_RGB_ALPHA, 8, false, true},
 	};
 	const int w = 29, h = 17;
 	char path[600], err[256];
@@ -822,9 +952,11 @@ static void test_png(void)
 				for (int x = 0; x < w; x++) {
 					uint8_t e[3];
 					expect_png(&specs[k], x, y, e);
-					bad += memcmp(img.rgb + (y * w + x) * 3, e, 3) != 0;
+					bad += memcmp(img.rgb + (y * w + x) * 3,
+						      e, 3) != 0;
 				}
-			CHECK(bad == 0, "%s: %d pixels differ", specs[k].name, bad);
+			CHECK(bad == 0, "%s: %d pixels differ", specs[k].name,
+			      bad);
 		}
 		ed_render_image_release(&img);
 		ed_render_doc_close(doc);
@@ -846,10 +978,10 @@ static uint32_t crc32_png(const unsigned char *p, size_t n)
 static void test_png_bad(void)
 {
 	/* IHDR claiming 100000 x 100000 (CRC filled in below), no data */
-	unsigned char bomb[] = {
-		0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H',
-		'D', 'R', 0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0, 8, 2, 0, 0, 0,
-		0, 0, 0, 0};
+	unsigned char bomb[] = {0x89, 'P',  'N', 'G', '\r', '\n', 0x1a, '\n', 0,
+				0,    0,    13,	 'I', 'H',  'D',  'R',	0,    1,
+				0x86, 0xa0, 0,	 1,   0x86, 0xa0, 8,	2,    0,
+				0,    0,    0,	 0,   0,    0};
 	uint32_t crc = crc32_png(bomb + 12, 17);
 	struct ed_image img;
 	struct ed_doc *doc;
@@ -858,7 +990,8 @@ static void test_png_bad(void)
 	char err[256];
 	int rc;
 
-	bomb[29] = (unsigned char)(crc >> 24), bomb[30] = (unsigned char)(crc >> 16);
+	bomb[29] = (unsigned char)(crc >> 24),
+	bomb[30] = (unsigned char)(crc >> 16);
 	bomb[31] = (unsigned char)(crc >> 8), bomb[32] = (unsigned char)crc;
 	rc = ed_render_doc_open(&doc, bomb, sizeof bomb, NULL, NULL, err,
 				sizeof err);
@@ -867,7 +1000,8 @@ static void test_png_bad(void)
 	ed_render_image_init(&img, 40, 30, err, sizeof err);
 	for (size_t i = 0; i < 40 * 30 * 3; i++)
 		img.rgb[i] = (uint8_t)rnd();
-	CHECK_INT(ed_render_png_encode(&img, 6, &png, &len, err, sizeof err), 0);
+	CHECK_INT(ed_render_png_encode(&img, 6, &png, &len, err, sizeof err),
+		  0);
 	{
 		struct ed_image back;
 		CHECK_INT(ed_render_png_decode(png, len, NULL, &back, err,
@@ -879,7 +1013,8 @@ static void test_png_bad(void)
 					  sizeof err);
 		CHECK(rc == ED_EFORMAT, "truncated png: rc %d", rc);
 		png[len - 20] ^= 0x55; /* inside IDAT: CRC mismatch */
-		rc = ed_render_png_decode(png, len, NULL, &back, err, sizeof err);
+		rc = ed_render_png_decode(png, len, NULL, &back, err,
+					  sizeof err);
 		CHECK(rc == ED_EFORMAT, "corrupt png: rc %d", rc);
 	}
 	free(png);
@@ -912,10 +1047,14 @@ static unsigned char *write_jpeg(J_COLOR_SPACE cs, int w, int h,
 	for (int y = 0; y < h; y++) {
 		for (int x = 0; x < w; x++)
 			for (int c = 0; c < comps; c++) {
-				unsigned v = cs == JCS_GRAYSCALE ? pat(x, y, 0) : pat(x, y, c % 3);
-				/* CMYK as Adobe stores it: inverted ink, K = 40 */
+				unsigned v = cs == JCS_GRAYSCALE
+						 ? pat(x, y, 0)
+						 : pat(x, y, c % 3);
+				/* CMYK as Adobe stores it: inverted ink, K = 40
+				 */
 				if (cs == JCS_CMYK)
-					v = c == 3 ? 255 - 40 : 255 - pat(x, y, c);
+					v = c == 3 ? 255 - 40
+						   : 255 - pat(x, y, c);
 				row[x * comps + c] = (JSAMPLE)v;
 			}
 		JSAMPROW rp = row;
@@ -932,7 +1071,8 @@ static void test_jpeg(void)
 	static const struct {
 		const char *name;
 		J_COLOR_SPACE cs;
-	} cases[] = {{"gray", JCS_GRAYSCALE}, {"rgb", JCS_RGB}, {"cmyk", JCS_CMYK}};
+	} cases[] = {
+	    {"gray", JCS_GRAYSCALE}, {"rgb", JCS_RGB}, {"cmyk", JCS_CMYK}};
 	const int w = 48, h = 32;
 	char err[256];
 
@@ -943,7 +1083,8 @@ static void test_jpeg(void)
 		struct ed_doc *doc;
 		struct ed_image img;
 		double sum = 0;
-		int rc = ed_render_doc_open(&doc, j, len, NULL, NULL, err, sizeof err);
+		int rc = ed_render_doc_open(&doc, j, len, NULL, NULL, err,
+					    sizeof err);
 
 		CHECK(rc == 0, "jpeg %s: %s", cases[k].name, err);
 		if (rc) {
@@ -954,24 +1095,34 @@ static void test_jpeg(void)
 		rc = ed_render_page(doc, 0, 0, NULL, &img, err, sizeof err);
 		CHECK(rc == 0, "jpeg %s: %s", cases[k].name, err);
 		if (!rc) {
-			if (cases[k].cs != JCS_CMYK) /* no JFIF header for CMYK */
+			if (cases[k].cs !=
+			    JCS_CMYK) /* no JFIF header for CMYK */
 				CHECK(img.xdpi == 150, "jpeg dpi %g", img.xdpi);
 			for (int y = 0; y < h; y++)
 				for (int x = 0; x < w; x++)
 					for (int c = 0; c < 3; c++) {
-						int e = cases[k].cs == JCS_GRAYSCALE ? pat(x, y, 0)
-							: cases[k].cs == JCS_RGB ? pat(x, y, c)
-							: (255 - pat(x, y, c)) * (255 - 40) / 255;
-						sum += abs(img.rgb[(y * w + x) * 3 + c] - e);
+						int e =
+						    cases[k].cs == JCS_GRAYSCALE
+							? pat(x, y, 0)
+						    : cases[k].cs == JCS_RGB
+							? pat(x, y, c)
+							: (255 - pat(x, y, c)) *
+							      (255 - 40) / 255;
+						sum += abs(
+						    img.rgb[(y * w + x) * 3 +
+							    c] -
+						    e);
 					}
-			CHECK(sum / (w * h * 3) < 3.0, "jpeg %s: mean diff %.2f",
-			      cases[k].name, sum / (w * h * 3));
+			CHECK(sum / (w * h * 3) < 3.0,
+			      "jpeg %s: mean diff %.2f", cases[k].name,
+			      sum / (w * h * 3));
 		}
 		ed_render_image_release(&img);
 		ed_render_doc_close(doc);
 		/* a broken header, and a huge one */
 		j[3] ^= 0xFF;
-		rc = ed_render_doc_open(&doc, j, 20, NULL, NULL, err, sizeof err);
+		rc = ed_render_doc_open(&doc, j, 20, NULL, NULL, err,
+					sizeof err);
 		CHECK(rc == ED_EFORMAT, "broken jpeg: rc %d", rc);
 		free(j);
 	}
@@ -982,11 +1133,14 @@ static void test_jpeg(void)
 		/* SOF0 height/width are at fixed offsets after the marker */
 		for (unsigned long i = 0; i + 9 < len; i++)
 			if (j[i] == 0xFF && j[i + 1] == 0xC0) {
-				j[i + 5] = 0xEA, j[i + 6] = 0x60; /* height 60000 */
-				j[i + 7] = 0xEA, j[i + 8] = 0x60; /* width 60000 */
+				j[i + 5] = 0xEA,
+				      j[i + 6] = 0x60; /* height 60000 */
+				j[i + 7] = 0xEA,
+				      j[i + 8] = 0x60; /* width 60000 */
 				break;
 			}
-		CHECK_INT(ed_render_doc_open(&doc, j, len, NULL, NULL, err, sizeof err),
+		CHECK_INT(ed_render_doc_open(&doc, j, len, NULL, NULL, err,
+					     sizeof err),
 			  ED_ETOOBIG);
 		free(j);
 	}
@@ -1000,7 +1154,8 @@ static void write_pdf(const char *path)
 	cairo_surface_t *s = cairo_pdf_surface_create(path, 200, 100);
 	cairo_t *cr = cairo_create(s);
 
-	cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_TITLE, "Test title");
+	cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_TITLE,
+				       "Test title");
 	cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL,
 			       CAIRO_FONT_WEIGHT_NORMAL);
 	cairo_set_font_size(cr, 12);
@@ -1060,8 +1215,9 @@ static void test_pdf(void)
 	CHECK_INT(text.nwords, 11);
 	{
 		/* every word is one cell, never two run together */
-		static const char *cells = " Hello ernie Item Qty Sum Tea 12 4.00 "
-					   "Cake 3 9.50 ";
+		static const char *cells =
+		    " Hello ernie Item Qty Sum Tea 12 4.00 "
+		    "Cake 3 9.50 ";
 		for (size_t k = 0; k < text.nwords; k++) {
 			char w[64];
 			snprintf(w, sizeof w, " %.*s ", (int)text.words[k].len,
@@ -1071,11 +1227,12 @@ static void test_pdf(void)
 	}
 	if (text.nwords == 11) {
 		const struct ed_word *w = &text.words[1];
-		CHECK(w->len == 5 && memcmp(text.text + w->off, "ernie", 5) == 0,
+		CHECK(w->len == 5 &&
+			  memcmp(text.text + w->off, "ernie", 5) == 0,
 		      "word 2");
 		/* drawn at x >= 10 + width of "Hello ", baseline y = 30 */
 		CHECK(w->x0 > 40 && w->x1 < 90 && w->y0 > 15 && w->y1 < 35 &&
-			      w->x1 > w->x0 && w->y1 > w->y0,
+			  w->x1 > w->x0 && w->y1 > w->y0,
 		      "word box %g,%g %g,%g", w->x0, w->y0, w->x1, w->y1);
 		CHECK(text.words[0].x1 <= w->x0, "word order");
 	}
@@ -1087,7 +1244,8 @@ static void test_pdf(void)
 	if (img.rgb) {
 		const uint8_t *in = img.rgb + (70 * 200 + 170) * 3;
 		const uint8_t *out = img.rgb + (95 * 200 + 130) * 3;
-		CHECK(in[0] == 0 && in[1] == 0 && in[2] == 0, "square is black");
+		CHECK(in[0] == 0 && in[1] == 0 && in[2] == 0,
+		      "square is black");
 		CHECK(out[0] == 255 && out[1] == 255 && out[2] == 255,
 		      "background is white");
 	}
@@ -1103,8 +1261,11 @@ static void test_pdf(void)
 		struct ed_rect all = {0.5, 0.25, 1.0, 1.0};
 		double mean;
 		int worst;
-		CHECK_INT(ed_render_page(doc, 0, 144, NULL, &big, err, sizeof err), 0);
-		CHECK_INT(ed_render_page(doc, 0, 144, &r, &reg, err, sizeof err), 0);
+		CHECK_INT(
+		    ed_render_page(doc, 0, 144, NULL, &big, err, sizeof err),
+		    0);
+		CHECK_INT(
+		    ed_render_page(doc, 0, 144, &r, &reg, err, sizeof err), 0);
 		(void)all;
 		/* crop by hand: x 200..400, y 50..200 of a 400x200 page */
 		ed_render_image_init(&crop, 200, 150, err, sizeof err);
@@ -1123,12 +1284,14 @@ static void test_pdf(void)
 
 	/* the sample's invoice table: poppler runs the cells of a row into one
 	 * "word" (contracts1200EUR); the geometry separates them */
-	rc = open_file("samples/sample.pdf", NULL, &doc, &data2, err, sizeof err);
+	rc = open_file("samples/sample.pdf", NULL, &doc, &data2, err,
+		       sizeof err);
 	CHECK(rc == 0, "samples/sample.pdf: %s", err);
 	if (!rc) {
-		CHECK_INT(ed_render_page_text(doc, 0, &text, err, sizeof err), 0);
+		CHECK_INT(ed_render_page_text(doc, 0, &text, err, sizeof err),
+			  0);
 		CHECK(strstr(text.text, "Item Qty Amount") &&
-			      strstr(text.text, "contracts 1200 EUR 960.00"),
+			  strstr(text.text, "contracts 1200 EUR 960.00"),
 		      "sample table: '%s'", text.text);
 		ed_render_text_release(&text);
 		ed_render_doc_close(doc);
@@ -1140,10 +1303,14 @@ static void test_pdf(void)
 	{
 		size_t n;
 		unsigned char *d2 = t_read_file(path, &n);
-		CHECK_INT(ed_render_doc_open(&doc, d2, n, NULL, &lim, err, sizeof err), 0);
+		CHECK_INT(ed_render_doc_open(&doc, d2, n, NULL, &lim, err,
+					     sizeof err),
+			  0);
 		rc = ed_render_page(doc, 0, 2400, NULL, &img, err, sizeof err);
 		CHECK(rc == ED_ETOOBIG, "2400 dpi under a 1 MP cap: rc %d", rc);
-		CHECK_INT(ed_render_page(doc, 0, 300, NULL, &img, err, sizeof err), 0);
+		CHECK_INT(
+		    ed_render_page(doc, 0, 300, NULL, &img, err, sizeof err),
+		    0);
 		ed_render_image_release(&img);
 		ed_render_doc_close(doc);
 		free(d2);
@@ -1160,27 +1327,27 @@ static void test_corpus(void)
 		const char *file;
 		enum ed_render_kind kind;
 		int pages;
-		int w, h;        /* page 1 size: pixels for rasters, 0 for pdf */
+		int w, h; /* page 1 size: pixels for rasters, 0 for pdf */
 		const char *text; /* in page 1's text layer */
 	} files[] = {
-		{"minimal-document.pdf", ED_RENDER_PDF, 1, 0, 0, "Lorem ipsum"},
-		{"pdflatex-4-pages.pdf", ED_RENDER_PDF, 4, 0, 0, NULL},
-		{"multicolumn.pdf", ED_RENDER_PDF, 3, 0, 0, NULL},
-		{"imagemagick-CCITTFaxDecode.pdf", ED_RENDER_PDF, 1, 0, 0, NULL},
-		{"grayscale-image.pdf", ED_RENDER_PDF, 1, 0, 0, NULL},
-		{"linn.pdf", ED_RENDER_PDF, 1, 0, 0, NULL},
-		{"skew.pdf", ED_RENDER_PDF, 1, 0, 0, NULL},
-		{"multipage.pdf", ED_RENDER_PDF, 6, 0, 0, NULL},
-		{"trivial.pdf", ED_RENDER_PDF, 1, 0, 0, NULL},
-		{"no_contents.pdf", ED_RENDER_PDF, 1, 0, 0, NULL},
-		{"kcs.pdf", ED_RENDER_PDF, 1, 0, 0, NULL},
-		{"smile-lzw.tiff", ED_RENDER_TIFF, 1, 16, 16, NULL},
-		{"smile-pack-bits.tiff", ED_RENDER_TIFF, 1, 16, 16, NULL},
-		{"phototest.tif", ED_RENDER_TIFF, 1, 640, 480, NULL},
-		{"phototest_2.tif", ED_RENDER_TIFF, 1, 1017, 529, NULL},
-		{"eurotext.tif", ED_RENDER_TIFF, 1, 1024, 800, NULL},
-		{"smile.png", ED_RENDER_PNG, 1, 0, 0, NULL},
-		{"smile.jpg", ED_RENDER_JPEG, 1, 0, 0, NULL},
+	    {"minimal-document.pdf", ED_RENDER_PDF, 1, 0, 0, "Lorem ipsum"},
+	    {"pdflatex-4-pages.pdf", ED_RENDER_PDF, 4, 0, 0, NULL},
+	    {"multicolumn.pdf", ED_RENDER_PDF, 3, 0, 0, NULL},
+	    {"imagemagick-CCITTFaxDecode.pdf", ED_RENDER_PDF, 1, 0, 0, NULL},
+	    {"grayscale-image.pdf", ED_RENDER_PDF, 1, 0, 0, NULL},
+	    {"linn.pdf", ED_RENDER_PDF, 1, 0, 0, NULL},
+	    {"skew.pdf", ED_RENDER_PDF, 1, 0, 0, NULL},
+	    {"multipage.pdf", ED_RENDER_PDF, 6, 0, 0, NULL},
+	    {"trivial.pdf", ED_RENDER_PDF, 1, 0, 0, NULL},
+	    {"no_contents.pdf", ED_RENDER_PDF, 1, 0, 0, NULL},
+	    {"kcs.pdf", ED_RENDER_PDF, 1, 0, 0, NULL},
+	    {"smile-lzw.tiff", ED_RENDER_TIFF, 1, 16, 16, NULL},
+	    {"smile-pack-bits.tiff", ED_RENDER_TIFF, 1, 16, 16, NULL},
+	    {"phototest.tif", ED_RENDER_TIFF, 1, 640, 480, NULL},
+	    {"phototest_2.tif", ED_RENDER_TIFF, 1, 1017, 529, NULL},
+	    {"eurotext.tif", ED_RENDER_TIFF, 1, 1024, 800, NULL},
+	    {"smile.png", ED_RENDER_PNG, 1, 0, 0, NULL},
+	    {"smile.jpg", ED_RENDER_JPEG, 1, 0, 0, NULL},
 	};
 	char path[600], rel[256], err[256];
 
@@ -1190,32 +1357,40 @@ static void test_corpus(void)
 		int rc;
 
 		snprintf(rel, sizeof rel, "corpus/%s", files[k].file);
-		rc = open_file(t_shared(rel, path, sizeof path), NULL, &doc, &data,
-			       err, sizeof err);
+		rc = open_file(t_shared(rel, path, sizeof path), NULL, &doc,
+			       &data, err, sizeof err);
 		CHECK(rc == 0, "%s: %s", files[k].file, err);
 		if (rc) {
 			free(data);
 			continue;
 		}
 		CHECK(ed_render_doc_kind(doc) == files[k].kind, "%s: kind %s",
-		      files[k].file, ed_render_kind_name(ed_render_doc_kind(doc)));
-		CHECK(ed_render_doc_pages(doc) == files[k].pages, "%s: %d pages",
-		      files[k].file, ed_render_doc_pages(doc));
+		      files[k].file,
+		      ed_render_kind_name(ed_render_doc_kind(doc)));
+		CHECK(ed_render_doc_pages(doc) == files[k].pages,
+		      "%s: %d pages", files[k].file, ed_render_doc_pages(doc));
 		for (int p = 0; p < ed_render_doc_pages(doc); p++) {
 			struct ed_image img;
 			struct ed_text text;
-			rc = ed_render_page(doc, p, 36, NULL, &img, err, sizeof err);
+			rc = ed_render_page(doc, p, 36, NULL, &img, err,
+					    sizeof err);
 			CHECK(rc == 0 && img.width > 0, "%s page %d: %s",
 			      files[k].file, p + 1, err);
 			if (p == 0 && files[k].w)
-				CHECK(img.width == files[k].w && img.height == files[k].h,
-				      "%s: %dx%d", files[k].file, img.width, img.height);
+				CHECK(img.width == files[k].w &&
+					  img.height == files[k].h,
+				      "%s: %dx%d", files[k].file, img.width,
+				      img.height);
 			ed_render_image_release(&img);
-			rc = ed_render_page_text(doc, p, &text, err, sizeof err);
-			CHECK(rc == 0, "%s page %d text: %s", files[k].file, p + 1, err);
+			rc =
+			    ed_render_page_text(doc, p, &text, err, sizeof err);
+			CHECK(rc == 0, "%s page %d text: %s", files[k].file,
+			      p + 1, err);
 			if (p == 0 && files[k].text)
-				CHECK(text.text && strstr(text.text, files[k].text),
-				      "%s: no '%s'", files[k].file, files[k].text);
+				CHECK(text.text &&
+					  strstr(text.text, files[k].text),
+				      "%s: no '%s'", files[k].file,
+				      files[k].text);
 			ed_render_text_release(&text);
 		}
 		ed_render_doc_close(doc);
@@ -1227,23 +1402,30 @@ static void test_corpus(void)
 		struct ed_doc *doc;
 		unsigned char *data;
 		struct ed_text text;
-		int rc = open_file(t_shared("corpus/invalid.pdf", path, sizeof path),
-				   NULL, &doc, &data, err, sizeof err);
+		int rc =
+		    open_file(t_shared("corpus/invalid.pdf", path, sizeof path),
+			      NULL, &doc, &data, err, sizeof err);
 		CHECK(rc == ED_EFORMAT, "invalid.pdf: rc %d", rc);
 		free(data);
-		t_shared("corpus/libreoffice-writer-password.pdf", path, sizeof path);
+		t_shared("corpus/libreoffice-writer-password.pdf", path,
+			 sizeof path);
 		rc = open_file(path, NULL, &doc, &data, err, sizeof err);
 		CHECK(rc == ED_EPASSWORD, "encrypted, no password: rc %d", rc);
 		free(data);
 		rc = open_file(path, "nope", &doc, &data, err, sizeof err);
-		CHECK(rc == ED_EPASSWORD, "encrypted, wrong password: rc %d", rc);
+		CHECK(rc == ED_EPASSWORD, "encrypted, wrong password: rc %d",
+		      rc);
 		free(data);
-		rc = open_file(path, "openpassword", &doc, &data, err, sizeof err);
+		rc = open_file(path, "openpassword", &doc, &data, err,
+			       sizeof err);
 		CHECK(rc == 0, "encrypted, right password: %s", err);
 		if (!rc) {
 			CHECK_INT(ed_render_doc_pages(doc), 1);
-			CHECK_INT(ed_render_page_text(doc, 0, &text, err, sizeof err), 0);
-			CHECK(text.len > 10, "encrypted text: %zu bytes", text.len);
+			CHECK_INT(
+			    ed_render_page_text(doc, 0, &text, err, sizeof err),
+			    0);
+			CHECK(text.len > 10, "encrypted text: %zu bytes",
+			      text.len);
 			ed_render_text_release(&text);
 			ed_render_doc_close(doc);
 		}
@@ -1278,7 +1460,8 @@ int main(void)
 	const char *base = getenv("ED_TMP");
 
 	t_name = "render";
-	snprintf(tmpdir, sizeof tmpdir, "%s/render.XXXXXX", base ? base : "/tmp");
+	snprintf(tmpdir, sizeof tmpdir, "%s/render.XXXXXX",
+		 base ? base : "/tmp");
 	if (!mkdtemp(tmpdir)) {
 		perror("mkdtemp");
 		return 2;

@@ -52,12 +52,12 @@ static void put_page(struct ed_store *st, int64_t doc, int page,
 		     const char *model, const char *status, const char *text)
 {
 	struct ed_store_page p = {
-		.key = {doc, page, "ocr", model, model[0] ? "ocr/v1" : ""},
-		.source = model[0] ? "model" : "text-layer",
-		.status = status,
-		.text = text,
-		.width_pt = 612,
-		.height_pt = 792,
+	    .key = {doc, page, "ocr", model, model[0] ? "ocr/v1" : ""},
+	    .source = model[0] ? "model" : "text-layer",
+	    .status = status,
+	    .text = text,
+	    .width_pt = 612,
+	    .height_pt = 792,
 	};
 	char err[256];
 	int64_t id;
@@ -69,8 +69,12 @@ static void test_schema_and_resume(void)
 	struct ed_store *st;
 	char err[256];
 	int64_t doc, doc2, run, have;
-	struct ed_store_doc d = {.sha256 = "aa", .path = "a.pdf", .kind = "pdf",
-				 .bytes = 100, .pages = 3, .title = "A"};
+	struct ed_store_doc d = {.sha256 = "aa",
+				 .path = "a.pdf",
+				 .kind = "pdf",
+				 .bytes = 100,
+				 .pages = 3,
+				 .title = "A"};
 	struct ed_store_key k = {0, 1, "ocr", "", ""};
 
 	CHECK_INT(ed_store_open(&st, dbpath, 0, err, sizeof err), 0);
@@ -99,7 +103,8 @@ static void test_schema_and_resume(void)
 	}
 	{
 		struct ed_store_run ru = {"0.1.0", "none", "", "ocr", "{}"};
-		CHECK_INT(ed_store_run_begin(st, &ru, &run, err, sizeof err), 0);
+		CHECK_INT(ed_store_run_begin(st, &ru, &run, err, sizeof err),
+			  0);
 		CHECK_INT(ed_store_run_end(st, run, err, sizeof err), 0);
 		CHECK_INT(scalar(st, "SELECT count(*) FROM runs WHERE "
 				     "finished_at IS NOT NULL"),
@@ -108,31 +113,38 @@ static void test_schema_and_resume(void)
 
 	/* resume: nothing, then a needs-model row (unfinished), then done */
 	k.doc_id = doc;
-	CHECK_INT(ed_store_page_lookup(st, &k, true, &have, err, sizeof err), 0);
+	CHECK_INT(ed_store_page_lookup(st, &k, true, &have, err, sizeof err),
+		  0);
 	CHECK_INT(have, 0);
 	put_page(st, doc, 1, "", "needs-model", NULL);
-	CHECK_INT(ed_store_page_lookup(st, &k, true, &have, err, sizeof err), 0);
+	CHECK_INT(ed_store_page_lookup(st, &k, true, &have, err, sizeof err),
+		  0);
 	CHECK(have == 0, "needs-model is not finished");
 	put_page(st, doc, 1, "", "done", "alpha bravo charlie");
-	CHECK_INT(ed_store_page_lookup(st, &k, true, &have, err, sizeof err), 0);
+	CHECK_INT(ed_store_page_lookup(st, &k, true, &have, err, sizeof err),
+		  0);
 	CHECK(have > 0, "done is finished");
 	CHECK_INT(scalar(st, "SELECT count(*) FROM pages"), 1);
 	/* a model run finds the text-layer result, unless the text layer is
 	 * not wanted */
 	k.model_id = "ernie";
 	k.prompt_id = "ocr/v1";
-	CHECK_INT(ed_store_page_lookup(st, &k, true, &have, err, sizeof err), 0);
+	CHECK_INT(ed_store_page_lookup(st, &k, true, &have, err, sizeof err),
+		  0);
 	CHECK(have > 0, "text-layer row serves a model run in auto mode");
-	CHECK_INT(ed_store_page_lookup(st, &k, false, &have, err, sizeof err), 0);
+	CHECK_INT(ed_store_page_lookup(st, &k, false, &have, err, sizeof err),
+		  0);
 	CHECK(have == 0, "but not with --text-layer never");
 	/* blank rows count either way */
 	put_page(st, doc, 2, "", "blank", "");
 	k.page_no = 2;
-	CHECK_INT(ed_store_page_lookup(st, &k, false, &have, err, sizeof err), 0);
+	CHECK_INT(ed_store_page_lookup(st, &k, false, &have, err, sizeof err),
+		  0);
 	CHECK(have > 0, "blank is finished for every model");
 	/* replacing the same key keeps one row; the index follows */
 	put_page(st, doc, 1, "", "done", "delta echo");
-	CHECK_INT(scalar(st, "SELECT count(*) FROM pages WHERE page_no = 1"), 1);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages WHERE page_no = 1"),
+		  1);
 	CHECK_INT(scalar(st, "SELECT count(*) FROM pages_fts WHERE pages_fts "
 			     "MATCH 'alpha'"),
 		  0);
@@ -141,11 +153,13 @@ static void test_schema_and_resume(void)
 		  1);
 	/* a model result for the same page is a different key */
 	put_page(st, doc, 1, "ernie", "done", "foxtrot golf");
-	CHECK_INT(scalar(st, "SELECT count(*) FROM pages WHERE page_no = 1"), 2);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages WHERE page_no = 1"),
+		  2);
 	/* an error row is dropped when the page is later finished */
 	put_page(st, doc, 3, "ernie", "error", NULL);
 	put_page(st, doc, 3, "", "done", "hotel india");
-	CHECK_INT(scalar(st, "SELECT count(*) FROM pages WHERE page_no = 3"), 1);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages WHERE page_no = 3"),
+		  1);
 	/* deleting a document cascades to pages and the index */
 	CHECK_INT(scalar(st, "SELECT count(*) FROM pages_fts WHERE pages_fts "
 			     "MATCH 'hotel'"),
@@ -182,7 +196,8 @@ static void test_search_export(void)
 		  0);
 	CHECK_INT(r.n, 0);
 
-	CHECK_INT(ed_store_doc_find(st, "renamed.pdf", &id, err, sizeof err), 0);
+	CHECK_INT(ed_store_doc_find(st, "renamed.pdf", &id, err, sizeof err),
+		  0);
 	CHECK_INT(ed_store_doc_find(st, "1", &id, err, sizeof err), 0);
 	CHECK_INT(ed_store_doc_find(st, "nope.pdf", &id, err, sizeof err),
 		  ED_ENOENT);
@@ -201,14 +216,15 @@ static void test_readonly(void)
 	char err[256];
 	int rc;
 
-	CHECK_INT(ed_store_open(&st, dbpath, ED_STORE_READONLY, err, sizeof err),
-		  0);
+	CHECK_INT(
+	    ed_store_open(&st, dbpath, ED_STORE_READONLY, err, sizeof err), 0);
 	rc = ed_store_query(st, "SELECT count(*) FROM pages", collect, &r, err,
 			    sizeof err);
 	CHECK(rc == 0 && r.n == 1, "read works");
-	rc = ed_store_query(st, "DELETE FROM pages", collect, &r, err, sizeof err);
-	CHECK(rc == ED_EFORMAT && strstr(err, "read-only"), "delete refused: %s",
-	      err);
+	rc = ed_store_query(st, "DELETE FROM pages", collect, &r, err,
+			    sizeof err);
+	CHECK(rc == ED_EFORMAT && strstr(err, "read-only"),
+	      "delete refused: %s", err);
 	rc = ed_store_query(st, "SELECT 1; DROP TABLE pages", collect, &r, err,
 			    sizeof err);
 	CHECK(rc == ED_EFORMAT, "a second statement that writes is refused");
@@ -241,8 +257,9 @@ static void test_bad_databases(void)
 	CHECK_INT(ed_store_open(&st, path, 0, err, sizeof err), ED_ECREATE);
 	CHECK_INT(ed_store_open(&st, path, ED_STORE_READONLY, err, sizeof err),
 		  ED_EFORMAT);
-	CHECK_INT(ed_store_open(&st, "/nonexistent-dir/x.db", 0, err, sizeof err),
-		  ED_ECREATE);
+	CHECK_INT(
+	    ed_store_open(&st, "/nonexistent-dir/x.db", 0, err, sizeof err),
+	    ED_ECREATE);
 	/* a database from a newer ernie-doc */
 	snprintf(path, sizeof path, "%s.newer", dbpath);
 	sqlite3_open(path, &db);
@@ -267,8 +284,8 @@ static void test_busy(void)
 	struct ed_store *st;
 	sqlite3 *db;
 	int64_t doc = 0;
-	struct ed_store_doc d = {.sha256 = "bb", .path = "b", .kind = "pdf",
-				 .bytes = 1};
+	struct ed_store_doc d = {
+	    .sha256 = "bb", .path = "b", .kind = "pdf", .bytes = 1};
 
 	snprintf(path, sizeof path, "%s.busy", dbpath);
 	CHECK_INT(ed_store_open(&st, path, 0, err, sizeof err), 0);

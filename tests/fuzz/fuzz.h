@@ -76,13 +76,24 @@ static void mutate_run(long iters)
 		for (int e = 0; e < edits && n; e++) {
 			size_t at = (size_t)(fz_rand() % n);
 			switch (fz_rand() % 5) {
-			case 0: b[at] ^= (unsigned char)(1u << (fz_rand() % 8)); break;
+			case 0:
+				b[at] ^= (unsigned char)(1u << (fz_rand() % 8));
+				break;
 			case 1: b[at] = (unsigned char)fz_rand(); break;
 			case 2: n = at + 1; break; /* truncate */
-			case 3: { static const unsigned char v[] = {0, 0xff, 0x7f, 0x80, '0', '9', '"', '{'};
-				b[at] = v[fz_rand() % sizeof v]; break; }
-			case 4: if (n + 8 <= cap) { memmove(b + at + 4, b + at, n - at);
-				memset(b + at, 0xff, 4); n += 4; } break;
+			case 3: {
+				static const unsigned char v[] = {
+				    0, 0xff, 0x7f, 0x80, '0', '9', '"', '{'};
+				b[at] = v[fz_rand() % sizeof v];
+				break;
+			}
+			case 4:
+				if (n + 8 <= cap) {
+					memmove(b + at + 4, b + at, n - at);
+					memset(b + at, 0xff, 4);
+					n += 4;
+				}
+				break;
 			}
 		}
 		LLVMFuzzerTestOneInput(b, n);
@@ -93,7 +104,8 @@ static void mutate_run(long iters)
 static int fuzz_main(const char *name, int argc, char **argv)
 {
 	int files = 0;
-	const char *iters = getenv("ED_FUZZ_ITERS"), *seed = getenv("ED_FUZZ_SEED");
+	const char *iters = getenv("ED_FUZZ_ITERS"),
+		   *seed = getenv("ED_FUZZ_SEED");
 
 	for (int i = 1; i < argc; i++) {
 		struct stat sb;
@@ -127,10 +139,10 @@ static int fuzz_main(const char *name, int argc, char **argv)
 	fflush(stdout);
 	return files ? 0 : 2;
 }
-#define FUZZ_MAIN(name)                                                      \
-	int main(int argc, char **argv)                                      \
-	{                                                                    \
-		return fuzz_main(name, argc, argv);                          \
+#define FUZZ_MAIN(name)                                                        \
+	int main(int argc, char **argv)                                        \
+	{                                                                      \
+		return fuzz_main(name, argc, argv);                            \
 	}
 #else
 #define FUZZ_MAIN(name)

@@ -32,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ed_render_page_image_coverage(doc, p, &cov, err, sizeof err);
 		if (ed_render_page(doc, p, 20, &r, &img, err, sizeof err) == 0)
 			ed_render_image_release(&img);
-		if (ed_render_page(doc, p, 20, NULL, &img, err, sizeof err) == 0) {
+		if (ed_render_page(doc, p, 20, NULL, &img, err, sizeof err) ==
+		    0) {
 			ed_render_tile_params_default(&tp);
 			tp.max_pixels = 28 * 28 * 16;
 			if (ed_render_tile_image(&img, &tp, &t, NULL, err,
