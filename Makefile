@@ -40,7 +40,7 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(SAN_FLAGS) $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lm -lpthread
 
-MODULES := common render model store pipeline
+MODULES := common render model model/kernels store pipeline
 LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 CMD_SRC := $(wildcard cmd/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)

@@ -102,6 +102,7 @@ int cmd_tiles(int argc, char **argv);
 int cmd_query(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_model(int argc, char **argv);
 
 /* Print a subcommand's usage to f. */
 void usage_ocr(FILE *f);
@@ -110,5 +111,6 @@ void usage_tiles(FILE *f);
 void usage_query(FILE *f);
 void usage_search(FILE *f);
 void usage_export(FILE *f);
+void usage_model(FILE *f);
 
 #endif

@@ -18,6 +18,7 @@
 #ifndef ED_MODEL_H
 #define ED_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,5 +98,262 @@ int ed_model_st_write(const char *path, const struct ed_tensor *tensors,
 
 /* Versions of the libraries model/ links against ("jansson 2.14"). */
 void ed_model_versions(char *buf, size_t len);
+
+/* ---- tokenizer ---------------------------------------------------- */
+
+/*
+ * SentencePiece (BPE with byte fallback, and unigram models are refused)
+ * read from tokenizer.model, plus added tokens (added_tokens.json,
+ * tokenizer_config.json, special_tokens_map.json) matched as single ids.
+ * Immutable after loading; safe to share between threads.
+ */
+struct ed_tokenizer;
+
+/* Load tokenizer.model and the JSON side files from dir. 0, ED_ENOENT (no
+ * tokenizer.model), ED_EFORMAT (bad protobuf or unsupported model). */
+int ed_tok_open(struct ed_tokenizer **out, const char *dir, char *err,
+		size_t errlen);
+/* The same from the bytes of a .model file, no added tokens. */
+int ed_tok_open_mem(struct ed_tokenizer **out, const void *data, size_t len,
+		    char *err, size_t errlen);
+void ed_tok_close(struct ed_tokenizer *t);
+
+/* Vocabulary size (pieces plus added tokens beyond them). */
+int32_t ed_tok_size(const struct ed_tokenizer *t);
+/* Id of a piece or added token spelled exactly, or -1. */
+int32_t ed_tok_id(const struct ed_tokenizer *t, const char *piece);
+/* Text of an id (piece or added token), or NULL. Owned by t. */
+const char *ed_tok_piece(const struct ed_tokenizer *t, int32_t id);
+
+/*
+ * Encode UTF-8 text: added tokens anywhere in the text become their
+ * single ids; the text between them is normalized and BPE-encoded as
+ * SentencePiece does (spm_encode gives identical ids). Appends to *ids
+ * (realloc'd, caller frees) and updates *n. 0 or ED_ENOMEM.
+ */
+int ed_tok_encode(const struct ed_tokenizer *t, const char *text, size_t len,
+		  int32_t **ids, size_t *n);
+/* Only the SentencePiece part, no added-token matching (for tests). */
+int ed_tok_encode_spm(const struct ed_tokenizer *t, const char *text,
+		      size_t len, int32_t **ids, size_t *n);
+
+/*
+ * Decode ids to UTF-8 into b. Byte pieces are reassembled; control and
+ * special tokens are dropped when skip_special. prev_piece_is_first
+ * marks the first piece of a text (its dummy-prefix space is removed).
+ * 0 or ED_ENOMEM.
+ */
+int ed_tok_decode(const struct ed_tokenizer *t, const int32_t *ids,
+		  size_t n, bool skip_special, struct ed_buf *b);
+
+/* ---- the model ---------------------------------------------------- */
+
+/*
+ * An ERNIE-4.5(-VL) checkpoint directory: config.json (Baidu or
+ * transformers shape), model.safetensors or model.safetensors.index.json
+ * with shards, and optionally tokenizer.model. Weights are mmapped and
+ * used in place. Immutable after open: share it between sessions and
+ * threads (STYLE.md rule 22); each worker owns a struct ed_session.
+ *
+ * Usage:
+ *     struct ed_model *m;
+ *     struct ed_session *s;
+ *     ed_model_open(&m, "ERNIE-4.5-VL-28B-A3B-PT", NULL, err, sizeof err);
+ *     ed_session_new(&s, m, &(struct ed_session_opts){.threads = 2}, ...);
+ *     ed_model_prompt_chat(m, &chat, &prompt, ...);   // template + tokens
+ *     ed_session_generate(s, &prompt, &gen, on_token, ud, &res, ...);
+ *     ed_session_free(s);
+ *     ed_model_close(m);
+ */
+struct ed_model;
+
+/* Called with a note about the checkpoint (unknown tensors, ignored
+ * fields); may be NULL. */
+typedef void (*ed_note_fn)(void *ud, const char *note);
+
+int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
+		  void *ud, char *err, size_t errlen);
+void ed_model_close(struct ed_model *m);
+
+struct ed_model_info {
+	char arch[64];        /* "ernie4_5_vl_moe", "ernie4_5_moe", ... */
+	bool has_vision, rope_3d, tied_head;
+	int layers, moe_layers, hidden, heads, kv_heads, head_dim, vocab;
+	int experts[2], moe_k, expert_inter[2], shared_inter, dense_inter;
+	int vit_depth, vit_hidden, vit_heads;
+	int64_t params, params_active; /* active per text token */
+	int64_t bytes_by_dtype[10];    /* indexed by enum ed_dtype */
+	int64_t file_bytes;            /* all shards */
+	int64_t resident_bytes;        /* weights + small f32 copies */
+	int n_tensors, n_unknown;
+	int n_shards;
+	bool has_tokenizer;
+};
+
+void ed_model_get_info(const struct ed_model *m, struct ed_model_info *i);
+/* The tokenizer, or NULL when the directory has none. */
+const struct ed_tokenizer *ed_model_tokenizer(const struct ed_model *m);
+
+/* Token ids the templates and the stop rule need (-1 when unknown). */
+struct ed_model_ids {
+	int32_t bos, eos, end_of_sentence, begin_of_sentence;
+	int32_t image, image_start, image_end, video, video_start, video_end;
+	int32_t think, think_end;
+};
+void ed_model_get_ids(const struct ed_model *m, struct ed_model_ids *ids);
+
+/* ---- prompts ------------------------------------------------------ */
+
+/* One image as the vision tower takes it (see ed_render_tile_image):
+ * npatches = grid_t * grid_h * grid_w rows of patch_dim floats in
+ * merge-block order. Not owned. */
+struct ed_image_in {
+	const float *pixel_values;
+	int grid_t, grid_h, grid_w;
+};
+
+/*
+ * A tokenized prompt ready for prefill: ids, the image-placeholder mask
+ * (mm) and the vision-expert mask (vision: placeholders plus image
+ * start/end), 3-D positions pos[3][n] (rows t, h, w), rope_delta, and the
+ * images in prompt order. Owned arrays; release with
+ * ed_model_prompt_release().
+ */
+struct ed_prompt {
+	int32_t *ids;
+	uint8_t *mm, *vision;
+	int32_t *pos;
+	size_t n;
+	int64_t rope_delta;
+	struct ed_image_in *images;
+	size_t n_images;
+};
+
+/*
+ * Build a prompt from ids (placeholders already expanded, one per image
+ * token) and the images: masks and positions are derived. Fails with
+ * ED_EINVAL when the placeholder count and the image grids disagree.
+ */
+int ed_model_prompt_ids(const struct ed_model *m, const int32_t *ids,
+			size_t n, const struct ed_image_in *images,
+			size_t n_images, struct ed_prompt *p, char *err,
+			size_t errlen);
+
+/* A user turn of the PT chat template: text parts and images in order. */
+struct ed_chat_part {
+	const char *text;             /* or NULL for an image */
+	const struct ed_image_in *image;
+};
+
+struct ed_chat {
+	const char *system;           /* NULL: none */
+	const struct ed_chat_part *parts;
+	size_t n_parts;
+	bool thinking;                /* generation prompt "<think>" */
+	const char *assistant_prefix; /* text already generated, or NULL */
+};
+
+/* Render the template (see template.c for the exact text), tokenize it,
+ * expand each image to its placeholders, and derive masks and
+ * positions. Needs a tokenizer (ED_ECONFIG without one). */
+int ed_model_prompt_chat(const struct ed_model *m, const struct ed_chat *c,
+			 struct ed_prompt *p, char *err, size_t errlen);
+/* The rendered template text with one <|IMAGE_PLACEHOLDER|> per image
+ * (for inspection and tests). Caller frees. */
+char *ed_model_chat_text(const struct ed_model *m, const struct ed_chat *c);
+void ed_model_prompt_release(struct ed_prompt *p);
+
+/* ---- sessions and generation -------------------------------------- */
+
+struct ed_session;
+
+struct ed_session_opts {
+	int threads;     /* 0 = 1 */
+	int64_t max_ctx; /* KV cache positions; 0 = 8192 */
+};
+
+int ed_session_new(struct ed_session **out, const struct ed_model *m,
+		   const struct ed_session_opts *o, char *err, size_t errlen);
+void ed_session_free(struct ed_session *s);
+
+/* Called with each intermediate tensor of a forward pass (names as in
+ * the golden files: patch_embed_out, vision_block_out, ..., logits,
+ * router_logits.layerN, ...). The tensor is valid during the call. */
+typedef void (*ed_trace_fn)(void *ud, const struct ed_tensor *t);
+void ed_session_set_trace(struct ed_session *s, ed_trace_fn fn, void *ud);
+
+/*
+ * Reset the cache and run the prompt (vision tower, resampler, decoder).
+ * *logits (owned by the session, vocab floats) is the last position's.
+ * 0, ED_ETOOBIG (longer than max_ctx), ED_ENOMEM, ED_EINVAL.
+ */
+int ed_session_prefill(struct ed_session *s, const struct ed_prompt *p,
+		       const float **logits, char *err, size_t errlen);
+/* Feed one generated token at the next position; *logits as above. */
+int ed_session_step(struct ed_session *s, int32_t token,
+		    const float **logits, char *err, size_t errlen);
+/* Next text position (t = h = w) for a generated token. */
+int64_t ed_session_next_pos(const struct ed_session *s);
+
+struct ed_gen_params {
+	int max_new_tokens;  /* 0 = until a stop token or the context ends */
+	float temperature;   /* 0 = greedy (first index on ties) */
+	float top_p;         /* 1 = off */
+	int top_k;           /* 0 = off */
+	uint64_t seed;
+	bool ignore_eos;     /* golden runs: EOS is not a stop */
+};
+
+/* A token as it is generated: its id and decoded text (valid during the
+ * call; may be empty for a partial UTF-8 sequence). Return non-zero to
+ * stop generating (finish reason "stop-callback"). */
+typedef int (*ed_token_fn)(void *ud, int32_t id, const char *text,
+			   size_t len);
+
+struct ed_gen_result {
+	char *text;        /* decoded output, caller frees */
+	int32_t *tokens;   /* caller frees */
+	size_t n_tokens;
+	int64_t tokens_in;
+	const char *finish_reason; /* "stop", "length", "callback" */
+	double ms_vision, ms_prefill, ms_decode;
+};
+
+/* Prefill and sample until a stop token (</s>, <|end_of_sentence|>),
+ * max_new_tokens, or the callback says stop. 0 or ED_E*. */
+int ed_session_generate(struct ed_session *s, const struct ed_prompt *p,
+			const struct ed_gen_params *g, ed_token_fn cb,
+			void *ud, struct ed_gen_result *r, char *err,
+			size_t errlen);
+void ed_gen_result_release(struct ed_gen_result *r);
+
+/* Sample an id from logits (vocab floats, not modified) per g; rng is
+ * the caller's state, seeded from g->seed. */
+int32_t ed_model_sample(const float *logits, int32_t vocab,
+			const struct ed_gen_params *g, uint64_t *rng);
+
+/* ---- golden-style evaluation -------------------------------------- */
+
+/*
+ * Run a golden-style inputs.json (prompt_token_ids, images relative to
+ * the file, generation.new_tokens) through the model and collect every
+ * tensor the golden README names, under the same names. The images are
+ * decoded and tiled by the caller-supplied function (model/ knows no
+ * image formats). Write them with ed_model_st_write().
+ */
+typedef int (*ed_load_image_fn)(void *ud, const char *path, float **pixels,
+				int *grid_t, int *grid_h, int *grid_w,
+				char *err, size_t errlen);
+
+struct ed_eval {
+	struct ed_tensor *t;
+	size_t n;
+	void *mem_; /* private */
+};
+
+int ed_model_eval(const struct ed_model *m, const char *inputs_json,
+		  ed_load_image_fn load, void *ud, int threads,
+		  struct ed_eval *out, char *err, size_t errlen);
+void ed_model_eval_release(struct ed_eval *e);
 
 #endif

@@ -62,6 +62,15 @@ int ed_pipeline_doc_open(const struct ed_source *src, const char *password,
 			 const struct ed_render_limits *limits,
 			 struct ed_doc **out, char *err, size_t errlen);
 
+/*
+ * Decode the first page of an image or document file and tile it for the
+ * vision tower with tp (see ed_render_tile_image). *pixels is malloc'd
+ * (caller frees), [t * h * w][3 * patch^2] floats. 0 or ED_E*.
+ */
+int ed_pipeline_tile_file(const char *path, const struct ed_tile_params *tp,
+			  double dpi, float **pixels, int *grid_t, int *grid_h,
+			  int *grid_w, char *err, size_t errlen);
+
 /* ---- guards ------------------------------------------------------- */
 
 /*

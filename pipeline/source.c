@@ -119,3 +119,34 @@ int ed_pipeline_doc_open(const struct ed_source *src, const char *password,
 		ed_err_prefix(err, errlen, "'%s'", src->path);
 	return rc;
 }
+
+int ed_pipeline_tile_file(const char *path, const struct ed_tile_params *tp,
+			  double dpi, float **pixels, int *grid_t, int *grid_h,
+			  int *grid_w, char *err, size_t errlen)
+{
+	struct ed_source src;
+	struct ed_doc *doc = NULL;
+	struct ed_image img;
+	struct ed_tiles t;
+	int rc;
+
+	*pixels = NULL;
+	if ((rc = ed_pipeline_source_open(&src, path, 0, err, errlen)))
+		return rc;
+	if ((rc = ed_pipeline_doc_open(&src, NULL, NULL, &doc, err, errlen)))
+		goto out;
+	if ((rc = ed_render_page(doc, 0, dpi, NULL, &img, err, errlen)))
+		goto out;
+	rc = ed_render_tile_image(&img, tp, &t, NULL, err, errlen);
+	ed_render_image_release(&img);
+	if (rc)
+		goto out;
+	*pixels = t.pixel_values; /* ownership moves to the caller */
+	*grid_t = t.grid_t;
+	*grid_h = t.grid_h;
+	*grid_w = t.grid_w;
+out:
+	ed_render_doc_close(doc);
+	ed_pipeline_source_release(&src);
+	return rc;
+}

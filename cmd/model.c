@@ -1,0 +1,202 @@
+/*
+ * model.c - `ernie-doc model info|check|eval`: what a checkpoint holds,
+ * whether it loads and runs, and a golden-style evaluation that writes
+ * every intermediate tensor to a safetensors file.
+ */
+#include "cmd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "pipeline/pipeline.h"
+
+enum { O_THREADS = O_FIRST_FREE };
+
+static const struct opt model_opts[] = {
+	{"help", 'h', false, O_HELP},
+	{"verbose", 'v', false, O_VERBOSE},
+	{"out", 'o', true, O_OUT},
+	{"threads", 0, true, O_THREADS},
+	{NULL, 0, false, 0},
+};
+
+void usage_model(FILE *f)
+{
+	fputs("usage: ernie-doc model info [-v] MODEL_DIR\n"
+	      "       ernie-doc model check [--threads N] MODEL_DIR\n"
+	      "       ernie-doc model eval [--threads N] MODEL_DIR INPUTS.json "
+	      "-o OUT.safetensors\n"
+	      "  Describe a checkpoint, check that it loads and runs, or run "
+	      "a\n"
+	      "  golden-style inputs.json and write every intermediate "
+	      "tensor.\n",
+	      f);
+}
+
+static void on_note(void *ud, const char *note)
+{
+	if (*(int *)ud)
+		msg("note: %s", note);
+}
+
+static int load_image(void *ud, const char *path, float **pixels, int *t,
+		      int *h, int *w, char *err, size_t errlen)
+{
+	return ed_pipeline_tile_file(path, ud, 200, pixels, t, h, w, err,
+				     errlen);
+}
+
+static const char *human(int64_t v, char *buf, size_t n)
+{
+	if (v >= 1000000000)
+		snprintf(buf, n, "%.2f B", v / 1e9);
+	else if (v >= 1000000)
+		snprintf(buf, n, "%.2f M", v / 1e6);
+	else
+		snprintf(buf, n, "%lld", (long long)v);
+	return buf;
+}
+
+static void print_info(const struct ed_model_info *i)
+{
+	char a[32], b[32];
+
+	printf("architecture      %s\n", i->arch);
+	printf("text              %d layers (%d MoE), hidden %d, heads %d/%d "
+	       "(head_dim %d), vocab %d, RoPE %s\n",
+	       i->layers, i->moe_layers, i->hidden, i->heads, i->kv_heads,
+	       i->head_dim, i->vocab, i->rope_3d ? "3-D" : "1-D");
+	if (i->moe_layers)
+		printf("experts           %d text (width %d) + %d vision (width "
+		       "%d), top-%d, shared width %d; dense width %d\n",
+		       i->experts[0], i->expert_inter[0], i->experts[1],
+		       i->expert_inter[1], i->moe_k, i->shared_inter,
+		       i->dense_inter);
+	if (i->has_vision)
+		printf("vision            %d blocks, hidden %d, %d heads\n",
+		       i->vit_depth, i->vit_hidden, i->vit_heads);
+	else
+		printf("vision            none (text-only checkpoint)\n");
+	printf("head              %s\n", i->tied_head ? "tied to embed_tokens"
+						    : "untied lm_head");
+	printf("parameters        %s total, %s active per text token\n",
+	       human(i->params, a, sizeof a), human(i->params_active, b, sizeof b));
+	printf("tensors           %d in %d file%s (%d unknown, ignored)\n",
+	       i->n_tensors, i->n_shards, i->n_shards == 1 ? "" : "s",
+	       i->n_unknown);
+	printf("dtypes           ");
+	for (int d = 0; d < 10; d++)
+		if (i->bytes_by_dtype[d])
+			printf(" %s %.1f MiB", ed_model_dtype_name((enum ed_dtype)d),
+			       i->bytes_by_dtype[d] / 1048576.0);
+	printf("\n");
+	printf("file size         %.1f MiB\n", i->file_bytes / 1048576.0);
+	printf("resident memory   %.1f MiB (weights mapped in place)\n",
+	       i->resident_bytes / 1048576.0);
+	printf("tokenizer         %s\n",
+	       i->has_tokenizer ? "tokenizer.model" : "none");
+}
+
+int cmd_model(int argc, char **argv)
+{
+	struct optstate os = {0};
+	const char *arg, *pos[3] = {NULL}, *out = NULL;
+	int npos = 0, id, verbose = 0, rc;
+	long threads = 1;
+	struct ed_model *m;
+	char err[512];
+
+	while ((id = opt_next(&os, argc, argv, model_opts, "model", &arg)) != -1) {
+		switch (id) {
+		case -2: goto usage_err;
+		case 0:
+			if (npos == 3) {
+				msg("model: too many arguments");
+				goto usage_err;
+			}
+			pos[npos++] = arg;
+			break;
+		case O_HELP: usage_model(stdout); return 0;
+		case O_VERBOSE: verbose = 1; break;
+		case O_OUT: out = arg; break;
+		case O_THREADS:
+			if (ed_parse_int(arg, 1, 256, &threads)) {
+				msg("model: bad --threads '%s' (1 to 256)", arg);
+				goto usage_err;
+			}
+			break;
+		}
+	}
+	if (npos < 2) {
+		msg("model: expected info, check or eval and a model directory");
+		goto usage_err;
+	}
+	if (strcmp(pos[0], "info") && strcmp(pos[0], "check") &&
+	    strcmp(pos[0], "eval")) {
+		msg("model: '%s' is not info, check or eval", pos[0]);
+		goto usage_err;
+	}
+	if (strcmp(pos[0], "eval") == 0 && (npos != 3 || !out)) {
+		msg("model eval: needs MODEL_DIR INPUTS.json -o OUT.safetensors");
+		goto usage_err;
+	}
+	if ((rc = ed_model_open(&m, pos[1], on_note, &verbose, err, sizeof err))) {
+		msg("%s", err);
+		return exit_status(rc);
+	}
+	if (strcmp(pos[0], "info") == 0) {
+		struct ed_model_info i;
+		ed_model_get_info(m, &i);
+		print_info(&i);
+	} else if (strcmp(pos[0], "check") == 0) {
+		struct ed_session *s;
+		struct ed_prompt p;
+		const float *logits;
+		struct ed_model_ids ids;
+		int32_t t[4];
+		double t0 = ed_now_ms();
+
+		ed_model_get_ids(m, &ids);
+		t[0] = ids.bos >= 0 ? ids.bos : 0;
+		t[1] = t[2] = t[3] = 3;
+		if ((rc = ed_session_new(&s, m,
+					 &(struct ed_session_opts){(int)threads, 64},
+					 err, sizeof err)) ||
+		    (rc = ed_model_prompt_ids(m, t, 4, NULL, 0, &p, err,
+					      sizeof err))) {
+			msg("%s", err);
+			ed_model_close(m);
+			return exit_status(rc == ED_ENOMEM ? rc : ED_ECONFIG);
+		}
+		rc = ed_session_prefill(s, &p, &logits, err, sizeof err);
+		ed_model_prompt_release(&p);
+		ed_session_free(s);
+		if (rc) {
+			msg("%s", err);
+			ed_model_close(m);
+			return exit_status(rc);
+		}
+		printf("ok: loaded and ran a 4-token forward in %.0f ms\n",
+		       ed_now_ms() - t0);
+	} else {
+		struct ed_eval ev;
+		struct ed_tile_params tp;
+		ed_render_tile_params_default(&tp);
+		if ((rc = ed_model_eval(m, pos[2], load_image, &tp, (int)threads,
+					&ev, err, sizeof err)) ||
+		    (rc = ed_model_st_write(out, ev.t, ev.n, err, sizeof err))) {
+			msg("%s", err);
+			ed_model_close(m);
+			return exit_status(rc);
+		}
+		if (verbose)
+			msg("wrote %zu tensors to '%s'", ev.n, out);
+		ed_model_eval_release(&ev);
+	}
+	ed_model_close(m);
+	return 0;
+usage_err:
+	usage_model(stderr);
+	return EX_USAGE_;
+}

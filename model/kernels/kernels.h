@@ -1,0 +1,113 @@
+/*
+ * kernels.h - the numeric kernels of model/: a persistent thread pool,
+ * matrix products over stored weights (BF16, F16, F32) with float32
+ * accumulation, and the elementwise ops of the transformer. Every
+ * optimized kernel has a naive *_ref twin that tests compare against.
+ *
+ * Kernels never allocate per call except from the caller's scratch, never
+ * print, and give the same result for the same thread count (each output
+ * element is summed by one thread in a fixed order).
+ *
+ * Usage:
+ *     struct ed_pool *pool;
+ *     ed_pool_new(&pool, 2);
+ *     ed_k_matmul(pool, y, x, M, W, ED_DT_BF16, N, K, bias);  // y = x W^T + b
+ *     ed_pool_free(pool);
+ */
+#ifndef ED_KERNELS_H
+#define ED_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+
+/* ---- thread pool --------------------------------------------------- */
+
+struct ed_pool;
+
+/* A pool of nthreads workers including the calling thread (1 = run
+ * inline). 0 or ED_ENOMEM / ED_EINVAL. */
+int ed_pool_new(struct ed_pool **out, int nthreads);
+void ed_pool_free(struct ed_pool *p);
+int ed_pool_threads(const struct ed_pool *p);
+
+/* fn(ctx, begin, end, tid) over [0, n), split into one contiguous range
+ * per thread (multiples of grain, the last range takes the rest). The
+ * split depends only on n, grain and the thread count. Returns when all
+ * ranges are done. Not reentrant: one job at a time per pool. */
+typedef void (*ed_pool_fn)(void *ctx, int64_t begin, int64_t end, int tid);
+void ed_pool_for(struct ed_pool *p, int64_t n, int64_t grain, ed_pool_fn fn,
+		 void *ctx);
+
+/* ---- instruction sets ---------------------------------------------- */
+
+enum ed_isa {
+	ED_ISA_PORTABLE = 0,
+	ED_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
+	ED_ISA_AVX512 = 2, /* AVX-512 F + BW (+ F16C) */
+};
+
+/* The best the CPU supports. */
+enum ed_isa ed_k_isa_best(void);
+/* Use at most this level from now on (tests); returns the level in use. */
+enum ed_isa ed_k_isa_limit(enum ed_isa level);
+const char *ed_k_isa_name(enum ed_isa level);
+
+/* ---- conversions --------------------------------------------------- */
+
+float ed_k_bf16_to_f32(uint16_t h);
+uint16_t ed_k_f32_to_bf16(float f); /* round to nearest even */
+float ed_k_f16_to_f32(uint16_t h);
+uint16_t ed_k_f32_to_f16(float f);
+/* n elements of src (dtype dt) to float32. */
+void ed_k_to_f32(float *dst, const void *src, enum ed_dtype dt, size_t n);
+
+/* ---- matrix products ----------------------------------------------- */
+
+/*
+ * y[M][N] = x[M][K] . W[N][K]^T (+ bias[N]): W is a weight matrix in
+ * torch layout [out, in] stored as BF16, F16 or F32 (row stride K),
+ * bias float32 or NULL. M = 1 takes the matrix-vector path.
+ */
+void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
+		 const void *W, enum ed_dtype wt, int64_t N, int64_t K,
+		 const float *bias);
+void ed_k_matmul_ref(float *y, const float *x, int64_t M, const void *W,
+		     enum ed_dtype wt, int64_t N, int64_t K, const float *bias);
+
+/*
+ * Scaled dot-product attention for nq query heads sharing nkv key/value
+ * heads (GQA: head h uses kv head h / (nq / nkv)). q is [L][nq][hd],
+ * k and v are [Lk][kv_stride] with head j at j * hd; out is [L][nq][hd].
+ * Query i sees keys [0, causal_base + i] when causal, all Lk otherwise.
+ */
+struct ed_attn {
+	int64_t L, Lk;
+	int nq, nkv, hd;
+	int64_t kv_stride; /* floats between consecutive key rows */
+	int64_t causal_base; /* -1: not causal */
+	float scale;
+};
+void ed_k_attention(struct ed_pool *p, float *out, const float *q,
+		    const float *k, const float *v, const struct ed_attn *a);
+void ed_k_attention_ref(float *out, const float *q, const float *k,
+			const float *v, const struct ed_attn *a);
+
+/* ---- elementwise --------------------------------------------------- */
+
+/* y = x / sqrt(mean(x^2) + eps) * w, per row of n. */
+void ed_k_rmsnorm(float *y, const float *x, const float *w, int64_t rows,
+		  int64_t n, float eps);
+/* y = (x - mean) / sqrt(var + eps) * w + b, per row. */
+void ed_k_layernorm(float *y, const float *x, const float *w,
+		    const float *b, int64_t rows, int64_t n, float eps);
+/* g[i] = silu(g[i]) * u[i] */
+void ed_k_swiglu(float *g, const float *u, int64_t n);
+void ed_k_gelu_erf(float *x, int64_t n);
+void ed_k_quick_gelu(float *x, int64_t n);
+/* In place over n: softmax with the max subtracted. */
+void ed_k_softmax(float *x, int64_t n);
+void ed_k_add(float *y, const float *x, int64_t n); /* y += x */
+
+#endif

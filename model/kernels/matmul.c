@@ -1,0 +1,516 @@
+/*
+ * matmul.c - y = x W^T over weights stored as BF16, F16 or F32, float32
+ * accumulation, with runtime dispatch: AVX-512, AVX2+FMA, portable C.
+ *
+ *   M = 1 (decode): one dot product per weight row; threads split the rows,
+ *   so every weight byte is read once, converted in registers.
+ *   M > 1 (prefill, ViT): weights are packed a panel at a time (32 rows x
+ *   256 columns, converted to float32, 32 KiB: stays in L1) and a 6 x 32
+ *   register tile of outputs is accumulated per panel; threads split the
+ *   output columns. Summation order depends only on the shapes and the
+ *   instruction set, never on timing.
+ */
+#include "kernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- instruction set ----------------------------------------------- */
+
+static enum ed_isa isa_cap = ED_ISA_AVX512;
+
+enum ed_isa ed_k_isa_best(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f") &&
+	    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("f16c"))
+		return ED_ISA_AVX512;
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+	    __builtin_cpu_supports("f16c"))
+		return ED_ISA_AVX2;
+#endif
+	return ED_ISA_PORTABLE;
+}
+
+enum ed_isa ed_k_isa_limit(enum ed_isa level)
+{
+	isa_cap = level;
+	return ed_k_isa_best() < level ? ed_k_isa_best() : level;
+}
+
+static enum ed_isa isa(void)
+{
+	static int best = -1;
+
+	if (best < 0)
+		best = (int)ed_k_isa_best();
+	return (enum ed_isa)(best < (int)isa_cap ? best : (int)isa_cap);
+}
+
+const char *ed_k_isa_name(enum ed_isa level)
+{
+	switch (level) {
+	case ED_ISA_AVX512: return "avx512";
+	case ED_ISA_AVX2: return "avx2";
+	case ED_ISA_PORTABLE: break;
+	}
+	return "portable";
+}
+
+/* ---- conversions --------------------------------------------------- */
+
+float ed_k_bf16_to_f32(uint16_t h)
+{
+	uint32_t b = (uint32_t)h << 16;
+	float f;
+
+	memcpy(&f, &b, 4);
+	return f;
+}
+
+uint16_t ed_k_f32_to_bf16(float f)
+{
+	uint32_t b;
+
+	memcpy(&b, &f, 4);
+	if ((b & 0x7FFFFFFFu) > 0x7F800000u) /* NaN stays NaN */
+		return (uint16_t)((b >> 16) | 0x40);
+	b += 0x7FFFu + ((b >> 16) & 1);
+	return (uint16_t)(b >> 16);
+}
+
+float ed_k_f16_to_f32(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 31,
+		 man = h & 1023, bits;
+	float f;
+
+	if (exp == 0) {
+		f = (float)man * 5.9604644775390625e-8f;
+		return sign ? -f : f;
+	}
+	if (exp == 31)
+		bits = sign | 0x7F800000u | (man << 13);
+	else
+		bits = sign | ((exp + 112) << 23) | (man << 13);
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+uint16_t ed_k_f32_to_f16(float f)
+{
+	uint32_t b, sign, man;
+	int exp;
+
+	memcpy(&b, &f, 4);
+	sign = (b >> 16) & 0x8000;
+	exp = (int)((b >> 23) & 255) - 127 + 15;
+	man = b & 0x7FFFFF;
+	if (((b >> 23) & 255) == 255)
+		return (uint16_t)(sign | 0x7C00 | (man ? 0x200 : 0));
+	if (exp >= 31)
+		return (uint16_t)(sign | 0x7C00);
+	if (exp <= 0) {
+		if (exp < -10)
+			return (uint16_t)sign;
+		man |= 0x800000;
+		{
+			int shift = 14 - exp;
+			uint32_t half = 1u << (shift - 1);
+			uint32_t r = man >> shift;
+			uint32_t rem = man & ((1u << shift) - 1);
+			if (rem > half || (rem == half && (r & 1)))
+				r++;
+			return (uint16_t)(sign | r);
+		}
+	}
+	{
+		uint32_t r = (uint32_t)exp << 10 | man >> 13;
+		uint32_t rem = man & 0x1FFF;
+		if (rem > 0x1000 || (rem == 0x1000 && (r & 1)))
+			r++;
+		return (uint16_t)(sign | r);
+	}
+}
+
+void ed_k_to_f32(float *dst, const void *src, enum ed_dtype dt, size_t n)
+{
+	const uint16_t *h = src;
+
+	switch (dt) {
+	case ED_DT_F32: memcpy(dst, src, n * 4); return;
+	case ED_DT_BF16:
+		for (size_t i = 0; i < n; i++)
+			dst[i] = ed_k_bf16_to_f32(h[i]);
+		return;
+	case ED_DT_F16:
+		for (size_t i = 0; i < n; i++)
+			dst[i] = ed_k_f16_to_f32(h[i]);
+		return;
+	default:
+		for (size_t i = 0; i < n; i++)
+			dst[i] = 0;
+	}
+}
+
+/* ---- reference ----------------------------------------------------- */
+
+static float wget(const void *W, enum ed_dtype wt, size_t i)
+{
+	switch (wt) {
+	case ED_DT_BF16: return ed_k_bf16_to_f32(((const uint16_t *)W)[i]);
+	case ED_DT_F16: return ed_k_f16_to_f32(((const uint16_t *)W)[i]);
+	default: return ((const float *)W)[i];
+	}
+}
+
+void ed_k_matmul_ref(float *y, const float *x, int64_t M, const void *W,
+		     enum ed_dtype wt, int64_t N, int64_t K, const float *bias)
+{
+	for (int64_t m = 0; m < M; m++)
+		for (int64_t n = 0; n < N; n++) {
+			double acc = bias ? bias[n] : 0;
+			for (int64_t k = 0; k < K; k++)
+				acc += (double)x[m * K + k] *
+				       wget(W, wt, (size_t)(n * K + k));
+			y[m * N + n] = (float)acc;
+		}
+}
+
+/* ---- row dot products (M = 1) -------------------------------------- */
+
+static float dot_portable(const void *W, enum ed_dtype wt, const float *x,
+			  int64_t K)
+{
+	float acc[8] = {0};
+	int64_t k = 0;
+
+	if (wt == ED_DT_F32) {
+		const float *w = W;
+		for (; k + 8 <= K; k += 8)
+			for (int j = 0; j < 8; j++)
+				acc[j] += w[k + j] * x[k + j];
+	} else {
+		for (; k + 8 <= K; k += 8)
+			for (int j = 0; j < 8; j++)
+				acc[j] += wget(W, wt, (size_t)(k + j)) * x[k + j];
+	}
+	for (; k < K; k++)
+		acc[0] += wget(W, wt, (size_t)k) * x[k];
+	return ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+	       ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma,f16c"))) static inline __m256
+load8_avx2(const void *W, enum ed_dtype wt, int64_t k)
+{
+	switch (wt) {
+	case ED_DT_BF16: {
+		__m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)W + k));
+		return _mm256_castsi256_ps(
+			_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+	}
+	case ED_DT_F16:
+		return _mm256_cvtph_ps(
+			_mm_loadu_si128((const __m128i *)((const uint16_t *)W + k)));
+	default: return _mm256_loadu_ps((const float *)W + k);
+	}
+}
+
+__attribute__((target("avx2,fma,f16c"))) static float
+dot_avx2(const void *W, enum ed_dtype wt, const float *x, int64_t K)
+{
+	__m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+	__m128 s;
+	int64_t k = 0;
+	float acc;
+
+	for (; k + 16 <= K; k += 16) {
+		a0 = _mm256_fmadd_ps(load8_avx2(W, wt, k), _mm256_loadu_ps(x + k), a0);
+		a1 = _mm256_fmadd_ps(load8_avx2(W, wt, k + 8),
+				     _mm256_loadu_ps(x + k + 8), a1);
+	}
+	for (; k + 8 <= K; k += 8)
+		a0 = _mm256_fmadd_ps(load8_avx2(W, wt, k), _mm256_loadu_ps(x + k), a0);
+	a0 = _mm256_add_ps(a0, a1);
+	s = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	acc = _mm_cvtss_f32(s);
+	for (; k < K; k++)
+		acc += wget(W, wt, (size_t)k) * x[k];
+	return acc;
+}
+
+__attribute__((target("avx512f,avx512bw,f16c"))) static inline __m512
+load16_avx512(const void *W, enum ed_dtype wt, int64_t k)
+{
+	switch (wt) {
+	case ED_DT_BF16: {
+		__m256i h = _mm256_loadu_si256(
+			(const __m256i *)((const uint16_t *)W + k));
+		return _mm512_castsi512_ps(
+			_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+	}
+	case ED_DT_F16:
+		return _mm512_cvtph_ps(_mm256_loadu_si256(
+			(const __m256i *)((const uint16_t *)W + k)));
+	default: return _mm512_loadu_ps((const float *)W + k);
+	}
+}
+
+__attribute__((target("avx512f,avx512bw,f16c"))) static float
+dot_avx512(const void *W, enum ed_dtype wt, const float *x, int64_t K)
+{
+	__m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+	__m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+	int64_t k = 0;
+	float acc;
+
+	for (; k + 64 <= K; k += 64) {
+		a0 = _mm512_fmadd_ps(load16_avx512(W, wt, k),
+				     _mm512_loadu_ps(x + k), a0);
+		a1 = _mm512_fmadd_ps(load16_avx512(W, wt, k + 16),
+				     _mm512_loadu_ps(x + k + 16), a1);
+		a2 = _mm512_fmadd_ps(load16_avx512(W, wt, k + 32),
+				     _mm512_loadu_ps(x + k + 32), a2);
+		a3 = _mm512_fmadd_ps(load16_avx512(W, wt, k + 48),
+				     _mm512_loadu_ps(x + k + 48), a3);
+	}
+	for (; k + 16 <= K; k += 16)
+		a0 = _mm512_fmadd_ps(load16_avx512(W, wt, k),
+				     _mm512_loadu_ps(x + k), a0);
+	a0 = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+	acc = _mm512_reduce_add_ps(a0);
+	for (; k < K; k++)
+		acc += wget(W, wt, (size_t)k) * x[k];
+	return acc;
+}
+#endif
+
+static float row_dot(enum ed_isa level, const void *W, enum ed_dtype wt,
+		     const float *x, int64_t K)
+{
+#if defined(__x86_64__)
+	if (level == ED_ISA_AVX512)
+		return dot_avx512(W, wt, x, K);
+	if (level == ED_ISA_AVX2)
+		return dot_avx2(W, wt, x, K);
+#endif
+	return dot_portable(W, wt, x, K);
+}
+
+/* ---- packed panels (M > 1) ----------------------------------------- */
+
+#define NR 32  /* panel rows of W = output columns per tile */
+#define KC 256 /* panel depth */
+#define MR 6   /* output rows per register tile */
+
+/* Pack W[n0 .. n0+nr) x [k0 .. k0+kc) as float32, k-major: p[k][NR]. */
+static void pack_panel(float *p, const void *W, enum ed_dtype wt, int64_t K,
+		       int64_t n0, int nr, int64_t k0, int kc)
+{
+	size_t es = ed_model_dtype_size(wt);
+	float row[KC];
+
+	for (int r = 0; r < NR; r++) {
+		if (r < nr)
+			ed_k_to_f32(row, (const char *)W + ((size_t)(n0 + r) * K + k0) * es,
+				    wt, (size_t)kc);
+		else
+			memset(row, 0, sizeof row);
+		for (int k = 0; k < kc; k++)
+			p[k * NR + r] = row[k];
+	}
+}
+
+/* y[m][0..nr) += x[m][0..kc) . panel, for mr rows. Portable. */
+static void tile_portable(float *y, int64_t ldy, const float *x, int64_t ldx,
+			  const float *p, int mr, int nr, int kc)
+{
+	for (int m = 0; m < mr; m++) {
+		float acc[NR] = {0};
+		for (int k = 0; k < kc; k++) {
+			float xv = x[m * ldx + k];
+			for (int j = 0; j < NR; j++)
+				acc[j] += xv * p[k * NR + j];
+		}
+		for (int j = 0; j < nr; j++)
+			y[m * ldy + j] += acc[j];
+	}
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static void
+tile_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, const float *p,
+	  int mr, int nr, int kc)
+{
+	/* 4 rows x 32 columns = 16 ymm accumulators at a time */
+	for (int m0 = 0; m0 < mr; m0 += 4) {
+		int rows = mr - m0 < 4 ? mr - m0 : 4;
+		__m256 acc[4][4];
+		for (int i = 0; i < 4; i++)
+			for (int j = 0; j < 4; j++)
+				acc[i][j] = _mm256_setzero_ps();
+		for (int k = 0; k < kc; k++) {
+			const float *pk = p + k * NR;
+			__m256 b0 = _mm256_loadu_ps(pk), b1 = _mm256_loadu_ps(pk + 8);
+			__m256 b2 = _mm256_loadu_ps(pk + 16), b3 = _mm256_loadu_ps(pk + 24);
+			for (int i = 0; i < rows; i++) {
+				__m256 a = _mm256_broadcast_ss(x + (m0 + i) * ldx + k);
+				acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
+				acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+				acc[i][2] = _mm256_fmadd_ps(a, b2, acc[i][2]);
+				acc[i][3] = _mm256_fmadd_ps(a, b3, acc[i][3]);
+			}
+		}
+		for (int i = 0; i < rows; i++) {
+			float t[NR];
+			for (int j = 0; j < 4; j++)
+				_mm256_storeu_ps(t + 8 * j, acc[i][j]);
+			for (int j = 0; j < nr; j++)
+				y[(m0 + i) * ldy + j] += t[j];
+		}
+	}
+}
+
+__attribute__((target("avx512f"))) static void
+tile_avx512(float *y, int64_t ldy, const float *x, int64_t ldx,
+	    const float *p, int mr, int nr, int kc)
+{
+	__m512 c[MR][2];
+	__mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+	__mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF
+				   : nr <= 16 ? 0
+					      : (1u << (nr - 16)) - 1);
+
+	for (int i = 0; i < MR; i++)
+		c[i][0] = c[i][1] = _mm512_setzero_ps();
+	if (mr == MR) {
+		for (int k = 0; k < kc; k++) {
+			__m512 b0 = _mm512_loadu_ps(p + k * NR);
+			__m512 b1 = _mm512_loadu_ps(p + k * NR + 16);
+			for (int i = 0; i < MR; i++) {
+				__m512 a = _mm512_set1_ps(x[i * ldx + k]);
+				c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+				c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+			}
+		}
+	} else {
+		for (int k = 0; k < kc; k++) {
+			__m512 b0 = _mm512_loadu_ps(p + k * NR);
+			__m512 b1 = _mm512_loadu_ps(p + k * NR + 16);
+			for (int i = 0; i < mr; i++) {
+				__m512 a = _mm512_set1_ps(x[i * ldx + k]);
+				c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+				c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+			}
+		}
+	}
+	for (int i = 0; i < mr; i++) {
+		float *yr = y + i * ldy;
+		_mm512_mask_storeu_ps(
+			yr, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yr), c[i][0]));
+		if (m1)
+			_mm512_mask_storeu_ps(
+				yr + 16, m1,
+				_mm512_add_ps(_mm512_maskz_loadu_ps(m1, yr + 16),
+					      c[i][1]));
+	}
+}
+#endif
+
+struct mm_job {
+	float *y;
+	const float *x;
+	int64_t M, N, K;
+	const void *W;
+	enum ed_dtype wt;
+	const float *bias;
+	enum ed_isa level;
+	float *scratch; /* per thread: NR * KC floats */
+};
+
+static void mm_rows(void *ctx, int64_t b, int64_t e, int tid)
+{
+	struct mm_job *j = ctx;
+	size_t es = ed_model_dtype_size(j->wt);
+
+	(void)tid;
+	for (int64_t n = b; n < e; n++) {
+		float v = row_dot(j->level, (const char *)j->W + (size_t)(n * j->K) * es,
+				  j->wt, j->x, j->K);
+		j->y[n] = j->bias ? v + j->bias[n] : v;
+	}
+}
+
+static void mm_panels(void *ctx, int64_t b, int64_t e, int tid)
+{
+	struct mm_job *j = ctx;
+	float *panel = j->scratch + (size_t)tid * NR * KC;
+
+	/* b, e count NR-column blocks */
+	for (int64_t blk = b; blk < e; blk++) {
+		int64_t n0 = blk * NR;
+		int nr = (int)(j->N - n0 < NR ? j->N - n0 : NR);
+
+		for (int64_t m = 0; m < j->M; m++)
+			for (int c = 0; c < nr; c++)
+				j->y[m * j->N + n0 + c] = j->bias ? j->bias[n0 + c] : 0;
+		for (int64_t k0 = 0; k0 < j->K; k0 += KC) {
+			int kc = (int)(j->K - k0 < KC ? j->K - k0 : KC);
+			pack_panel(panel, j->W, j->wt, j->K, n0, nr, k0, kc);
+			for (int64_t m0 = 0; m0 < j->M; m0 += MR) {
+				int mr = (int)(j->M - m0 < MR ? j->M - m0 : MR);
+				float *y = j->y + m0 * j->N + n0;
+				const float *x = j->x + m0 * j->K + k0;
+#if defined(__x86_64__)
+				if (j->level == ED_ISA_AVX512)
+					tile_avx512(y, j->N, x, j->K, panel, mr, nr, kc);
+				else if (j->level == ED_ISA_AVX2)
+					tile_avx2(y, j->N, x, j->K, panel, mr, nr, kc);
+				else
+#endif
+					tile_portable(y, j->N, x, j->K, panel, mr, nr,
+						      kc);
+			}
+		}
+	}
+}
+
+void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
+		 const void *W, enum ed_dtype wt, int64_t N, int64_t K,
+		 const float *bias)
+{
+	struct mm_job j = {y, x, M, N, K, W, wt, bias, isa(), NULL};
+
+	if (M <= 0 || N <= 0)
+		return;
+	if (K <= 0) {
+		for (int64_t i = 0; i < M * N; i++)
+			y[i] = bias ? bias[i % N] : 0;
+		return;
+	}
+	if (M == 1) {
+		ed_pool_for(p, N, 16, mm_rows, &j);
+		return;
+	}
+	/* one packed panel per thread, 32 KiB each */
+	j.scratch = aligned_alloc(64, (size_t)ed_pool_threads(p) * NR * KC *
+					      sizeof(float));
+	if (!j.scratch) { /* no memory for 64 KiB: the slow path still works */
+		for (int64_t m = 0; m < M; m++) {
+			struct mm_job r = j;
+			r.y = y + m * N;
+			r.x = x + m * K;
+			ed_pool_for(p, N, 16, mm_rows, &r);
+		}
+		return;
+	}
+	ed_pool_for(p, (N + NR - 1) / NR, 1, mm_panels, &j);
+	free(j.scratch);
+}

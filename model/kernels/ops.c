@@ -1,0 +1,199 @@
+/*
+ * ops.c - attention and the elementwise ops. Norm statistics, softmax and
+ * activations are computed in float32 like the reference (GELU with erf,
+ * quick-GELU x * sigmoid(1.702 x), SiLU). Attention splits (head, query)
+ * pairs over the pool; each output is computed by one thread.
+ */
+#include "kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ed_k_rmsnorm(float *y, const float *x, const float *w, int64_t rows,
+		  int64_t n, float eps)
+{
+	for (int64_t r = 0; r < rows; r++) {
+		const float *xr = x + r * n;
+		float *yr = y + r * n;
+		double ss = 0;
+		float inv;
+
+		for (int64_t i = 0; i < n; i++)
+			ss += (double)xr[i] * xr[i];
+		inv = (float)(1.0 / sqrt(ss / (double)n + eps));
+		for (int64_t i = 0; i < n; i++)
+			yr[i] = xr[i] * inv * w[i];
+	}
+}
+
+void ed_k_layernorm(float *y, const float *x, const float *w,
+		    const float *b, int64_t rows, int64_t n, float eps)
+{
+	for (int64_t r = 0; r < rows; r++) {
+		const float *xr = x + r * n;
+		float *yr = y + r * n;
+		double mean = 0, var = 0;
+		float inv;
+
+		for (int64_t i = 0; i < n; i++)
+			mean += xr[i];
+		mean /= (double)n;
+		for (int64_t i = 0; i < n; i++)
+			var += ((double)xr[i] - mean) * ((double)xr[i] - mean);
+		var /= (double)n;
+		inv = (float)(1.0 / sqrt(var + eps));
+		for (int64_t i = 0; i < n; i++)
+			yr[i] = (float)((xr[i] - mean) * inv) * w[i] + b[i];
+	}
+}
+
+void ed_k_swiglu(float *g, const float *u, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void ed_k_gelu_erf(float *x, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+void ed_k_quick_gelu(float *x, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+}
+
+void ed_k_softmax(float *x, int64_t n)
+{
+	float mx = -INFINITY;
+	double sum = 0;
+
+	for (int64_t i = 0; i < n; i++)
+		mx = x[i] > mx ? x[i] : mx;
+	for (int64_t i = 0; i < n; i++) {
+		x[i] = expf(x[i] - mx);
+		sum += x[i];
+	}
+	for (int64_t i = 0; i < n; i++)
+		x[i] = (float)(x[i] / sum);
+}
+
+void ed_k_add(float *y, const float *x, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		y[i] += x[i];
+}
+
+/* ---- attention ----------------------------------------------------- */
+
+/* One query row of one head: scores over the visible keys, softmax,
+ * weighted sum of values. s has room for Lk floats. */
+static void attend_one(float *out, const float *q, const float *k,
+		       const float *v, const struct ed_attn *a, int h,
+		       int64_t i, float *s)
+{
+	int kvh = h / (a->nq / a->nkv);
+	int64_t nk = a->causal_base < 0 ? a->Lk : a->causal_base + i + 1;
+	const float *qh = q + (i * a->nq + h) * a->hd;
+	float *oh = out + (i * a->nq + h) * a->hd;
+	float mx = -INFINITY;
+	double sum = 0;
+
+	if (nk > a->Lk)
+		nk = a->Lk;
+	for (int64_t j = 0; j < nk; j++) {
+		const float *kj = k + j * a->kv_stride + kvh * a->hd;
+		float d = 0;
+		for (int t = 0; t < a->hd; t++)
+			d += qh[t] * kj[t];
+		s[j] = d * a->scale;
+		mx = s[j] > mx ? s[j] : mx;
+	}
+	for (int64_t j = 0; j < nk; j++) {
+		s[j] = expf(s[j] - mx);
+		sum += s[j];
+	}
+	memset(oh, 0, (size_t)a->hd * sizeof *oh);
+	for (int64_t j = 0; j < nk; j++) {
+		const float *vj = v + j * a->kv_stride + kvh * a->hd;
+		float pj = (float)(s[j] / sum);
+		for (int t = 0; t < a->hd; t++)
+			oh[t] += pj * vj[t];
+	}
+}
+
+void ed_k_attention_ref(float *out, const float *q, const float *k,
+			const float *v, const struct ed_attn *a)
+{
+	float *s = malloc((size_t)(a->Lk > 0 ? a->Lk : 1) * sizeof *s);
+
+	if (!s)
+		return;
+	for (int64_t i = 0; i < a->L; i++)
+		for (int h = 0; h < a->nq; h++) {
+			/* the plain definition, in double */
+			int kvh = h / (a->nq / a->nkv);
+			int64_t nk = a->causal_base < 0 ? a->Lk
+							: a->causal_base + i + 1;
+			const float *qh = q + (i * a->nq + h) * a->hd;
+			double mx = -INFINITY, sum = 0;
+			if (nk > a->Lk)
+				nk = a->Lk;
+			for (int64_t j = 0; j < nk; j++) {
+				double d = 0;
+				for (int t = 0; t < a->hd; t++)
+					d += (double)qh[t] *
+					     k[j * a->kv_stride + kvh * a->hd + t];
+				s[j] = (float)(d * a->scale);
+				mx = s[j] > mx ? s[j] : mx;
+			}
+			for (int t = 0; t < a->hd; t++) {
+				double o = 0;
+				sum = 0;
+				for (int64_t j = 0; j < nk; j++) {
+					double e = exp(s[j] - mx);
+					sum += e;
+					o += e * v[j * a->kv_stride + kvh * a->hd + t];
+				}
+				out[(i * a->nq + h) * a->hd + t] = (float)(o / sum);
+			}
+		}
+	free(s);
+}
+
+struct attn_job {
+	float *out;
+	const float *q, *k, *v;
+	const struct ed_attn *a;
+	float *scratch; /* Lk floats per thread */
+};
+
+static void attn_range(void *ctx, int64_t b, int64_t e, int tid)
+{
+	struct attn_job *j = ctx;
+	float *s = j->scratch + (size_t)tid * (size_t)j->a->Lk;
+
+	for (int64_t w = b; w < e; w++)
+		attend_one(j->out, j->q, j->k, j->v, j->a, (int)(w % j->a->nq),
+			   w / j->a->nq, s);
+}
+
+void ed_k_attention(struct ed_pool *p, float *out, const float *q,
+		    const float *k, const float *v, const struct ed_attn *a)
+{
+	struct attn_job j = {out, q, k, v, a, NULL};
+
+	if (a->L <= 0 || a->Lk <= 0)
+		return;
+	j.scratch = malloc((size_t)ed_pool_threads(p) * (size_t)a->Lk *
+			   sizeof(float));
+	if (!j.scratch) {
+		ed_k_attention_ref(out, q, k, v, a);
+		return;
+	}
+	ed_pool_for(p, a->L * a->nq, 1, attn_range, &j);
+	free(j.scratch);
+}

@@ -1,0 +1,145 @@
+/*
+ * model_int.h - private to model/: the configuration read from
+ * config.json, the weights bound to their tensors, and the model and
+ * session structs shared by loader.c, vision.c, decoder.c, session.c and
+ * eval.c. Nothing outside model/ includes this file.
+ */
+#ifndef ED_MODEL_INT_H
+#define ED_MODEL_INT_H
+
+#include "kernels/kernels.h"
+#include "model.h"
+
+#define ED_MAX_LAYERS 256
+
+/* ---- configuration (config.c) -------------------------------------- */
+
+struct ed_config {
+	char arch[64];
+	/* language model */
+	int vocab, hidden, layers, heads, kv_heads, head_dim;
+	int dense_inter;
+	float rms_eps;
+	double rope_theta;
+	bool rope_3d;
+	int mrope[3]; /* rotary pairs for h, w, t (interleaved h/w first) */
+	bool moe[ED_MAX_LAYERS];
+	int experts[2]; /* text, vision; vision 0 for text-only models */
+	int moe_k;
+	int expert_inter[2];
+	int shared; /* number of shared experts */
+	float moe_norm_min;
+	bool tie_embeddings;
+	/* token ids from the config (-1 when absent) */
+	int32_t bos, eos, pad, image, image_start, image_end, video,
+		video_start, video_end;
+	/* vision */
+	bool has_vision;
+	int vit_depth, vit_hidden, vit_heads, vit_inter, patch, merge,
+	    temporal_merge, in_channels;
+	float vit_eps;
+	double vit_rope_theta;
+	bool vit_quick_gelu;
+};
+
+/* Parse config.json (Baidu or transformers shape). 0 or ED_ECONFIG. */
+int ed_config_parse(struct ed_config *c, const char *json, size_t len,
+		    ed_note_fn note, void *ud, char *err, size_t errlen);
+
+/* ---- weights (loader.c) -------------------------------------------- */
+
+/* A matrix in torch layout [rows = out, cols = in], used in place. */
+struct ed_wt {
+	const void *data;
+	enum ed_dtype dt;
+	int64_t rows, cols;
+};
+
+struct ed_expert {
+	struct ed_wt gate, up, down;
+};
+
+struct ed_layer {
+	const float *ln_in, *ln_post;
+	struct ed_wt q, k, v, o;
+	bool moe;
+	struct ed_wt gate, up, down; /* dense MLP, or shared experts */
+	bool has_shared;
+	/* routers, float32, [hidden][experts] (as the -PT files store them) */
+	const float *router[2];
+	const float *bias[2]; /* correction bias per pool, or NULL */
+	struct ed_expert *experts[2];
+};
+
+struct ed_vit_block {
+	const float *n1w, *n1b, *n2w, *n2b;
+	struct ed_wt qkv, proj, fc1, fc2;
+	const float *qkv_b, *proj_b, *fc1_b, *fc2_b;
+};
+
+struct ed_vision {
+	struct ed_wt patch;
+	struct ed_vit_block *blocks;
+	const float *ln_w, *ln_b;
+	/* resampler */
+	struct ed_wt s1, s2, t1, t2, mlp;
+	const float *s1_b, *s2_b, *s_ln_w, *s_ln_b;
+	const float *t1_b, *t2_b, *t_ln_w, *t_ln_b;
+	const float *mlp_b, *after_norm;
+};
+
+struct ed_model {
+	struct ed_config cfg;
+	struct ed_st **shards;
+	int n_shards;
+	int64_t file_bytes;
+	struct ed_wt embed, head;
+	const float *norm;
+	struct ed_layer *layers;
+	struct ed_vision vis;
+	struct ed_arena params; /* small tensors converted to float32 */
+	int64_t params_bytes;
+	char **shard_files;
+	struct ed_tokenizer *tok;
+	struct ed_model_ids ids;
+	int n_tensors, n_unknown;
+	int64_t bytes_by_dtype[10];
+};
+
+/* ---- forward passes ------------------------------------------------ */
+
+struct ed_session {
+	const struct ed_model *m;
+	struct ed_pool *pool;
+	int64_t max_ctx;
+	int64_t n_past; /* positions in the cache */
+	int64_t next_pos; /* text position of the next token */
+	float *kcache, *vcache; /* [layers][max_ctx][kv_heads * head_dim] */
+	float *logits;          /* [vocab] */
+	ed_trace_fn trace;
+	void *trace_ud;
+	bool all_logits; /* trace logits of every prompt position */
+};
+
+/* Emit a float32 or int64 tensor to the trace, if any. */
+void ed_trace_f32(struct ed_session *s, const char *name, const float *d,
+		  int ndim, const int64_t *shape);
+void ed_trace_i64(struct ed_session *s, const char *name, const int64_t *d,
+		  int ndim, const int64_t *shape);
+
+/* vision.c: images -> projector rows [sum tokens][hidden]. */
+int ed_vision_forward(struct ed_session *s, const struct ed_image_in *img,
+		      size_t n, float *out, char *err, size_t errlen);
+
+/* decoder.c: run n tokens from embeddings x [n][hidden] at positions
+ * pos[3][n] with the vision mask, appending to the cache; logits of the
+ * last position into s->logits (and of all when s->all_logits). */
+int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
+		       const int32_t *pos, const uint8_t *vision, char *err,
+		       size_t errlen);
+
+/* Embedding rows for ids (float32 [n][hidden]). */
+void ed_embed(const struct ed_model *m, const int32_t *ids, int64_t n,
+	      float *out);
+
+#endif

@@ -1,0 +1,364 @@
+/*
+ * session.c - a worker's state over a shared model: thread pool, KV cache,
+ * logits; prefill (vision tower, placeholder merge, decoder), one-token
+ * steps, sampling (greedy, temperature, top-k, top-p, seeded) and the
+ * generation loop with its per-token callback and stop rules.
+ */
+#include "model_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ed_session_new(struct ed_session **out, const struct ed_model *m,
+		   const struct ed_session_opts *o, char *err, size_t errlen)
+{
+	struct ed_session *s;
+	int64_t kvd = (int64_t)m->cfg.kv_heads * m->cfg.head_dim;
+	size_t kvn;
+	int threads = o && o->threads > 0 ? o->threads : 1;
+
+	*out = NULL;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	s->m = m;
+	s->max_ctx = o && o->max_ctx > 0 ? o->max_ctx : 8192;
+	kvn = (size_t)m->cfg.layers * (size_t)s->max_ctx * (size_t)kvd;
+	s->kcache = malloc(kvn * sizeof(float));
+	s->vcache = malloc(kvn * sizeof(float));
+	s->logits = malloc((size_t)m->cfg.vocab * sizeof(float));
+	if (!s->kcache || !s->vcache || !s->logits ||
+	    ed_pool_new(&s->pool, threads)) {
+		ed_session_free(s);
+		return ed_err(err, errlen, ED_ENOMEM,
+			      "out of memory for a %lld-position cache",
+			      (long long)(o && o->max_ctx ? o->max_ctx : 8192));
+	}
+	*out = s;
+	return 0;
+}
+
+void ed_session_free(struct ed_session *s)
+{
+	if (!s)
+		return;
+	ed_pool_free(s->pool);
+	free(s->kcache);
+	free(s->vcache);
+	free(s->logits);
+	free(s);
+}
+
+void ed_session_set_trace(struct ed_session *s, ed_trace_fn fn, void *ud)
+{
+	s->trace = fn;
+	s->trace_ud = ud;
+}
+
+static void trace(struct ed_session *s, const char *name, enum ed_dtype dt,
+		  const void *d, int ndim, const int64_t *shape)
+{
+	struct ed_tensor t = {.name = name, .dtype = dt, .ndim = ndim, .data = d};
+
+	if (!s->trace)
+		return;
+	memcpy(t.shape, shape, (size_t)ndim * sizeof *shape);
+	t.nbytes = (size_t)ed_model_tensor_numel(&t) * ed_model_dtype_size(dt);
+	s->trace(s->trace_ud, &t);
+}
+
+void ed_trace_f32(struct ed_session *s, const char *name, const float *d,
+		  int ndim, const int64_t *shape)
+{
+	trace(s, name, ED_DT_F32, d, ndim, shape);
+}
+
+void ed_trace_i64(struct ed_session *s, const char *name, const int64_t *d,
+		  int ndim, const int64_t *shape)
+{
+	trace(s, name, ED_DT_I64, d, ndim, shape);
+}
+
+int64_t ed_session_next_pos(const struct ed_session *s)
+{
+	return s->next_pos;
+}
+
+int ed_session_prefill(struct ed_session *s, const struct ed_prompt *p,
+		       const float **logits, char *err, size_t errlen)
+{
+	const struct ed_config *c = &s->m->cfg;
+	int64_t H = c->hidden, n = (int64_t)p->n, tokens = 0;
+	float *x, *img = NULL;
+	int rc = 0;
+
+	s->n_past = 0;
+	if (n > s->max_ctx)
+		return ed_err(err, errlen, ED_ETOOBIG,
+			      "a prompt of %lld tokens exceeds the context of %lld",
+			      (long long)n, (long long)s->max_ctx);
+	for (int64_t i = 0; i < n; i++)
+		tokens += p->mm[i];
+	if (tokens && !c->has_vision)
+		return ed_err(err, errlen, ED_EINVAL,
+			      "the prompt has images but the model no vision tower");
+	x = malloc((size_t)(n * H) * sizeof *x);
+	if (tokens)
+		img = malloc((size_t)(tokens * H) * sizeof *img);
+	if (!x || (tokens && !img)) {
+		free(x);
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	}
+	if (tokens && (rc = ed_vision_forward(s, p->images, p->n_images, img, err,
+					      errlen)))
+		goto out;
+	ed_embed(s->m, p->ids, n, x);
+	{
+		int64_t r = 0;
+		for (int64_t i = 0; i < n; i++)
+			if (p->mm[i])
+				memcpy(x + i * H, img + (r++) * H,
+				       (size_t)H * sizeof *x);
+	}
+	if (s->trace) {
+		int64_t *tmp = malloc((size_t)(3 * n) * sizeof *tmp);
+		if (tmp) {
+			for (int64_t i = 0; i < n; i++)
+				tmp[i] = p->ids[i];
+			ed_trace_i64(s, "input_ids", tmp, 1, (int64_t[]){n});
+			for (int64_t i = 0; i < n; i++)
+				tmp[i] = p->mm[i];
+			ed_trace_i64(s, "mm_token_type_ids", tmp, 1, (int64_t[]){n});
+			for (int64_t i = 0; i < n; i++)
+				tmp[i] = p->vision[i];
+			ed_trace_i64(s, "moe_mm_token_type_ids", tmp, 1,
+				     (int64_t[]){n});
+			for (int64_t i = 0; i < 3 * n; i++)
+				tmp[i] = p->pos[i];
+			ed_trace_i64(s, "position_ids", tmp, 2, (int64_t[]){3, n});
+			ed_trace_i64(s, "rope_delta", &p->rope_delta, 1,
+				     (int64_t[]){1});
+			free(tmp);
+		}
+		ed_trace_f32(s, "inputs_embeds", x, 2, (int64_t[]){n, H});
+	}
+	if ((rc = ed_decoder_forward(s, x, n, p->pos, p->vision, err, errlen)))
+		goto out;
+	s->next_pos = n + p->rope_delta;
+	*logits = s->logits;
+out:
+	free(x);
+	free(img);
+	return rc;
+}
+
+int ed_session_step(struct ed_session *s, int32_t token, const float **logits,
+		    char *err, size_t errlen)
+{
+	const struct ed_config *c = &s->m->cfg;
+	int32_t pos[3];
+	uint8_t vis = 0;
+	float *x;
+	int rc;
+
+	if (token < 0 || token >= c->vocab)
+		return ed_err(err, errlen, ED_EINVAL, "token %d out of range",
+			      token);
+	x = malloc((size_t)c->hidden * sizeof *x);
+	if (!x)
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	pos[0] = pos[1] = pos[2] = (int32_t)s->next_pos;
+	ed_embed(s->m, &token, 1, x);
+	rc = ed_decoder_forward(s, x, 1, pos, &vis, err, errlen);
+	free(x);
+	if (rc)
+		return rc;
+	s->next_pos++;
+	*logits = s->logits;
+	return 0;
+}
+
+/* ---- sampling ------------------------------------------------------ */
+
+static uint64_t rng_next(uint64_t *s)
+{
+	/* xorshift64*: fast, and fixed for a given seed */
+	uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ull;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 2685821657736338717ull;
+}
+
+struct cand {
+	float p;
+	int32_t id;
+};
+
+static int cmp_cand(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	if (x->p != y->p)
+		return x->p > y->p ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int32_t ed_model_sample(const float *logits, int32_t vocab,
+			const struct ed_gen_params *g, uint64_t *rng)
+{
+	int32_t best = 0, n = vocab;
+	struct cand *c;
+	double sum = 0, u, acc = 0;
+	float mx;
+
+	for (int32_t i = 1; i < vocab; i++)
+		if (logits[i] > logits[best])
+			best = i;
+	if (!g || g->temperature <= 0)
+		return best;
+	c = malloc((size_t)vocab * sizeof *c);
+	if (!c)
+		return best;
+	mx = logits[best];
+	for (int32_t i = 0; i < vocab; i++) {
+		c[i].id = i;
+		c[i].p = expf((logits[i] - mx) / g->temperature);
+	}
+	qsort(c, (size_t)vocab, sizeof *c, cmp_cand);
+	if (g->top_k > 0 && g->top_k < n)
+		n = g->top_k;
+	for (int32_t i = 0; i < n; i++)
+		sum += c[i].p;
+	if (g->top_p > 0 && g->top_p < 1) {
+		double keep = 0;
+		for (int32_t i = 0; i < n; i++) {
+			keep += c[i].p / sum;
+			if (keep >= g->top_p) {
+				n = i + 1;
+				break;
+			}
+		}
+		sum = 0;
+		for (int32_t i = 0; i < n; i++)
+			sum += c[i].p;
+	}
+	u = (double)(rng_next(rng) >> 11) / 9007199254740992.0 * sum;
+	best = c[n - 1].id;
+	for (int32_t i = 0; i < n; i++) {
+		acc += c[i].p;
+		if (u < acc) {
+			best = c[i].id;
+			break;
+		}
+	}
+	free(c);
+	return best;
+}
+
+/* ---- generation ---------------------------------------------------- */
+
+static bool is_stop(const struct ed_model *m, int32_t id)
+{
+	return id == m->ids.eos || (m->ids.end_of_sentence >= 0 &&
+				    id == m->ids.end_of_sentence);
+}
+
+void ed_gen_result_release(struct ed_gen_result *r)
+{
+	if (!r)
+		return;
+	free(r->text);
+	free(r->tokens);
+	memset(r, 0, sizeof *r);
+}
+
+int ed_session_generate(struct ed_session *s, const struct ed_prompt *p,
+			const struct ed_gen_params *g, ed_token_fn cb, void *ud,
+			struct ed_gen_result *r, char *err, size_t errlen)
+{
+	const struct ed_model *m = s->m;
+	const struct ed_tokenizer *tok = m->tok;
+	const float *logits;
+	struct ed_buf text;
+	size_t cap = 64, emitted = 0;
+	uint64_t rng = g->seed;
+	double t0 = ed_now_ms(), t1;
+	int rc;
+
+	memset(r, 0, sizeof *r);
+	r->tokens_in = (int64_t)p->n;
+	r->tokens = malloc(cap * sizeof *r->tokens);
+	if (!r->tokens)
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	ed_buf_init(&text, 0);
+	if ((rc = ed_session_prefill(s, p, &logits, err, errlen)))
+		goto fail;
+	t1 = ed_now_ms();
+	r->ms_prefill = t1 - t0;
+	r->finish_reason = "length";
+	for (;;) {
+		int32_t id;
+
+		if (g->max_new_tokens > 0 && (int)r->n_tokens >= g->max_new_tokens)
+			break;
+		if (s->n_past >= s->max_ctx)
+			break;
+		id = ed_model_sample(logits, m->cfg.vocab, g, &rng);
+		if (!g->ignore_eos && is_stop(m, id)) {
+			r->finish_reason = "stop";
+			break;
+		}
+		if (r->n_tokens == cap) {
+			int32_t *nt = realloc(r->tokens, 2 * cap * sizeof *nt);
+			if (!nt) {
+				rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");
+				goto fail;
+			}
+			r->tokens = nt;
+			cap *= 2;
+		}
+		r->tokens[r->n_tokens++] = id;
+		if (tok) {
+			/* decode everything so far; hand out the new text once
+			 * a byte sequence is complete */
+			bool pending = id < ed_tok_size(tok) &&
+				       ed_tok_piece(tok, id) &&
+				       strncmp(ed_tok_piece(tok, id), "<0x", 3) == 0;
+			ed_buf_reset(&text);
+			if ((rc = ed_tok_decode(tok, r->tokens, r->n_tokens, true,
+						&text))) {
+				rc = ed_err(err, errlen, rc, "out of memory");
+				goto fail;
+			}
+			if (!pending && cb && text.len >= emitted) {
+				if (cb(ud, id, text.data + emitted, text.len - emitted)) {
+					emitted = text.len;
+					r->finish_reason = "callback";
+					break;
+				}
+				emitted = text.len;
+			}
+		} else if (cb && cb(ud, id, "", 0)) {
+			r->finish_reason = "callback";
+			break;
+		}
+		if ((rc = ed_session_step(s, id, &logits, err, errlen)))
+			goto fail;
+	}
+	r->ms_decode = ed_now_ms() - t1;
+	if (tok) {
+		ed_buf_reset(&text);
+		ed_tok_decode(tok, r->tokens, r->n_tokens, true, &text);
+		if (cb && text.len > emitted && strcmp(r->finish_reason, "callback"))
+			cb(ud, -1, text.data + emitted, text.len - emitted);
+	}
+	ed_buf_reserve(&text, 0);
+	r->text = ed_buf_detach(&text, NULL);
+	return 0;
+fail:
+	ed_buf_release(&text);
+	ed_gen_result_release(r);
+	return rc;
+}
