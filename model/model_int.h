@@ -7,7 +7,7 @@
 #ifndef ED_MODEL_INT_H
 #define ED_MODEL_INT_H
 
-#include "kernels/kernels.h"
+#include "model/kernels/kernels.h"
 #include "model.h"
 
 #define ED_MAX_LAYERS 256
