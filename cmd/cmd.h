@@ -82,6 +82,9 @@ enum {
 	O_MODE,
 	O_DUMP,
 	O_LIMIT,
+	O_MODEL,
+	O_THREADS,
+	O_MAX_TOKENS,
 	O_FIRST_FREE,
 };
 

@@ -11,8 +11,6 @@
 #include "model/model.h"
 #include "pipeline/pipeline.h"
 
-enum { O_THREADS = O_FIRST_FREE };
-
 static const struct opt model_opts[] = {
 	{"help", 'h', false, O_HELP},
 	{"verbose", 'v', false, O_VERBOSE},

@@ -27,12 +27,19 @@ static const struct opt ocr_opts[] = {
     {"password-file", 0, true, O_PASSWORD_FILE},
     {"max-page-pixels", 0, true, O_MAX_PAGE_PIXELS},
     {"max-stdin", 0, true, O_MAX_STDIN},
+    {"model", 0, true, O_MODEL},
+    {"threads", 0, true, O_THREADS},
+    {"max-tokens", 0, true, O_MAX_TOKENS},
+    {"min-pixels", 0, true, O_MIN_PIXELS},
+    {"max-pixels", 0, true, O_MAX_PIXELS},
     {NULL, 0, false, 0},
 };
 
 void usage_ocr(FILE *f)
 {
-	fputs("usage: ernie-doc ocr [--db FILE] [--pages RANGE] [--dpi N]\n"
+	fputs("usage: ernie-doc ocr [--db FILE] [--model DIR] [--threads N]\n"
+	      "         [--max-tokens N] [--pages RANGE] [--dpi N]\n"
+	      "         [--min-pixels N] [--max-pixels N]\n"
 	      "         [--text-layer auto|never|only] [--format "
 	      "ndjson|text|md]\n"
 	      "         [--force] [--password-file FILE] "
@@ -128,6 +135,11 @@ static void print_page(struct ocr_ctx *c, const struct ed_page_result *r)
 	put_str(o, "text", r->text);
 	if (r->error)
 		put_str(o, "error", r->error);
+	if (r->finish_reason) {
+		put_str(o, "finish_reason", r->finish_reason);
+		json_object_set_new(o, "tokens_in", json_integer(r->tokens_in));
+		json_object_set_new(o, "tokens_out", json_integer(r->tokens_out));
+	}
 	json_object_set_new(o, "cached", json_boolean(r->cached));
 	print_json(o);
 	json_decref(o);
@@ -245,7 +257,44 @@ int cmd_ocr(int argc, char **argv)
 				goto usage_err;
 			o.max_stdin = v;
 			break;
+		case O_MODEL: o.model_dir = arg; break;
+		case O_THREADS: {
+			long n;
+			if (ed_parse_int(arg, 1, 256, &n)) {
+				msg("ocr: bad --threads '%s' (1 to 256)", arg);
+				goto usage_err;
+			}
+			o.threads = (int)n;
+			break;
 		}
+		case O_MAX_TOKENS: {
+			long n;
+			if (ed_parse_int(arg, 1, 1000000, &n)) {
+				msg("ocr: bad --max-tokens '%s'", arg);
+				goto usage_err;
+			}
+			o.max_tokens = (int)n;
+			break;
+		}
+		case O_MIN_PIXELS:
+		case O_MAX_PIXELS:
+			if (ed_parse_size(arg, &v) || v == 0) {
+				msg("ocr: bad size '%s'", arg);
+				goto usage_err;
+			}
+			if (id == O_MIN_PIXELS)
+				o.tile.min_pixels = v;
+			else
+				o.tile.max_pixels = v;
+			break;
+		}
+	}
+	if (!o.model_dir && getenv("ERNIE_DOC_MODEL") &&
+	    *getenv("ERNIE_DOC_MODEL"))
+		o.model_dir = getenv("ERNIE_DOC_MODEL");
+	if (o.tile.min_pixels > o.tile.max_pixels) {
+		msg("ocr: --min-pixels is larger than --max-pixels");
+		goto usage_err;
 	}
 	if (nfiles == 0) {
 		if (isatty(0)) {
@@ -328,8 +377,8 @@ int cmd_ocr(int argc, char **argv)
 	ed_pipeline_close(p);
 	if (total_need)
 		msg("%d page%s the model and %s stored as needs-model; "
-		    "this build has no model backend yet (see MODEL WEIGHTS "
-		    "in ernie-doc(1))",
+		    "configure one with --model DIR or ERNIE_DOC_MODEL (see "
+		    "MODEL WEIGHTS in ernie-doc(1))",
 		    total_need, total_need == 1 ? " needs" : "s need",
 		    total_need == 1 ? "was" : "were");
 	if (status == 0 && failed_inputs) {

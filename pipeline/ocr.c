@@ -16,10 +16,18 @@
 #include "model/model.h"
 #include "store/store.h"
 
+static const char ocr_prompt[] =
+	"Transcribe this page as Markdown: keep the reading order, write "
+	"tables as HTML and formulas as LaTeX.";
+
 struct ed_pipeline {
 	struct ed_pipeline_opts o;
 	struct ed_store *st;
 	int64_t run_id;
+	struct ed_model *model;
+	struct ed_session *session;
+	char model_id[256];
+	const char *prompt_id;
 };
 
 void ed_pipeline_opts_default(struct ed_pipeline_opts *o)
@@ -27,8 +35,7 @@ void ed_pipeline_opts_default(struct ed_pipeline_opts *o)
 	memset(o, 0, sizeof *o);
 	o->db_path = "ernie-doc.db";
 	o->mode = "ocr";
-	o->model_id = "";
-	o->prompt_id = "";
+	ed_render_tile_params_default(&o->tile);
 	o->text_layer = ED_TEXT_LAYER_AUTO;
 	o->dpi = 200;
 	o->max_stdin = ED_PIPELINE_MAX_STDIN;
@@ -40,8 +47,7 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 	struct ed_pipeline *p;
 	struct ed_store_run run = {
 	    .tool_version = ED_VERSION,
-	    .backend = o->model_id && *o->model_id ? "native" : "none",
-	    .model_id = o->model_id,
+	    .backend = o->model_dir ? "native" : "none",
 	    .mode = o->mode,
 	    .options_json = o->options_json,
 	};
@@ -52,12 +58,50 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 	if (!p)
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	p->o = *o;
+	p->prompt_id = "";
+	if (o->model_dir) {
+		/* the model id in the resume key: "native/<directory name>" */
+		const char *base = o->model_dir, *sl;
+		size_t bl = strlen(base);
+		while (bl > 1 && base[bl - 1] == '/')
+			bl--;
+		for (sl = base; sl < base + bl; sl++)
+			if (*sl == '/' && sl + 1 < base + bl)
+				base = sl + 1;
+		bl -= (size_t)(base - o->model_dir);
+		snprintf(p->model_id, sizeof p->model_id, "native/%.*s", (int)bl,
+			 base);
+		p->prompt_id = ED_PIPELINE_OCR_PROMPT_ID;
+		if ((rc = ed_model_open(&p->model, o->model_dir, NULL, NULL, err,
+					errlen)) ||
+		    (rc = ed_session_new(&p->session, p->model,
+					 &(struct ed_session_opts){o->threads, 0},
+					 err, errlen))) {
+			ed_err_prefix(err, errlen, "model '%s'", o->model_dir);
+			ed_model_close(p->model);
+			free(p);
+			return rc == ED_ENOMEM ? rc : ED_ECONFIG;
+		}
+		if (!ed_model_tokenizer(p->model)) {
+			ed_err(err, errlen, ED_ECONFIG,
+			       "model '%s' has no tokenizer.model", o->model_dir);
+			ed_session_free(p->session);
+			ed_model_close(p->model);
+			free(p);
+			return ED_ECONFIG;
+		}
+	}
+	run.model_id = p->model_id;
 	if ((rc = ed_store_open(&p->st, o->db_path, 0, err, errlen))) {
+		ed_session_free(p->session);
+		ed_model_close(p->model);
 		free(p);
 		return rc;
 	}
 	if ((rc = ed_store_run_begin(p->st, &run, &p->run_id, err, errlen))) {
 		ed_store_close(p->st);
+		ed_session_free(p->session);
+		ed_model_close(p->model);
 		free(p);
 		return rc == ED_EAGAIN ? rc : ED_ECREATE;
 	}
@@ -71,8 +115,11 @@ void ed_pipeline_close(struct ed_pipeline *p)
 
 	if (!p)
 		return;
-	ed_store_run_end(p->st, p->run_id, err, sizeof err);
+	if (p->st)
+		ed_store_run_end(p->st, p->run_id, err, sizeof err);
 	ed_store_close(p->st);
+	ed_session_free(p->session);
+	ed_model_close(p->model);
 	free(p);
 }
 
@@ -141,6 +188,9 @@ static int put(struct ed_pipeline *p, struct ed_store_page *pg,
 	r->status = pg->status;
 	r->source = pg->source;
 	r->text = pg->text;
+	r->finish_reason = pg->finish_reason;
+	r->tokens_in = pg->tokens_in;
+	r->tokens_out = pg->tokens_out;
 	r->error = pg->error;
 	r->width_pt = pg->width_pt;
 	r->height_pt = pg->height_pt;
@@ -155,6 +205,57 @@ static int put(struct ed_pipeline *p, struct ed_store_page *pg,
 	return 0;
 }
 
+/* The model reads the page: tiles, the chat prompt, generation. */
+static int run_model(struct ed_pipeline *p, const struct ed_image *img,
+		     struct ed_store_page *pg, struct ed_gen_result *gen,
+		     char *err, size_t errlen)
+{
+	const struct ed_pipeline_opts *o = &p->o;
+	struct ed_tiles t;
+	struct ed_prompt pr;
+	struct ed_image_in im;
+	struct ed_chat_part parts[2];
+	struct ed_chat chat = {.parts = parts, .n_parts = 2};
+	struct ed_gen_params g = {
+		.max_new_tokens = o->max_tokens > 0 ? o->max_tokens
+						    : ED_PIPELINE_MAX_TOKENS,
+	};
+	double t0 = ed_now_ms();
+	int rc;
+
+	if ((rc = ed_render_tile_image(img, &o->tile, &t, NULL, err, errlen)))
+		return rc;
+	im = (struct ed_image_in){t.pixel_values, t.grid_t, t.grid_h, t.grid_w};
+	parts[0] = (struct ed_chat_part){NULL, &im};
+	parts[1] = (struct ed_chat_part){ocr_prompt, NULL};
+	pg->ms_encode = ed_now_ms() - t0;
+	if ((rc = ed_model_prompt_chat(p->model, &chat, &pr, err, errlen))) {
+		ed_render_tiles_release(&t);
+		return rc;
+	}
+	rc = ed_session_generate(p->session, &pr, &g, NULL, NULL, gen, err,
+				 errlen);
+	ed_model_prompt_release(&pr);
+	if (!rc) {
+		pg->key.model_id = p->model_id;
+		pg->key.prompt_id = p->prompt_id;
+		pg->source = "model";
+		pg->status = ED_STORE_DONE;
+		pg->text = gen->text;
+		pg->markdown = gen->text;
+		pg->finish_reason = gen->finish_reason;
+		pg->tokens_in = gen->tokens_in;
+		pg->tokens_out = (int64_t)gen->n_tokens;
+		pg->ms_prefill = gen->ms_prefill;
+		pg->ms_decode = gen->ms_decode;
+		pg->grid_h = t.grid_h;
+		pg->grid_w = t.grid_w;
+		pg->image_tokens = (int)ed_render_tiles_tokens(&t, o->tile.merge);
+	}
+	ed_render_tiles_release(&t);
+	return rc;
+}
+
 static int do_page(struct ed_pipeline *p, struct ed_doc *doc, int64_t doc_id,
 		   int page, struct ed_page_result *r, struct ed_doc_result *dr,
 		   char *err, size_t errlen)
@@ -167,6 +268,7 @@ static int do_page(struct ed_pipeline *p, struct ed_doc *doc, int64_t doc_id,
 	struct ed_page_info info;
 	struct ed_text text = {0};
 	struct ed_image img = {0};
+	struct ed_gen_result gen = {0};
 	char perr[512];
 	int rc = 0;
 
@@ -217,6 +319,12 @@ static int do_page(struct ed_pipeline *p, struct ed_doc *doc, int64_t doc_id,
 			goto store;
 		}
 	}
+	if (p->model) {
+		rc = run_model(p, &img, &pg, &gen, perr, sizeof perr);
+		if (rc)
+			goto page_error;
+		goto store;
+	}
 	pg.status = ED_STORE_NEEDS_MODEL;
 	pg.error = "needs the model: no model backend is configured";
 	goto store;
@@ -231,6 +339,7 @@ store:
 	rc = put(p, &pg, r, dr, err, errlen);
 	ed_render_text_release(&text);
 	ed_render_image_release(&img);
+	ed_gen_result_release(&gen);
 	return rc;
 }
 
@@ -299,8 +408,8 @@ int ed_pipeline_ocr(struct ed_pipeline *p, const char *path,
 		    .page_no = i + 1,
 		    .pages = npages,
 		};
-		struct ed_store_key key = {doc_id, i + 1, o->mode, o->model_id,
-					   o->prompt_id};
+		struct ed_store_key key = {doc_id, i + 1, o->mode, p->model_id,
+					   p->prompt_id};
 		int64_t have = 0;
 
 		if (!ed_range_has(&o->pages, i + 1, npages))

@@ -32,6 +32,13 @@
 
 /* ---- inputs ------------------------------------------------------- */
 
+/* Default cap on tokens generated for one page. */
+#define ED_PIPELINE_MAX_TOKENS 4096
+
+/* The OCR prompt and its version, stored with every model result (the
+ * resume key includes it: a new prompt means new results). */
+#define ED_PIPELINE_OCR_PROMPT_ID "ocr-v1"
+
 /* Default cap on bytes read from standard input. */
 #define ED_PIPELINE_MAX_STDIN (1ull << 30)
 
@@ -112,6 +119,8 @@ struct ed_page_result {
 	const char *source; /* "text-layer", "raster", "model" */
 	const char *text;   /* may be NULL */
 	const char *error;  /* for "error" and "needs-model" */
+	const char *finish_reason; /* model pages: "stop", "length" */
+	int64_t tokens_in, tokens_out;
 	double width_pt, height_pt;
 	double ms_render;
 	bool cached; /* finished by an earlier run; nothing recomputed */
@@ -131,8 +140,10 @@ struct ed_doc_result {
 struct ed_pipeline_opts {
 	const char *db_path;
 	const char *mode;      /* "ocr" */
-	const char *model_id;  /* "" = no model configured */
-	const char *prompt_id; /* "" when no model */
+	const char *model_dir; /* native engine checkpoint, or NULL */
+	int threads;           /* for the native engine; 0 = 1 */
+	int max_tokens;        /* per page; 0 = ED_PIPELINE_MAX_TOKENS */
+	struct ed_tile_params tile; /* smart_resize budget for the model */
 	enum ed_text_layer text_layer;
 	struct ed_range pages;
 	double dpi;
@@ -150,7 +161,8 @@ void ed_pipeline_opts_default(struct ed_pipeline_opts *o);
 
 struct ed_pipeline;
 
-/* Open the store and start a run. 0 or ED_ECREATE and others. */
+/* Open the store and start a run; with model_dir, load the model (then
+ * ED_ECONFIG for a bad or missing checkpoint). 0 or ED_E*. */
 int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 		     char *err, size_t errlen);
 /* Finish the run and close the store. */

@@ -6,7 +6,12 @@
 #include "tests/harness.h"
 #include "tests/util.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model/kernels/kernels.h"
 #include "model/model.h"
+#include "pipeline/pipeline.h"
 
 static void test_golden_files(void)
 {
@@ -214,12 +219,764 @@ static void test_dtypes(void)
 	CHECK_STR(ed_model_dtype_name(ED_DT_I64), "I64");
 }
 
+
+/* ---- kernels ------------------------------------------------------- */
+
+static unsigned krng = 99;
+static float frand(void)
+{
+	krng = krng * 1103515245u + 12345u;
+	return (float)((krng >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+}
+
+static void test_conversions(void)
+{
+	int bad = 0;
+
+	/* every finite half survives f16 -> f32 -> f16 */
+	for (uint32_t h = 0; h < 65536; h++) {
+		if ((h & 0x7C00) == 0x7C00 && (h & 0x3FF))
+			continue; /* NaN payloads */
+		bad += ed_k_f32_to_f16(ed_k_f16_to_f32((uint16_t)h)) != h;
+	}
+	CHECK(bad == 0, "%d halves do not round-trip", bad);
+	CHECK(ed_k_f32_to_f16(1.0f) == 0x3C00, "f16(1)");
+	CHECK(ed_k_f32_to_f16(65520.0f) == 0x7C00, "f16 overflow rounds to inf");
+	CHECK(ed_k_f32_to_bf16(1.0f) == 0x3F80, "bf16(1)");
+	/* round to nearest even: 1 + 2^-8 is a tie, goes to 1 */
+	CHECK(ed_k_f32_to_bf16(1.00390625f) == 0x3F80, "bf16 tie to even");
+	CHECK(ed_k_f32_to_bf16(1.01171875f) == 0x3F82, "bf16 tie up to even");
+	CHECK(ed_k_bf16_to_f32(0xC040) == -3.0f, "bf16(-3)");
+}
+
+static void fill_weights(void *w, enum ed_dtype dt, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		float v = frand();
+		if (dt == ED_DT_F32)
+			((float *)w)[i] = v;
+		else if (dt == ED_DT_BF16)
+			((uint16_t *)w)[i] = ed_k_f32_to_bf16(v);
+		else
+			((uint16_t *)w)[i] = ed_k_f32_to_f16(v);
+	}
+}
+
+static void test_matmul(void)
+{
+	static const int Ms[] = {1, 2, 5, 6, 7, 13};
+	static const int Ns[] = {1, 3, 31, 32, 33, 100};
+	static const int Ks[] = {1, 7, 16, 255, 256, 257, 600};
+	static const enum ed_dtype dts[] = {ED_DT_BF16, ED_DT_F16, ED_DT_F32};
+	enum ed_isa best = ed_k_isa_best();
+	struct ed_pool *pool3;
+	int cases = 0, worst_case = -1;
+	double worst = 0;
+
+	ed_pool_new(&pool3, 3);
+	for (int isa = 0; isa <= (int)best; isa++) {
+		ed_k_isa_limit((enum ed_isa)isa);
+		for (size_t a = 0; a < ED_ARRAY_LEN(Ms); a++)
+			for (size_t b = 0; b < ED_ARRAY_LEN(Ns); b++)
+				for (size_t c = 0; c < ED_ARRAY_LEN(Ks); c++)
+					for (size_t d = 0; d < ED_ARRAY_LEN(dts); d++) {
+						int M = Ms[a], N = Ns[b], K = Ks[c];
+						enum ed_dtype dt = dts[d];
+						float *x = malloc((size_t)M * K * 4);
+						void *w = malloc((size_t)N * K * 4);
+						float *bias = malloc((size_t)N * 4);
+						float *y = malloc((size_t)M * N * 4);
+						float *y3 = malloc((size_t)M * N * 4);
+						float *r = malloc((size_t)M * N * 4);
+						for (int i = 0; i < M * K; i++)
+							x[i] = frand();
+						for (int i = 0; i < N; i++)
+							bias[i] = frand();
+						fill_weights(w, dt, (size_t)N * K);
+						ed_k_matmul(NULL, y, x, M, w, dt, N, K,
+							    (c % 2) ? bias : NULL);
+						ed_k_matmul(pool3, y3, x, M, w, dt, N, K,
+							    (c % 2) ? bias : NULL);
+						ed_k_matmul_ref(r, x, M, w, dt, N, K,
+								(c % 2) ? bias : NULL);
+						for (int i = 0; i < M * N; i++) {
+							/* float32 sums of K terms of size <= 1 */
+							double e = fabs((double)y[i] - r[i]) /
+								   (1e-6 * (K + 1));
+							if (e > worst)
+								worst = e, worst_case = cases;
+						}
+						CHECK(memcmp(y, y3, (size_t)M * N * 4) == 0,
+						      "%s M%d N%d K%d: 1 and 3 threads differ",
+						      ed_k_isa_name((enum ed_isa)isa), M, N, K);
+						cases++;
+						free(x), free(w), free(bias), free(y), free(y3),
+							free(r);
+					}
+	}
+	ed_k_isa_limit(ED_ISA_AVX512);
+	ed_pool_free(pool3);
+	/* |error| <= 1e-6 per accumulated term, well above float32's 6e-8 */
+	CHECK(worst <= 1.0, "matmul off the reference by %.2f units (case %d)",
+	      worst, worst_case);
+	CHECK(cases > 700, "%d matmul cases", cases);
+}
+
+static void test_attention(void)
+{
+	struct ed_pool *pool;
+	const int L = 9, Lk = 14, nq = 6, nkv = 2, hd = 16;
+	float *q = malloc(L * nq * hd * 4), *k = malloc(Lk * nkv * hd * 4),
+	      *v = malloc(Lk * nkv * hd * 4), *o = malloc(L * nq * hd * 4),
+	      *r = malloc(L * nq * hd * 4);
+	double worst = 0;
+
+	ed_pool_new(&pool, 2);
+	for (int i = 0; i < L * nq * hd; i++)
+		q[i] = frand();
+	for (int i = 0; i < Lk * nkv * hd; i++)
+		k[i] = frand(), v[i] = frand();
+	for (int causal = 0; causal < 2; causal++) {
+		struct ed_attn a = {L, Lk, nq, nkv, hd, nkv * hd,
+				    causal ? Lk - L : -1, 0.25f};
+		ed_k_attention(pool, o, q, k, v, &a);
+		ed_k_attention_ref(r, q, k, v, &a);
+		for (int i = 0; i < L * nq * hd; i++)
+			worst = fmax(worst, fabs(o[i] - r[i]));
+	}
+	CHECK(worst < 1e-5, "attention off by %g", worst);
+	/* a fresh causal prefill: row 0 sees key 0 only, so its output is
+	 * value row 0 */
+	{
+		struct ed_attn a = {L, L, nq, nkv, hd, nkv * hd, 0, 0.25f};
+		ed_k_attention(pool, o, q, k, v, &a);
+		CHECK(fabs(o[0] - v[0]) < 1e-6 && fabs(o[hd - 1] - v[hd - 1]) < 1e-6,
+		      "causal mask");
+	}
+	ed_pool_free(pool);
+	free(q), free(k), free(v), free(o), free(r);
+}
+
+struct sum_ctx {
+	int64_t *parts;
+};
+
+static void sum_range(void *ctx, int64_t b, int64_t e, int tid)
+{
+	struct sum_ctx *c = ctx;
+	for (int64_t i = b; i < e; i++)
+		c->parts[tid] += i;
+}
+
+static void test_pool(void)
+{
+	struct ed_pool *p;
+	int64_t parts[5] = {0}, total = 0;
+	struct sum_ctx c = {parts};
+
+	CHECK_INT(ed_pool_new(&p, 5), 0);
+	for (int rep = 0; rep < 200; rep++)
+		ed_pool_for(p, 1000, 7, sum_range, &c);
+	for (int i = 0; i < 5; i++)
+		total += parts[i];
+	CHECK(total == 200LL * 999 * 1000 / 2, "pool sum %lld", (long long)total);
+	CHECK(parts[4] > 0, "every thread worked");
+	ed_pool_free(p);
+	CHECK_INT(ed_pool_new(&p, 0), ED_EINVAL);
+}
+
+/* ---- golden models ------------------------------------------------- */
+
+static int load_png(void *ud, const char *path, float **px, int *t, int *h,
+		    int *w, char *err, size_t errlen)
+{
+	return ed_pipeline_tile_file(path, ud, 200, px, t, h, w, err, errlen);
+}
+
+/* topk ids: the same set per token */
+static bool same_sets(const struct ed_tensor *a, const struct ed_tensor *b)
+{
+	int64_t rows = a->shape[0], k = a->shape[1];
+
+	for (int64_t r = 0; r < rows; r++)
+		for (int64_t i = 0; i < k; i++) {
+			bool found = false;
+			for (int64_t j = 0; j < k; j++)
+				found |= ed_model_tensor_get(a, r * k + i) ==
+					 ed_model_tensor_get(b, r * k + j);
+			if (!found)
+				return false;
+		}
+	return true;
+}
+
+static void golden_model(const char *name, int threads)
+{
+	char dir[512], rel[256], inputs[600], path[600], err[512];
+	struct ed_model *m;
+	struct ed_eval ev;
+	struct ed_st *exp;
+	struct ed_tile_params tp;
+	int rc, compared = 0;
+
+	snprintf(rel, sizeof rel, "golden/%s", name);
+	t_shared(rel, dir, sizeof dir);
+	snprintf(inputs, sizeof inputs, "%s/inputs.json", dir);
+	snprintf(path, sizeof path, "%s/expected.safetensors", dir);
+	rc = ed_model_open(&m, dir, NULL, NULL, err, sizeof err);
+	CHECK(rc == 0, "%s: %s", name, err);
+	if (rc)
+		return;
+	ed_render_tile_params_default(&tp);
+	rc = ed_model_eval(m, inputs, load_png, &tp, threads, &ev, err, sizeof err);
+	CHECK(rc == 0, "%s: eval: %s", name, err);
+	if (rc || ed_model_st_open(&exp, path, err, sizeof err)) {
+		ed_model_close(m);
+		return;
+	}
+	for (size_t i = 0; i < ed_model_st_count(exp); i++) {
+		const struct ed_tensor *e = ed_model_st_at(exp, i), *g = NULL;
+		int64_t n = ed_model_tensor_numel(e);
+		double md = 0, me = 0;
+
+		for (size_t j = 0; j < ev.n; j++)
+			if (strcmp(ev.t[j].name, e->name) == 0)
+				g = &ev.t[j];
+		CHECK(g != NULL, "%s: no tensor %s", name, e->name);
+		if (!g)
+			continue;
+		CHECK(g->ndim == e->ndim &&
+			      memcmp(g->shape, e->shape, 8 * (size_t)e->ndim) == 0,
+		      "%s: %s shape differs", name, e->name);
+		if (ed_model_tensor_numel(g) != n)
+			continue;
+		compared++;
+		if (strncmp(e->name, "router_topk_ids", 15) == 0) {
+			CHECK(same_sets(g, e), "%s: %s differ as sets", name, e->name);
+			continue;
+		}
+		for (int64_t k = 0; k < n; k++) {
+			md = fmax(md, fabs(ed_model_tensor_get(g, k) -
+					   ed_model_tensor_get(e, k)));
+			me = fmax(me, fabs(ed_model_tensor_get(e, k)));
+		}
+		if (e->dtype == ED_DT_I64)
+			CHECK(md == 0, "%s: %s differs (exact)", name, e->name);
+		else if (strcmp(e->name, "pixel_values") == 0)
+			CHECK(md <= 1e-6 * me, "%s: %s rel err %g", name, e->name,
+			      md / me);
+		else
+			CHECK(md <= 1e-4 * me, "%s: %s rel err %g", name, e->name,
+			      md / me);
+	}
+	CHECK(compared == (int)ed_model_st_count(exp), "%s: compared %d of %zu",
+	      name, compared, ed_model_st_count(exp));
+	ed_model_st_close(exp);
+	ed_model_eval_release(&ev);
+	ed_model_close(m);
+}
+
+static void test_golden_models(void)
+{
+	golden_model("a_text_only", 1);
+	golden_model("b_one_image", 2);
+	golden_model("c_two_images", 3);
+	golden_model("d_untied_image", 2);
+}
+
+/* ---- tokenizer against Debian's sentencepiece ------------------------ */
+
+static char tmp[512];
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static const char *tok_lines[] = {
+	"Hello world, the quick brown fox.",
+	"  leading,   runs   of    spaces  and trailing   ",
+	"文字识别 and 模型 文档图像处理",
+	"emoji \xf0\x9f\x98\x80\xf0\x9f\x8e\x89 here",
+	"combining e\xcc\x81 and a\xcc\x88 marks",
+	"unknown \xe2\x98\x83 symbols \xe2\x9a\x9b \xe2\x88\x91",
+	"bad bytes \xff\xfe in \xc3 the middle",
+	"tabs\tand\tmore",
+	"digits 12345 67 0.5",
+	"\xef\xac\x81 ligature \xef\xbc\xa1\xef\xbc\xa2 fullwidth",
+	"invoice total amount page document",
+	"the <|X|> quick <|X|><|X|>ick",
+	"",
+	"     ",
+};
+
+static void compare_spm(const char *model, const char *label)
+{
+	char path[700], lines[700], ref[700], err[256];
+	struct ed_tokenizer *t;
+	unsigned char *data;
+	size_t len;
+	FILE *f;
+	int rc, mismatches = 0;
+
+	snprintf(lines, sizeof lines, "%s/lines.txt", tmp);
+	snprintf(ref, sizeof ref, "%s/ref.txt", tmp);
+	f = fopen(lines, "w");
+	for (size_t i = 0; i < ED_ARRAY_LEN(tok_lines); i++)
+		fprintf(f, "%s\n", tok_lines[i]);
+	fclose(f);
+	rc = sh("spm_encode --model='%s' --output_format=id < '%s' > '%s' "
+		"2>/dev/null",
+		model, lines, ref);
+	CHECK(rc == 0, "spm_encode failed (is the sentencepiece package "
+		       "installed?)");
+	if (rc)
+		return;
+	snprintf(path, sizeof path, "%s", model);
+	data = t_read_file(path, &len);
+	rc = ed_tok_open_mem(&t, data, len, err, sizeof err);
+	free(data);
+	CHECK(rc == 0, "%s: %s", label, err);
+	if (rc)
+		return;
+	f = fopen(ref, "r");
+	for (size_t i = 0; i < ED_ARRAY_LEN(tok_lines); i++) {
+		char want[8192] = "", got[8192] = "";
+		int32_t *ids = NULL;
+		size_t n = 0, o = 0;
+		if (!fgets(want, sizeof want, f))
+			break;
+		want[strcspn(want, "\n")] = '\0';
+		ed_tok_encode_spm(t, tok_lines[i], strlen(tok_lines[i]), &ids, &n);
+		for (size_t k = 0; k < n && o < sizeof got - 16; k++)
+			o += (size_t)snprintf(got + o, sizeof got - o, k ? " %d" : "%d",
+					      ids[k]);
+		if (strcmp(got, want)) {
+			mismatches++;
+			fprintf(stderr, "%s line %zu: got '%s' want '%s'\n", label, i,
+				got, want);
+		}
+		free(ids);
+	}
+	fclose(f);
+	CHECK(mismatches == 0, "%s: %d lines differ from spm_encode", label,
+	      mismatches);
+	ed_tok_close(t);
+}
+
+static void test_tokenizer(void)
+{
+	char dir[700], model[800], err[256];
+	struct ed_tokenizer *t;
+	int rc;
+
+	snprintf(dir, sizeof dir, "%s/tok", tmp);
+	rc = sh("sh tests/mktok.sh '%s'", dir);
+	CHECK(rc == 0, "tests/mktok.sh failed (spm_train missing?)");
+	if (rc)
+		return;
+	snprintf(model, sizeof model, "%s/tokenizer.model", dir);
+	compare_spm(model, "nmt_nfkc");
+	/* identity normalization, no dummy prefix, whitespace kept, and
+	 * user-defined symbols */
+	rc = sh("cd '%s' && printf 'the quick brown fox\\n文字 识别 模型\\n' > c.txt "
+		"&& for i in 1 2 3 4 5 6; do cat c.txt c.txt > d.txt && mv d.txt "
+		"c.txt; done && spm_train --input=c.txt --model_prefix=ident "
+		"--vocab_size=400 --hard_vocab_limit=false --model_type=bpe --byte_fallback=true "
+		"--normalization_rule_name=identity --add_dummy_prefix=false "
+		"--remove_extra_whitespaces=false --user_defined_symbols='<|X|>,ick' "
+		"--character_coverage=1.0 --minloglevel=2 > /dev/null 2>&1",
+		tmp);
+	CHECK(rc == 0, "spm_train (identity) failed");
+	if (!rc) {
+		snprintf(model, sizeof model, "%s/ident.model", tmp);
+		compare_spm(model, "identity");
+	}
+
+	/* added tokens and decoding */
+	rc = ed_tok_open(&t, dir, err, sizeof err);
+	CHECK(rc == 0, "%s", err);
+	if (rc)
+		return;
+	CHECK_INT(ed_tok_size(t), 409);
+	CHECK_INT(ed_tok_id(t, "<|IMAGE_START|>"), 403);
+	CHECK_INT(ed_tok_id(t, "</s>"), 2);
+	CHECK_STR(ed_tok_piece(t, 408), "</think>");
+	{
+		const char *s = "<|begin_of_sentence|>User: the fox<|IMAGE_START|>"
+				"<|IMAGE_PLACEHOLDER|><|IMAGE_END|>文字 识别\n";
+		int32_t *ids = NULL;
+		size_t n = 0;
+		struct ed_buf b;
+		CHECK_INT(ed_tok_encode(t, s, strlen(s), &ids, &n), 0);
+		CHECK(n > 8 && ids[0] == 400, "first id %d", n ? ids[0] : -1);
+		{
+			int seen = 0;
+			for (size_t i = 0; i < n; i++)
+				seen += ids[i] == 403 || ids[i] == 402 || ids[i] == 404;
+			CHECK_INT(seen, 3);
+		}
+		ed_buf_init(&b, 0);
+		ed_tok_decode(t, ids, n, false, &b);
+		CHECK(b.data && strstr(b.data, "User: the fox<|IMAGE_START|>"),
+		      "decode '%s'", b.data ? b.data : "");
+		ed_buf_reset(&b);
+		ed_tok_decode(t, ids, n, true, &b);
+		CHECK(b.data && !strstr(b.data, "IMAGE"), "special skipped '%s'",
+		      b.data ? b.data : "");
+		ed_buf_release(&b);
+		free(ids);
+	}
+	/* byte fallback decodes back to the original bytes */
+	{
+		const char *s = "snow \xe2\x98\x83 man \xf0\x9f\x98\x80";
+		int32_t *ids = NULL;
+		size_t n = 0;
+		struct ed_buf b;
+		ed_tok_encode_spm(t, s, strlen(s), &ids, &n);
+		ed_buf_init(&b, 0);
+		ed_tok_decode(t, ids, n, true, &b);
+		CHECK(b.data && strcmp(b.data, s) == 0, "round trip '%s'",
+		      b.data ? b.data : "");
+		ed_buf_release(&b);
+		free(ids);
+	}
+	ed_tok_close(t);
+	/* a unigram model is refused with a clear message */
+	rc = sh("cd '%s' && spm_train --input=c.txt --model_prefix=uni "
+		"--vocab_size=30 --model_type=unigram --minloglevel=2 "
+		"> /dev/null 2>&1",
+		tmp);
+	if (!rc) {
+		unsigned char *data;
+		size_t len;
+		snprintf(model, sizeof model, "%s/uni.model", tmp);
+		data = t_read_file(model, &len);
+		CHECK_INT(ed_tok_open_mem(&t, data, len, err, sizeof err),
+			  ED_EFORMAT);
+		CHECK(strstr(err, "unigram") != NULL, "%s", err);
+		free(data);
+	}
+}
+
+/* ---- tiny models in the real layout ---------------------------------- */
+
+static const char *build_dir(void)
+{
+	const char *b = getenv("ED_BUILD");
+	return b ? b : "build";
+}
+
+static int mkmodel(const char *dir, const char *opts)
+{
+	return sh("'%s/tests/mkmodel' '%s' %s", build_dir(), dir, opts);
+}
+
+struct tokens {
+	int n;
+	int32_t ids[64];
+};
+
+static int keep_token(void *ud, int32_t id, const char *text, size_t len)
+{
+	struct tokens *t = ud;
+	(void)text, (void)len;
+	if (id >= 0 && t->n < 64)
+		t->ids[t->n++] = id;
+	return 0;
+}
+
+static void test_tiny_vl(void)
+{
+	char dir[700], tok[700], err[512];
+	struct ed_model *m;
+	struct ed_model_info info;
+	struct ed_model_ids ids;
+	int rc;
+
+	snprintf(tok, sizeof tok, "%s/tok", tmp);
+	snprintf(dir, sizeof dir, "%s/vl", tmp);
+	rc = sh("'%s/tests/mkmodel' '%s' --layout vl --shards 3 --tokenizer '%s'",
+		build_dir(), dir, tok);
+	CHECK(rc == 0, "mkmodel vl");
+	rc = ed_model_open(&m, dir, NULL, NULL, err, sizeof err);
+	CHECK(rc == 0, "tiny vl: %s", err);
+	if (rc)
+		return;
+	ed_model_get_info(m, &info);
+	CHECK(info.has_vision && info.rope_3d && info.layers == 3 &&
+		      info.moe_layers == 2 && info.n_shards == 3 &&
+		      info.vocab == 409 && info.has_tokenizer && info.n_unknown == 0,
+	      "info: vision %d layers %d moe %d shards %d vocab %d", info.has_vision,
+	      info.layers, info.moe_layers, info.n_shards, info.vocab);
+	CHECK_STR(info.arch, "ernie4_5_moe_vl");
+	ed_model_get_ids(m, &ids);
+	CHECK(ids.image == 402 && ids.image_start == 403 && ids.image_end == 404 &&
+		      ids.end_of_sentence == 401 && ids.eos == 2,
+	      "special ids %d %d %d %d", ids.image, ids.image_start, ids.image_end,
+	      ids.end_of_sentence);
+
+	/* the chat template, with an image expanded to its placeholders */
+	{
+		float *px = calloc(8 * 4 * 588, sizeof *px);
+		struct ed_image_in im = {px, 1, 4, 8};
+		struct ed_chat_part parts[2] = {{NULL, &im}, {"Read the page.", NULL}};
+		struct ed_chat c = {"You are ERNIE.", parts, 2, false, NULL};
+		struct ed_prompt p;
+		char *text = ed_model_chat_text(m, &c);
+		CHECK_STR(text, "<|begin_of_sentence|>You are ERNIE.\nUser: Picture 1:"
+				"<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>Read "
+				"the page.\nAssistant: <think>\n\n</think>\n\n");
+		free(text);
+		c.thinking = true;
+		text = ed_model_chat_text(m, &c);
+		CHECK(text && strstr(text, "Assistant: <think>") &&
+			      !strstr(text, "</think>"),
+		      "thinking prompt");
+		free(text);
+		c.thinking = false;
+		CHECK_INT(ed_model_prompt_chat(m, &c, &p, err, sizeof err), 0);
+		{
+			/* 4x8 patches -> 2x4 = 8 placeholders at (s, s+r, s+c),
+			 * then text continues at s + 4 */
+			size_t first = 0, cnt = 0;
+			for (size_t i = 0; i < p.n; i++)
+				if (p.mm[i]) {
+					if (!cnt)
+						first = i;
+					cnt++;
+				}
+			CHECK_INT(cnt, 8);
+			CHECK(p.vision[first - 1] && p.vision[first + 8] &&
+				      !p.vision[first - 2],
+			      "image start/end route to vision");
+			CHECK(p.pos[first] == (int32_t)first &&
+				      p.pos[p.n + first + 5] == (int32_t)first + 1 &&
+				      p.pos[2 * p.n + first + 5] == (int32_t)first + 1,
+			      "image positions");
+			CHECK(p.pos[first + 8] == (int32_t)first + 4,
+			      "text after the image at s + max(2, 4)");
+			CHECK_INT(p.rope_delta, 4 - 8);
+		}
+		/* generation: deterministic across runs and thread counts, and
+		 * the callback sees every token */
+		{
+			struct ed_session *s1, *s3;
+			struct ed_gen_params g = {.max_new_tokens = 10};
+			struct ed_gen_result r1, r3;
+			struct tokens tk = {0};
+			ed_session_new(&s1, m, &(struct ed_session_opts){1, 512}, err,
+				       sizeof err);
+			ed_session_new(&s3, m, &(struct ed_session_opts){3, 512}, err,
+				       sizeof err);
+			CHECK_INT(ed_session_generate(s1, &p, &g, keep_token, &tk, &r1,
+						      err, sizeof err),
+				  0);
+			CHECK_INT(ed_session_generate(s3, &p, &g, NULL, NULL, &r3, err,
+						      sizeof err),
+				  0);
+			CHECK(r1.n_tokens == r3.n_tokens &&
+				      memcmp(r1.tokens, r3.tokens,
+					     r1.n_tokens * sizeof *r1.tokens) == 0,
+			      "1 and 3 threads generate the same tokens");
+			CHECK(r1.text && r3.text && strcmp(r1.text, r3.text) == 0,
+			      "same text");
+			CHECK((size_t)tk.n == r1.n_tokens, "callback saw %d of %zu",
+			      tk.n, r1.n_tokens);
+			CHECK(strcmp(r1.finish_reason, "length") == 0 ||
+				      strcmp(r1.finish_reason, "stop") == 0,
+			      "finish %s", r1.finish_reason);
+			ed_gen_result_release(&r1);
+			ed_gen_result_release(&r3);
+			/* sampling with a seed is reproducible */
+			g.temperature = 0.9f;
+			g.top_p = 0.9f;
+			g.top_k = 50;
+			g.seed = 7;
+			ed_session_generate(s1, &p, &g, NULL, NULL, &r1, err, sizeof err);
+			ed_session_generate(s3, &p, &g, NULL, NULL, &r3, err, sizeof err);
+			CHECK(r1.n_tokens == r3.n_tokens &&
+				      memcmp(r1.tokens, r3.tokens,
+					     r1.n_tokens * sizeof *r1.tokens) == 0,
+			      "seeded sampling repeats");
+			ed_gen_result_release(&r1);
+			ed_gen_result_release(&r3);
+			/* a prompt longer than the context is refused */
+			{
+				struct ed_session *tiny;
+				ed_session_new(&tiny, m, &(struct ed_session_opts){1, 8},
+					       err, sizeof err);
+				CHECK_INT(ed_session_generate(tiny, &p, &g, NULL, NULL, &r1,
+							      err, sizeof err),
+					  ED_ETOOBIG);
+				ed_session_free(tiny);
+			}
+			ed_session_free(s1);
+			ed_session_free(s3);
+		}
+		ed_model_prompt_release(&p);
+		/* placeholders that do not match the image are an error */
+		{
+			int32_t bad[3] = {1, 402, 402};
+			struct ed_image_in one = {px, 1, 4, 8};
+			CHECK_INT(ed_model_prompt_ids(m, bad, 3, &one, 1, &p, err,
+						      sizeof err),
+				  ED_EINVAL);
+			CHECK_INT(ed_model_prompt_ids(m, bad, 3, NULL, 0, &p, err,
+						      sizeof err),
+				  ED_EINVAL);
+		}
+		free(px);
+	}
+	ed_model_close(m);
+}
+
+static void test_sampler(void)
+{
+	float logits[4] = {0.5f, 2.0f, 2.0f, -1.0f};
+	float two[2] = {0.0f, logf(3.0f)};
+	struct ed_gen_params g = {0};
+	uint64_t rng = 1;
+	int ones = 0;
+
+	CHECK_INT(ed_model_sample(logits, 4, &g, &rng), 1); /* first of ties */
+	g.temperature = 1.0f;
+	g.top_k = 1;
+	CHECK_INT(ed_model_sample(logits, 4, &g, &rng), 1);
+	g.top_k = 0;
+	for (int i = 0; i < 20000; i++)
+		ones += ed_model_sample(two, 2, &g, &rng) == 1;
+	CHECK(ones > 14600 && ones < 15400, "p(1) = 0.75: %d of 20000", ones);
+	g.top_p = 0.5f; /* only the most likely remains */
+	ones = 0;
+	for (int i = 0; i < 1000; i++)
+		ones += ed_model_sample(two, 2, &g, &rng) == 1;
+	CHECK_INT(ones, 1000);
+}
+
+static void test_text_only(void)
+{
+	char dir[700], err[512];
+	struct ed_model *m;
+	struct ed_model_info info;
+	int rc;
+
+	snprintf(dir, sizeof dir, "%s/text", tmp);
+	rc = mkmodel(dir, "--layout text --shards 2 --experts 8 --moe-k 2 "
+			  "--shared 1 --vocab 300");
+	CHECK(rc == 0, "mkmodel text");
+	rc = ed_model_open(&m, dir, NULL, NULL, err, sizeof err);
+	CHECK(rc == 0, "text-only model: %s", err);
+	if (rc)
+		return;
+	ed_model_get_info(m, &info);
+	CHECK(!info.has_vision && !info.rope_3d && info.experts[1] == 0 &&
+		      info.moe_layers == 2 && !info.has_tokenizer,
+	      "text-only info");
+	{
+		int32_t ids[6] = {1, 5, 9, 33, 7, 2};
+		struct ed_prompt p;
+		struct ed_session *s;
+		const float *logits;
+		CHECK_INT(ed_model_prompt_ids(m, ids, 6, NULL, 0, &p, err, sizeof err),
+			  0);
+		CHECK(p.rope_delta == 0 && p.pos[5] == 5 && p.pos[6 + 5] == 5,
+		      "1-D positions");
+		ed_session_new(&s, m, &(struct ed_session_opts){2, 64}, err,
+			       sizeof err);
+		CHECK_INT(ed_session_prefill(s, &p, &logits, err, sizeof err), 0);
+		CHECK(isfinite(logits[0]) && isfinite(logits[299]), "finite logits");
+		ed_session_free(s);
+		ed_model_prompt_release(&p);
+	}
+	ed_model_close(m);
+	/* no tokenizer: the chat template is a configuration error */
+}
+
+/* Damage a copy of the tiny model and check the loader's message. */
+static void expect_load_error(const char *dir, const char *what, int want_rc,
+			      const char *want_msg)
+{
+	struct ed_model *m;
+	char err[512];
+	int rc = ed_model_open(&m, dir, NULL, NULL, err, sizeof err);
+
+	CHECK(rc == want_rc && strstr(err, want_msg),
+	      "%s: rc %d '%s' (want %d, '%s')", what, rc, err, want_rc, want_msg);
+	if (!rc)
+		ed_model_close(m);
+}
+
+static void test_loader_errors(void)
+{
+	char dir[700], src[700];
+
+	snprintf(src, sizeof src, "%s/vl", tmp);
+	snprintf(dir, sizeof dir, "%s/bad", tmp);
+	/* a truncated shard */
+	sh("rm -rf '%s' && cp -r '%s' '%s' && truncate -s 100000 "
+	   "'%s/model-00002-of-00003.safetensors'",
+	   dir, src, dir, dir);
+	expect_load_error(dir, "truncated shard", ED_ECONFIG, "outside the");
+	/* a config that disagrees with the tensors */
+	sh("rm -rf '%s' && cp -r '%s' '%s' && sed -i 's/\"intermediate_size\": "
+	   "128/\"intermediate_size\": 96/' '%s/config.json'",
+	   dir, src, dir, dir);
+	expect_load_error(dir, "wrong shape", ED_ECONFIG,
+			  "'model.layers.0.mlp.gate_proj.weight' has shape [128, 64], "
+			  "config.json implies [96, 64]");
+	/* a missing shard file */
+	sh("rm -rf '%s' && cp -r '%s' '%s' && rm '%s/model-00003-of-00003.safetensors'",
+	   dir, src, dir, dir);
+	expect_load_error(dir, "missing shard", ED_ENOENT, "cannot open");
+	/* a tensor missing from the files (one more layer in the config) */
+	sh("rm -rf '%s' && cp -r '%s' '%s' && sed -i 's/\"num_hidden_layers\": "
+	   "3/\"num_hidden_layers\": 4/; s/\"moe_layer_end_index\": \\[4, 3\\]/"
+	   "\"moe_layer_end_index\": [5, 4]/' '%s/config.json'",
+	   dir, src, dir, dir);
+	expect_load_error(dir, "missing tensor", ED_ECONFIG,
+			  "tensor 'model.layers.3.input_layernorm.weight' is missing");
+	/* a shard name that escapes the directory */
+	sh("rm -rf '%s' && cp -r '%s' '%s' && sed -i "
+	   "'s/model-00001-of-00003.safetensors/..\\/..\\/x.safetensors/' "
+	   "'%s/model.safetensors.index.json'",
+	   dir, src, dir, dir);
+	expect_load_error(dir, "path in index", ED_ECONFIG,
+			  "is not a file in the model directory");
+	/* no config at all */
+	expect_load_error(tmp, "no config", ED_ENOENT, "config.json");
+}
+
 int main(void)
 {
+	const char *base = getenv("ED_TMP");
+
 	t_name = "model";
+	snprintf(tmp, sizeof tmp, "%s/model.XXXXXX", base ? base : "/tmp");
+	if (!mkdtemp(tmp)) {
+		perror("mkdtemp");
+		return 2;
+	}
 	test_golden_files();
 	test_roundtrip();
 	test_bad_headers();
 	test_dtypes();
+	test_conversions();
+	test_matmul();
+	test_attention();
+	test_pool();
+	test_sampler();
+	test_golden_models();
+	test_tokenizer();
+	test_tiny_vl();
+	test_text_only();
+	test_loader_errors();
 	return t_done();
 }
