@@ -61,14 +61,15 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 	p->prompt_id = "";
 	if (o->model_dir) {
 		/* the model id in the resume key: "native/<directory name>" */
-		const char *base = o->model_dir, *sl;
-		size_t bl = strlen(base);
-		while (bl > 1 && base[bl - 1] == '/')
+		const char *dir = o->model_dir, *base = dir, *end;
+		size_t bl = strlen(dir);
+		while (bl > 1 && dir[bl - 1] == '/')
 			bl--;
-		for (sl = base; sl < base + bl; sl++)
-			if (*sl == '/' && sl + 1 < base + bl)
-				base = sl + 1;
-		bl -= (size_t)(base - o->model_dir);
+		end = dir + bl;
+		for (const char *c = dir; c + 1 < end; c++)
+			if (*c == '/')
+				base = c + 1;
+		bl = (size_t)(end - base);
 		snprintf(p->model_id, sizeof p->model_id, "native/%.*s", (int)bl,
 			 base);
 		p->prompt_id = ED_PIPELINE_OCR_PROMPT_ID;

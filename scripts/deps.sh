@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config
 libpoppler-glib-dev libcairo2-dev libtiff-dev libpng-dev libjpeg-dev
 libcurl4-openssl-dev libsqlite3-dev libpcre2-dev libjansson-dev
-poppler-utils fonts-dejavu-core python3 python3-pil python3-numpy"
+poppler-utils fonts-dejavu-core sentencepiece python3 python3-pil python3-numpy"
 
 missing=""
 for p in $PKGS; do

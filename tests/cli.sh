@@ -238,6 +238,47 @@ expect 0 "$BUILD/tests/stcmp" "$T/t.safetensors" image_grid_thw \
 expect 0 $E tiles --max-pixels 100000 "$SHARED/golden/preprocess/page_2480x3508.png"
 check "--max-pixels" grep -qE '^1 +2480 +3508 +252 +364 ' "$T/out"
 
+# ---- the native engine ------------------------------------------------
+G=$SHARED/golden
+for d in a_text_only b_one_image c_two_images d_untied_image; do
+	expect 0 $E model eval --threads 2 "$G/$d" "$G/$d/inputs.json" -o "$T/$d.st"
+	expect 0 "$BUILD/tests/stcmp" --golden "$T/$d.st" "$G/$d/expected.safetensors"
+	check "$d: every golden tensor within tolerance" test "$(grep -c 'ok$\|same sets$' "$T/out")" -ge 20
+done
+expect 0 $E model info "$G/b_one_image"
+check "model info: architecture" grep -q "^architecture      ernie4_5_vl_moe" "$T/out"
+check "model info: layers" grep -q "3 layers (2 MoE), hidden 64" "$T/out"
+check "model info: experts" grep -q "8 text (width 32) + 8 vision (width 16), top-2" "$T/out"
+expect 0 $E model info "$G/d_untied_image"
+check "model info: untied head" grep -q "untied lm_head" "$T/out"
+expect 0 $E model check "$G/a_text_only"
+check "model check" grep -q "^ok: " "$T/out"
+expect 66 $E model info "$T/no-such-model"
+mkdir -p "$T/badcfg" && echo '{"text_config": {"hidden_size": "x"}}' >"$T/badcfg/config.json"
+expect 78 $E model info "$T/badcfg"
+expect 64 $E model eval "$G/a_text_only"
+# a tiny checkpoint in the real layout with a tokenizer trained here
+sh tests/mktok.sh "$T/tok" >/dev/null 2>&1
+"$BUILD/tests/mkmodel" "$T/tiny" --tokenizer "$T/tok" --shards 3
+expect 0 $E model info "$T/tiny"
+check "tiny: 3 shards and a tokenizer" grep -q "in 3 files" "$T/out"
+rm -f "$T/m.db"
+expect 0 $E ocr --db "$T/m.db" --model "$T/tiny" --max-tokens 8 --max-pixels 100000 "$C/phototest.tif" "$C/smile.png"
+check "model pages" test "$(grep -c '"source":"model"' "$T/out")" -eq 2
+check "8 tokens" grep -q '"finish_reason":"length","tokens_in":[0-9]*,"tokens_out":8' "$T/out"
+grep -o '"text":"[^"]*"' "$T/out" >"$T/text1"
+check "stored with the model id" test "$(q "$T/m.db" "SELECT count(*) FROM pages WHERE model_id = 'native/tiny' AND prompt_id = 'ocr-v1' AND tokens_out = 8")" = 2
+expect 0 $E ocr --db "$T/m.db" --model "$T/tiny" --max-tokens 8 --max-pixels 100000 "$C/phototest.tif" "$C/smile.png"
+check "model re-run cached" test "$(grep -c '"cached":true' "$T/out")" -eq 2
+expect 0 env ERNIE_DOC_MODEL="$T/tiny" $E ocr --db "$T/m.db" --force --threads 3 --max-tokens 8 --max-pixels 100000 "$C/phototest.tif" "$C/smile.png"
+grep -o '"text":"[^"]*"' "$T/out" >"$T/text2"
+check "deterministic across runs and thread counts" cmp -s "$T/text1" "$T/text2"
+check "still one row per page" test "$(q "$T/m.db" "SELECT count(*) FROM pages")" = 2
+expect 78 $E ocr --db "$T/m.db" --model "$T/no-such-model" "$C/smile.png"
+mkdir -p "$T/notok" && cp "$T/tiny"/*.json "$T/tiny"/*.safetensors "$T/notok/" && rm "$T/notok/added_tokens.json"
+expect 78 $E ocr --db "$T/m.db" --model "$T/notok" "$C/smile.png"
+check "no tokenizer message" grep -q "has no tokenizer.model" "$T/err"
+
 # ---- 1,000 pages: memory bound, and interruption -----------------------
 "$BUILD/tests/mkpdf" "$T/big.pdf" 1000
 rm -f "$T/big.db"

@@ -96,14 +96,16 @@ int ed_pool_new(struct ed_pool **out, int nthreads)
 	}
 	for (int i = 1; i < nthreads; i++) {
 		struct worker_arg *wa = malloc(sizeof *wa);
+		if (wa) {
+			wa->p = p; /* before the thread can read it */
+			wa->tid = i;
+		}
 		if (!wa || pthread_create(&p->th[i], NULL, worker, wa)) {
 			free(wa);
 			p->n = i;
 			ed_pool_free(p);
 			return ED_ENOMEM;
 		}
-		wa->p = p;
-		wa->tid = i;
 	}
 	*out = p;
 	return 0;
