@@ -84,8 +84,12 @@ $(TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o \
 		$(BUILD)/libernie.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libernie.a $(LIBS)
 
+# the benchmarks alone use OpenBLAS, as the sgemm roofline
+BLAS_CFLAGS = $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
+BLAS_LIBS = $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
+$(BUILD)/bench/bench.o: ALL_CFLAGS += $(BLAS_CFLAGS)
 $(BUILD)/bench/bench: $(BUILD)/bench/bench.o $(BUILD)/libernie.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libernie.a $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libernie.a $(LIBS) $(BLAS_LIBS)
 
 check: ernie-doc $(TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS)
 	@BUILD=$(BUILD) ED_SANITIZED=$(SANITIZE) sh tests/run.sh
@@ -93,7 +97,7 @@ check: ernie-doc $(TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS)
 valgrind: ernie-doc $(TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS)
 	@BUILD=$(BUILD) VALGRIND=1 sh tests/run.sh
 
-bench: ernie-doc $(BENCH_BIN) $(BUILD)/tests/mkpdf
+bench: ernie-doc $(BENCH_BIN) $(BUILD)/tests/mkpdf $(BUILD)/tests/mkmodel
 	@BUILD=$(BUILD) sh bench/run.sh
 
 # The quick start (scripts/demo.sh works without make installed, too):

@@ -8,14 +8,24 @@
  *                              page (resize + normalize + patches)
  *   bench resize-ref W H       the same resize on the reference path (for
  *                              the fast/reference ratio)
+ *   bench engine DIR THREADS   the native engine on a checkpoint: memcpy
+ *                              bandwidth and OpenBLAS sgemm as rooflines,
+ *                              decode, 1,000-token image prefill, ViT,
+ *                              peak RSS; prints BENCH lines itself
  *
- * Each prints one line "<value> <unit>" on stdout.
+ * The others print one line "<value> <unit>" on stdout.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "model/model.h"
 #include "render/render.h"
 #include "tests/util.h"
 
@@ -138,6 +148,204 @@ static int bench_resize_ref(int w, int h)
 	return 0;
 }
 
+/* Copy bandwidth in GB/s counting the bytes read and written. */
+static double memcpy_gbs(void)
+{
+	size_t n = (size_t)512 << 20;
+	char *a = malloc(n), *b = malloc(n);
+	double best = 1e30;
+
+	if (!a || !b)
+		return 0;
+	memset(a, 1, n);
+	memset(b, 2, n);
+	for (int r = 0; r < 4; r++) {
+		double t0 = ed_now_ms();
+		memcpy(r % 2 ? a : b, r % 2 ? b : a, n);
+		best = ED_MIN(best, ed_now_ms() - t0);
+	}
+	free(a);
+	free(b);
+	return 2.0 * (double)n / (best / 1000.0) / 1e9;
+}
+
+/* OpenBLAS sgemm GFLOP/s on a prefill-like shape. */
+static double sgemm_gflops(int threads)
+{
+	const int M = 1024, N = 2560, K = 2560;
+	float *a = malloc((size_t)M * K * 4), *b = malloc((size_t)N * K * 4),
+	      *c = malloc((size_t)M * N * 4);
+	double best = 1e30;
+
+	if (!a || !b || !c)
+		return 0;
+	for (size_t i = 0; i < (size_t)M * K; i++)
+		a[i] = (float)(i % 7) * 0.1f;
+	for (size_t i = 0; i < (size_t)N * K; i++)
+		b[i] = (float)(i % 5) * 0.1f;
+	openblas_set_num_threads(threads);
+	for (int r = 0; r < 3; r++) {
+		double t0 = ed_now_ms();
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a,
+			    K, b, K, 0.0f, c, N);
+		best = ED_MIN(best, ed_now_ms() - t0);
+	}
+	free(a);
+	free(b);
+	free(c);
+	return 2.0 * M * N * K / (best / 1000.0) / 1e9;
+}
+
+static void bench_line(const char *name, double v, const char *unit,
+		       double ref, double target)
+{
+	printf("BENCH %s %.3f %s ratio=%.2f target=%.2f\n", name, v, unit,
+	       ref > 0 ? v / ref : 0, target);
+}
+
+static int bench_engine(const char *dir, int threads)
+{
+	struct ed_model *m;
+	struct ed_session *s;
+	struct ed_model_info info;
+	struct ed_prompt p;
+	const float *logits;
+	char err[512];
+	double bw, gf, t0, ms_v, ms_d;
+	int64_t H, bytes_tok = 0;
+	const int steps = 16;
+
+	bw = memcpy_gbs();
+	if (ed_model_open(&m, dir, NULL, NULL, err, sizeof err) ||
+	    ed_session_new(&s, m, &(struct ed_session_opts){threads, 1200}, err,
+			   sizeof err)) {
+		fprintf(stderr, "bench: %s\n", err);
+		return 1;
+	}
+	ed_model_get_info(m, &info);
+	H = info.hidden;
+	/* weight bytes one decode step reads (BF16): attention, the dense
+	 * MLP or the k chosen experts plus shared ones and the router, the
+	 * head; the embedding row is noise */
+	for (int l = 0; l < info.layers; l++) {
+		int64_t qd = (int64_t)info.heads * info.head_dim,
+			kvd = (int64_t)info.kv_heads * info.head_dim;
+		bytes_tok += 2 * (2 * H * qd + 2 * H * kvd);
+		if (l < info.layers - info.moe_layers)
+			bytes_tok += 2 * 3 * H * info.dense_inter;
+		else
+			bytes_tok += 2 * 3 * H * ((int64_t)info.moe_k * info.expert_inter[0] +
+						  info.shared_inter) +
+				     4 * H * info.experts[0];
+	}
+	bytes_tok += 2 * (int64_t)info.vocab * H;
+
+	/* decode */
+	{
+		int32_t ids[8] = {1, 5, 9, 33, 7, 11, 13, 17};
+		ed_model_prompt_ids(m, ids, 8, NULL, 0, &p, err, sizeof err);
+		ed_session_prefill(s, &p, &logits, err, sizeof err);
+		ed_model_prompt_release(&p);
+		ed_session_step(s, 3, &logits, err, sizeof err); /* warm */
+		t0 = ed_now_ms();
+		for (int i = 0; i < steps; i++)
+			ed_session_step(s, 3 + i, &logits, err, sizeof err);
+		{
+			double tps = steps / ((ed_now_ms() - t0) / 1000.0);
+			double ach = tps * (double)bytes_tok / 1e9;
+			printf("  (roofline: memcpy %.1f GB/s read+write; %.0f MB of "
+			       "weights per token)\n",
+			       bw, bytes_tok / 1e6);
+			bench_line("decode_tokens_per_s", tps, "tok/s", bw / (bytes_tok / 1e9),
+				   0.25);
+			printf("  (decode streams %.1f GB/s of weights)\n", ach);
+		}
+	}
+	/* OpenBLAS spins its threads after a call: measure it in a child */
+	{
+		int fd[2];
+		pid_t pid = -1;
+		gf = 0;
+		if (pipe(fd) == 0)
+			pid = fork();
+		if (pid == 0) {
+			double g = sgemm_gflops(threads);
+			ssize_t w = write(fd[1], &g, sizeof g);
+			_exit(w == (ssize_t)sizeof g ? 0 : 1);
+		} else if (pid > 0) {
+			if (read(fd[0], &gf, sizeof gf) != (ssize_t)sizeof gf)
+				gf = 0;
+			waitpid(pid, NULL, 0);
+		}
+	}
+	/* prefill: one 1,000-token image (40 x 100 patches) and text */
+	if (info.has_vision) {
+		const int gh = 40, gw = 100, np = gh * gw, tok = np / 4;
+		float *px = malloc((size_t)np * 588 * sizeof *px);
+		int32_t *ids = malloc((size_t)(tok + 16) * sizeof *ids);
+		struct ed_model_ids sp;
+		struct ed_image_in im = {px, 1, gh, gw};
+		int n = 0;
+		double flop_tok = 0, flop_patch;
+
+		ed_model_get_ids(m, &sp);
+		for (long i = 0; i < (long)np * 588; i++)
+			px[i] = (float)((i * 7919) % 200) / 100.0f - 1.0f;
+		ids[n++] = 1;
+		ids[n++] = sp.image_start >= 0 ? sp.image_start : 5;
+		for (int i = 0; i < tok; i++)
+			ids[n++] = sp.image;
+		ids[n++] = sp.image_end >= 0 ? sp.image_end : 6;
+		for (int i = 0; i < 8; i++)
+			ids[n++] = 20 + i;
+		if (ed_model_prompt_ids(m, ids, (size_t)n, &im, 1, &p, err,
+					sizeof err) ||
+		    ed_session_prefill(s, &p, &logits, err, sizeof err)) {
+			fprintf(stderr, "bench: %s\n", err);
+			return 1;
+		}
+		ed_session_timings(s, &ms_v, &ms_d);
+		/* 2 flops per weight read per token, less the head (last
+		 * token only); attention over half the prompt on average */
+		flop_tok = (double)(bytes_tok - 2 * (int64_t)info.vocab * H) +
+			   (double)info.layers * 4.0 * n / 2 * info.heads * info.head_dim;
+		bench_line("prefill_1000_image_tokens", n / (ms_d / 1000.0), "tok/s",
+			   gf * 1e9 / flop_tok, 0.0);
+		printf("  (roofline: OpenBLAS sgemm %.1f GFLOP/s; %.2f GFLOP per "
+		       "token; decoder %.1f GFLOP/s)\n",
+		       gf, flop_tok / 1e9, n * flop_tok / (ms_d / 1000.0) / 1e9);
+		{
+			/* blocks (24 D^2 + attention), patch embedding, and the
+			 * resampler's share (5 S^2 + S H per token of 4 patches) */
+			double D = info.vit_hidden, S = 4 * D;
+			flop_patch = info.vit_depth * (24.0 * D * D + 4.0 * np * D) +
+				     2.0 * 588 * D + 2.0 * (5 * S * S + S * H) / 4;
+		}
+		bench_line("vit_patches_per_s", np / (ms_v / 1000.0), "patches/s",
+			   gf * 1e9 / flop_patch, 0.0);
+		printf("  (%d patches, %d blocks and the resampler: %.1f s, %.1f "
+		       "GFLOP/s)\n",
+		       np, info.vit_depth, ms_v / 1000.0,
+		       np * flop_patch / (ms_v / 1000.0) / 1e9);
+		ed_model_prompt_release(&p);
+		free(px);
+		free(ids);
+	}
+	{
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		printf("BENCH peak_rss %.1f MiB ratio=%.2f target=1.10\n",
+		       ru.ru_maxrss / 1024.0,
+		       ru.ru_maxrss * 1024.0 / (double)info.file_bytes);
+		printf("  (ratio: peak RSS over the checkpoint's %.0f MiB; the "
+		       "weights are mapped, not copied)\n",
+		       info.file_bytes / 1048576.0);
+	}
+	ed_session_free(s);
+	ed_model_close(m);
+	return 0;
+}
+
 static int num(const char *s)
 {
 	long v = 0;
@@ -152,6 +360,8 @@ int main(int argc, char **argv)
 		return bench_tile(num(argv[2]), num(argv[3]), num(argv[4]));
 	if (argc == 4 && strcmp(argv[1], "resize-ref") == 0)
 		return bench_resize_ref(num(argv[2]), num(argv[3]));
+	if (argc == 4 && strcmp(argv[1], "engine") == 0)
+		return bench_engine(argv[2], num(argv[3]));
 	fprintf(stderr, "usage: bench render FILE DPI THREADS | tile W H N | "
 			"resize-ref W H\n");
 	return 2;

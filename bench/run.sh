@@ -57,3 +57,10 @@ echo "  (reference: Pillow BICUBIC + numpy normalize/patchify, $ref MP/s)"
 refc=$("$B" resize-ref 2480 3508 | awk '{print $1}')
 echo "BENCH tile_vs_naive_resize $ours MP/s ratio=$(ratio "$ours" "$refc") target=1.0"
 echo "  (reference: the naive per-pixel resize alone, $refc MP/s)"
+
+# ---- the native engine: real 28B-A3B shapes, 2 decoder layers (one
+# dense, one MoE), 2 ViT blocks, random BF16 weights in a temporary
+# directory (about 3 GB) --------------------------------------------------
+"$BUILD/tests/mkmodel" "$T/real" --real-shapes --shards 4 >/dev/null &&
+	"$B" engine "$T/real" "$THREADS"
+rm -rf "$T/real"

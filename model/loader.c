@@ -630,9 +630,9 @@ void ed_model_get_info(const struct ed_model *m, struct ed_model_info *i)
 			continue;
 		}
 		i->moe_layers++;
-		for (int p = 0; p < 2; p++)
+		for (int p = 0; p < 2; p++) /* experts, router, correction bias */
 			total += (int64_t)c->experts[p] *
-				 (3 * H * c->expert_inter[p] + H);
+				 (3 * H * c->expert_inter[p] + H + 1);
 		total += 3 * H * (int64_t)c->shared * c->expert_inter[0];
 		active += (int64_t)c->moe_k * 3 * H * c->expert_inter[0] +
 			  3 * H * (int64_t)c->shared * c->expert_inter[0] +

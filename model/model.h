@@ -294,6 +294,10 @@ int ed_session_step(struct ed_session *s, int32_t token,
 		    const float **logits, char *err, size_t errlen);
 /* Next text position (t = h = w) for a generated token. */
 int64_t ed_session_next_pos(const struct ed_session *s);
+/* Milliseconds the last prefill spent in the vision tower and resampler,
+ * and in the decoder. */
+void ed_session_timings(const struct ed_session *s, double *ms_vision,
+			double *ms_decoder);
 
 struct ed_gen_params {
 	int max_new_tokens;  /* 0 = until a stop token or the context ends */

@@ -119,6 +119,7 @@ struct ed_session {
 	ed_trace_fn trace;
 	void *trace_ud;
 	bool all_logits; /* trace logits of every prompt position */
+	double ms_vision, ms_decoder; /* of the last prefill */
 };
 
 /* Emit a float32 or int64 tensor to the trace, if any. */

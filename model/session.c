@@ -85,6 +85,13 @@ int64_t ed_session_next_pos(const struct ed_session *s)
 	return s->next_pos;
 }
 
+void ed_session_timings(const struct ed_session *s, double *ms_vision,
+			double *ms_decoder)
+{
+	*ms_vision = s->ms_vision;
+	*ms_decoder = s->ms_decoder;
+}
+
 int ed_session_prefill(struct ed_session *s, const struct ed_prompt *p,
 		       const float **logits, char *err, size_t errlen)
 {
@@ -110,9 +117,13 @@ int ed_session_prefill(struct ed_session *s, const struct ed_prompt *p,
 		free(x);
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	}
-	if (tokens && (rc = ed_vision_forward(s, p->images, p->n_images, img, err,
-					      errlen)))
-		goto out;
+	{
+		double t0 = ed_now_ms();
+		if (tokens && (rc = ed_vision_forward(s, p->images, p->n_images, img,
+						      err, errlen)))
+			goto out;
+		s->ms_vision = ed_now_ms() - t0;
+	}
 	ed_embed(s->m, p->ids, n, x);
 	{
 		int64_t r = 0;
@@ -143,8 +154,13 @@ int ed_session_prefill(struct ed_session *s, const struct ed_prompt *p,
 		}
 		ed_trace_f32(s, "inputs_embeds", x, 2, (int64_t[]){n, H});
 	}
-	if ((rc = ed_decoder_forward(s, x, n, p->pos, p->vision, err, errlen)))
-		goto out;
+	{
+		double t0 = ed_now_ms();
+		if ((rc = ed_decoder_forward(s, x, n, p->pos, p->vision, err,
+					     errlen)))
+			goto out;
+		s->ms_decoder = ed_now_ms() - t0;
+	}
 	s->next_pos = n + p->rope_delta;
 	*logits = s->logits;
 out:
@@ -296,7 +312,8 @@ int ed_session_generate(struct ed_session *s, const struct ed_prompt *p,
 	if ((rc = ed_session_prefill(s, p, &logits, err, errlen)))
 		goto fail;
 	t1 = ed_now_ms();
-	r->ms_prefill = t1 - t0;
+	r->ms_vision = s->ms_vision;
+	r->ms_prefill = t1 - t0 - s->ms_vision;
 	r->finish_reason = "length";
 	for (;;) {
 		int32_t id;

@@ -247,6 +247,7 @@ static int run_model(struct ed_pipeline *p, const struct ed_image *img,
 		pg->finish_reason = gen->finish_reason;
 		pg->tokens_in = gen->tokens_in;
 		pg->tokens_out = (int64_t)gen->n_tokens;
+		pg->ms_encode += gen->ms_vision;
 		pg->ms_prefill = gen->ms_prefill;
 		pg->ms_decode = gen->ms_decode;
 		pg->grid_h = t.grid_h;

@@ -80,22 +80,13 @@ static uint64_t bytes(const struct spec *s)
 	       ed_model_dtype_size(s->dt);
 }
 
-static void write_value(FILE *f, enum ed_dtype dt, float v)
-{
-	if (dt == ED_DT_F32) {
-		fwrite(&v, 4, 1, f);
-	} else {
-		uint16_t h = dt == ED_DT_BF16 ? ed_k_f32_to_bf16(v)
-					      : ed_k_f32_to_f16(v);
-		fwrite(&h, 2, 1, f);
-	}
-}
-
 static void write_data(FILE *f, const struct spec *s)
 {
 	int64_t n = s->shape[0] * (s->ndim == 2 ? s->shape[1] : 1);
 	int64_t fan_in = s->ndim == 2 ? s->shape[1] : 1;
 	double scale = s->kind == 0 ? 1.0 / sqrt((double)fan_in) : 0.1;
+	static unsigned char buf[1 << 16];
+	size_t es = ed_model_dtype_size(s->dt), fill = 0;
 
 	for (int64_t i = 0; i < n; i++) {
 		double u = urand() * 2 - 1;
@@ -106,8 +97,20 @@ static void write_data(FILE *f, const struct spec *s)
 		case 3: v = (float)(u * scale * 4); break;
 		default: v = (float)(u * scale * 1.7);
 		}
-		write_value(f, s->dt, v);
+		if (s->dt == ED_DT_F32) {
+			memcpy(buf + fill, &v, 4);
+		} else {
+			uint16_t h = s->dt == ED_DT_BF16 ? ed_k_f32_to_bf16(v)
+							 : ed_k_f32_to_f16(v);
+			memcpy(buf + fill, &h, 2);
+		}
+		fill += es;
+		if (fill + 4 > sizeof buf) {
+			fwrite(buf, 1, fill, f);
+			fill = 0;
+		}
 	}
+	fwrite(buf, 1, fill, f);
 }
 
 static int geti(const char *s)

@@ -322,10 +322,41 @@ static void test_matmul(void)
 	CHECK(cases > 700, "%d matmul cases", cases);
 }
 
+static void attention_case(int L, int Lk, int nq, int nkv, int hd)
+{
+	struct ed_pool *pool;
+	float *q = malloc((size_t)L * nq * hd * 4), *k = malloc((size_t)Lk * nkv * hd * 4),
+	      *v = malloc((size_t)Lk * nkv * hd * 4), *o = malloc((size_t)L * nq * hd * 4),
+	      *r = malloc((size_t)L * nq * hd * 4);
+	double worst = 0;
+
+	ed_pool_new(&pool, 2);
+	for (int i = 0; i < L * nq * hd; i++)
+		q[i] = frand();
+	for (int i = 0; i < Lk * nkv * hd; i++)
+		k[i] = frand(), v[i] = frand();
+	for (int causal = 0; causal < 2; causal++) {
+		struct ed_attn a = {L, Lk, nq, nkv, hd, nkv * hd,
+				    causal ? Lk - L : -1, 0.25f};
+		ed_k_attention(pool, o, q, k, v, &a);
+		ed_k_attention_ref(r, q, k, v, &a);
+		for (int i = 0; i < L * nq * hd; i++)
+			worst = fmax(worst, fabs(o[i] - r[i]));
+	}
+	CHECK(worst < 1e-5, "attention L%d Lk%d off by %g", L, Lk, worst);
+	ed_pool_free(pool);
+	free(q), free(k), free(v), free(o), free(r);
+}
+
 static void test_attention(void)
 {
 	struct ed_pool *pool;
 	const int L = 9, Lk = 14, nq = 6, nkv = 2, hd = 16;
+
+	/* the blocked path (long sequences) against the reference */
+	attention_case(300, 300, 4, 2, 16);
+	attention_case(200, 333, 6, 3, 80);
+	attention_case(1, 500, 4, 1, 64);
 	float *q = malloc(L * nq * hd * 4), *k = malloc(Lk * nkv * hd * 4),
 	      *v = malloc(Lk * nkv * hd * 4), *o = malloc(L * nq * hd * 4),
 	      *r = malloc(L * nq * hd * 4);
@@ -717,6 +748,22 @@ static void test_tiny_vl(void)
 	      "info: vision %d layers %d moe %d shards %d vocab %d", info.has_vision,
 	      info.layers, info.moe_layers, info.n_shards, info.vocab);
 	CHECK_STR(info.arch, "ernie4_5_moe_vl");
+	{
+		/* the parameter count from the config equals the tensors' */
+		int64_t sum = 0;
+		for (int k = 1; k <= 3; k++) {
+			char p[800];
+			struct ed_st *st;
+			snprintf(p, sizeof p, "%s/model-%05d-of-00003.safetensors", dir, k);
+			if (ed_model_st_open(&st, p, err, sizeof err) == 0) {
+				for (size_t i = 0; i < ed_model_st_count(st); i++)
+					sum += ed_model_tensor_numel(ed_model_st_at(st, i));
+				ed_model_st_close(st);
+			}
+		}
+		CHECK(info.params == sum, "params %lld, tensors hold %lld",
+		      (long long)info.params, (long long)sum);
+	}
 	ed_model_get_ids(m, &ids);
 	CHECK(ids.image == 402 && ids.image_start == 403 && ids.image_end == 404 &&
 		      ids.end_of_sentence == 401 && ids.eos == 2,

@@ -181,12 +181,75 @@ static void attn_range(void *ctx, int64_t b, int64_t e, int tid)
 			   w / j->a->nq, s);
 }
 
+/*
+ * Long sequences (the vision tower's thousands of patches, prompt
+ * prefill): per kv head, K and V^T are made contiguous once; per query
+ * head and block of QB queries, scores = Q K^T and out = P V are matrix
+ * products on the tiled kernel, with the softmax (and causal mask) in
+ * between. Scratch: QB x Lk scores.
+ */
+#define QB 128
+
+static int attention_blocked(struct ed_pool *p, float *out, const float *q,
+			     const float *k, const float *v,
+			     const struct ed_attn *a)
+{
+	int64_t Lk = a->Lk, hd = a->hd, group = a->nq / a->nkv;
+	float *kh = malloc((size_t)(Lk * hd) * sizeof *kh);
+	float *vt = malloc((size_t)(Lk * hd) * sizeof *vt);
+	float *qb = malloc((size_t)(QB * hd) * sizeof *qb);
+	float *s = malloc((size_t)(QB * Lk) * sizeof *s);
+	float *ob = malloc((size_t)(QB * hd) * sizeof *ob);
+
+	if (!kh || !vt || !qb || !s || !ob) {
+		free(kh), free(vt), free(qb), free(s), free(ob);
+		return ED_ENOMEM;
+	}
+	for (int g = 0; g < a->nkv; g++) {
+		for (int64_t j = 0; j < Lk; j++)
+			for (int64_t t = 0; t < hd; t++) {
+				kh[j * hd + t] = k[j * a->kv_stride + g * hd + t];
+				vt[t * Lk + j] = v[j * a->kv_stride + g * hd + t];
+			}
+		for (int64_t h = g * group; h < (g + 1) * group; h++)
+			for (int64_t i0 = 0; i0 < a->L; i0 += QB) {
+				int64_t rows = a->L - i0 < QB ? a->L - i0 : QB;
+				for (int64_t r = 0; r < rows; r++)
+					memcpy(qb + r * hd, q + ((i0 + r) * a->nq + h) * hd,
+					       (size_t)hd * sizeof *qb);
+				ed_k_matmul(p, s, qb, rows, kh, ED_DT_F32, Lk, hd, NULL);
+				for (int64_t r = 0; r < rows; r++) {
+					float *sr = s + r * Lk;
+					int64_t nk = a->causal_base < 0
+							     ? Lk
+							     : a->causal_base + i0 + r + 1;
+					if (nk > Lk)
+						nk = Lk;
+					for (int64_t j = 0; j < nk; j++)
+						sr[j] *= a->scale;
+					ed_k_softmax(sr, nk);
+					for (int64_t j = nk; j < Lk; j++)
+						sr[j] = 0;
+				}
+				ed_k_matmul(p, ob, s, rows, vt, ED_DT_F32, hd, Lk, NULL);
+				for (int64_t r = 0; r < rows; r++)
+					memcpy(out + ((i0 + r) * a->nq + h) * hd, ob + r * hd,
+					       (size_t)hd * sizeof *ob);
+			}
+	}
+	free(kh), free(vt), free(qb), free(s), free(ob);
+	return 0;
+}
+
 void ed_k_attention(struct ed_pool *p, float *out, const float *q,
 		    const float *k, const float *v, const struct ed_attn *a)
 {
 	struct attn_job j = {out, q, k, v, a, NULL};
 
 	if (a->L <= 0 || a->Lk <= 0)
+		return;
+	if (a->L >= 32 && a->L * a->Lk >= 4096 &&
+	    attention_blocked(p, out, q, k, v, a) == 0)
 		return;
 	j.scratch = malloc((size_t)ed_pool_threads(p) * (size_t)a->Lk *
 			   sizeof(float));
