@@ -27,11 +27,15 @@ for f in $files; do
 	ours1=$("$B" render "$f" 150 1 | awk '{print $1}')
 	oursn=$("$B" render "$f" 150 "$THREADS" | awk '{print $1}')
 	if command -v pdftoppm >/dev/null 2>&1; then
-		t0=$(date +%s.%N)
-		pdftoppm -r 150 "$f" "$T/ppm"
-		t1=$(date +%s.%N)
-		ref=$(awk -v a="$t0" -v b="$t1" -v n="$n" 'BEGIN { printf "%.3f", n / (b - a) }')
-		rm -f "$T"/ppm*
+		ref=0
+		for rep in 1 2 3; do # best of 3, as ours
+			t0=$(date +%s.%N)
+			pdftoppm -r 150 "$f" "$T/ppm"
+			t1=$(date +%s.%N)
+			r=$(awk -v a="$t0" -v b="$t1" -v n="$n" 'BEGIN { printf "%.3f", n / (b - a) }')
+			ref=$(awk -v a="$r" -v b="$ref" 'BEGIN { print (a > b ? a : b) }')
+			rm -f "$T"/ppm*
+		done
 	else
 		ref=0
 		echo "bench: pdftoppm not found (make deps installs poppler-utils)" >&2

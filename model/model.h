@@ -1,12 +1,14 @@
 /*
- * model.h - what model/ offers the rest of ernie-doc. For now: tensors and
- * the safetensors container (mmapped, validated, never copied), which the
- * checkpoint loader builds on and which `tiles --dump` writes.
+ * model.h - what model/ offers the rest of ernie-doc: tensors and the
+ * safetensors container (mmapped, validated, never copied); the
+ * SentencePiece tokenizer; and the native ERNIE-4.5-VL engine (checkpoint
+ * loading, chat template, vision tower, resampler, MoE decoder, sampling,
+ * generation, golden-style evaluation).
  *
  * model/ knows tokens and tensors, not documents. It never prints.
  * An open struct ed_st is immutable and may be read from many threads.
  *
- * Usage:
+ * Usage (safetensors; the engine's usage is with struct ed_model below):
  *     struct ed_st *st;
  *     char err[256];
  *     if (ed_model_st_open(&st, "model.safetensors", err, sizeof err))
