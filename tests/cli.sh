@@ -262,6 +262,12 @@ sh tests/mktok.sh "$T/tok" >/dev/null 2>&1
 "$BUILD/tests/mkmodel" "$T/tiny" --tokenizer "$T/tok" --shards 3
 expect 0 $E model info "$T/tiny"
 check "tiny: 3 shards and a tokenizer" grep -q "in 3 files" "$T/out"
+"$BUILD/tests/mkmodel" "$T/extra" --extra --shards 1
+expect 0 $E model info "$T/extra"
+check "unknown tensors counted" grep -q "(1 unknown, ignored)" "$T/out"
+check "quiet without -v" test ! -s "$T/err"
+expect 0 $E model info -v "$T/extra"
+check "named with -v" grep -q "note: ignoring unknown tensor 'mtp_block.0.linear.weight'" "$T/err"
 rm -f "$T/m.db"
 expect 0 $E ocr --db "$T/m.db" --model "$T/tiny" --max-tokens 8 --max-pixels 100000 "$C/phototest.tif" "$C/smile.png"
 check "model pages" test "$(grep -c '"source":"model"' "$T/out")" -eq 2

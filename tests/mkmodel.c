@@ -14,7 +14,7 @@
  *        [--expert-inter T,V] [--shared N] [--vit-hidden N]
  *        [--vit-heads N] [--vit-inter N] [--vocab N] [--shards N]
  *        [--dtype bf16|f16|f32] [--seed N] [--tokenizer DIR]
- *        [--moe-start N] [--untied]
+ *        [--moe-start N] [--untied] [--extra]
  */
 #include <errno.h>
 #include <math.h>
@@ -140,7 +140,7 @@ static int copy_file(const char *from, const char *to)
 int main(int argc, char **argv)
 {
 	const char *dir = NULL, *tokdir = NULL;
-	bool vl = true, untied = false;
+	bool vl = true, untied = false, extra = false;
 	int layers = 3, vit_depth = 2, hidden = 64, heads = 4, kv = 2, hd = 16,
 	    inter = 128, experts = 8, moe_k = 2, ei_t = 32, ei_v = 16, shared = 2,
 	    vh = 32, vheads = 2, vinter = 128, vocab = 0, shards = 2, seed = 1,
@@ -164,6 +164,10 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(a, "--untied")) {
 			untied = true;
+			continue;
+		}
+		if (!strcmp(a, "--extra")) { /* a tensor the engine does not use */
+			extra = true;
 			continue;
 		}
 		i++;
@@ -296,6 +300,8 @@ int main(int argc, char **argv)
 		}
 	}
 	add(dt, 1, hidden, 0, "model.norm.weight");
+	if (extra)
+		add(dt, 0, hidden, hidden, "mtp_block.0.linear.weight");
 	if (untied)
 		add(dt, 0, vocab, hidden, "lm_head.weight");
 	if (vl) {

@@ -947,6 +947,59 @@ static void test_text_only(void)
 	/* no tokenizer: the chat template is a configuration error */
 }
 
+/* Generation stops at the end-of-sequence id: the golden model's greedy
+ * continuation is 1007 708 951 ..., so with 951 as EOS it stops after two
+ * tokens; with ignore_eos it runs to max_new_tokens. */
+static void test_stop(void)
+{
+	char src[512], dir[700], err[512];
+	struct ed_model *m;
+	struct ed_session *s;
+	struct ed_prompt p;
+	struct ed_gen_result r;
+	struct ed_gen_params g = {.max_new_tokens = 6};
+	struct ed_st *st;
+	const struct ed_tensor *t;
+	int32_t ids[64];
+	size_t n;
+	int rc;
+
+	t_shared("golden/a_text_only", src, sizeof src);
+	snprintf(dir, sizeof dir, "%s/stop", tmp);
+	sh("rm -rf '%s' && mkdir '%s' && cp '%s'/model.safetensors '%s'/ && "
+	   "sed 's/\"eos_token_id\": 2/\"eos_token_id\": 951/' '%s'/config.json > "
+	   "'%s'/config.json",
+	   dir, dir, src, dir, src, dir);
+	rc = ed_model_open(&m, dir, NULL, NULL, err, sizeof err);
+	CHECK(rc == 0, "%s", err);
+	if (rc)
+		return;
+	snprintf(src + strlen(src), sizeof src - strlen(src),
+		 "/expected.safetensors");
+	ed_model_st_open(&st, src, err, sizeof err);
+	t = ed_model_st_find(st, "input_ids");
+	n = (size_t)ed_model_tensor_numel(t);
+	for (size_t i = 0; i < n && i < 64; i++)
+		ids[i] = (int32_t)ed_model_tensor_get(t, (int64_t)i);
+	ed_model_st_close(st);
+	ed_model_prompt_ids(m, ids, n, NULL, 0, &p, err, sizeof err);
+	ed_session_new(&s, m, &(struct ed_session_opts){2, 128}, err, sizeof err);
+	CHECK_INT(ed_session_generate(s, &p, &g, NULL, NULL, &r, err, sizeof err), 0);
+	CHECK(r.n_tokens == 2 && r.tokens[0] == 1007 && r.tokens[1] == 708 &&
+		      strcmp(r.finish_reason, "stop") == 0,
+	      "stop: %zu tokens, %s", r.n_tokens, r.finish_reason);
+	ed_gen_result_release(&r);
+	g.ignore_eos = true;
+	CHECK_INT(ed_session_generate(s, &p, &g, NULL, NULL, &r, err, sizeof err), 0);
+	CHECK(r.n_tokens == 6 && r.tokens[2] == 951 && r.tokens[5] == 278 &&
+		      strcmp(r.finish_reason, "length") == 0,
+	      "ignore_eos: %zu tokens, %s", r.n_tokens, r.finish_reason);
+	ed_gen_result_release(&r);
+	ed_session_free(s);
+	ed_model_prompt_release(&p);
+	ed_model_close(m);
+}
+
 /* Damage a copy of the tiny model and check the loader's message. */
 static void expect_load_error(const char *dir, const char *what, int want_rc,
 			      const char *want_msg)
@@ -1024,6 +1077,7 @@ int main(void)
 	test_tokenizer();
 	test_tiny_vl();
 	test_text_only();
+	test_stop();
 	test_loader_errors();
 	return t_done();
 }
