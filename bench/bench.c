@@ -78,7 +78,8 @@ static int bench_render(const char *file, double dpi, int threads)
 		t0 = ed_now_ms();
 		pages = 0;
 		for (int i = 0; i < threads; i++) {
-			w[i] = (struct worker){data, len, dpi, i, threads, 0, 0};
+			w[i] =
+			    (struct worker){data, len, dpi, i, threads, 0, 0};
 			pthread_create(&th[i], NULL, render_pages, &w[i]);
 		}
 		for (int i = 0; i < threads; i++) {
@@ -192,8 +193,8 @@ static double sgemm_gflops(int threads)
 	openblas_set_num_threads(threads);
 	for (int r = 0; r < 3; r++) {
 		double t0 = ed_now_ms();
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a,
-			    K, b, K, 0.0f, c, N);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K,
+			    1.0f, a, K, b, K, 0.0f, c, N);
 		best = ED_MIN(best, ed_now_ms() - t0);
 	}
 	free(a);
@@ -202,8 +203,8 @@ static double sgemm_gflops(int threads)
 	return 2.0 * M * N * K / (best / 1000.0) / 1e9;
 }
 
-static void bench_line(const char *name, double v, const char *unit,
-		       double ref, double target)
+static void bench_line(const char *name, double v, const char *unit, double ref,
+		       double target)
 {
 	printf("BENCH %s %.3f %s ratio=%.2f target=%.2f\n", name, v, unit,
 	       ref > 0 ? v / ref : 0, target);
@@ -240,9 +241,11 @@ static int bench_engine(const char *dir, int threads)
 		if (l < info.layers - info.moe_layers)
 			bytes_tok += 2 * 3 * H * info.dense_inter;
 		else
-			bytes_tok += 2 * 3 * H * ((int64_t)info.moe_k * info.expert_inter[0] +
-						  info.shared_inter) +
-				     4 * H * info.experts[0];
+			bytes_tok +=
+			    2 * 3 * H *
+				((int64_t)info.moe_k * info.expert_inter[0] +
+				 info.shared_inter) +
+			    4 * H * info.experts[0];
 	}
 	bytes_tok += 2 * (int64_t)info.vocab * H;
 
@@ -259,12 +262,14 @@ static int bench_engine(const char *dir, int threads)
 		{
 			double tps = steps / ((ed_now_ms() - t0) / 1000.0);
 			double ach = tps * (double)bytes_tok / 1e9;
-			printf("  (roofline: memcpy %.1f GB/s read+write; %.0f MB of "
+			printf("  (roofline: memcpy %.1f GB/s read+write; %.0f "
+			       "MB of "
 			       "weights per token)\n",
 			       bw, bytes_tok / 1e6);
-			bench_line("decode_tokens_per_s", tps, "tok/s", bw / (bytes_tok / 1e9),
-				   0.25);
-			printf("  (decode streams %.1f GB/s of weights)\n", ach);
+			bench_line("decode_tokens_per_s", tps, "tok/s",
+				   bw / (bytes_tok / 1e9), 0.25);
+			printf("  (decode streams %.1f GB/s of weights)\n",
+			       ach);
 		}
 	}
 	/* OpenBLAS spins its threads after a call: measure it in a child */
@@ -314,25 +319,30 @@ static int bench_engine(const char *dir, int threads)
 		/* 2 flops per weight read per token, less the head (last
 		 * token only); attention over half the prompt on average */
 		flop_tok = (double)(bytes_tok - 2 * (int64_t)info.vocab * H) +
-			   (double)info.layers * 4.0 * n / 2 * info.heads * info.head_dim;
-		bench_line("prefill_1000_image_tokens", n / (ms_d / 1000.0), "tok/s",
-			   gf * 1e9 / flop_tok, 0.0);
-		printf("  (roofline: OpenBLAS sgemm %.1f GFLOP/s; %.2f GFLOP per "
-		       "token; decoder %.1f GFLOP/s)\n",
-		       gf, flop_tok / 1e9, n * flop_tok / (ms_d / 1000.0) / 1e9);
+			   (double)info.layers * 4.0 * n / 2 * info.heads *
+			       info.head_dim;
+		bench_line("prefill_1000_image_tokens", n / (ms_d / 1000.0),
+			   "tok/s", gf * 1e9 / flop_tok, 0.0);
+		printf(
+		    "  (roofline: OpenBLAS sgemm %.1f GFLOP/s; %.2f GFLOP per "
+		    "token; decoder %.1f GFLOP/s)\n",
+		    gf, flop_tok / 1e9, n * flop_tok / (ms_d / 1000.0) / 1e9);
 		{
 			/* blocks (24 D^2 + attention), patch embedding, and the
-			 * resampler's share (5 S^2 + S H per token of 4 patches) */
+			 * resampler's share (5 S^2 + S H per token of 4
+			 * patches) */
 			double D = info.vit_hidden, S = 4 * D;
-			flop_patch = info.vit_depth * (24.0 * D * D + 4.0 * np * D) +
-				     2.0 * 588 * D + 2.0 * (5 * S * S + S * H) / 4;
+			flop_patch =
+			    info.vit_depth * (24.0 * D * D + 4.0 * np * D) +
+			    2.0 * 588 * D + 2.0 * (5 * S * S + S * H) / 4;
 		}
-		bench_line("vit_patches_per_s", np / (ms_v / 1000.0), "patches/s",
-			   gf * 1e9 / flop_patch, 0.0);
-		printf("  (%d patches, %d blocks and the resampler: %.1f s, %.1f "
-		       "GFLOP/s)\n",
-		       np, info.vit_depth, ms_v / 1000.0,
-		       np * flop_patch / (ms_v / 1000.0) / 1e9);
+		bench_line("vit_patches_per_s", np / (ms_v / 1000.0),
+			   "patches/s", gf * 1e9 / flop_patch, 0.0);
+		printf(
+		    "  (%d patches, %d blocks and the resampler: %.1f s, %.1f "
+		    "GFLOP/s)\n",
+		    np, info.vit_depth, ms_v / 1000.0,
+		    np * flop_patch / (ms_v / 1000.0) / 1e9);
 		ed_model_prompt_release(&p);
 		free(px);
 		free(ids);

@@ -12,11 +12,9 @@
 #include "pipeline/pipeline.h"
 
 static const struct opt model_opts[] = {
-	{"help", 'h', false, O_HELP},
-	{"verbose", 'v', false, O_VERBOSE},
-	{"out", 'o', true, O_OUT},
-	{"threads", 0, true, O_THREADS},
-	{NULL, 0, false, 0},
+    {"help", 'h', false, O_HELP}, {"verbose", 'v', false, O_VERBOSE},
+    {"out", 'o', true, O_OUT},	  {"threads", 0, true, O_THREADS},
+    {NULL, 0, false, 0},
 };
 
 void usage_model(FILE *f)
@@ -66,27 +64,30 @@ static void print_info(const struct ed_model_info *i)
 	       i->layers, i->moe_layers, i->hidden, i->heads, i->kv_heads,
 	       i->head_dim, i->vocab, i->rope_3d ? "3-D" : "1-D");
 	if (i->moe_layers)
-		printf("experts           %d text (width %d) + %d vision (width "
-		       "%d), top-%d, shared width %d; dense width %d\n",
-		       i->experts[0], i->expert_inter[0], i->experts[1],
-		       i->expert_inter[1], i->moe_k, i->shared_inter,
-		       i->dense_inter);
+		printf(
+		    "experts           %d text (width %d) + %d vision (width "
+		    "%d), top-%d, shared width %d; dense width %d\n",
+		    i->experts[0], i->expert_inter[0], i->experts[1],
+		    i->expert_inter[1], i->moe_k, i->shared_inter,
+		    i->dense_inter);
 	if (i->has_vision)
 		printf("vision            %d blocks, hidden %d, %d heads\n",
 		       i->vit_depth, i->vit_hidden, i->vit_heads);
 	else
 		printf("vision            none (text-only checkpoint)\n");
-	printf("head              %s\n", i->tied_head ? "tied to embed_tokens"
-						    : "untied lm_head");
+	printf("head              %s\n",
+	       i->tied_head ? "tied to embed_tokens" : "untied lm_head");
 	printf("parameters        %s total, %s active per text token\n",
-	       human(i->params, a, sizeof a), human(i->params_active, b, sizeof b));
+	       human(i->params, a, sizeof a),
+	       human(i->params_active, b, sizeof b));
 	printf("tensors           %d in %d file%s (%d unknown, ignored)\n",
 	       i->n_tensors, i->n_shards, i->n_shards == 1 ? "" : "s",
 	       i->n_unknown);
 	printf("dtypes           ");
 	for (int d = 0; d < 10; d++)
 		if (i->bytes_by_dtype[d])
-			printf(" %s %.1f MiB", ed_model_dtype_name((enum ed_dtype)d),
+			printf(" %s %.1f MiB",
+			       ed_model_dtype_name((enum ed_dtype)d),
 			       i->bytes_by_dtype[d] / 1048576.0);
 	printf("\n");
 	printf("file size         %.1f MiB\n", i->file_bytes / 1048576.0);
@@ -105,7 +106,8 @@ int cmd_model(int argc, char **argv)
 	struct ed_model *m;
 	char err[512];
 
-	while ((id = opt_next(&os, argc, argv, model_opts, "model", &arg)) != -1) {
+	while ((id = opt_next(&os, argc, argv, model_opts, "model", &arg)) !=
+	       -1) {
 		switch (id) {
 		case -2: goto usage_err;
 		case 0:
@@ -120,14 +122,16 @@ int cmd_model(int argc, char **argv)
 		case O_OUT: out = arg; break;
 		case O_THREADS:
 			if (ed_parse_int(arg, 1, 256, &threads)) {
-				msg("model: bad --threads '%s' (1 to 256)", arg);
+				msg("model: bad --threads '%s' (1 to 256)",
+				    arg);
 				goto usage_err;
 			}
 			break;
 		}
 	}
 	if (npos < 2) {
-		msg("model: expected info, check or eval and a model directory");
+		msg("model: expected info, check or eval and a model "
+		    "directory");
 		goto usage_err;
 	}
 	if (strcmp(pos[0], "info") && strcmp(pos[0], "check") &&
@@ -136,10 +140,12 @@ int cmd_model(int argc, char **argv)
 		goto usage_err;
 	}
 	if (strcmp(pos[0], "eval") == 0 && (npos != 3 || !out)) {
-		msg("model eval: needs MODEL_DIR INPUTS.json -o OUT.safetensors");
+		msg("model eval: needs MODEL_DIR INPUTS.json -o "
+		    "OUT.safetensors");
 		goto usage_err;
 	}
-	if ((rc = ed_model_open(&m, pos[1], on_note, &verbose, err, sizeof err))) {
+	if ((rc = ed_model_open(&m, pos[1], on_note, &verbose, err,
+				sizeof err))) {
 		msg("%s", err);
 		return exit_status(rc);
 	}
@@ -158,9 +164,9 @@ int cmd_model(int argc, char **argv)
 		ed_model_get_ids(m, &ids);
 		t[0] = ids.bos >= 0 ? ids.bos : 0;
 		t[1] = t[2] = t[3] = 3;
-		if ((rc = ed_session_new(&s, m,
-					 &(struct ed_session_opts){(int)threads, 64},
-					 err, sizeof err)) ||
+		if ((rc = ed_session_new(
+			 &s, m, &(struct ed_session_opts){(int)threads, 64},
+			 err, sizeof err)) ||
 		    (rc = ed_model_prompt_ids(m, t, 4, NULL, 0, &p, err,
 					      sizeof err))) {
 			msg("%s", err);
@@ -181,9 +187,10 @@ int cmd_model(int argc, char **argv)
 		struct ed_eval ev;
 		struct ed_tile_params tp;
 		ed_render_tile_params_default(&tp);
-		if ((rc = ed_model_eval(m, pos[2], load_image, &tp, (int)threads,
-					&ev, err, sizeof err)) ||
-		    (rc = ed_model_st_write(out, ev.t, ev.n, err, sizeof err))) {
+		if ((rc = ed_model_eval(m, pos[2], load_image, &tp,
+					(int)threads, &ev, err, sizeof err)) ||
+		    (rc =
+			 ed_model_st_write(out, ev.t, ev.n, err, sizeof err))) {
 			msg("%s", err);
 			ed_model_close(m);
 			return exit_status(rc);

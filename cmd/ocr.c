@@ -138,7 +138,8 @@ static void print_page(struct ocr_ctx *c, const struct ed_page_result *r)
 	if (r->finish_reason) {
 		put_str(o, "finish_reason", r->finish_reason);
 		json_object_set_new(o, "tokens_in", json_integer(r->tokens_in));
-		json_object_set_new(o, "tokens_out", json_integer(r->tokens_out));
+		json_object_set_new(o, "tokens_out",
+				    json_integer(r->tokens_out));
 	}
 	json_object_set_new(o, "cached", json_boolean(r->cached));
 	print_json(o);

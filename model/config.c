@@ -100,18 +100,18 @@ int ed_config_parse(struct ed_config *c, const char *text, size_t len,
 	c->layers = geti(t, "num_hidden_layers", 0, &bad);
 	c->heads = geti(t, "num_attention_heads", 0, &bad);
 	c->kv_heads = geti(t, "num_key_value_heads", c->heads, &bad);
-	c->head_dim = geti(t, "head_dim", c->heads ? c->hidden / c->heads : 0,
-			   &bad);
+	c->head_dim =
+	    geti(t, "head_dim", c->heads ? c->hidden / c->heads : 0, &bad);
 	c->dense_inter = geti(t, "intermediate_size", 0, &bad);
 	c->rms_eps = (float)getd(t, "rms_norm_eps", 1e-5, &bad);
 	c->tie_embeddings = getb(t, "tie_word_embeddings",
 				 getb(root, "tie_word_embeddings", true));
-	c->bos = geti(t, "bos_token_id", geti(root, "bos_token_id", 1, &bad),
-		      &bad);
-	c->eos = geti(t, "eos_token_id", geti(root, "eos_token_id", 2, &bad),
-		      &bad);
-	c->pad = geti(t, "pad_token_id", geti(root, "pad_token_id", 0, &bad),
-		      &bad);
+	c->bos =
+	    geti(t, "bos_token_id", geti(root, "bos_token_id", 1, &bad), &bad);
+	c->eos =
+	    geti(t, "eos_token_id", geti(root, "eos_token_id", 2, &bad), &bad);
+	c->pad =
+	    geti(t, "pad_token_id", geti(root, "pad_token_id", 0, &bad), &bad);
 	c->image = geti(root, "image_token_id",
 			geti(root, "im_patch_id", -1, &bad), &bad);
 	c->image_start = geti(root, "image_start_token_id", -1, &bad);
@@ -126,12 +126,13 @@ int ed_config_parse(struct ed_config *c, const char *text, size_t len,
 		json_t *ms = get(rp, "mrope_section");
 		int half = c->head_dim / 2;
 
-		c->rope_theta = getd(rp, "rope_theta",
-				     getd(t, "rope_theta", 10000.0, &bad), &bad);
+		c->rope_theta =
+		    getd(rp, "rope_theta", getd(t, "rope_theta", 10000.0, &bad),
+			 &bad);
 		if (json_is_array(ms) && json_array_size(ms) == 3) {
 			for (int i = 0; i < 3; i++)
 				c->mrope[i] = (int)json_integer_value(
-					json_array_get(ms, (size_t)i));
+				    json_array_get(ms, (size_t)i));
 			c->rope_3d = true;
 		} else if (getb(t, "rope_3d", false)) {
 			int fa = geti(t, "freq_allocation", 20, &bad);
@@ -139,14 +140,17 @@ int ed_config_parse(struct ed_config *c, const char *text, size_t len,
 			c->mrope[2] = fa;
 			c->rope_3d = true;
 		} else {
-			c->mrope[0] = half; /* 1-D: every pair uses the same p */
+			c->mrope[0] =
+			    half; /* 1-D: every pair uses the same p */
 		}
-		if (c->rope_3d && (c->mrope[0] + c->mrope[1] + c->mrope[2] != half ||
-				   c->mrope[0] != c->mrope[1])) {
-			rc = ed_err(err, errlen, ED_ECONFIG,
-				    "config.json: mrope sections [%d, %d, %d] must "
-				    "sum to head_dim/2 = %d with h = w",
-				    c->mrope[0], c->mrope[1], c->mrope[2], half);
+		if (c->rope_3d &&
+		    (c->mrope[0] + c->mrope[1] + c->mrope[2] != half ||
+		     c->mrope[0] != c->mrope[1])) {
+			rc = ed_err(
+			    err, errlen, ED_ECONFIG,
+			    "config.json: mrope sections [%d, %d, %d] must "
+			    "sum to head_dim/2 = %d with h = w",
+			    c->mrope[0], c->mrope[1], c->mrope[2], half);
 			goto out;
 		}
 	}
@@ -171,22 +175,23 @@ int ed_config_parse(struct ed_config *c, const char *text, size_t len,
 	}
 	if (json_is_array(lt)) {
 		if ((int)json_array_size(lt) != c->layers) {
-			rc = ed_err(err, errlen, ED_ECONFIG,
-				    "config.json: mlp_layer_types has %zu entries "
-				    "for %d layers",
-				    json_array_size(lt), c->layers);
+			rc = ed_err(
+			    err, errlen, ED_ECONFIG,
+			    "config.json: mlp_layer_types has %zu entries "
+			    "for %d layers",
+			    json_array_size(lt), c->layers);
 			goto out;
 		}
 		for (int i = 0; i < c->layers; i++) {
-			const char *s = json_string_value(
-				json_array_get(lt, (size_t)i));
+			const char *s =
+			    json_string_value(json_array_get(lt, (size_t)i));
 			c->moe[i] = s && strcmp(s, "sparse") == 0;
 			if (!s || (strcmp(s, "sparse") && strcmp(s, "dense")))
 				bad = true;
 		}
 	} else if (c->experts[0] > 0) {
-		int start[2], end[2], every = geti(t, "moe_layer_interval", 1,
-						   &bad);
+		int start[2], end[2],
+		    every = geti(t, "moe_layer_interval", 1, &bad);
 		pair(t, "moe_layer_start_index", 0, start, &bad);
 		pair(t, "moe_layer_end_index", c->layers - 1, end, &bad);
 		for (int p = 0; p < 2; p++)
@@ -213,32 +218,33 @@ int ed_config_parse(struct ed_config *c, const char *text, size_t len,
 	/* vision */
 	c->has_vision = json_is_object(v);
 	if (c->has_vision) {
-		int embed = geti(v, "hidden_size", geti(v, "embed_dim", 0, &bad),
-				 &bad);
+		int embed =
+		    geti(v, "hidden_size", geti(v, "embed_dim", 0, &bad), &bad);
 		const char *act = json_string_value(get(v, "hidden_act"));
 		c->vit_depth = geti(v, "depth", 0, &bad);
 		c->vit_hidden = embed;
 		c->vit_heads = geti(v, "num_heads", 0, &bad);
-		c->vit_inter = geti(v, "intermediate_size",
-				    (int)(getd(v, "mlp_ratio", 4, &bad) * embed),
-				    &bad);
+		c->vit_inter =
+		    geti(v, "intermediate_size",
+			 (int)(getd(v, "mlp_ratio", 4, &bad) * embed), &bad);
 		c->patch = geti(v, "patch_size", 14, &bad);
 		c->merge = geti(v, "spatial_merge_size",
 				geti(root, "spatial_conv_size", 2, &bad), &bad);
-		c->temporal_merge = geti(v, "temporal_merge_size",
-					 geti(root, "temporal_conv_size", 2, &bad),
-					 &bad);
-		c->in_channels = geti(v, "in_channels",
-				      geti(v, "in_chans", 3, &bad), &bad);
-		c->vit_eps = (float)getd(v, "rms_norm_eps",
-					 getd(v, "layer_norm_eps", 1e-6, &bad),
-					 &bad);
-		c->vit_rope_theta = getd(get(v, "rope_parameters"), "rope_theta",
-					 10000.0, &bad);
+		c->temporal_merge =
+		    geti(v, "temporal_merge_size",
+			 geti(root, "temporal_conv_size", 2, &bad), &bad);
+		c->in_channels =
+		    geti(v, "in_channels", geti(v, "in_chans", 3, &bad), &bad);
+		c->vit_eps =
+		    (float)getd(v, "rms_norm_eps",
+				getd(v, "layer_norm_eps", 1e-6, &bad), &bad);
+		c->vit_rope_theta = getd(get(v, "rope_parameters"),
+					 "rope_theta", 10000.0, &bad);
 		c->vit_quick_gelu = !act || strcmp(act, "quick_gelu") == 0;
 		if (act && strcmp(act, "quick_gelu") && strcmp(act, "gelu") &&
 		    note)
-			note(ud, "vision hidden_act is not quick_gelu; using gelu");
+			note(ud,
+			     "vision hidden_act is not quick_gelu; using gelu");
 		if (c->experts[1] == 0 && c->experts[0] > 0) {
 			rc = ed_err(err, errlen, ED_ECONFIG,
 				    "config.json: a vision_config needs "
@@ -263,28 +269,30 @@ int ed_config_parse(struct ed_config *c, const char *text, size_t len,
 		goto out;
 	}
 	for (int i = 0; i < c->layers; i++)
-		if (c->moe[i] && (c->experts[0] <= 0 || c->moe_k <= 0 ||
-				  c->experts[0] > 1024 || c->experts[1] > 1024 ||
-				  (c->experts[1] > 0 && c->moe_k > c->experts[1]) ||
-				  c->moe_k > c->experts[0] ||
-				  c->expert_inter[0] <= 0)) {
-			rc = ed_err(err, errlen, ED_ECONFIG,
-				    "config.json: layer %d is MoE but experts %d, "
-				    "moe_k %d, moe_intermediate_size %d",
-				    i, c->experts[0], c->moe_k,
-				    c->expert_inter[0]);
+		if (c->moe[i] &&
+		    (c->experts[0] <= 0 || c->moe_k <= 0 ||
+		     c->experts[0] > 1024 || c->experts[1] > 1024 ||
+		     (c->experts[1] > 0 && c->moe_k > c->experts[1]) ||
+		     c->moe_k > c->experts[0] || c->expert_inter[0] <= 0)) {
+			rc = ed_err(
+			    err, errlen, ED_ECONFIG,
+			    "config.json: layer %d is MoE but experts %d, "
+			    "moe_k %d, moe_intermediate_size %d",
+			    i, c->experts[0], c->moe_k, c->expert_inter[0]);
 			goto out;
 		}
 	if (c->has_vision &&
 	    (c->vit_depth <= 0 || c->vit_hidden <= 0 || c->vit_heads <= 0 ||
-	     c->vit_hidden % c->vit_heads || (c->vit_hidden / c->vit_heads) % 4 ||
-	     c->patch <= 0 || c->merge <= 0 || c->vit_inter <= 0 ||
-	     c->in_channels != 3 || c->image < 0)) {
-		rc = ed_err(err, errlen, ED_ECONFIG,
-			    "config.json: bad vision shape (depth %d, hidden %d, "
-			    "heads %d, patch %d, merge %d, image token %d)",
-			    c->vit_depth, c->vit_hidden, c->vit_heads, c->patch,
-			    c->merge, c->image);
+	     c->vit_hidden % c->vit_heads ||
+	     (c->vit_hidden / c->vit_heads) % 4 || c->patch <= 0 ||
+	     c->merge <= 0 || c->vit_inter <= 0 || c->in_channels != 3 ||
+	     c->image < 0)) {
+		rc = ed_err(
+		    err, errlen, ED_ECONFIG,
+		    "config.json: bad vision shape (depth %d, hidden %d, "
+		    "heads %d, patch %d, merge %d, image token %d)",
+		    c->vit_depth, c->vit_hidden, c->vit_heads, c->patch,
+		    c->merge, c->image);
 		goto out;
 	}
 out:

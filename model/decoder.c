@@ -23,7 +23,8 @@ void ed_embed(const struct ed_model *m, const int32_t *ids, int64_t n,
 
 	for (int64_t i = 0; i < n; i++)
 		ed_k_to_f32(out + i * H,
-			    (const char *)m->embed.data + (size_t)ids[i] * H * es,
+			    (const char *)m->embed.data +
+				(size_t)ids[i] * H * es,
 			    m->embed.dt, (size_t)H);
 }
 
@@ -37,12 +38,15 @@ static void rope_3d(const struct ed_config *c, float *x, int64_t n,
 
 	for (int64_t r = 0; r < n; r++) {
 		for (int j = 0; j < pairs; j++) {
-			int row = !c->rope_3d ? 0 : j >= hw ? 0 : (j % 2 == 0 ? 1 : 2);
+			int row = !c->rope_3d ? 0
+				  : j >= hw   ? 0
+					      : (j % 2 == 0 ? 1 : 2);
 			double p = pos[row * ntot + col + r];
 			double ang = p * pow(c->rope_theta, -2.0 * j / hd);
 			float cs = (float)cos(ang), sn = (float)sin(ang);
 			for (int h = 0; h < nh; h++) {
-				float *v = x + r * stride + (int64_t)h * hd + 2 * j;
+				float *v =
+				    x + r * stride + (int64_t)h * hd + 2 * j;
 				float a = v[0], b = v[1];
 				v[0] = a * cs - b * sn;
 				v[1] = b * cs + a * sn;
@@ -122,15 +126,18 @@ static int moe(struct ed_session *s, int layer, const float *xn, int64_t n,
 		for (int e = 0; e < E; e++)
 			prob[e] = lg[e];
 		ed_k_softmax(prob, E);
-		/* top-k by biased score, the unbiased probabilities as weights */
+		/* top-k by biased score, the unbiased probabilities as weights
+		 */
 		{
 			bool taken[1024] = {false};
 			for (int64_t k = 0; k < K; k++) {
 				int best = -1;
 				float bs = -INFINITY;
 				for (int e = 0; e < E && e < 1024; e++) {
-					float sc = prob[e] + (bias ? bias[e] : 0);
-					if (!taken[e] && (best < 0 || sc > bs)) {
+					float sc =
+					    prob[e] + (bias ? bias[e] : 0);
+					if (!taken[e] &&
+					    (best < 0 || sc > bs)) {
 						best = e;
 						bs = sc;
 					}
@@ -145,7 +152,8 @@ static int moe(struct ed_session *s, int layer, const float *xn, int64_t n,
 		for (int64_t k = 0; k < K; k++) {
 			rt[t * K + k].w /= sum;
 			if (t_ids) {
-				t_ids[t * K + k] = rt[t * K + k].e - (pool ? E0 : 0);
+				t_ids[t * K + k] =
+				    rt[t * K + k].e - (pool ? E0 : 0);
 				t_w[t * K + k] = rt[t * K + k].w;
 			}
 		}
@@ -165,7 +173,8 @@ static int moe(struct ed_session *s, int layer, const float *xn, int64_t n,
 		ed_trace_f32(s, name, logits, 2, (int64_t[]){n, Emax});
 		snprintf(name, sizeof name, "router_topk_ids.layer%d", layer);
 		ed_trace_i64(s, name, t_ids, 2, (int64_t[]){n, K});
-		snprintf(name, sizeof name, "router_topk_weights.layer%d", layer);
+		snprintf(name, sizeof name, "router_topk_weights.layer%d",
+			 layer);
 		ed_trace_f32(s, name, t_w, 2, (int64_t[]){n, K});
 		snprintf(name, sizeof name, "router_is_vision.layer%d", layer);
 		ed_trace_i64(s, name, t_vis, 1, (int64_t[]){n});
@@ -190,7 +199,8 @@ static int moe(struct ed_session *s, int layer, const float *xn, int64_t n,
 				}
 			if (!m)
 				continue;
-			swiglu_mlp(s, &x->gate, &x->up, &x->down, xg, m, eo, tg, tu);
+			swiglu_mlp(s, &x->gate, &x->up, &x->down, xg, m, eo, tg,
+				   tu);
 			for (int64_t j = 0; j < m; j++) {
 				float w = rt[tid[j]].w;
 				float *o = out + (tid[j] / K) * H;
@@ -229,7 +239,8 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
 	if (s->n_past + n > s->max_ctx)
 		return ed_err(err, errlen, ED_ETOOBIG,
 			      "%lld tokens exceed the context of %lld",
-			      (long long)(s->n_past + n), (long long)s->max_ctx);
+			      (long long)(s->n_past + n),
+			      (long long)s->max_ctx);
 	xn = malloc((size_t)(n * H) * sizeof *xn);
 	q = malloc((size_t)(n * qd) * sizeof *q);
 	att = malloc((size_t)(n * qd) * sizeof *att);
@@ -243,21 +254,27 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
 	}
 	for (int l = 0; l < c->layers; l++) {
 		const struct ed_layer *L = &m->layers[l];
-		float *kc = s->kcache + ((int64_t)l * s->max_ctx + s->n_past) * kvd;
-		float *vc = s->vcache + ((int64_t)l * s->max_ctx + s->n_past) * kvd;
-		struct ed_attn a = {n, s->n_past + n, c->heads, c->kv_heads, (int)hd,
-				    kvd, s->n_past, 1.0f / sqrtf((float)hd)};
+		float *kc =
+		    s->kcache + ((int64_t)l * s->max_ctx + s->n_past) * kvd;
+		float *vc =
+		    s->vcache + ((int64_t)l * s->max_ctx + s->n_past) * kvd;
+		struct ed_attn a = {
+		    n,	     s->n_past + n, c->heads,  c->kv_heads,
+		    (int)hd, kvd,	    s->n_past, 1.0f / sqrtf((float)hd)};
 
 		ed_k_rmsnorm(xn, x, L->ln_in, n, H, c->rms_eps);
 		ed_k_matmul(s->pool, q, xn, n, L->q.data, L->q.dt, qd, H, NULL);
-		ed_k_matmul(s->pool, kc, xn, n, L->k.data, L->k.dt, kvd, H, NULL);
-		ed_k_matmul(s->pool, vc, xn, n, L->v.data, L->v.dt, kvd, H, NULL);
+		ed_k_matmul(s->pool, kc, xn, n, L->k.data, L->k.dt, kvd, H,
+			    NULL);
+		ed_k_matmul(s->pool, vc, xn, n, L->v.data, L->v.dt, kvd, H,
+			    NULL);
 		rope_3d(c, q, n, qd, c->heads, pos, n, 0);
 		rope_3d(c, kc, n, kvd, c->kv_heads, pos, n, 0);
 		ed_k_attention(s->pool, att, q,
 			       s->kcache + (int64_t)l * s->max_ctx * kvd,
 			       s->vcache + (int64_t)l * s->max_ctx * kvd, &a);
-		ed_k_matmul(s->pool, o, att, n, L->o.data, L->o.dt, H, qd, NULL);
+		ed_k_matmul(s->pool, o, att, n, L->o.data, L->o.dt, H, qd,
+			    NULL);
 		ed_k_add(x, o, n * H);
 
 		ed_k_rmsnorm(xn, x, L->ln_post, n, H, c->rms_eps);
@@ -265,7 +282,8 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
 			if ((rc = moe(s, l, xn, n, vision, o, err, errlen)))
 				goto out;
 		} else {
-			swiglu_mlp(s, &L->gate, &L->up, &L->down, xn, n, o, tg, tu);
+			swiglu_mlp(s, &L->gate, &L->up, &L->down, xn, n, o, tg,
+				   tu);
 		}
 		ed_k_add(x, o, n * H);
 		ed_trace_f32(s, "hidden_states", x, 3, (int64_t[]){1, n, H});
@@ -284,8 +302,8 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
 		memcpy(s->logits, all + (n - 1) * V, (size_t)V * sizeof *all);
 		free(all);
 	} else {
-		ed_k_matmul(s->pool, s->logits, xn + (n - 1) * H, 1, m->head.data,
-			    m->head.dt, V, H, NULL);
+		ed_k_matmul(s->pool, s->logits, xn + (n - 1) * H, 1,
+			    m->head.data, m->head.dt, V, H, NULL);
 	}
 	s->n_past += n;
 out:

@@ -85,7 +85,8 @@ static void collect(void *ud, const struct ed_tensor *t)
 static void add(struct collector *c, const char *name, enum ed_dtype dt,
 		const void *d, int ndim, const int64_t *shape)
 {
-	struct ed_tensor t = {.name = name, .dtype = dt, .ndim = ndim, .data = d};
+	struct ed_tensor t = {
+	    .name = name, .dtype = dt, .ndim = ndim, .data = d};
 
 	memcpy(t.shape, shape, (size_t)ndim * sizeof *shape);
 	t.nbytes = (size_t)ed_model_tensor_numel(&t) * ed_model_dtype_size(dt);
@@ -137,8 +138,7 @@ int ed_model_eval(const struct ed_model *m, const char *inputs_json,
 	jids = json_object_get(root, "prompt_token_ids");
 	jimgs = json_object_get(root, "images");
 	if (!root || !json_is_array(jids) || json_array_size(jids) == 0) {
-		rc = ed_err(err, errlen, ED_EFORMAT,
-			    "'%s': %s", inputs_json,
+		rc = ed_err(err, errlen, ED_EFORMAT, "'%s': %s", inputs_json,
 			    root ? "no prompt_token_ids" : je.text);
 		goto out;
 	}
@@ -162,16 +162,18 @@ int ed_model_eval(const struct ed_model *m, const char *inputs_json,
 	for (size_t i = 0; i < n; i++) {
 		json_t *v = json_array_get(jids, i);
 		if (!json_is_integer(v)) {
-			rc = ed_err(err, errlen, ED_EFORMAT,
-				    "'%s': prompt_token_ids[%zu] is not an integer",
-				    inputs_json, i);
+			rc = ed_err(
+			    err, errlen, ED_EFORMAT,
+			    "'%s': prompt_token_ids[%zu] is not an integer",
+			    inputs_json, i);
 			goto out;
 		}
 		ids[i] = (int32_t)json_integer_value(v);
 	}
 	slash = strrchr(inputs_json, '/');
 	snprintf(dir, sizeof dir, "%.*s",
-		 slash ? (int)(slash - inputs_json) : 1, slash ? inputs_json : ".");
+		 slash ? (int)(slash - inputs_json) : 1,
+		 slash ? inputs_json : ".");
 	for (size_t i = 0; i < nimg; i++) {
 		const char *f = json_string_value(json_array_get(jimgs, i));
 		char path[8192];
@@ -182,8 +184,8 @@ int ed_model_eval(const struct ed_model *m, const char *inputs_json,
 			goto out;
 		}
 		snprintf(path, sizeof path, "%s/%s", dir, f);
-		if ((rc = load(ud, path, &pix[i], &imgs[i].grid_t, &imgs[i].grid_h,
-			       &imgs[i].grid_w, err, errlen)))
+		if ((rc = load(ud, path, &pix[i], &imgs[i].grid_t,
+			       &imgs[i].grid_h, &imgs[i].grid_w, err, errlen)))
 			goto out;
 		imgs[i].pixel_values = pix[i];
 	}
@@ -205,8 +207,8 @@ int ed_model_eval(const struct ed_model *m, const char *inputs_json,
 	if ((rc = ed_model_prompt_ids(m, ids, n, imgs, nimg, &p, err, errlen)))
 		goto out;
 	if ((rc = ed_session_new(&s, m,
-				 &(struct ed_session_opts){threads,
-							   (int64_t)n + new_tokens + 1},
+				 &(struct ed_session_opts){
+				     threads, (int64_t)n + new_tokens + 1},
 				 err, errlen)))
 		goto out;
 	ed_session_set_trace(s, collect, col);
@@ -231,13 +233,14 @@ int ed_model_eval(const struct ed_model *m, const char *inputs_json,
 		/* greedy, EOS not a stop: token i from logits i, fed back at
 		 * position L + i + rope_delta */
 		for (int i = 0; !rc && i < new_tokens; i++) {
-			memcpy(gl + (int64_t)i * V, logits, (size_t)V * sizeof *gl);
+			memcpy(gl + (int64_t)i * V, logits,
+			       (size_t)V * sizeof *gl);
 			gt[i] = ed_model_sample(logits, (int32_t)V, NULL, NULL);
 			for (int r = 0; r < 3; r++)
 				gp[r * new_tokens + i] = ed_session_next_pos(s);
 			if (i + 1 < new_tokens)
-				rc = ed_session_step(s, (int32_t)gt[i], &logits, err,
-						     errlen);
+				rc = ed_session_step(s, (int32_t)gt[i], &logits,
+						     err, errlen);
 		}
 		if (!rc) {
 			add(col, "gen_tokens", ED_DT_I64, gt, 1,

@@ -65,14 +65,17 @@ static int index_tensors(struct binder *b)
 	if (!b->tab)
 		return ed_err(b->err, b->errlen, ED_ENOMEM, "out of memory");
 	for (int s = 0; s < b->m->n_shards; s++)
-		for (size_t k = 0; k < ed_model_st_count(b->m->shards[s]); k++) {
-			const struct ed_tensor *t = ed_model_st_at(b->m->shards[s], k);
+		for (size_t k = 0; k < ed_model_st_count(b->m->shards[s]);
+		     k++) {
+			const struct ed_tensor *t =
+			    ed_model_st_at(b->m->shards[s], k);
 			size_t i = (size_t)fnv(t->name) & (b->cap - 1);
 			while (b->tab[i].t) {
 				if (strcmp(b->tab[i].t->name, t->name) == 0)
-					return ed_err(b->err, b->errlen, ED_ECONFIG,
-						      "tensor '%s' is in two shards",
-						      t->name);
+					return ed_err(
+					    b->err, b->errlen, ED_ECONFIG,
+					    "tensor '%s' is in two shards",
+					    t->name);
 				i = (i + 1) & (b->cap - 1);
 			}
 			b->tab[i].t = t;
@@ -111,7 +114,8 @@ static const struct ed_tensor *need(struct binder *b, const char *name,
 	    (ndim == 2 && t->shape[1] != d1)) {
 		char got[64], want[64];
 		if (t->ndim == 1)
-			snprintf(got, sizeof got, "[%lld]", (long long)t->shape[0]);
+			snprintf(got, sizeof got, "[%lld]",
+				 (long long)t->shape[0]);
 		else
 			snprintf(got, sizeof got, "[%lld, %lld%s]",
 				 (long long)t->shape[0],
@@ -120,11 +124,12 @@ static const struct ed_tensor *need(struct binder *b, const char *name,
 		if (ndim == 1)
 			snprintf(want, sizeof want, "[%lld]", (long long)d0);
 		else
-			snprintf(want, sizeof want, "[%lld, %lld]", (long long)d0,
-				 (long long)d1);
-		b->rc = ed_err(b->err, b->errlen, ED_ECONFIG,
-			       "tensor '%s' has shape %s, config.json implies %s",
-			       name, got, want);
+			snprintf(want, sizeof want, "[%lld, %lld]",
+				 (long long)d0, (long long)d1);
+		b->rc =
+		    ed_err(b->err, b->errlen, ED_ECONFIG,
+			   "tensor '%s' has shape %s, config.json implies %s",
+			   name, got, want);
 		return NULL;
 	}
 	return t;
@@ -179,23 +184,28 @@ static void bind_layer(struct binder *b, int i)
 	char n[160];
 
 #define NAME(...) (snprintf(n, sizeof n, __VA_ARGS__), n)
-	L->ln_in = small(b, NAME("model.layers.%d.input_layernorm.weight", i), 1,
-			 H, 0);
-	L->ln_post = small(
-		b, NAME("model.layers.%d.post_attention_layernorm.weight", i), 1,
-		H, 0);
-	L->q = mat(b, NAME("model.layers.%d.self_attn.q_proj.weight", i), qd, H);
-	L->k = mat(b, NAME("model.layers.%d.self_attn.k_proj.weight", i), kvd, H);
-	L->v = mat(b, NAME("model.layers.%d.self_attn.v_proj.weight", i), kvd, H);
-	L->o = mat(b, NAME("model.layers.%d.self_attn.o_proj.weight", i), H, qd);
+	L->ln_in = small(b, NAME("model.layers.%d.input_layernorm.weight", i),
+			 1, H, 0);
+	L->ln_post =
+	    small(b, NAME("model.layers.%d.post_attention_layernorm.weight", i),
+		  1, H, 0);
+	L->q =
+	    mat(b, NAME("model.layers.%d.self_attn.q_proj.weight", i), qd, H);
+	L->k =
+	    mat(b, NAME("model.layers.%d.self_attn.k_proj.weight", i), kvd, H);
+	L->v =
+	    mat(b, NAME("model.layers.%d.self_attn.v_proj.weight", i), kvd, H);
+	L->o =
+	    mat(b, NAME("model.layers.%d.self_attn.o_proj.weight", i), H, qd);
 	L->moe = c->moe[i];
 	if (!L->moe) {
 		int64_t I = c->dense_inter;
-		L->gate = mat(b, NAME("model.layers.%d.mlp.gate_proj.weight", i), I,
-			      H);
-		L->up = mat(b, NAME("model.layers.%d.mlp.up_proj.weight", i), I, H);
-		L->down = mat(b, NAME("model.layers.%d.mlp.down_proj.weight", i), H,
-			      I);
+		L->gate = mat(
+		    b, NAME("model.layers.%d.mlp.gate_proj.weight", i), I, H);
+		L->up =
+		    mat(b, NAME("model.layers.%d.mlp.up_proj.weight", i), I, H);
+		L->down = mat(
+		    b, NAME("model.layers.%d.mlp.down_proj.weight", i), H, I);
 		return;
 	}
 	for (int p = 0; p < 2; p++) {
@@ -211,12 +221,13 @@ static void bind_layer(struct binder *b, int i)
 		if (has(b, n) && lookup(b, n)->t->ndim == 2 &&
 		    lookup(b, n)->t->shape[0] == E && E != H) {
 			const float *r = small(b, n, 2, E, H);
-			float *tr = ed_arena_alloc(&b->m->params,
-						   (size_t)(E * H) * sizeof *tr);
+			float *tr = ed_arena_alloc(
+			    &b->m->params, (size_t)(E * H) * sizeof *tr);
 			if (!r || !tr) {
 				if (!b->rc)
-					b->rc = ed_err(b->err, b->errlen, ED_ENOMEM,
-						       "out of memory");
+					b->rc =
+					    ed_err(b->err, b->errlen, ED_ENOMEM,
+						   "out of memory");
 				return;
 			}
 			for (int e = 0; e < E; e++)
@@ -228,22 +239,28 @@ static void bind_layer(struct binder *b, int i)
 		}
 		L->experts[p] = calloc((size_t)E, sizeof(struct ed_expert));
 		if (!L->experts[p]) {
-			b->rc = ed_err(b->err, b->errlen, ED_ENOMEM, "out of memory");
+			b->rc = ed_err(b->err, b->errlen, ED_ENOMEM,
+				       "out of memory");
 			return;
 		}
 		for (int e = 0; e < E; e++) {
-			int j = p * c->experts[0] + e; /* vision experts follow */
+			int j =
+			    p * c->experts[0] + e; /* vision experts follow */
 			struct ed_expert *x = &L->experts[p][e];
 			x->gate = mat(b,
-				      NAME("model.layers.%d.mlp.experts.%d.gate_proj.weight",
+				      NAME("model.layers.%d.mlp.experts.%d."
+					   "gate_proj.weight",
 					   i, j),
 				      I, H);
-			x->up = mat(b,
-				    NAME("model.layers.%d.mlp.experts.%d.up_proj.weight",
-					 i, j),
-				    I, H);
+			x->up = mat(
+			    b,
+			    NAME(
+				"model.layers.%d.mlp.experts.%d.up_proj.weight",
+				i, j),
+			    I, H);
 			x->down = mat(b,
-				      NAME("model.layers.%d.mlp.experts.%d.down_proj.weight",
+				      NAME("model.layers.%d.mlp.experts.%d."
+					   "down_proj.weight",
 					   i, j),
 				      H, I);
 		}
@@ -253,8 +270,9 @@ static void bind_layer(struct binder *b, int i)
 	if (has(b, n)) {
 		const struct ed_tensor *t = lookup(b, n)->t;
 		int rows = c->experts[1] > 0 ? 2 : 1;
-		const float *f = t->ndim == 1 ? small(b, n, 1, c->experts[0], 0)
-					      : small(b, n, 2, rows, c->experts[0]);
+		const float *f = t->ndim == 1
+				     ? small(b, n, 1, c->experts[0], 0)
+				     : small(b, n, 2, rows, c->experts[0]);
 		L->bias[0] = f;
 		if (f && rows == 2)
 			L->bias[1] = f + c->experts[0];
@@ -262,18 +280,21 @@ static void bind_layer(struct binder *b, int i)
 	if (c->shared > 0) {
 		int64_t I = (int64_t)c->shared * c->expert_inter[0];
 		L->has_shared = true;
-		L->gate = mat(b,
-			      NAME("model.layers.%d.mlp.shared_experts.gate_proj.weight",
-				   i),
-			      I, H);
-		L->up = mat(b,
-			    NAME("model.layers.%d.mlp.shared_experts.up_proj.weight",
-				 i),
-			    I, H);
-		L->down = mat(b,
-			      NAME("model.layers.%d.mlp.shared_experts.down_proj.weight",
-				   i),
-			      H, I);
+		L->gate = mat(
+		    b,
+		    NAME("model.layers.%d.mlp.shared_experts.gate_proj.weight",
+			 i),
+		    I, H);
+		L->up = mat(
+		    b,
+		    NAME("model.layers.%d.mlp.shared_experts.up_proj.weight",
+			 i),
+		    I, H);
+		L->down = mat(
+		    b,
+		    NAME("model.layers.%d.mlp.shared_experts.down_proj.weight",
+			 i),
+		    H, I);
 	}
 #undef NAME
 }
@@ -286,15 +307,15 @@ static void bind_vision(struct binder *b)
 		P = (int64_t)c->in_channels * c->patch * c->patch,
 		S = D * c->merge * c->merge;
 	const char *vp = has(b, "vision_model.patch_embed.proj.weight")
-				 ? "vision_model."
-				 : "model.vision_model.";
+			     ? "vision_model."
+			     : "model.vision_model.";
 	const char *rp = has(b, "resampler_model.mlp.weight")
-				 ? "resampler_model."
-				 : "model.resampler_model.";
+			     ? "resampler_model."
+			     : "model.resampler_model.";
 	char n[160];
 
-#define NAME(pre, ...)                                                       \
-	(snprintf(n, sizeof n, "%s", pre),                                   \
+#define NAME(pre, ...)                                                         \
+	(snprintf(n, sizeof n, "%s", pre),                                     \
 	 snprintf(n + strlen(pre), sizeof n - strlen(pre), __VA_ARGS__), n)
 	v->patch = mat(b, NAME(vp, "patch_embed.proj.weight"), D, P);
 	v->blocks = calloc((size_t)c->vit_depth, sizeof *v->blocks);
@@ -304,20 +325,26 @@ static void bind_vision(struct binder *b)
 	}
 	for (int i = 0; i < c->vit_depth; i++) {
 		struct ed_vit_block *k = &v->blocks[i];
-		k->n1w = small(b, NAME(vp, "blocks.%d.norm1.weight", i), 1, D, 0);
+		k->n1w =
+		    small(b, NAME(vp, "blocks.%d.norm1.weight", i), 1, D, 0);
 		k->n1b = small(b, NAME(vp, "blocks.%d.norm1.bias", i), 1, D, 0);
-		k->n2w = small(b, NAME(vp, "blocks.%d.norm2.weight", i), 1, D, 0);
+		k->n2w =
+		    small(b, NAME(vp, "blocks.%d.norm2.weight", i), 1, D, 0);
 		k->n2b = small(b, NAME(vp, "blocks.%d.norm2.bias", i), 1, D, 0);
-		k->qkv = mat(b, NAME(vp, "blocks.%d.attn.qkv.weight", i), 3 * D, D);
-		k->qkv_b = small(b, NAME(vp, "blocks.%d.attn.qkv.bias", i), 1, 3 * D,
-				 0);
-		k->proj = mat(b, NAME(vp, "blocks.%d.attn.proj.weight", i), D, D);
-		k->proj_b = small(b, NAME(vp, "blocks.%d.attn.proj.bias", i), 1, D,
-				  0);
+		k->qkv =
+		    mat(b, NAME(vp, "blocks.%d.attn.qkv.weight", i), 3 * D, D);
+		k->qkv_b = small(b, NAME(vp, "blocks.%d.attn.qkv.bias", i), 1,
+				 3 * D, 0);
+		k->proj =
+		    mat(b, NAME(vp, "blocks.%d.attn.proj.weight", i), D, D);
+		k->proj_b =
+		    small(b, NAME(vp, "blocks.%d.attn.proj.bias", i), 1, D, 0);
 		k->fc1 = mat(b, NAME(vp, "blocks.%d.mlp.fc1.weight", i), F, D);
-		k->fc1_b = small(b, NAME(vp, "blocks.%d.mlp.fc1.bias", i), 1, F, 0);
+		k->fc1_b =
+		    small(b, NAME(vp, "blocks.%d.mlp.fc1.bias", i), 1, F, 0);
 		k->fc2 = mat(b, NAME(vp, "blocks.%d.mlp.fc2.weight", i), D, F);
-		k->fc2_b = small(b, NAME(vp, "blocks.%d.mlp.fc2.bias", i), 1, D, 0);
+		k->fc2_b =
+		    small(b, NAME(vp, "blocks.%d.mlp.fc2.bias", i), 1, D, 0);
 	}
 	v->ln_w = small(b, NAME(vp, "ln.weight"), 1, D, 0);
 	v->ln_b = small(b, NAME(vp, "ln.bias"), 1, D, 0);
@@ -337,7 +364,8 @@ static void bind_vision(struct binder *b)
 	v->t_ln_b = small(b, NAME(rp, "temporal_linear.3.bias"), 1, S, 0);
 	v->mlp = mat(b, NAME(rp, "mlp.weight"), c->hidden, S);
 	v->mlp_b = small(b, NAME(rp, "mlp.bias"), 1, c->hidden, 0);
-	v->after_norm = small(b, NAME(rp, "after_norm.weight"), 1, c->hidden, 0);
+	v->after_norm =
+	    small(b, NAME(rp, "after_norm.weight"), 1, c->hidden, 0);
 #undef NAME
 }
 
@@ -392,7 +420,8 @@ static int add_shard(struct ed_model *m, const char *dir, const char *file,
 	if (!ns || !nf || !(m->shard_files[m->n_shards] = strdup(file)))
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	snprintf(path, sizeof path, "%s/%s", dir, file);
-	if ((rc = ed_model_st_open(&m->shards[m->n_shards], path, err, errlen))) {
+	if ((rc = ed_model_st_open(&m->shards[m->n_shards], path, err,
+				   errlen))) {
 		free(m->shard_files[m->n_shards]);
 		return rc == ED_ENOENT ? rc : ED_ECONFIG;
 	}
@@ -427,7 +456,8 @@ static int open_shards(struct ed_model *m, const char *dir, char *err,
 			      root ? "no weight_map" : je.text);
 	}
 	/* each distinct file once, in first-seen order */
-	json_object_foreach(map, key, v) {
+	json_object_foreach(map, key, v)
+	{
 		const char *f = json_string_value(v);
 		if (!f) {
 			rc = ed_err(err, errlen, ED_ECONFIG,
@@ -492,7 +522,8 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 	snprintf(path, sizeof path, "%s/config.json", dir);
 	text = read_small_file(path, 4u << 20, &len);
 	if (!text) {
-		rc = ed_err(err, errlen, errno == ENOENT ? ED_ENOENT : ED_ECONFIG,
+		rc = ed_err(err, errlen,
+			    errno == ENOENT ? ED_ENOENT : ED_ECONFIG,
 			    "cannot read '%s': %s", path, strerror(errno));
 		goto fail;
 	}
@@ -508,11 +539,12 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 	b.errlen = errlen;
 	if ((rc = index_tensors(&b)))
 		goto fail_b;
-	m->embed = mat(&b, "model.embed_tokens.weight", m->cfg.vocab,
-		       m->cfg.hidden);
+	m->embed =
+	    mat(&b, "model.embed_tokens.weight", m->cfg.vocab, m->cfg.hidden);
 	m->norm = small(&b, "model.norm.weight", 1, m->cfg.hidden, 0);
 	if (has(&b, "lm_head.weight") && !m->cfg.tie_embeddings)
-		m->head = mat(&b, "lm_head.weight", m->cfg.vocab, m->cfg.hidden);
+		m->head =
+		    mat(&b, "lm_head.weight", m->cfg.vocab, m->cfg.hidden);
 	else
 		m->head = m->embed;
 	if (has(&b, "lm_head.weight") && m->cfg.tie_embeddings) {
@@ -538,7 +570,8 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 			m->n_unknown++;
 			if (note) {
 				char msg[320];
-				snprintf(msg, sizeof msg, "ignoring unknown tensor '%s'",
+				snprintf(msg, sizeof msg,
+					 "ignoring unknown tensor '%s'",
 					 b.tab[i].t->name);
 				note(ud, msg);
 			}
@@ -630,7 +663,8 @@ void ed_model_get_info(const struct ed_model *m, struct ed_model_info *i)
 			continue;
 		}
 		i->moe_layers++;
-		for (int p = 0; p < 2; p++) /* experts, router, correction bias */
+		for (int p = 0; p < 2;
+		     p++) /* experts, router, correction bias */
 			total += (int64_t)c->experts[p] *
 				 (3 * H * c->expert_inter[p] + H + 1);
 		total += 3 * H * (int64_t)c->shared * c->expert_inter[0];
@@ -644,7 +678,8 @@ void ed_model_get_info(const struct ed_model *m, struct ed_model_info *i)
 		int64_t D = c->vit_hidden, F = c->vit_inter,
 			S = D * c->merge * c->merge;
 		total += D * 3 * 14 * 14 +
-			 (int64_t)c->vit_depth * (4 * D * D + 2 * D * F + 9 * D + F) +
+			 (int64_t)c->vit_depth *
+			     (4 * D * D + 2 * D * F + 9 * D + F) +
 			 2 * D;
 		total += 2 * (S * S + S) + (S * S * c->temporal_merge + S) +
 			 (S * S + S) + 4 * S + (S * H + H) + H;

@@ -145,8 +145,8 @@ int ed_tok_encode_spm(const struct ed_tokenizer *t, const char *text,
  * marks the first piece of a text (its dummy-prefix space is removed).
  * 0 or ED_ENOMEM.
  */
-int ed_tok_decode(const struct ed_tokenizer *t, const int32_t *ids,
-		  size_t n, bool skip_special, struct ed_buf *b);
+int ed_tok_decode(const struct ed_tokenizer *t, const int32_t *ids, size_t n,
+		  bool skip_special, struct ed_buf *b);
 
 /* ---- the model ---------------------------------------------------- */
 
@@ -178,15 +178,15 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 void ed_model_close(struct ed_model *m);
 
 struct ed_model_info {
-	char arch[64];        /* "ernie4_5_vl_moe", "ernie4_5_moe", ... */
+	char arch[64]; /* "ernie4_5_vl_moe", "ernie4_5_moe", ... */
 	bool has_vision, rope_3d, tied_head;
 	int layers, moe_layers, hidden, heads, kv_heads, head_dim, vocab;
 	int experts[2], moe_k, expert_inter[2], shared_inter, dense_inter;
 	int vit_depth, vit_hidden, vit_heads;
 	int64_t params, params_active; /* active per text token */
 	int64_t bytes_by_dtype[10];    /* indexed by enum ed_dtype */
-	int64_t file_bytes;            /* all shards */
-	int64_t resident_bytes;        /* weights + small f32 copies */
+	int64_t file_bytes;	       /* all shards */
+	int64_t resident_bytes;	       /* weights + small f32 copies */
 	int n_tensors, n_unknown;
 	int n_shards;
 	bool has_tokenizer;
@@ -236,22 +236,21 @@ struct ed_prompt {
  * token) and the images: masks and positions are derived. Fails with
  * ED_EINVAL when the placeholder count and the image grids disagree.
  */
-int ed_model_prompt_ids(const struct ed_model *m, const int32_t *ids,
-			size_t n, const struct ed_image_in *images,
-			size_t n_images, struct ed_prompt *p, char *err,
-			size_t errlen);
+int ed_model_prompt_ids(const struct ed_model *m, const int32_t *ids, size_t n,
+			const struct ed_image_in *images, size_t n_images,
+			struct ed_prompt *p, char *err, size_t errlen);
 
 /* A user turn of the PT chat template: text parts and images in order. */
 struct ed_chat_part {
-	const char *text;             /* or NULL for an image */
+	const char *text; /* or NULL for an image */
 	const struct ed_image_in *image;
 };
 
 struct ed_chat {
-	const char *system;           /* NULL: none */
+	const char *system; /* NULL: none */
 	const struct ed_chat_part *parts;
 	size_t n_parts;
-	bool thinking;                /* generation prompt "<think>" */
+	bool thinking;		      /* generation prompt "<think>" */
 	const char *assistant_prefix; /* text already generated, or NULL */
 };
 
@@ -270,7 +269,7 @@ void ed_model_prompt_release(struct ed_prompt *p);
 struct ed_session;
 
 struct ed_session_opts {
-	int threads;     /* 0 = 1 */
+	int threads;	 /* 0 = 1 */
 	int64_t max_ctx; /* KV cache positions; 0 = 8192 */
 };
 
@@ -292,8 +291,8 @@ void ed_session_set_trace(struct ed_session *s, ed_trace_fn fn, void *ud);
 int ed_session_prefill(struct ed_session *s, const struct ed_prompt *p,
 		       const float **logits, char *err, size_t errlen);
 /* Feed one generated token at the next position; *logits as above. */
-int ed_session_step(struct ed_session *s, int32_t token,
-		    const float **logits, char *err, size_t errlen);
+int ed_session_step(struct ed_session *s, int32_t token, const float **logits,
+		    char *err, size_t errlen);
 /* Next text position (t = h = w) for a generated token. */
 int64_t ed_session_next_pos(const struct ed_session *s);
 /* Milliseconds the last prefill spent in the vision tower and resampler,
@@ -302,23 +301,22 @@ void ed_session_timings(const struct ed_session *s, double *ms_vision,
 			double *ms_decoder);
 
 struct ed_gen_params {
-	int max_new_tokens;  /* 0 = until a stop token or the context ends */
-	float temperature;   /* 0 = greedy (first index on ties) */
-	float top_p;         /* 1 = off */
-	int top_k;           /* 0 = off */
+	int max_new_tokens; /* 0 = until a stop token or the context ends */
+	float temperature;  /* 0 = greedy (first index on ties) */
+	float top_p;	    /* 1 = off */
+	int top_k;	    /* 0 = off */
 	uint64_t seed;
-	bool ignore_eos;     /* golden runs: EOS is not a stop */
+	bool ignore_eos; /* golden runs: EOS is not a stop */
 };
 
 /* A token as it is generated: its id and decoded text (valid during the
  * call; may be empty for a partial UTF-8 sequence). Return non-zero to
  * stop generating (finish reason "stop-callback"). */
-typedef int (*ed_token_fn)(void *ud, int32_t id, const char *text,
-			   size_t len);
+typedef int (*ed_token_fn)(void *ud, int32_t id, const char *text, size_t len);
 
 struct ed_gen_result {
-	char *text;        /* decoded output, caller frees */
-	int32_t *tokens;   /* caller frees */
+	char *text;	 /* decoded output, caller frees */
+	int32_t *tokens; /* caller frees */
 	size_t n_tokens;
 	int64_t tokens_in;
 	const char *finish_reason; /* "stop", "length", "callback" */
@@ -328,9 +326,8 @@ struct ed_gen_result {
 /* Prefill and sample until a stop token (</s>, <|end_of_sentence|>),
  * max_new_tokens, or the callback says stop. 0 or ED_E*. */
 int ed_session_generate(struct ed_session *s, const struct ed_prompt *p,
-			const struct ed_gen_params *g, ed_token_fn cb,
-			void *ud, struct ed_gen_result *r, char *err,
-			size_t errlen);
+			const struct ed_gen_params *g, ed_token_fn cb, void *ud,
+			struct ed_gen_result *r, char *err, size_t errlen);
 void ed_gen_result_release(struct ed_gen_result *r);
 
 /* Sample an id from logits (vocab floats, not modified) per g; rng is

@@ -32,7 +32,7 @@ struct ed_config {
 	bool tie_embeddings;
 	/* token ids from the config (-1 when absent) */
 	int32_t bos, eos, pad, image, image_start, image_end, video,
-		video_start, video_end;
+	    video_start, video_end;
 	/* vision */
 	bool has_vision;
 	int vit_depth, vit_hidden, vit_heads, vit_inter, patch, merge,
@@ -112,10 +112,10 @@ struct ed_session {
 	const struct ed_model *m;
 	struct ed_pool *pool;
 	int64_t max_ctx;
-	int64_t n_past; /* positions in the cache */
-	int64_t next_pos; /* text position of the next token */
+	int64_t n_past;		/* positions in the cache */
+	int64_t next_pos;	/* text position of the next token */
 	float *kcache, *vcache; /* [layers][max_ctx][kv_heads * head_dim] */
-	float *logits;          /* [vocab] */
+	float *logits;		/* [vocab] */
 	ed_trace_fn trace;
 	void *trace_ud;
 	bool all_logits; /* trace logits of every prompt position */

@@ -59,7 +59,8 @@ void ed_session_set_trace(struct ed_session *s, ed_trace_fn fn, void *ud)
 static void trace(struct ed_session *s, const char *name, enum ed_dtype dt,
 		  const void *d, int ndim, const int64_t *shape)
 {
-	struct ed_tensor t = {.name = name, .dtype = dt, .ndim = ndim, .data = d};
+	struct ed_tensor t = {
+	    .name = name, .dtype = dt, .ndim = ndim, .data = d};
 
 	if (!s->trace)
 		return;
@@ -102,14 +103,16 @@ int ed_session_prefill(struct ed_session *s, const struct ed_prompt *p,
 
 	s->n_past = 0;
 	if (n > s->max_ctx)
-		return ed_err(err, errlen, ED_ETOOBIG,
-			      "a prompt of %lld tokens exceeds the context of %lld",
-			      (long long)n, (long long)s->max_ctx);
+		return ed_err(
+		    err, errlen, ED_ETOOBIG,
+		    "a prompt of %lld tokens exceeds the context of %lld",
+		    (long long)n, (long long)s->max_ctx);
 	for (int64_t i = 0; i < n; i++)
 		tokens += p->mm[i];
 	if (tokens && !c->has_vision)
-		return ed_err(err, errlen, ED_EINVAL,
-			      "the prompt has images but the model no vision tower");
+		return ed_err(
+		    err, errlen, ED_EINVAL,
+		    "the prompt has images but the model no vision tower");
 	x = malloc((size_t)(n * H) * sizeof *x);
 	if (tokens)
 		img = malloc((size_t)(tokens * H) * sizeof *img);
@@ -119,8 +122,8 @@ int ed_session_prefill(struct ed_session *s, const struct ed_prompt *p,
 	}
 	{
 		double t0 = ed_now_ms();
-		if (tokens && (rc = ed_vision_forward(s, p->images, p->n_images, img,
-						      err, errlen)))
+		if (tokens && (rc = ed_vision_forward(s, p->images, p->n_images,
+						      img, err, errlen)))
 			goto out;
 		s->ms_vision = ed_now_ms() - t0;
 	}
@@ -140,14 +143,16 @@ int ed_session_prefill(struct ed_session *s, const struct ed_prompt *p,
 			ed_trace_i64(s, "input_ids", tmp, 1, (int64_t[]){n});
 			for (int64_t i = 0; i < n; i++)
 				tmp[i] = p->mm[i];
-			ed_trace_i64(s, "mm_token_type_ids", tmp, 1, (int64_t[]){n});
+			ed_trace_i64(s, "mm_token_type_ids", tmp, 1,
+				     (int64_t[]){n});
 			for (int64_t i = 0; i < n; i++)
 				tmp[i] = p->vision[i];
 			ed_trace_i64(s, "moe_mm_token_type_ids", tmp, 1,
 				     (int64_t[]){n});
 			for (int64_t i = 0; i < 3 * n; i++)
 				tmp[i] = p->pos[i];
-			ed_trace_i64(s, "position_ids", tmp, 2, (int64_t[]){3, n});
+			ed_trace_i64(s, "position_ids", tmp, 2,
+				     (int64_t[]){3, n});
 			ed_trace_i64(s, "rope_delta", &p->rope_delta, 1,
 				     (int64_t[]){1});
 			free(tmp);
@@ -277,8 +282,8 @@ int32_t ed_model_sample(const float *logits, int32_t vocab,
 
 static bool is_stop(const struct ed_model *m, int32_t id)
 {
-	return id == m->ids.eos || (m->ids.end_of_sentence >= 0 &&
-				    id == m->ids.end_of_sentence);
+	return id == m->ids.eos ||
+	       (m->ids.end_of_sentence >= 0 && id == m->ids.end_of_sentence);
 }
 
 void ed_gen_result_release(struct ed_gen_result *r)
@@ -318,7 +323,8 @@ int ed_session_generate(struct ed_session *s, const struct ed_prompt *p,
 	for (;;) {
 		int32_t id;
 
-		if (g->max_new_tokens > 0 && (int)r->n_tokens >= g->max_new_tokens)
+		if (g->max_new_tokens > 0 &&
+		    (int)r->n_tokens >= g->max_new_tokens)
 			break;
 		if (s->n_past >= s->max_ctx)
 			break;
@@ -330,7 +336,8 @@ int ed_session_generate(struct ed_session *s, const struct ed_prompt *p,
 		if (r->n_tokens == cap) {
 			int32_t *nt = realloc(r->tokens, 2 * cap * sizeof *nt);
 			if (!nt) {
-				rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");
+				rc = ed_err(err, errlen, ED_ENOMEM,
+					    "out of memory");
 				goto fail;
 			}
 			r->tokens = nt;
@@ -340,17 +347,18 @@ int ed_session_generate(struct ed_session *s, const struct ed_prompt *p,
 		if (tok) {
 			/* decode everything so far; hand out the new text once
 			 * a byte sequence is complete */
-			bool pending = id < ed_tok_size(tok) &&
-				       ed_tok_piece(tok, id) &&
-				       strncmp(ed_tok_piece(tok, id), "<0x", 3) == 0;
+			bool pending =
+			    id < ed_tok_size(tok) && ed_tok_piece(tok, id) &&
+			    strncmp(ed_tok_piece(tok, id), "<0x", 3) == 0;
 			ed_buf_reset(&text);
-			if ((rc = ed_tok_decode(tok, r->tokens, r->n_tokens, true,
-						&text))) {
+			if ((rc = ed_tok_decode(tok, r->tokens, r->n_tokens,
+						true, &text))) {
 				rc = ed_err(err, errlen, rc, "out of memory");
 				goto fail;
 			}
 			if (!pending && cb && text.len >= emitted) {
-				if (cb(ud, id, text.data + emitted, text.len - emitted)) {
+				if (cb(ud, id, text.data + emitted,
+				       text.len - emitted)) {
 					emitted = text.len;
 					r->finish_reason = "callback";
 					break;
@@ -368,7 +376,8 @@ int ed_session_generate(struct ed_session *s, const struct ed_prompt *p,
 	if (tok) {
 		ed_buf_reset(&text);
 		ed_tok_decode(tok, r->tokens, r->n_tokens, true, &text);
-		if (cb && text.len > emitted && strcmp(r->finish_reason, "callback"))
+		if (cb && text.len > emitted &&
+		    strcmp(r->finish_reason, "callback"))
 			cb(ud, -1, text.data + emitted, text.len - emitted);
 	}
 	ed_buf_reserve(&text, 0);

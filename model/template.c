@@ -15,15 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define T_BOS "<|begin_of_sentence|>"
-#define T_USER "User: "
-#define T_PICTURE "Picture %zu:"
+#define T_BOS	    "<|begin_of_sentence|>"
+#define T_USER	    "User: "
+#define T_PICTURE   "Picture %zu:"
 #define T_IMG_START "<|IMAGE_START|>"
-#define T_IMG_PH "<|IMAGE_PLACEHOLDER|>"
-#define T_IMG_END "<|IMAGE_END|>"
+#define T_IMG_PH    "<|IMAGE_PLACEHOLDER|>"
+#define T_IMG_END   "<|IMAGE_END|>"
 #define T_ASSISTANT "\nAssistant: "
-#define T_NO_THINK "<think>\n\n</think>\n\n"
-#define T_THINK "<think>"
+#define T_NO_THINK  "<think>\n\n</think>\n\n"
+#define T_THINK	    "<think>"
 
 /* Image tokens the language model sees for one image. */
 static int64_t image_tokens(const struct ed_config *c,
@@ -45,10 +45,9 @@ void ed_model_prompt_release(struct ed_prompt *p)
 	memset(p, 0, sizeof *p);
 }
 
-int ed_model_prompt_ids(const struct ed_model *m, const int32_t *ids,
-			size_t n, const struct ed_image_in *images,
-			size_t n_images, struct ed_prompt *p, char *err,
-			size_t errlen)
+int ed_model_prompt_ids(const struct ed_model *m, const int32_t *ids, size_t n,
+			const struct ed_image_in *images, size_t n_images,
+			struct ed_prompt *p, char *err, size_t errlen)
 {
 	const struct ed_config *c = &m->cfg;
 	const struct ed_model_ids *d = &m->ids;
@@ -78,52 +77,57 @@ int ed_model_prompt_ids(const struct ed_model *m, const int32_t *ids,
 		if (t < 0 || t >= c->vocab) {
 			ed_model_prompt_release(p);
 			return ed_err(err, errlen, ED_EINVAL,
-				      "token id %d out of the vocabulary (%d)", t,
-				      c->vocab);
+				      "token id %d out of the vocabulary (%d)",
+				      t, c->vocab);
 		}
 		p->mm[k] = c->has_vision && t == d->image;
-		p->vision[k] = p->mm[k] ||
-			       (c->has_vision &&
-				(t == d->image_start || t == d->image_end ||
-				 t == d->video_start || t == d->video_end));
+		p->vision[k] =
+		    p->mm[k] || (c->has_vision &&
+				 (t == d->image_start || t == d->image_end ||
+				  t == d->video_start || t == d->video_end));
 	}
 	/* positions: text (p, p, p); an image's cell (r, c) at (s, s+r, s+c),
 	 * then p = s + max(rows, cols) */
 	while (i < n) {
 		if (!p->mm[i]) {
-			p->pos[i] = p->pos[n + i] = p->pos[2 * n + i] = (int32_t)pos;
+			p->pos[i] = p->pos[n + i] = p->pos[2 * n + i] =
+			    (int32_t)pos;
 			pos++;
 			i++;
 			continue;
 		}
 		if (img >= n_images) {
 			ed_model_prompt_release(p);
-			return ed_err(err, errlen, ED_EINVAL,
-				      "more image placeholders than images (%zu)",
-				      n_images);
+			return ed_err(
+			    err, errlen, ED_EINVAL,
+			    "more image placeholders than images (%zu)",
+			    n_images);
 		}
 		{
 			const struct ed_image_in *im = &images[img++];
-			int64_t mh = im->grid_h / c->merge, mw = im->grid_w / c->merge;
+			int64_t mh = im->grid_h / c->merge,
+				mw = im->grid_w / c->merge;
 			int64_t need = image_tokens(c, im), s0 = pos;
 			if (im->grid_h % c->merge || im->grid_w % c->merge ||
 			    i + (size_t)need > n) {
 				ed_model_prompt_release(p);
-				return ed_err(err, errlen, ED_EINVAL,
-					      "image %zu: grid %dx%d needs %lld "
-					      "placeholders",
-					      img, im->grid_h, im->grid_w,
-					      (long long)need);
+				return ed_err(
+				    err, errlen, ED_EINVAL,
+				    "image %zu: grid %dx%d needs %lld "
+				    "placeholders",
+				    img, im->grid_h, im->grid_w,
+				    (long long)need);
 			}
 			for (int64_t k = 0; k < need; k++, i++) {
-				int64_t cell = k % (mh * mw), tt = k / (mh * mw);
+				int64_t cell = k % (mh * mw),
+					tt = k / (mh * mw);
 				if (!p->mm[i]) {
 					ed_model_prompt_release(p);
-					return ed_err(err, errlen, ED_EINVAL,
-						      "image %zu has %lld "
-						      "placeholders, expected %lld",
-						      img, (long long)k,
-						      (long long)need);
+					return ed_err(
+					    err, errlen, ED_EINVAL,
+					    "image %zu has %lld "
+					    "placeholders, expected %lld",
+					    img, (long long)k, (long long)need);
 				}
 				p->pos[i] = (int32_t)(s0 + tt);
 				p->pos[n + i] = (int32_t)(s0 + cell / mw);
@@ -157,8 +161,8 @@ static int render(const struct ed_chat *ch, struct ed_buf *b)
 		if (ch->parts[i].text)
 			rc |= ed_buf_puts(b, ch->parts[i].text);
 		else
-			rc |= ed_buf_printf(b, T_PICTURE T_IMG_START T_IMG_PH T_IMG_END,
-					    ++pic);
+			rc |= ed_buf_printf(
+			    b, T_PICTURE T_IMG_START T_IMG_PH T_IMG_END, ++pic);
 	}
 	rc |= ed_buf_puts(b, T_ASSISTANT);
 	rc |= ed_buf_puts(b, ch->thinking ? T_THINK : T_NO_THINK);
@@ -197,8 +201,9 @@ int ed_model_prompt_chat(const struct ed_model *m, const struct ed_chat *c,
 	if (m->ids.image < 0 || m->ids.image_start < 0 || m->ids.image_end < 0)
 		for (size_t i = 0; i < c->n_parts; i++)
 			if (!c->parts[i].text)
-				return ed_err(err, errlen, ED_ECONFIG,
-					      "the tokenizer has no image tokens");
+				return ed_err(
+				    err, errlen, ED_ECONFIG,
+				    "the tokenizer has no image tokens");
 	ed_buf_init(&text, 0);
 	if ((rc = render(c, &text)) ||
 	    (rc = ed_tok_encode(t, text.data, text.len, &ids, &n))) {
@@ -218,8 +223,8 @@ int ed_model_prompt_chat(const struct ed_model *m, const struct ed_chat *c,
 	k = 0;
 	for (size_t i = 0; i < n; i++)
 		nfull += ids[i] == m->ids.image && k < nimg
-				 ? (size_t)image_tokens(&m->cfg, &imgs[k++])
-				 : 1;
+			     ? (size_t)image_tokens(&m->cfg, &imgs[k++])
+			     : 1;
 	full = malloc((nfull ? nfull : 1) * sizeof *full);
 	if ((nimg && !imgs) || !full) {
 		free(ids);

@@ -48,12 +48,12 @@ struct ed_tokenizer {
 	size_t hcap;
 	int32_t unk, bos, eos, pad;
 	bool byte_fallback, add_dummy_prefix, remove_extra_ws, escape_ws,
-		ws_suffix;
+	    ws_suffix;
 	int32_t byte_id[256];
 	/* normalizer */
 	const uint32_t *trie; /* units (copied, aligned) */
 	size_t trie_units;
-	const char *norm;     /* normalized strings */
+	const char *norm; /* normalized strings */
 	size_t norm_len;
 	uint32_t *trie_mem;
 	char *norm_mem;
@@ -62,7 +62,7 @@ struct ed_tokenizer {
 	/* added tokens (HF) */
 	struct added *add;
 	size_t n_add;
-	int32_t size; /* vocabulary incl. added ids */
+	int32_t size;	/* vocabulary incl. added ids */
 	char **id_text; /* added tokens beyond the pieces, by id - n */
 	int32_t id_text_n;
 };
@@ -152,8 +152,7 @@ static uint64_t hash_bytes(const char *s, size_t n)
 	return h;
 }
 
-static int32_t find_piece(const struct ed_tokenizer *t, const char *s,
-			  size_t n)
+static int32_t find_piece(const struct ed_tokenizer *t, const char *s, size_t n)
 {
 	size_t i = (size_t)hash_bytes(s, n) & (t->hcap - 1);
 
@@ -352,7 +351,8 @@ int ed_tok_open_mem(struct ed_tokenizer **out, const void *data, size_t len,
 	if (t->unk < 0 || t->unk >= t->n) {
 		ed_tok_close(t);
 		return ed_err(err, errlen, ED_EFORMAT,
-			      "tokenizer.model: unk id %d out of range", t->unk);
+			      "tokenizer.model: unk id %d out of range",
+			      t->unk);
 	}
 	if (build_hash(t)) {
 		ed_tok_close(t);
@@ -433,19 +433,21 @@ static int load_added(struct ed_tokenizer *t, const char *dir)
 
 	if ((j = load_json(dir, "added_tokens.json"))) {
 		json_object_foreach(j, k, v) if (json_is_integer(v) && !rc) rc =
-			add_token(t, k, (int32_t)json_integer_value(v), true);
+		    add_token(t, k, (int32_t)json_integer_value(v), true);
 		json_decref(j);
 	}
 	if ((j = load_json(dir, "tokenizer_config.json"))) {
 		json_t *dec = json_object_get(j, "added_tokens_decoder");
 		json_object_foreach(dec, k, v)
 		{
-			const char *c = json_string_value(json_object_get(v, "content"));
+			const char *c =
+			    json_string_value(json_object_get(v, "content"));
 			char *end;
 			long id = strtol(k, &end, 10);
 			if (c && !*end && !rc)
 				rc = add_token(t, c, (int32_t)id,
-					       json_is_true(json_object_get(v, "special")));
+					       json_is_true(json_object_get(
+						   v, "special")));
 		}
 		json_decref(j);
 	}
@@ -456,10 +458,11 @@ static int load_added(struct ed_tokenizer *t, const char *dir)
 			json_t *e;
 			json_t *list = json_is_array(v) ? v : NULL;
 			if (!list) {
-				const char *c = json_is_string(v)
-							? json_string_value(v)
-							: json_string_value(
-								  json_object_get(v, "content"));
+				const char *c =
+				    json_is_string(v)
+					? json_string_value(v)
+					: json_string_value(
+					      json_object_get(v, "content"));
 				int32_t id = c ? ed_tok_id(t, c) : -1;
 				if (c && id >= 0 && !rc)
 					rc = add_token(t, c, id, true);
@@ -467,10 +470,11 @@ static int load_added(struct ed_tokenizer *t, const char *dir)
 			}
 			json_array_foreach(list, i, e)
 			{
-				const char *c = json_is_string(e)
-							? json_string_value(e)
-							: json_string_value(
-								  json_object_get(e, "content"));
+				const char *c =
+				    json_is_string(e)
+					? json_string_value(e)
+					: json_string_value(
+					      json_object_get(e, "content"));
 				int32_t id = c ? ed_tok_id(t, c) : -1;
 				if (c && id >= 0 && !rc)
 					rc = add_token(t, c, id, true);
@@ -528,7 +532,8 @@ int32_t ed_tok_id(const struct ed_tokenizer *t, const char *piece)
 	size_t len = strlen(piece);
 
 	for (size_t i = 0; i < t->n_add; i++)
-		if (t->add[i].len == len && memcmp(t->add[i].s, piece, len) == 0)
+		if (t->add[i].len == len &&
+		    memcmp(t->add[i].s, piece, len) == 0)
 			return t->add[i].id;
 	return find_piece(t, piece, len);
 }
@@ -590,8 +595,8 @@ static size_t user_match(const struct ed_tokenizer *t, const char *s, size_t n)
 
 /* One normalization step at s: the replacement (out/outlen) for the
  * consumed bytes (returned). */
-static size_t norm_prefix(const struct ed_tokenizer *t, const char *s,
-			  size_t n, const char **out, size_t *outlen)
+static size_t norm_prefix(const struct ed_tokenizer *t, const char *s, size_t n,
+			  const char **out, size_t *outlen)
 {
 	static const char repl[] = "\xEF\xBF\xBD";
 	uint32_t v = 0;
@@ -662,7 +667,8 @@ static int normalize(const struct ed_tokenizer *t, const char *in, size_t n,
 	if (t->remove_extra_ws) { /* trailing whitespace */
 		const char *sp = t->escape_ws ? ws : " ";
 		size_t sl = t->escape_ws ? 3 : 1;
-		while (o->len >= sl && memcmp(o->data + o->len - sl, sp, sl) == 0)
+		while (o->len >= sl &&
+		       memcmp(o->data + o->len - sl, sp, sl) == 0)
 			o->len -= sl;
 		if (o->data)
 			o->data[o->len] = '\0';
@@ -695,7 +701,8 @@ struct heap {
 /* higher score first; on a tie the leftmost pair */
 static bool before(const struct pair *x, const struct pair *y)
 {
-	return x->score > y->score || (x->score == y->score && x->left < y->left);
+	return x->score > y->score ||
+	       (x->score == y->score && x->left < y->left);
 }
 
 static int heap_push(struct heap *h, struct pair p)
@@ -741,8 +748,7 @@ static struct pair heap_pop(struct heap *h)
 }
 
 /* Ids for merging: normal, user-defined and unused pieces. */
-static int32_t mergeable(const struct ed_tokenizer *t, const char *s,
-			 size_t n)
+static int32_t mergeable(const struct ed_tokenizer *t, const char *s, size_t n)
 {
 	int32_t id = find_piece(t, s, n);
 
@@ -895,13 +901,14 @@ static int bpe(const struct ed_tokenizer *t, const char *text, size_t n,
 		size_t len = user_match(t, text + i, n - i);
 		bool fr = len > 0;
 		if (!len) {
-			static const unsigned char tab[16] = {1, 1, 1, 1, 1, 1, 1, 1,
-							      1, 1, 1, 1, 2, 2, 3, 4};
+			static const unsigned char tab[16] = {
+			    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
 			len = tab[(unsigned char)text[i] >> 4];
 			if (len > n - i)
 				len = n - i;
 		}
-		sy[ns] = (struct sym){ns - 1, -1, fr, (uint32_t)i, (uint32_t)len};
+		sy[ns] =
+		    (struct sym){ns - 1, -1, fr, (uint32_t)i, (uint32_t)len};
 		if (ns > 0)
 			sy[ns - 1].next = ns;
 		ns++;
@@ -921,11 +928,12 @@ static int bpe(const struct ed_tokenizer *t, const char *text, size_t n,
 		r->len = 0;
 		rc = maybe_pair(t, text, sy, l->prev, top.left, &h, &rv);
 		if (!rc)
-			rc = maybe_pair(t, text, sy, top.left, l->next, &h, &rv);
+			rc =
+			    maybe_pair(t, text, sy, top.left, l->next, &h, &rv);
 	}
 	for (int i = 0; i != -1 && !rc; i = sy[i].next)
-		rc = put_piece(t, text + sy[i].off, sy[i].len, o, &prev_unk, &rv,
-			       0);
+		rc = put_piece(t, text + sy[i].off, sy[i].len, o, &prev_unk,
+			       &rv, 0);
 	free(rv.a);
 	free(h.a);
 	free(sy);
@@ -967,8 +975,8 @@ int ed_tok_encode(const struct ed_tokenizer *t, const char *text, size_t len,
 			i++;
 			continue;
 		}
-		if (i > start &&
-		    (rc = ed_tok_encode_spm(t, text + start, i - start, ids, n)))
+		if (i > start && (rc = ed_tok_encode_spm(t, text + start,
+							 i - start, ids, n)))
 			return rc;
 		{
 			struct out o = {ids, n, *n};
@@ -994,8 +1002,8 @@ static bool is_special(const struct ed_tokenizer *t, int32_t id)
 	       (t->p[id].type == T_CONTROL || t->p[id].type == T_UNKNOWN);
 }
 
-int ed_tok_decode(const struct ed_tokenizer *t, const int32_t *ids,
-		  size_t n, bool skip_special, struct ed_buf *b)
+int ed_tok_decode(const struct ed_tokenizer *t, const int32_t *ids, size_t n,
+		  bool skip_special, struct ed_buf *b)
 {
 	unsigned char bytes[64];
 	size_t nb = 0, start = b->len;
@@ -1040,7 +1048,8 @@ int ed_tok_decode(const struct ed_tokenizer *t, const int32_t *ids,
 	/* the dummy prefix of the text's first piece */
 	if (!rc && t->add_dummy_prefix && b->len > start &&
 	    b->data[start] == ' ') {
-		memmove(b->data + start, b->data + start + 1, b->len - start - 1);
+		memmove(b->data + start, b->data + start + 1,
+			b->len - start - 1);
 		b->len--;
 		b->data[b->len] = '\0';
 	}

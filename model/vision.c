@@ -43,11 +43,12 @@ int ed_vision_forward(struct ed_session *s, const struct ed_image_in *img,
 	const struct ed_vision *v = &m->vis;
 	int64_t D = c->vit_hidden, F = c->vit_inter, H = c->hidden;
 	int64_t pd = (int64_t)c->in_channels * c->patch * c->patch;
-	int heads = c->vit_heads, hd = (int)(D / heads), mm = c->merge * c->merge;
+	int heads = c->vit_heads, hd = (int)(D / heads),
+	    mm = c->merge * c->merge;
 	int64_t P = 0, T, S = D * mm, tm = c->temporal_merge;
-	float *x = NULL, *h = NULL, *hn = NULL, *qkv = NULL, *q = NULL, *k = NULL,
-	      *vv = NULL, *att = NULL, *f = NULL, *cs = NULL, *sp = NULL,
-	      *tp = NULL, *t2 = NULL;
+	float *x = NULL, *h = NULL, *hn = NULL, *qkv = NULL, *q = NULL,
+	      *k = NULL, *vv = NULL, *att = NULL, *f = NULL, *cs = NULL,
+	      *sp = NULL, *tp = NULL, *t2 = NULL;
 	int rc = 0;
 
 	for (size_t i = 0; i < n_img; i++)
@@ -76,25 +77,56 @@ int ed_vision_forward(struct ed_session *s, const struct ed_image_in *img,
 		int quarter = hd / 4;
 		for (size_t i = 0; i < n_img; i++) {
 			const struct ed_image_in *im = &img[i];
-			int64_t np = (int64_t)im->grid_t * im->grid_h * im->grid_w;
+			int64_t np =
+			    (int64_t)im->grid_t * im->grid_h * im->grid_w;
 			int64_t idx = r0;
 			memcpy(x + r0 * pd, im->pixel_values,
 			       (size_t)(np * pd) * sizeof *x);
 			for (int t = 0; t < im->grid_t; t++)
-				for (int br = 0; br < im->grid_h / c->merge; br++)
-					for (int bc = 0; bc < im->grid_w / c->merge; bc++)
-						for (int a = 0; a < c->merge; a++)
-							for (int b = 0; b < c->merge; b++, idx++) {
-								double row = br * c->merge + a,
-								       col = bc * c->merge + b;
-								float *cr = cs + idx * hd;
-								for (int d = 0; d < hd / 2; d++) {
-									int j = d < quarter ? d : d - quarter;
-									double fr = pow(c->vit_rope_theta,
-											-4.0 * j / hd);
-									double ang = (d < quarter ? row : col) * fr;
-									cr[d] = (float)cos(ang);
-									cr[hd / 2 + d] = (float)sin(ang);
+				for (int br = 0; br < im->grid_h / c->merge;
+				     br++)
+					for (int bc = 0;
+					     bc < im->grid_w / c->merge; bc++)
+						for (int a = 0; a < c->merge;
+						     a++)
+							for (int b = 0;
+							     b < c->merge;
+							     b++, idx++) {
+								double
+								    row =
+									br *
+									    c->merge +
+									a,
+								    col =
+									bc *
+									    c->merge +
+									b;
+								float *cr =
+								    cs +
+								    idx * hd;
+								for (int d = 0;
+								     d < hd / 2;
+								     d++) {
+									int j =
+									    d < quarter
+										? d
+										: d - quarter;
+									double fr = pow(
+									    c->vit_rope_theta,
+									    -4.0 *
+										j /
+										hd);
+									double ang =
+									    (d < quarter
+										 ? row
+										 : col) *
+									    fr;
+									cr[d] = (float)
+									    cos(ang);
+									cr[hd /
+									       2 +
+									   d] = (float)
+									    sin(ang);
 								}
 							}
 			r0 += np;
@@ -109,11 +141,13 @@ int ed_vision_forward(struct ed_session *s, const struct ed_image_in *img,
 		int64_t r0 = 0;
 
 		ed_k_layernorm(hn, h, bk->n1w, bk->n1b, P, D, c->vit_eps);
-		ed_k_matmul(s->pool, qkv, hn, P, bk->qkv.data, bk->qkv.dt, 3 * D, D,
-			    bk->qkv_b);
+		ed_k_matmul(s->pool, qkv, hn, P, bk->qkv.data, bk->qkv.dt,
+			    3 * D, D, bk->qkv_b);
 		for (int64_t r = 0; r < P; r++) {
-			memcpy(q + r * D, qkv + r * 3 * D, (size_t)D * sizeof *q);
-			memcpy(k + r * D, qkv + r * 3 * D + D, (size_t)D * sizeof *k);
+			memcpy(q + r * D, qkv + r * 3 * D,
+			       (size_t)D * sizeof *q);
+			memcpy(k + r * D, qkv + r * 3 * D + D,
+			       (size_t)D * sizeof *k);
 			memcpy(vv + r * D, qkv + r * 3 * D + 2 * D,
 			       (size_t)D * sizeof *vv);
 		}
@@ -123,14 +157,16 @@ int ed_vision_forward(struct ed_session *s, const struct ed_image_in *img,
 		for (size_t i = 0; i < n_img; i++) {
 			int64_t per = (int64_t)img[i].grid_h * img[i].grid_w;
 			for (int t = 0; t < img[i].grid_t; t++, r0 += per) {
-				struct ed_attn a = {per, per, heads, heads, hd, D, -1,
-						    1.0f / sqrtf((float)hd)};
-				ed_k_attention(s->pool, att + r0 * D, q + r0 * D,
-					       k + r0 * D, vv + r0 * D, &a);
+				struct ed_attn a = {
+				    per, per, heads, heads,
+				    hd,	 D,   -1,    1.0f / sqrtf((float)hd)};
+				ed_k_attention(s->pool, att + r0 * D,
+					       q + r0 * D, k + r0 * D,
+					       vv + r0 * D, &a);
 			}
 		}
-		ed_k_matmul(s->pool, hn, att, P, bk->proj.data, bk->proj.dt, D, D,
-			    bk->proj_b);
+		ed_k_matmul(s->pool, hn, att, P, bk->proj.data, bk->proj.dt, D,
+			    D, bk->proj_b);
 		ed_k_add(h, hn, P * D);
 		ed_k_layernorm(hn, h, bk->n2w, bk->n2b, P, D, c->vit_eps);
 		ed_k_matmul(s->pool, f, hn, P, bk->fc1.data, bk->fc1.dt, F, D,
@@ -167,20 +203,28 @@ int ed_vision_forward(struct ed_session *s, const struct ed_image_in *img,
 		for (size_t i = 0; i < n_img; i++) {
 			int64_t cells = (int64_t)(img[i].grid_h / c->merge) *
 					(img[i].grid_w / c->merge);
-			int64_t groups = img[i].grid_t > 1 ? img[i].grid_t / tm : 1;
+			int64_t groups =
+			    img[i].grid_t > 1 ? img[i].grid_t / tm : 1;
 			for (int64_t g = 0; g < groups; g++)
-				for (int64_t cell = 0; cell < cells; cell++, o++)
+				for (int64_t cell = 0; cell < cells;
+				     cell++, o++)
 					for (int64_t j = 0; j < tm; j++) {
-						int64_t frame = img[i].grid_t > 1 ? g * tm + j : 0;
+						int64_t frame =
+						    img[i].grid_t > 1
+							? g * tm + j
+							: 0;
 						memcpy(tp + (o * tm + j) * S,
-						       sp + (r + frame * cells + cell) * S,
+						       sp + (r + frame * cells +
+							     cell) *
+								S,
 						       (size_t)S * sizeof *tp);
 					}
 			r += (int64_t)img[i].grid_t * cells;
 		}
 		T = o;
 	}
-	ed_k_matmul(s->pool, t2, tp, T, v->t1.data, v->t1.dt, S, S * tm, v->t1_b);
+	ed_k_matmul(s->pool, t2, tp, T, v->t1.data, v->t1.dt, S, S * tm,
+		    v->t1_b);
 	ed_k_gelu_erf(t2, T * S);
 	ed_k_matmul(s->pool, tp, t2, T, v->t2.data, v->t2.dt, S, S, v->t2_b);
 	ed_k_layernorm(sp, tp, v->t_ln_w, v->t_ln_b, T, S, RESAMPLER_LN_EPS);

@@ -17,8 +17,8 @@
 #include "store/store.h"
 
 static const char ocr_prompt[] =
-	"Transcribe this page as Markdown: keep the reading order, write "
-	"tables as HTML and formulas as LaTeX.";
+    "Transcribe this page as Markdown: keep the reading order, write "
+    "tables as HTML and formulas as LaTeX.";
 
 struct ed_pipeline {
 	struct ed_pipeline_opts o;
@@ -70,14 +70,15 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 			if (*c == '/')
 				base = c + 1;
 		bl = (size_t)(end - base);
-		snprintf(p->model_id, sizeof p->model_id, "native/%.*s", (int)bl,
-			 base);
+		snprintf(p->model_id, sizeof p->model_id, "native/%.*s",
+			 (int)bl, base);
 		p->prompt_id = ED_PIPELINE_OCR_PROMPT_ID;
-		if ((rc = ed_model_open(&p->model, o->model_dir, NULL, NULL, err,
-					errlen)) ||
-		    (rc = ed_session_new(&p->session, p->model,
-					 &(struct ed_session_opts){o->threads, 0},
-					 err, errlen))) {
+		if ((rc = ed_model_open(&p->model, o->model_dir, NULL, NULL,
+					err, errlen)) ||
+		    (rc = ed_session_new(
+			 &p->session, p->model,
+			 &(struct ed_session_opts){o->threads, 0}, err,
+			 errlen))) {
 			ed_err_prefix(err, errlen, "model '%s'", o->model_dir);
 			ed_model_close(p->model);
 			free(p);
@@ -85,7 +86,8 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 		}
 		if (!ed_model_tokenizer(p->model)) {
 			ed_err(err, errlen, ED_ECONFIG,
-			       "model '%s' has no tokenizer.model", o->model_dir);
+			       "model '%s' has no tokenizer.model",
+			       o->model_dir);
 			ed_session_free(p->session);
 			ed_model_close(p->model);
 			free(p);
@@ -218,8 +220,8 @@ static int run_model(struct ed_pipeline *p, const struct ed_image *img,
 	struct ed_chat_part parts[2];
 	struct ed_chat chat = {.parts = parts, .n_parts = 2};
 	struct ed_gen_params g = {
-		.max_new_tokens = o->max_tokens > 0 ? o->max_tokens
-						    : ED_PIPELINE_MAX_TOKENS,
+	    .max_new_tokens =
+		o->max_tokens > 0 ? o->max_tokens : ED_PIPELINE_MAX_TOKENS,
 	};
 	double t0 = ed_now_ms();
 	int rc;
@@ -252,7 +254,8 @@ static int run_model(struct ed_pipeline *p, const struct ed_image *img,
 		pg->ms_decode = gen->ms_decode;
 		pg->grid_h = t.grid_h;
 		pg->grid_w = t.grid_w;
-		pg->image_tokens = (int)ed_render_tiles_tokens(&t, o->tile.merge);
+		pg->image_tokens =
+		    (int)ed_render_tiles_tokens(&t, o->tile.merge);
 	}
 	ed_render_tiles_release(&t);
 	return rc;

@@ -113,12 +113,12 @@ enum ed_text_layer {
 /* One page's outcome, valid during the on_page call only. */
 struct ed_page_result {
 	const char *path, *sha256;
-	int page_no, pages; /* 1-based page, page count */
-	int64_t page_id;    /* row in the store, 0 if none */
-	const char *status; /* "done", "blank", "needs-model", "error" */
-	const char *source; /* "text-layer", "raster", "model" */
-	const char *text;   /* may be NULL */
-	const char *error;  /* for "error" and "needs-model" */
+	int page_no, pages;	   /* 1-based page, page count */
+	int64_t page_id;	   /* row in the store, 0 if none */
+	const char *status;	   /* "done", "blank", "needs-model", "error" */
+	const char *source;	   /* "text-layer", "raster", "model" */
+	const char *text;	   /* may be NULL */
+	const char *error;	   /* for "error" and "needs-model" */
 	const char *finish_reason; /* model pages: "stop", "length" */
 	int64_t tokens_in, tokens_out;
 	double width_pt, height_pt;
@@ -139,10 +139,10 @@ struct ed_doc_result {
 
 struct ed_pipeline_opts {
 	const char *db_path;
-	const char *mode;      /* "ocr" */
-	const char *model_dir; /* native engine checkpoint, or NULL */
-	int threads;           /* for the native engine; 0 = 1 */
-	int max_tokens;        /* per page; 0 = ED_PIPELINE_MAX_TOKENS */
+	const char *mode;	    /* "ocr" */
+	const char *model_dir;	    /* native engine checkpoint, or NULL */
+	int threads;		    /* for the native engine; 0 = 1 */
+	int max_tokens;		    /* per page; 0 = ED_PIPELINE_MAX_TOKENS */
 	struct ed_tile_params tile; /* smart_resize budget for the model */
 	enum ed_text_layer text_layer;
 	struct ed_range pages;

@@ -76,7 +76,8 @@ static void add(enum ed_dtype dt, int kind, int64_t d0, int64_t d1,
 
 static uint64_t bytes(const struct spec *s)
 {
-	return (uint64_t)s->shape[0] * (uint64_t)(s->ndim == 2 ? s->shape[1] : 1) *
+	return (uint64_t)s->shape[0] *
+	       (uint64_t)(s->ndim == 2 ? s->shape[1] : 1) *
 	       ed_model_dtype_size(s->dt);
 }
 
@@ -142,9 +143,9 @@ int main(int argc, char **argv)
 	const char *dir = NULL, *tokdir = NULL;
 	bool vl = true, untied = false, extra = false;
 	int layers = 3, vit_depth = 2, hidden = 64, heads = 4, kv = 2, hd = 16,
-	    inter = 128, experts = 8, moe_k = 2, ei_t = 32, ei_v = 16, shared = 2,
-	    vh = 32, vheads = 2, vinter = 128, vocab = 0, shards = 2, seed = 1,
-	    moe_start = 1;
+	    inter = 128, experts = 8, moe_k = 2, ei_t = 32, ei_v = 16,
+	    shared = 2, vh = 32, vheads = 2, vinter = 128, vocab = 0,
+	    shards = 2, seed = 1, moe_start = 1;
 	enum ed_dtype dt = ED_DT_BF16;
 	char path[4096];
 	FILE *f;
@@ -156,8 +157,10 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (!strcmp(a, "--real-shapes")) {
-			hidden = 2560, heads = 20, kv = 4, hd = 128, inter = 12288;
-			experts = 64, moe_k = 6, ei_t = 1536, ei_v = 512, shared = 2;
+			hidden = 2560, heads = 20, kv = 4, hd = 128,
+			inter = 12288;
+			experts = 64, moe_k = 6, ei_t = 1536, ei_v = 512,
+			shared = 2;
 			vh = 1280, vheads = 16, vinter = 5120, vocab = 103424;
 			layers = 2, vit_depth = 2;
 			continue;
@@ -166,7 +169,8 @@ int main(int argc, char **argv)
 			untied = true;
 			continue;
 		}
-		if (!strcmp(a, "--extra")) { /* a tensor the engine does not use */
+		if (!strcmp(a,
+			    "--extra")) { /* a tensor the engine does not use */
 			extra = true;
 			continue;
 		}
@@ -212,15 +216,17 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--tokenizer"))
 			tokdir = v;
 		else if (!strcmp(a, "--dtype"))
-			dt = !strcmp(v, "f32") ? ED_DT_F32
-			     : !strcmp(v, "f16") ? ED_DT_F16 : ED_DT_BF16;
+			dt = !strcmp(v, "f32")	 ? ED_DT_F32
+			     : !strcmp(v, "f16") ? ED_DT_F16
+						 : ED_DT_BF16;
 		else {
 			fprintf(stderr, "mkmodel: unknown option %s\n", a);
 			return 64;
 		}
 	}
 	if (!dir || shards < 1) {
-		fprintf(stderr, "usage: mkmodel DIR [options] (see the source)\n");
+		fprintf(stderr,
+			"usage: mkmodel DIR [options] (see the source)\n");
 		return 64;
 	}
 	rng ^= (uint64_t)seed * 0x9E3779B97F4A7C15ull;
@@ -229,9 +235,9 @@ int main(int argc, char **argv)
 	/* the tokenizer decides the vocabulary and the special ids */
 	int im_start = -1, im_end = -1, im_patch = -1;
 	if (tokdir) {
-		static const char *files[] = {"tokenizer.model", "added_tokens.json",
-					      "tokenizer_config.json",
-					      "special_tokens_map.json"};
+		static const char *files[] = {
+		    "tokenizer.model", "added_tokens.json",
+		    "tokenizer_config.json", "special_tokens_map.json"};
 		char from[4096], to[4096];
 		char err[256];
 		struct ed_tokenizer *t;
@@ -263,40 +269,71 @@ int main(int argc, char **argv)
 	add(dt, 0, vocab, hidden, "model.embed_tokens.weight");
 	for (int l = 0; l < layers; l++) {
 		bool moe = experts > 0 && l >= moe_start;
-		add(dt, 1, hidden, 0, "model.layers.%d.input_layernorm.weight", l);
-		add(dt, 1, hidden, 0, "model.layers.%d.post_attention_layernorm.weight", l);
-		add(dt, 0, heads * hd, hidden, "model.layers.%d.self_attn.q_proj.weight", l);
-		add(dt, 0, kv * hd, hidden, "model.layers.%d.self_attn.k_proj.weight", l);
-		add(dt, 0, kv * hd, hidden, "model.layers.%d.self_attn.v_proj.weight", l);
-		add(dt, 0, hidden, heads * hd, "model.layers.%d.self_attn.o_proj.weight", l);
+		add(dt, 1, hidden, 0, "model.layers.%d.input_layernorm.weight",
+		    l);
+		add(dt, 1, hidden, 0,
+		    "model.layers.%d.post_attention_layernorm.weight", l);
+		add(dt, 0, heads * hd, hidden,
+		    "model.layers.%d.self_attn.q_proj.weight", l);
+		add(dt, 0, kv * hd, hidden,
+		    "model.layers.%d.self_attn.k_proj.weight", l);
+		add(dt, 0, kv * hd, hidden,
+		    "model.layers.%d.self_attn.v_proj.weight", l);
+		add(dt, 0, hidden, heads * hd,
+		    "model.layers.%d.self_attn.o_proj.weight", l);
 		if (!moe) {
-			add(dt, 0, inter, hidden, "model.layers.%d.mlp.gate_proj.weight", l);
-			add(dt, 0, inter, hidden, "model.layers.%d.mlp.up_proj.weight", l);
-			add(dt, 0, hidden, inter, "model.layers.%d.mlp.down_proj.weight", l);
+			add(dt, 0, inter, hidden,
+			    "model.layers.%d.mlp.gate_proj.weight", l);
+			add(dt, 0, inter, hidden,
+			    "model.layers.%d.mlp.up_proj.weight", l);
+			add(dt, 0, hidden, inter,
+			    "model.layers.%d.mlp.down_proj.weight", l);
 			continue;
 		}
 		if (vl) {
-			add(dt, 3, hidden, experts, "model.layers.%d.mlp.gate.weight", l);
-			add(dt, 3, hidden, experts, "model.layers.%d.mlp.gate.weight_1", l);
+			add(dt, 3, hidden, experts,
+			    "model.layers.%d.mlp.gate.weight", l);
+			add(dt, 3, hidden, experts,
+			    "model.layers.%d.mlp.gate.weight_1", l);
 			add(dt, 3, 2, experts,
-			    "model.layers.%d.mlp.moe_statics.e_score_correction_bias", l);
+			    "model.layers.%d.mlp.moe_statics.e_score_"
+			    "correction_bias",
+			    l);
 		} else {
-			/* text-only checkpoints: nn.Linear layout [E, H], bias [1, E] */
-			add(dt, 3, experts, hidden, "model.layers.%d.mlp.gate.weight", l);
+			/* text-only checkpoints: nn.Linear layout [E, H], bias
+			 * [1, E] */
+			add(dt, 3, experts, hidden,
+			    "model.layers.%d.mlp.gate.weight", l);
 			add(dt, 3, 1, experts,
-			    "model.layers.%d.mlp.moe_statics.e_score_correction_bias", l);
+			    "model.layers.%d.mlp.moe_statics.e_score_"
+			    "correction_bias",
+			    l);
 		}
 		for (int e = 0; e < experts * (vl ? 2 : 1); e++) {
 			int I = e < experts ? ei_t : ei_v;
-			add(dt, 0, I, hidden, "model.layers.%d.mlp.experts.%d.gate_proj.weight", l, e);
-			add(dt, 0, I, hidden, "model.layers.%d.mlp.experts.%d.up_proj.weight", l, e);
-			add(dt, 0, hidden, I, "model.layers.%d.mlp.experts.%d.down_proj.weight", l, e);
+			add(dt, 0, I, hidden,
+			    "model.layers.%d.mlp.experts.%d.gate_proj.weight",
+			    l, e);
+			add(dt, 0, I, hidden,
+			    "model.layers.%d.mlp.experts.%d.up_proj.weight", l,
+			    e);
+			add(dt, 0, hidden, I,
+			    "model.layers.%d.mlp.experts.%d.down_proj.weight",
+			    l, e);
 		}
 		if (shared) {
 			int I = shared * ei_t;
-			add(dt, 0, I, hidden, "model.layers.%d.mlp.shared_experts.gate_proj.weight", l);
-			add(dt, 0, I, hidden, "model.layers.%d.mlp.shared_experts.up_proj.weight", l);
-			add(dt, 0, hidden, I, "model.layers.%d.mlp.shared_experts.down_proj.weight", l);
+			add(dt, 0, I, hidden,
+			    "model.layers.%d.mlp.shared_experts.gate_proj."
+			    "weight",
+			    l);
+			add(dt, 0, I, hidden,
+			    "model.layers.%d.mlp.shared_experts.up_proj.weight",
+			    l);
+			add(dt, 0, hidden, I,
+			    "model.layers.%d.mlp.shared_experts.down_proj."
+			    "weight",
+			    l);
 		}
 	}
 	add(dt, 1, hidden, 0, "model.norm.weight");
@@ -308,36 +345,58 @@ int main(int argc, char **argv)
 		int S = vh * 4;
 		add(dt, 0, vh, 588, "vision_model.patch_embed.proj.weight");
 		for (int b = 0; b < vit_depth; b++) {
-			add(dt, 1, vh, 0, "vision_model.blocks.%d.norm1.weight", b);
-			add(dt, 2, vh, 0, "vision_model.blocks.%d.norm1.bias", b);
-			add(dt, 1, vh, 0, "vision_model.blocks.%d.norm2.weight", b);
-			add(dt, 2, vh, 0, "vision_model.blocks.%d.norm2.bias", b);
-			add(dt, 0, 3 * vh, vh, "vision_model.blocks.%d.attn.qkv.weight", b);
-			add(dt, 2, 3 * vh, 0, "vision_model.blocks.%d.attn.qkv.bias", b);
-			add(dt, 0, vh, vh, "vision_model.blocks.%d.attn.proj.weight", b);
-			add(dt, 2, vh, 0, "vision_model.blocks.%d.attn.proj.bias", b);
-			add(dt, 0, vinter, vh, "vision_model.blocks.%d.mlp.fc1.weight", b);
-			add(dt, 2, vinter, 0, "vision_model.blocks.%d.mlp.fc1.bias", b);
-			add(dt, 0, vh, vinter, "vision_model.blocks.%d.mlp.fc2.weight", b);
-			add(dt, 2, vh, 0, "vision_model.blocks.%d.mlp.fc2.bias", b);
+			add(dt, 1, vh, 0, "vision_model.blocks.%d.norm1.weight",
+			    b);
+			add(dt, 2, vh, 0, "vision_model.blocks.%d.norm1.bias",
+			    b);
+			add(dt, 1, vh, 0, "vision_model.blocks.%d.norm2.weight",
+			    b);
+			add(dt, 2, vh, 0, "vision_model.blocks.%d.norm2.bias",
+			    b);
+			add(dt, 0, 3 * vh, vh,
+			    "vision_model.blocks.%d.attn.qkv.weight", b);
+			add(dt, 2, 3 * vh, 0,
+			    "vision_model.blocks.%d.attn.qkv.bias", b);
+			add(dt, 0, vh, vh,
+			    "vision_model.blocks.%d.attn.proj.weight", b);
+			add(dt, 2, vh, 0,
+			    "vision_model.blocks.%d.attn.proj.bias", b);
+			add(dt, 0, vinter, vh,
+			    "vision_model.blocks.%d.mlp.fc1.weight", b);
+			add(dt, 2, vinter, 0,
+			    "vision_model.blocks.%d.mlp.fc1.bias", b);
+			add(dt, 0, vh, vinter,
+			    "vision_model.blocks.%d.mlp.fc2.weight", b);
+			add(dt, 2, vh, 0, "vision_model.blocks.%d.mlp.fc2.bias",
+			    b);
 		}
 		add(dt, 1, vh, 0, "vision_model.ln.weight");
 		add(dt, 2, vh, 0, "vision_model.ln.bias");
-		add(dt, 0, S, S, "model.resampler_model.spatial_linear.0.weight");
+		add(dt, 0, S, S,
+		    "model.resampler_model.spatial_linear.0.weight");
 		add(dt, 2, S, 0, "model.resampler_model.spatial_linear.0.bias");
-		add(dt, 0, S, S, "model.resampler_model.spatial_linear.2.weight");
+		add(dt, 0, S, S,
+		    "model.resampler_model.spatial_linear.2.weight");
 		add(dt, 2, S, 0, "model.resampler_model.spatial_linear.2.bias");
-		add(dt, 1, S, 0, "model.resampler_model.spatial_linear.3.weight");
+		add(dt, 1, S, 0,
+		    "model.resampler_model.spatial_linear.3.weight");
 		add(dt, 2, S, 0, "model.resampler_model.spatial_linear.3.bias");
-		add(dt, 0, S, 2 * S, "model.resampler_model.temporal_linear.0.weight");
-		add(dt, 2, S, 0, "model.resampler_model.temporal_linear.0.bias");
-		add(dt, 0, S, S, "model.resampler_model.temporal_linear.2.weight");
-		add(dt, 2, S, 0, "model.resampler_model.temporal_linear.2.bias");
-		add(dt, 1, S, 0, "model.resampler_model.temporal_linear.3.weight");
-		add(dt, 2, S, 0, "model.resampler_model.temporal_linear.3.bias");
+		add(dt, 0, S, 2 * S,
+		    "model.resampler_model.temporal_linear.0.weight");
+		add(dt, 2, S, 0,
+		    "model.resampler_model.temporal_linear.0.bias");
+		add(dt, 0, S, S,
+		    "model.resampler_model.temporal_linear.2.weight");
+		add(dt, 2, S, 0,
+		    "model.resampler_model.temporal_linear.2.bias");
+		add(dt, 1, S, 0,
+		    "model.resampler_model.temporal_linear.3.weight");
+		add(dt, 2, S, 0,
+		    "model.resampler_model.temporal_linear.3.bias");
 		add(dt, 0, hidden, S, "model.resampler_model.mlp.weight");
 		add(dt, 2, hidden, 0, "model.resampler_model.mlp.bias");
-		add(dt, 1, hidden, 0, "model.resampler_model.after_norm.weight");
+		add(dt, 1, hidden, 0,
+		    "model.resampler_model.after_norm.weight");
 	}
 
 	/* shards: contiguous runs of tensors of about equal size */
@@ -346,7 +405,8 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < nspecs; i++)
 			total += bytes(&specs[i]);
 		for (size_t i = 0; i < nspecs; i++) {
-			specs[i].shard = (int)(acc * (uint64_t)shards / (total + 1));
+			specs[i].shard =
+			    (int)(acc * (uint64_t)shards / (total + 1));
 			acc += bytes(&specs[i]);
 		}
 	}
@@ -363,11 +423,13 @@ int main(int argc, char **argv)
 			s->off = off;
 			if (h.len > 1)
 				ed_buf_putc(&h, ',');
-			ed_buf_printf(&h, "\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld",
-				      s->name, ed_model_dtype_name(s->dt),
-				      (long long)s->shape[0]);
+			ed_buf_printf(
+			    &h, "\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld",
+			    s->name, ed_model_dtype_name(s->dt),
+			    (long long)s->shape[0]);
 			if (s->ndim == 2)
-				ed_buf_printf(&h, ",%lld", (long long)s->shape[1]);
+				ed_buf_printf(&h, ",%lld",
+					      (long long)s->shape[1]);
 			ed_buf_printf(&h, "],\"data_offsets\":[%llu,%llu]}",
 				      (unsigned long long)off,
 				      (unsigned long long)(off + bytes(s)));
@@ -377,8 +439,8 @@ int main(int argc, char **argv)
 		pad = (8 - h.len % 8) % 8;
 		for (size_t k = 0; k < pad; k++)
 			ed_buf_putc(&h, ' ');
-		snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", dir,
-			 sh + 1, shards);
+		snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors",
+			 dir, sh + 1, shards);
 		f = fopen(path, "wb");
 		if (!f) {
 			perror(path);
@@ -401,7 +463,8 @@ int main(int argc, char **argv)
 	fprintf(f, "{\"metadata\": {}, \"weight_map\": {");
 	for (size_t i = 0; i < nspecs; i++)
 		fprintf(f, "%s\n  \"%s\": \"model-%05d-of-%05d.safetensors\"",
-			i ? "," : "", specs[i].name, specs[i].shard + 1, shards);
+			i ? "," : "", specs[i].name, specs[i].shard + 1,
+			shards);
 	fprintf(f, "\n}}\n");
 	fclose(f);
 
@@ -417,7 +480,8 @@ int main(int argc, char **argv)
 		"  \"rope_theta\": 500000,\n  \"tie_word_embeddings\": %s,\n"
 		"  \"use_bias\": false,\n  \"bos_token_id\": 1,\n"
 		"  \"eos_token_id\": 2,\n  \"pad_token_id\": 0,\n",
-		vl ? "Ernie4_5_VLMoeForConditionalGeneration" : "Ernie4_5_MoeForCausalLM",
+		vl ? "Ernie4_5_VLMoeForConditionalGeneration"
+		   : "Ernie4_5_MoeForCausalLM",
 		vl ? "ernie4_5_moe_vl" : "ernie4_5_moe", hidden, inter, layers,
 		heads, kv, hd, vocab, untied ? "false" : "true");
 	if (experts > 0) {
@@ -427,8 +491,8 @@ int main(int argc, char **argv)
 				"  \"moe_intermediate_size\": [%d, %d],\n"
 				"  \"moe_layer_start_index\": [%d, %d],\n"
 				"  \"moe_layer_end_index\": [%d, %d],\n",
-				experts, experts, ei_t, ei_v, moe_start, moe_start,
-				layers + 1, layers);
+				experts, experts, ei_t, ei_v, moe_start,
+				moe_start, layers + 1, layers);
 		else
 			fprintf(f,
 				"  \"moe_num_experts\": %d,\n"
@@ -436,25 +500,29 @@ int main(int argc, char **argv)
 				"  \"moe_layer_start_index\": %d,\n"
 				"  \"moe_layer_end_index\": -1,\n",
 				experts, ei_t, moe_start);
-		fprintf(f,
-			"  \"moe_k\": %d,\n  \"moe_num_shared_experts\": %d,\n"
-			"  \"moe_layer_interval\": 1,\n  \"moe_norm_min\": 1e-12,\n"
-			"  \"moe_use_aux_free\": true,\n",
-			moe_k, shared);
+		fprintf(
+		    f,
+		    "  \"moe_k\": %d,\n  \"moe_num_shared_experts\": %d,\n"
+		    "  \"moe_layer_interval\": 1,\n  \"moe_norm_min\": 1e-12,\n"
+		    "  \"moe_use_aux_free\": true,\n",
+		    moe_k, shared);
 	}
 	if (vl)
-		fprintf(f,
-			"  \"rope_3d\": true,\n  \"freq_allocation\": %d,\n"
-			"  \"im_patch_id\": %d,\n  \"image_start_token_id\": %d,\n"
-			"  \"image_end_token_id\": %d,\n"
-			"  \"spatial_conv_size\": 2,\n  \"temporal_conv_size\": 2,\n"
-			"  \"pixel_hidden_size\": %d,\n"
-			"  \"vision_config\": {\"depth\": %d, \"embed_dim\": %d, "
-			"\"hidden_size\": %d, \"num_heads\": %d, \"mlp_ratio\": %g, "
-			"\"hidden_act\": \"quick_gelu\", \"patch_size\": 14, "
-			"\"in_channels\": 3, \"spatial_merge_size\": 2}\n",
-			hd / 2 - 2 * ((hd / 2) * 11 / 32), im_patch, im_start, im_end,
-			vh, vit_depth, vh, vh, vheads, (double)vinter / vh);
+		fprintf(
+		    f,
+		    "  \"rope_3d\": true,\n  \"freq_allocation\": %d,\n"
+		    "  \"im_patch_id\": %d,\n  \"image_start_token_id\": %d,\n"
+		    "  \"image_end_token_id\": %d,\n"
+		    "  \"spatial_conv_size\": 2,\n  \"temporal_conv_size\": "
+		    "2,\n"
+		    "  \"pixel_hidden_size\": %d,\n"
+		    "  \"vision_config\": {\"depth\": %d, \"embed_dim\": %d, "
+		    "\"hidden_size\": %d, \"num_heads\": %d, \"mlp_ratio\": "
+		    "%g, "
+		    "\"hidden_act\": \"quick_gelu\", \"patch_size\": 14, "
+		    "\"in_channels\": 3, \"spatial_merge_size\": 2}\n",
+		    hd / 2 - 2 * ((hd / 2) * 11 / 32), im_patch, im_start,
+		    im_end, vh, vit_depth, vh, vh, vheads, (double)vinter / vh);
 	else
 		fprintf(f, "  \"rope_3d\": false\n");
 	fprintf(f, "}\n");

@@ -22,7 +22,8 @@ static double rel(const struct ed_tensor *a, const struct ed_tensor *b)
 	int64_t n = ed_model_tensor_numel(b);
 
 	for (int64_t i = 0; i < n; i++) {
-		double x = ed_model_tensor_get(a, i), y = ed_model_tensor_get(b, i);
+		double x = ed_model_tensor_get(a, i),
+		       y = ed_model_tensor_get(b, i);
 		md = fmax(md, fabs(x - y));
 		mb = fmax(mb, fabs(y));
 		if (isnan(x) != isnan(y))
@@ -65,20 +66,23 @@ static int golden(const char *ours, const char *expected)
 		bool ok;
 
 		if (!g || g->ndim != e->ndim ||
-		    memcmp(g->shape, e->shape, sizeof(int64_t) * (size_t)e->ndim)) {
+		    memcmp(g->shape, e->shape,
+			   sizeof(int64_t) * (size_t)e->ndim)) {
 			printf("%-32s MISSING or wrong shape\n", e->name);
 			bad++;
 			continue;
 		}
 		if (strncmp(e->name, "router_topk_ids", 15) == 0) {
 			ok = sets_equal(g, e);
-			printf("%-32s %s\n", e->name, ok ? "same sets" : "DIFFERENT");
+			printf("%-32s %s\n", e->name,
+			       ok ? "same sets" : "DIFFERENT");
 		} else {
 			r = rel(g, e);
 			if (e->dtype == ED_DT_I64)
 				tol = 0;
 			ok = r <= tol;
-			printf("%-32s rel %.3g %s\n", e->name, r, ok ? "ok" : "FAIL");
+			printf("%-32s rel %.3g %s\n", e->name, r,
+			       ok ? "ok" : "FAIL");
 		}
 		bad += !ok;
 	}

@@ -219,7 +219,6 @@ static void test_dtypes(void)
 	CHECK_STR(ed_model_dtype_name(ED_DT_I64), "I64");
 }
 
-
 /* ---- kernels ------------------------------------------------------- */
 
 static unsigned krng = 99;
@@ -241,7 +240,8 @@ static void test_conversions(void)
 	}
 	CHECK(bad == 0, "%d halves do not round-trip", bad);
 	CHECK(ed_k_f32_to_f16(1.0f) == 0x3C00, "f16(1)");
-	CHECK(ed_k_f32_to_f16(65520.0f) == 0x7C00, "f16 overflow rounds to inf");
+	CHECK(ed_k_f32_to_f16(65520.0f) == 0x7C00,
+	      "f16 overflow rounds to inf");
 	CHECK(ed_k_f32_to_bf16(1.0f) == 0x3F80, "bf16(1)");
 	/* round to nearest even: 1 + 2^-8 is a tie, goes to 1 */
 	CHECK(ed_k_f32_to_bf16(1.00390625f) == 0x3F80, "bf16 tie to even");
@@ -279,39 +279,62 @@ static void test_matmul(void)
 		for (size_t a = 0; a < ED_ARRAY_LEN(Ms); a++)
 			for (size_t b = 0; b < ED_ARRAY_LEN(Ns); b++)
 				for (size_t c = 0; c < ED_ARRAY_LEN(Ks); c++)
-					for (size_t d = 0; d < ED_ARRAY_LEN(dts); d++) {
-						int M = Ms[a], N = Ns[b], K = Ks[c];
+					for (size_t d = 0;
+					     d < ED_ARRAY_LEN(dts); d++) {
+						int M = Ms[a], N = Ns[b],
+						    K = Ks[c];
 						enum ed_dtype dt = dts[d];
-						float *x = malloc((size_t)M * K * 4);
-						void *w = malloc((size_t)N * K * 4);
-						float *bias = malloc((size_t)N * 4);
-						float *y = malloc((size_t)M * N * 4);
-						float *y3 = malloc((size_t)M * N * 4);
-						float *r = malloc((size_t)M * N * 4);
+						float *x =
+						    malloc((size_t)M * K * 4);
+						void *w =
+						    malloc((size_t)N * K * 4);
+						float *bias =
+						    malloc((size_t)N * 4);
+						float *y =
+						    malloc((size_t)M * N * 4);
+						float *y3 =
+						    malloc((size_t)M * N * 4);
+						float *r =
+						    malloc((size_t)M * N * 4);
 						for (int i = 0; i < M * K; i++)
 							x[i] = frand();
 						for (int i = 0; i < N; i++)
 							bias[i] = frand();
-						fill_weights(w, dt, (size_t)N * K);
-						ed_k_matmul(NULL, y, x, M, w, dt, N, K,
-							    (c % 2) ? bias : NULL);
-						ed_k_matmul(pool3, y3, x, M, w, dt, N, K,
-							    (c % 2) ? bias : NULL);
-						ed_k_matmul_ref(r, x, M, w, dt, N, K,
-								(c % 2) ? bias : NULL);
-						for (int i = 0; i < M * N; i++) {
-							/* float32 sums of K terms of size <= 1 */
-							double e = fabs((double)y[i] - r[i]) /
-								   (1e-6 * (K + 1));
+						fill_weights(w, dt,
+							     (size_t)N * K);
+						ed_k_matmul(
+						    NULL, y, x, M, w, dt, N, K,
+						    (c % 2) ? bias : NULL);
+						ed_k_matmul(
+						    pool3, y3, x, M, w, dt, N,
+						    K, (c % 2) ? bias : NULL);
+						ed_k_matmul_ref(
+						    r, x, M, w, dt, N, K,
+						    (c % 2) ? bias : NULL);
+						for (int i = 0; i < M * N;
+						     i++) {
+							/* float32 sums of K
+							 * terms of size <= 1 */
+							double e =
+							    fabs((double)y[i] -
+								 r[i]) /
+							    (1e-6 * (K + 1));
 							if (e > worst)
-								worst = e, worst_case = cases;
+								worst = e,
+								worst_case =
+								    cases;
 						}
-						CHECK(memcmp(y, y3, (size_t)M * N * 4) == 0,
-						      "%s M%d N%d K%d: 1 and 3 threads differ",
-						      ed_k_isa_name((enum ed_isa)isa), M, N, K);
+						CHECK(memcmp(y, y3,
+							     (size_t)M * N *
+								 4) == 0,
+						      "%s M%d N%d K%d: 1 and 3 "
+						      "threads differ",
+						      ed_k_isa_name(
+							  (enum ed_isa)isa),
+						      M, N, K);
 						cases++;
-						free(x), free(w), free(bias), free(y), free(y3),
-							free(r);
+						free(x), free(w), free(bias),
+						    free(y), free(y3), free(r);
 					}
 	}
 	ed_k_isa_limit(ED_ISA_AVX512);
@@ -325,8 +348,10 @@ static void test_matmul(void)
 static void attention_case(int L, int Lk, int nq, int nkv, int hd)
 {
 	struct ed_pool *pool;
-	float *q = malloc((size_t)L * nq * hd * 4), *k = malloc((size_t)Lk * nkv * hd * 4),
-	      *v = malloc((size_t)Lk * nkv * hd * 4), *o = malloc((size_t)L * nq * hd * 4),
+	float *q = malloc((size_t)L * nq * hd * 4),
+	      *k = malloc((size_t)Lk * nkv * hd * 4),
+	      *v = malloc((size_t)Lk * nkv * hd * 4),
+	      *o = malloc((size_t)L * nq * hd * 4),
 	      *r = malloc((size_t)L * nq * hd * 4);
 	double worst = 0;
 
@@ -336,8 +361,8 @@ static void attention_case(int L, int Lk, int nq, int nkv, int hd)
 	for (int i = 0; i < Lk * nkv * hd; i++)
 		k[i] = frand(), v[i] = frand();
 	for (int causal = 0; causal < 2; causal++) {
-		struct ed_attn a = {L, Lk, nq, nkv, hd, nkv * hd,
-				    causal ? Lk - L : -1, 0.25f};
+		struct ed_attn a = {
+		    L, Lk, nq, nkv, hd, nkv * hd, causal ? Lk - L : -1, 0.25f};
 		ed_k_attention(pool, o, q, k, v, &a);
 		ed_k_attention_ref(r, q, k, v, &a);
 		for (int i = 0; i < L * nq * hd; i++)
@@ -368,8 +393,8 @@ static void test_attention(void)
 	for (int i = 0; i < Lk * nkv * hd; i++)
 		k[i] = frand(), v[i] = frand();
 	for (int causal = 0; causal < 2; causal++) {
-		struct ed_attn a = {L, Lk, nq, nkv, hd, nkv * hd,
-				    causal ? Lk - L : -1, 0.25f};
+		struct ed_attn a = {
+		    L, Lk, nq, nkv, hd, nkv * hd, causal ? Lk - L : -1, 0.25f};
 		ed_k_attention(pool, o, q, k, v, &a);
 		ed_k_attention_ref(r, q, k, v, &a);
 		for (int i = 0; i < L * nq * hd; i++)
@@ -381,7 +406,8 @@ static void test_attention(void)
 	{
 		struct ed_attn a = {L, L, nq, nkv, hd, nkv * hd, 0, 0.25f};
 		ed_k_attention(pool, o, q, k, v, &a);
-		CHECK(fabs(o[0] - v[0]) < 1e-6 && fabs(o[hd - 1] - v[hd - 1]) < 1e-6,
+		CHECK(fabs(o[0] - v[0]) < 1e-6 &&
+			  fabs(o[hd - 1] - v[hd - 1]) < 1e-6,
 		      "causal mask");
 	}
 	ed_pool_free(pool);
@@ -410,7 +436,8 @@ static void test_pool(void)
 		ed_pool_for(p, 1000, 7, sum_range, &c);
 	for (int i = 0; i < 5; i++)
 		total += parts[i];
-	CHECK(total == 200LL * 999 * 1000 / 2, "pool sum %lld", (long long)total);
+	CHECK(total == 200LL * 999 * 1000 / 2, "pool sum %lld",
+	      (long long)total);
 	CHECK(parts[4] > 0, "every thread worked");
 	ed_pool_free(p);
 	CHECK_INT(ed_pool_new(&p, 0), ED_EINVAL);
@@ -459,7 +486,8 @@ static void golden_model(const char *name, int threads)
 	if (rc)
 		return;
 	ed_render_tile_params_default(&tp);
-	rc = ed_model_eval(m, inputs, load_png, &tp, threads, &ev, err, sizeof err);
+	rc = ed_model_eval(m, inputs, load_png, &tp, threads, &ev, err,
+			   sizeof err);
 	CHECK(rc == 0, "%s: eval: %s", name, err);
 	if (rc || ed_model_st_open(&exp, path, err, sizeof err)) {
 		ed_model_close(m);
@@ -477,13 +505,14 @@ static void golden_model(const char *name, int threads)
 		if (!g)
 			continue;
 		CHECK(g->ndim == e->ndim &&
-			      memcmp(g->shape, e->shape, 8 * (size_t)e->ndim) == 0,
+			  memcmp(g->shape, e->shape, 8 * (size_t)e->ndim) == 0,
 		      "%s: %s shape differs", name, e->name);
 		if (ed_model_tensor_numel(g) != n)
 			continue;
 		compared++;
 		if (strncmp(e->name, "router_topk_ids", 15) == 0) {
-			CHECK(same_sets(g, e), "%s: %s differ as sets", name, e->name);
+			CHECK(same_sets(g, e), "%s: %s differ as sets", name,
+			      e->name);
 			continue;
 		}
 		for (int64_t k = 0; k < n; k++) {
@@ -494,11 +523,11 @@ static void golden_model(const char *name, int threads)
 		if (e->dtype == ED_DT_I64)
 			CHECK(md == 0, "%s: %s differs (exact)", name, e->name);
 		else if (strcmp(e->name, "pixel_values") == 0)
-			CHECK(md <= 1e-6 * me, "%s: %s rel err %g", name, e->name,
-			      md / me);
+			CHECK(md <= 1e-6 * me, "%s: %s rel err %g", name,
+			      e->name, md / me);
 		else
-			CHECK(md <= 1e-4 * me, "%s: %s rel err %g", name, e->name,
-			      md / me);
+			CHECK(md <= 1e-4 * me, "%s: %s rel err %g", name,
+			      e->name, md / me);
 	}
 	CHECK(compared == (int)ed_model_st_count(exp), "%s: compared %d of %zu",
 	      name, compared, ed_model_st_count(exp));
@@ -532,20 +561,20 @@ static int sh(const char *fmt, ...)
 }
 
 static const char *tok_lines[] = {
-	"Hello world, the quick brown fox.",
-	"  leading,   runs   of    spaces  and trailing   ",
-	"文字识别 and 模型 文档图像处理",
-	"emoji \xf0\x9f\x98\x80\xf0\x9f\x8e\x89 here",
-	"combining e\xcc\x81 and a\xcc\x88 marks",
-	"unknown \xe2\x98\x83 symbols \xe2\x9a\x9b \xe2\x88\x91",
-	"bad bytes \xff\xfe in \xc3 the middle",
-	"tabs\tand\tmore",
-	"digits 12345 67 0.5",
-	"\xef\xac\x81 ligature \xef\xbc\xa1\xef\xbc\xa2 fullwidth",
-	"invoice total amount page document",
-	"the <|X|> quick <|X|><|X|>ick",
-	"",
-	"     ",
+    "Hello world, the quick brown fox.",
+    "  leading,   runs   of    spaces  and trailing   ",
+    "文字识别 and 模型 文档图像处理",
+    "emoji \xf0\x9f\x98\x80\xf0\x9f\x8e\x89 here",
+    "combining e\xcc\x81 and a\xcc\x88 marks",
+    "unknown \xe2\x98\x83 symbols \xe2\x9a\x9b \xe2\x88\x91",
+    "bad bytes \xff\xfe in \xc3 the middle",
+    "tabs\tand\tmore",
+    "digits 12345 67 0.5",
+    "\xef\xac\x81 ligature \xef\xbc\xa1\xef\xbc\xa2 fullwidth",
+    "invoice total amount page document",
+    "the <|X|> quick <|X|><|X|>ick",
+    "",
+    "     ",
 };
 
 static void compare_spm(const char *model, const char *label)
@@ -585,14 +614,15 @@ static void compare_spm(const char *model, const char *label)
 		if (!fgets(want, sizeof want, f))
 			break;
 		want[strcspn(want, "\n")] = '\0';
-		ed_tok_encode_spm(t, tok_lines[i], strlen(tok_lines[i]), &ids, &n);
+		ed_tok_encode_spm(t, tok_lines[i], strlen(tok_lines[i]), &ids,
+				  &n);
 		for (size_t k = 0; k < n && o < sizeof got - 16; k++)
-			o += (size_t)snprintf(got + o, sizeof got - o, k ? " %d" : "%d",
-					      ids[k]);
+			o += (size_t)snprintf(got + o, sizeof got - o,
+					      k ? " %d" : "%d", ids[k]);
 		if (strcmp(got, want)) {
 			mismatches++;
-			fprintf(stderr, "%s line %zu: got '%s' want '%s'\n", label, i,
-				got, want);
+			fprintf(stderr, "%s line %zu: got '%s' want '%s'\n",
+				label, i, got, want);
 		}
 		free(ids);
 	}
@@ -617,14 +647,18 @@ static void test_tokenizer(void)
 	compare_spm(model, "nmt_nfkc");
 	/* identity normalization, no dummy prefix, whitespace kept, and
 	 * user-defined symbols */
-	rc = sh("cd '%s' && printf 'the quick brown fox\\n文字 识别 模型\\n' > c.txt "
-		"&& for i in 1 2 3 4 5 6; do cat c.txt c.txt > d.txt && mv d.txt "
-		"c.txt; done && spm_train --input=c.txt --model_prefix=ident "
-		"--vocab_size=400 --hard_vocab_limit=false --model_type=bpe --byte_fallback=true "
-		"--normalization_rule_name=identity --add_dummy_prefix=false "
-		"--remove_extra_whitespaces=false --user_defined_symbols='<|X|>,ick' "
-		"--character_coverage=1.0 --minloglevel=2 > /dev/null 2>&1",
-		tmp);
+	rc = sh(
+	    "cd '%s' && printf 'the quick brown fox\\n文字 识别 模型\\n' > "
+	    "c.txt "
+	    "&& for i in 1 2 3 4 5 6; do cat c.txt c.txt > d.txt && mv d.txt "
+	    "c.txt; done && spm_train --input=c.txt --model_prefix=ident "
+	    "--vocab_size=400 --hard_vocab_limit=false --model_type=bpe "
+	    "--byte_fallback=true "
+	    "--normalization_rule_name=identity --add_dummy_prefix=false "
+	    "--remove_extra_whitespaces=false "
+	    "--user_defined_symbols='<|X|>,ick' "
+	    "--character_coverage=1.0 --minloglevel=2 > /dev/null 2>&1",
+	    tmp);
 	CHECK(rc == 0, "spm_train (identity) failed");
 	if (!rc) {
 		snprintf(model, sizeof model, "%s/ident.model", tmp);
@@ -641,8 +675,9 @@ static void test_tokenizer(void)
 	CHECK_INT(ed_tok_id(t, "</s>"), 2);
 	CHECK_STR(ed_tok_piece(t, 408), "</think>");
 	{
-		const char *s = "<|begin_of_sentence|>User: the fox<|IMAGE_START|>"
-				"<|IMAGE_PLACEHOLDER|><|IMAGE_END|>文字 识别\n";
+		const char *s =
+		    "<|begin_of_sentence|>User: the fox<|IMAGE_START|>"
+		    "<|IMAGE_PLACEHOLDER|><|IMAGE_END|>文字 识别\n";
 		int32_t *ids = NULL;
 		size_t n = 0;
 		struct ed_buf b;
@@ -651,7 +686,8 @@ static void test_tokenizer(void)
 		{
 			int seen = 0;
 			for (size_t i = 0; i < n; i++)
-				seen += ids[i] == 403 || ids[i] == 402 || ids[i] == 404;
+				seen += ids[i] == 403 || ids[i] == 402 ||
+					ids[i] == 404;
 			CHECK_INT(seen, 3);
 		}
 		ed_buf_init(&b, 0);
@@ -660,8 +696,8 @@ static void test_tokenizer(void)
 		      "decode '%s'", b.data ? b.data : "");
 		ed_buf_reset(&b);
 		ed_tok_decode(t, ids, n, true, &b);
-		CHECK(b.data && !strstr(b.data, "IMAGE"), "special skipped '%s'",
-		      b.data ? b.data : "");
+		CHECK(b.data && !strstr(b.data, "IMAGE"),
+		      "special skipped '%s'", b.data ? b.data : "");
 		ed_buf_release(&b);
 		free(ids);
 	}
@@ -734,8 +770,9 @@ static void test_tiny_vl(void)
 
 	snprintf(tok, sizeof tok, "%s/tok", tmp);
 	snprintf(dir, sizeof dir, "%s/vl", tmp);
-	rc = sh("'%s/tests/mkmodel' '%s' --layout vl --shards 3 --tokenizer '%s'",
-		build_dir(), dir, tok);
+	rc = sh(
+	    "'%s/tests/mkmodel' '%s' --layout vl --shards 3 --tokenizer '%s'",
+	    build_dir(), dir, tok);
 	CHECK(rc == 0, "mkmodel vl");
 	rc = ed_model_open(&m, dir, NULL, NULL, err, sizeof err);
 	CHECK(rc == 0, "tiny vl: %s", err);
@@ -743,10 +780,12 @@ static void test_tiny_vl(void)
 		return;
 	ed_model_get_info(m, &info);
 	CHECK(info.has_vision && info.rope_3d && info.layers == 3 &&
-		      info.moe_layers == 2 && info.n_shards == 3 &&
-		      info.vocab == 409 && info.has_tokenizer && info.n_unknown == 0,
-	      "info: vision %d layers %d moe %d shards %d vocab %d", info.has_vision,
-	      info.layers, info.moe_layers, info.n_shards, info.vocab);
+		  info.moe_layers == 2 && info.n_shards == 3 &&
+		  info.vocab == 409 && info.has_tokenizer &&
+		  info.n_unknown == 0,
+	      "info: vision %d layers %d moe %d shards %d vocab %d",
+	      info.has_vision, info.layers, info.moe_layers, info.n_shards,
+	      info.vocab);
 	CHECK_STR(info.arch, "ernie4_5_moe_vl");
 	{
 		/* the parameter count from the config equals the tensors' */
@@ -754,10 +793,13 @@ static void test_tiny_vl(void)
 		for (int k = 1; k <= 3; k++) {
 			char p[800];
 			struct ed_st *st;
-			snprintf(p, sizeof p, "%s/model-%05d-of-00003.safetensors", dir, k);
+			snprintf(p, sizeof p,
+				 "%s/model-%05d-of-00003.safetensors", dir, k);
 			if (ed_model_st_open(&st, p, err, sizeof err) == 0) {
-				for (size_t i = 0; i < ed_model_st_count(st); i++)
-					sum += ed_model_tensor_numel(ed_model_st_at(st, i));
+				for (size_t i = 0; i < ed_model_st_count(st);
+				     i++)
+					sum += ed_model_tensor_numel(
+					    ed_model_st_at(st, i));
 				ed_model_st_close(st);
 			}
 		}
@@ -765,27 +807,31 @@ static void test_tiny_vl(void)
 		      (long long)info.params, (long long)sum);
 	}
 	ed_model_get_ids(m, &ids);
-	CHECK(ids.image == 402 && ids.image_start == 403 && ids.image_end == 404 &&
-		      ids.end_of_sentence == 401 && ids.eos == 2,
-	      "special ids %d %d %d %d", ids.image, ids.image_start, ids.image_end,
-	      ids.end_of_sentence);
+	CHECK(ids.image == 402 && ids.image_start == 403 &&
+		  ids.image_end == 404 && ids.end_of_sentence == 401 &&
+		  ids.eos == 2,
+	      "special ids %d %d %d %d", ids.image, ids.image_start,
+	      ids.image_end, ids.end_of_sentence);
 
 	/* the chat template, with an image expanded to its placeholders */
 	{
 		float *px = calloc(8 * 4 * 588, sizeof *px);
 		struct ed_image_in im = {px, 1, 4, 8};
-		struct ed_chat_part parts[2] = {{NULL, &im}, {"Read the page.", NULL}};
+		struct ed_chat_part parts[2] = {{NULL, &im},
+						{"Read the page.", NULL}};
 		struct ed_chat c = {"You are ERNIE.", parts, 2, false, NULL};
 		struct ed_prompt p;
 		char *text = ed_model_chat_text(m, &c);
-		CHECK_STR(text, "<|begin_of_sentence|>You are ERNIE.\nUser: Picture 1:"
-				"<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>Read "
-				"the page.\nAssistant: <think>\n\n</think>\n\n");
+		CHECK_STR(
+		    text,
+		    "<|begin_of_sentence|>You are ERNIE.\nUser: Picture 1:"
+		    "<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>Read "
+		    "the page.\nAssistant: <think>\n\n</think>\n\n");
 		free(text);
 		c.thinking = true;
 		text = ed_model_chat_text(m, &c);
 		CHECK(text && strstr(text, "Assistant: <think>") &&
-			      !strstr(text, "</think>"),
+			  !strstr(text, "</think>"),
 		      "thinking prompt");
 		free(text);
 		c.thinking = false;
@@ -802,11 +848,13 @@ static void test_tiny_vl(void)
 				}
 			CHECK_INT(cnt, 8);
 			CHECK(p.vision[first - 1] && p.vision[first + 8] &&
-				      !p.vision[first - 2],
+				  !p.vision[first - 2],
 			      "image start/end route to vision");
 			CHECK(p.pos[first] == (int32_t)first &&
-				      p.pos[p.n + first + 5] == (int32_t)first + 1 &&
-				      p.pos[2 * p.n + first + 5] == (int32_t)first + 1,
+				  p.pos[p.n + first + 5] ==
+				      (int32_t)first + 1 &&
+				  p.pos[2 * p.n + first + 5] ==
+				      (int32_t)first + 1,
 			      "image positions");
 			CHECK(p.pos[first + 8] == (int32_t)first + 4,
 			      "text after the image at s + max(2, 4)");
@@ -819,26 +867,30 @@ static void test_tiny_vl(void)
 			struct ed_gen_params g = {.max_new_tokens = 10};
 			struct ed_gen_result r1, r3;
 			struct tokens tk = {0};
-			ed_session_new(&s1, m, &(struct ed_session_opts){1, 512}, err,
+			ed_session_new(&s1, m,
+				       &(struct ed_session_opts){1, 512}, err,
 				       sizeof err);
-			ed_session_new(&s3, m, &(struct ed_session_opts){3, 512}, err,
+			ed_session_new(&s3, m,
+				       &(struct ed_session_opts){3, 512}, err,
 				       sizeof err);
-			CHECK_INT(ed_session_generate(s1, &p, &g, keep_token, &tk, &r1,
-						      err, sizeof err),
-				  0);
-			CHECK_INT(ed_session_generate(s3, &p, &g, NULL, NULL, &r3, err,
+			CHECK_INT(ed_session_generate(s1, &p, &g, keep_token,
+						      &tk, &r1, err,
 						      sizeof err),
 				  0);
+			CHECK_INT(ed_session_generate(s3, &p, &g, NULL, NULL,
+						      &r3, err, sizeof err),
+				  0);
 			CHECK(r1.n_tokens == r3.n_tokens &&
-				      memcmp(r1.tokens, r3.tokens,
-					     r1.n_tokens * sizeof *r1.tokens) == 0,
+				  memcmp(r1.tokens, r3.tokens,
+					 r1.n_tokens * sizeof *r1.tokens) == 0,
 			      "1 and 3 threads generate the same tokens");
-			CHECK(r1.text && r3.text && strcmp(r1.text, r3.text) == 0,
+			CHECK(r1.text && r3.text &&
+				  strcmp(r1.text, r3.text) == 0,
 			      "same text");
-			CHECK((size_t)tk.n == r1.n_tokens, "callback saw %d of %zu",
-			      tk.n, r1.n_tokens);
+			CHECK((size_t)tk.n == r1.n_tokens,
+			      "callback saw %d of %zu", tk.n, r1.n_tokens);
 			CHECK(strcmp(r1.finish_reason, "length") == 0 ||
-				      strcmp(r1.finish_reason, "stop") == 0,
+				  strcmp(r1.finish_reason, "stop") == 0,
 			      "finish %s", r1.finish_reason);
 			ed_gen_result_release(&r1);
 			ed_gen_result_release(&r3);
@@ -847,20 +899,24 @@ static void test_tiny_vl(void)
 			g.top_p = 0.9f;
 			g.top_k = 50;
 			g.seed = 7;
-			ed_session_generate(s1, &p, &g, NULL, NULL, &r1, err, sizeof err);
-			ed_session_generate(s3, &p, &g, NULL, NULL, &r3, err, sizeof err);
+			ed_session_generate(s1, &p, &g, NULL, NULL, &r1, err,
+					    sizeof err);
+			ed_session_generate(s3, &p, &g, NULL, NULL, &r3, err,
+					    sizeof err);
 			CHECK(r1.n_tokens == r3.n_tokens &&
-				      memcmp(r1.tokens, r3.tokens,
-					     r1.n_tokens * sizeof *r1.tokens) == 0,
+				  memcmp(r1.tokens, r3.tokens,
+					 r1.n_tokens * sizeof *r1.tokens) == 0,
 			      "seeded sampling repeats");
 			ed_gen_result_release(&r1);
 			ed_gen_result_release(&r3);
 			/* a prompt longer than the context is refused */
 			{
 				struct ed_session *tiny;
-				ed_session_new(&tiny, m, &(struct ed_session_opts){1, 8},
+				ed_session_new(&tiny, m,
+					       &(struct ed_session_opts){1, 8},
 					       err, sizeof err);
-				CHECK_INT(ed_session_generate(tiny, &p, &g, NULL, NULL, &r1,
+				CHECK_INT(ed_session_generate(tiny, &p, &g,
+							      NULL, NULL, &r1,
 							      err, sizeof err),
 					  ED_ETOOBIG);
 				ed_session_free(tiny);
@@ -873,11 +929,11 @@ static void test_tiny_vl(void)
 		{
 			int32_t bad[3] = {1, 402, 402};
 			struct ed_image_in one = {px, 1, 4, 8};
-			CHECK_INT(ed_model_prompt_ids(m, bad, 3, &one, 1, &p, err,
-						      sizeof err),
+			CHECK_INT(ed_model_prompt_ids(m, bad, 3, &one, 1, &p,
+						      err, sizeof err),
 				  ED_EINVAL);
-			CHECK_INT(ed_model_prompt_ids(m, bad, 3, NULL, 0, &p, err,
-						      sizeof err),
+			CHECK_INT(ed_model_prompt_ids(m, bad, 3, NULL, 0, &p,
+						      err, sizeof err),
 				  ED_EINVAL);
 		}
 		free(px);
@@ -925,21 +981,24 @@ static void test_text_only(void)
 		return;
 	ed_model_get_info(m, &info);
 	CHECK(!info.has_vision && !info.rope_3d && info.experts[1] == 0 &&
-		      info.moe_layers == 2 && !info.has_tokenizer,
+		  info.moe_layers == 2 && !info.has_tokenizer,
 	      "text-only info");
 	{
 		int32_t ids[6] = {1, 5, 9, 33, 7, 2};
 		struct ed_prompt p;
 		struct ed_session *s;
 		const float *logits;
-		CHECK_INT(ed_model_prompt_ids(m, ids, 6, NULL, 0, &p, err, sizeof err),
+		CHECK_INT(ed_model_prompt_ids(m, ids, 6, NULL, 0, &p, err,
+					      sizeof err),
 			  0);
 		CHECK(p.rope_delta == 0 && p.pos[5] == 5 && p.pos[6 + 5] == 5,
 		      "1-D positions");
 		ed_session_new(&s, m, &(struct ed_session_opts){2, 64}, err,
 			       sizeof err);
-		CHECK_INT(ed_session_prefill(s, &p, &logits, err, sizeof err), 0);
-		CHECK(isfinite(logits[0]) && isfinite(logits[299]), "finite logits");
+		CHECK_INT(ed_session_prefill(s, &p, &logits, err, sizeof err),
+			  0);
+		CHECK(isfinite(logits[0]) && isfinite(logits[299]),
+		      "finite logits");
 		ed_session_free(s);
 		ed_model_prompt_release(&p);
 	}
@@ -967,7 +1026,8 @@ static void test_stop(void)
 	t_shared("golden/a_text_only", src, sizeof src);
 	snprintf(dir, sizeof dir, "%s/stop", tmp);
 	sh("rm -rf '%s' && mkdir '%s' && cp '%s'/model.safetensors '%s'/ && "
-	   "sed 's/\"eos_token_id\": 2/\"eos_token_id\": 951/' '%s'/config.json > "
+	   "sed 's/\"eos_token_id\": 2/\"eos_token_id\": 951/' "
+	   "'%s'/config.json > "
 	   "'%s'/config.json",
 	   dir, dir, src, dir, src, dir);
 	rc = ed_model_open(&m, dir, NULL, NULL, err, sizeof err);
@@ -983,16 +1043,19 @@ static void test_stop(void)
 		ids[i] = (int32_t)ed_model_tensor_get(t, (int64_t)i);
 	ed_model_st_close(st);
 	ed_model_prompt_ids(m, ids, n, NULL, 0, &p, err, sizeof err);
-	ed_session_new(&s, m, &(struct ed_session_opts){2, 128}, err, sizeof err);
-	CHECK_INT(ed_session_generate(s, &p, &g, NULL, NULL, &r, err, sizeof err), 0);
+	ed_session_new(&s, m, &(struct ed_session_opts){2, 128}, err,
+		       sizeof err);
+	CHECK_INT(
+	    ed_session_generate(s, &p, &g, NULL, NULL, &r, err, sizeof err), 0);
 	CHECK(r.n_tokens == 2 && r.tokens[0] == 1007 && r.tokens[1] == 708 &&
-		      strcmp(r.finish_reason, "stop") == 0,
+		  strcmp(r.finish_reason, "stop") == 0,
 	      "stop: %zu tokens, %s", r.n_tokens, r.finish_reason);
 	ed_gen_result_release(&r);
 	g.ignore_eos = true;
-	CHECK_INT(ed_session_generate(s, &p, &g, NULL, NULL, &r, err, sizeof err), 0);
+	CHECK_INT(
+	    ed_session_generate(s, &p, &g, NULL, NULL, &r, err, sizeof err), 0);
 	CHECK(r.n_tokens == 6 && r.tokens[2] == 951 && r.tokens[5] == 278 &&
-		      strcmp(r.finish_reason, "length") == 0,
+		  strcmp(r.finish_reason, "length") == 0,
 	      "ignore_eos: %zu tokens, %s", r.n_tokens, r.finish_reason);
 	ed_gen_result_release(&r);
 	ed_session_free(s);
@@ -1009,7 +1072,8 @@ static void expect_load_error(const char *dir, const char *what, int want_rc,
 	int rc = ed_model_open(&m, dir, NULL, NULL, err, sizeof err);
 
 	CHECK(rc == want_rc && strstr(err, want_msg),
-	      "%s: rc %d '%s' (want %d, '%s')", what, rc, err, want_rc, want_msg);
+	      "%s: rc %d '%s' (want %d, '%s')", what, rc, err, want_rc,
+	      want_msg);
 	if (!rc)
 		ed_model_close(m);
 }
@@ -1029,11 +1093,13 @@ static void test_loader_errors(void)
 	sh("rm -rf '%s' && cp -r '%s' '%s' && sed -i 's/\"intermediate_size\": "
 	   "128/\"intermediate_size\": 96/' '%s/config.json'",
 	   dir, src, dir, dir);
-	expect_load_error(dir, "wrong shape", ED_ECONFIG,
-			  "'model.layers.0.mlp.gate_proj.weight' has shape [128, 64], "
-			  "config.json implies [96, 64]");
+	expect_load_error(
+	    dir, "wrong shape", ED_ECONFIG,
+	    "'model.layers.0.mlp.gate_proj.weight' has shape [128, 64], "
+	    "config.json implies [96, 64]");
 	/* a missing shard file */
-	sh("rm -rf '%s' && cp -r '%s' '%s' && rm '%s/model-00003-of-00003.safetensors'",
+	sh("rm -rf '%s' && cp -r '%s' '%s' && rm "
+	   "'%s/model-00003-of-00003.safetensors'",
 	   dir, src, dir, dir);
 	expect_load_error(dir, "missing shard", ED_ENOENT, "cannot open");
 	/* a tensor missing from the files (one more layer in the config) */
@@ -1041,8 +1107,9 @@ static void test_loader_errors(void)
 	   "3/\"num_hidden_layers\": 4/; s/\"moe_layer_end_index\": \\[4, 3\\]/"
 	   "\"moe_layer_end_index\": [5, 4]/' '%s/config.json'",
 	   dir, src, dir, dir);
-	expect_load_error(dir, "missing tensor", ED_ECONFIG,
-			  "tensor 'model.layers.3.input_layernorm.weight' is missing");
+	expect_load_error(
+	    dir, "missing tensor", ED_ECONFIG,
+	    "tensor 'model.layers.3.input_layernorm.weight' is missing");
 	/* a shard name that escapes the directory */
 	sh("rm -rf '%s' && cp -r '%s' '%s' && sed -i "
 	   "'s/model-00001-of-00003.safetensors/..\\/..\\/x.safetensors/' "

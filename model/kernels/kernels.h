@@ -85,7 +85,7 @@ void ed_k_matmul_ref(float *y, const float *x, int64_t M, const void *W,
 struct ed_attn {
 	int64_t L, Lk;
 	int nq, nkv, hd;
-	int64_t kv_stride; /* floats between consecutive key rows */
+	int64_t kv_stride;   /* floats between consecutive key rows */
 	int64_t causal_base; /* -1: not causal */
 	float scale;
 };
@@ -100,8 +100,8 @@ void ed_k_attention_ref(float *out, const float *q, const float *k,
 void ed_k_rmsnorm(float *y, const float *x, const float *w, int64_t rows,
 		  int64_t n, float eps);
 /* y = (x - mean) / sqrt(var + eps) * w + b, per row. */
-void ed_k_layernorm(float *y, const float *x, const float *w,
-		    const float *b, int64_t rows, int64_t n, float eps);
+void ed_k_layernorm(float *y, const float *x, const float *w, const float *b,
+		    int64_t rows, int64_t n, float eps);
 /* g[i] = silu(g[i]) * u[i] */
 void ed_k_swiglu(float *g, const float *u, int64_t n);
 void ed_k_gelu_erf(float *x, int64_t n);

@@ -26,7 +26,8 @@ enum ed_isa ed_k_isa_best(void)
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_cpu_init();
 	if (__builtin_cpu_supports("avx512f") &&
-	    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("f16c"))
+	    __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("f16c"))
 		return ED_ISA_AVX512;
 	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
 	    __builtin_cpu_supports("f16c"))
@@ -196,7 +197,8 @@ static float dot_portable(const void *W, enum ed_dtype wt, const float *x,
 	} else {
 		for (; k + 8 <= K; k += 8)
 			for (int j = 0; j < 8; j++)
-				acc[j] += wget(W, wt, (size_t)(k + j)) * x[k + j];
+				acc[j] +=
+				    wget(W, wt, (size_t)(k + j)) * x[k + j];
 	}
 	for (; k < K; k++)
 		acc[0] += wget(W, wt, (size_t)k) * x[k];
@@ -210,13 +212,14 @@ load8_avx2(const void *W, enum ed_dtype wt, int64_t k)
 {
 	switch (wt) {
 	case ED_DT_BF16: {
-		__m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)W + k));
+		__m128i h =
+		    _mm_loadu_si128((const __m128i *)((const uint16_t *)W + k));
 		return _mm256_castsi256_ps(
-			_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+		    _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 	}
 	case ED_DT_F16:
-		return _mm256_cvtph_ps(
-			_mm_loadu_si128((const __m128i *)((const uint16_t *)W + k)));
+		return _mm256_cvtph_ps(_mm_loadu_si128(
+		    (const __m128i *)((const uint16_t *)W + k)));
 	default: return _mm256_loadu_ps((const float *)W + k);
 	}
 }
@@ -230,14 +233,17 @@ dot_avx2(const void *W, enum ed_dtype wt, const float *x, int64_t K)
 	float acc;
 
 	for (; k + 16 <= K; k += 16) {
-		a0 = _mm256_fmadd_ps(load8_avx2(W, wt, k), _mm256_loadu_ps(x + k), a0);
+		a0 = _mm256_fmadd_ps(load8_avx2(W, wt, k),
+				     _mm256_loadu_ps(x + k), a0);
 		a1 = _mm256_fmadd_ps(load8_avx2(W, wt, k + 8),
 				     _mm256_loadu_ps(x + k + 8), a1);
 	}
 	for (; k + 8 <= K; k += 8)
-		a0 = _mm256_fmadd_ps(load8_avx2(W, wt, k), _mm256_loadu_ps(x + k), a0);
+		a0 = _mm256_fmadd_ps(load8_avx2(W, wt, k),
+				     _mm256_loadu_ps(x + k), a0);
 	a0 = _mm256_add_ps(a0, a1);
-	s = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));
+	s = _mm_add_ps(_mm256_castps256_ps128(a0),
+		       _mm256_extractf128_ps(a0, 1));
 	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
 	s = _mm_add_ss(s, _mm_movehdup_ps(s));
 	acc = _mm_cvtss_f32(s);
@@ -252,13 +258,13 @@ load16_avx512(const void *W, enum ed_dtype wt, int64_t k)
 	switch (wt) {
 	case ED_DT_BF16: {
 		__m256i h = _mm256_loadu_si256(
-			(const __m256i *)((const uint16_t *)W + k));
+		    (const __m256i *)((const uint16_t *)W + k));
 		return _mm512_castsi512_ps(
-			_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+		    _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 	}
 	case ED_DT_F16:
 		return _mm512_cvtph_ps(_mm256_loadu_si256(
-			(const __m256i *)((const uint16_t *)W + k)));
+		    (const __m256i *)((const uint16_t *)W + k)));
 	default: return _mm512_loadu_ps((const float *)W + k);
 	}
 }
@@ -319,7 +325,9 @@ static void pack_panel(float *p, const void *W, enum ed_dtype wt, int64_t K,
 
 	for (int r = 0; r < NR; r++) {
 		if (r < nr)
-			ed_k_to_f32(row, (const char *)W + ((size_t)(n0 + r) * K + k0) * es,
+			ed_k_to_f32(row,
+				    (const char *)W +
+					((size_t)(n0 + r) * K + k0) * es,
 				    wt, (size_t)kc);
 		else
 			memset(row, 0, sizeof row);
@@ -358,10 +366,13 @@ tile_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, const float *p,
 				acc[i][j] = _mm256_setzero_ps();
 		for (int k = 0; k < kc; k++) {
 			const float *pk = p + k * NR;
-			__m256 b0 = _mm256_loadu_ps(pk), b1 = _mm256_loadu_ps(pk + 8);
-			__m256 b2 = _mm256_loadu_ps(pk + 16), b3 = _mm256_loadu_ps(pk + 24);
+			__m256 b0 = _mm256_loadu_ps(pk),
+			       b1 = _mm256_loadu_ps(pk + 8);
+			__m256 b2 = _mm256_loadu_ps(pk + 16),
+			       b3 = _mm256_loadu_ps(pk + 24);
 			for (int i = 0; i < rows; i++) {
-				__m256 a = _mm256_broadcast_ss(x + (m0 + i) * ldx + k);
+				__m256 a =
+				    _mm256_broadcast_ss(x + (m0 + i) * ldx + k);
 				acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
 				acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
 				acc[i][2] = _mm256_fmadd_ps(a, b2, acc[i][2]);
@@ -379,12 +390,12 @@ tile_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, const float *p,
 }
 
 __attribute__((target("avx512f"))) static void
-tile_avx512(float *y, int64_t ldy, const float *x, int64_t ldx,
-	    const float *p, int mr, int nr, int kc)
+tile_avx512(float *y, int64_t ldy, const float *x, int64_t ldx, const float *p,
+	    int mr, int nr, int kc)
 {
 	__m512 c[MR][2];
 	__mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
-	__mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF
+	__mmask16 m1 = (__mmask16)(nr >= 32   ? 0xFFFF
 				   : nr <= 16 ? 0
 					      : (1u << (nr - 16)) - 1);
 
@@ -414,12 +425,13 @@ tile_avx512(float *y, int64_t ldy, const float *x, int64_t ldx,
 	for (int i = 0; i < mr; i++) {
 		float *yr = y + i * ldy;
 		_mm512_mask_storeu_ps(
-			yr, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yr), c[i][0]));
+		    yr, m0,
+		    _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yr), c[i][0]));
 		if (m1)
 			_mm512_mask_storeu_ps(
-				yr + 16, m1,
-				_mm512_add_ps(_mm512_maskz_loadu_ps(m1, yr + 16),
-					      c[i][1]));
+			    yr + 16, m1,
+			    _mm512_add_ps(_mm512_maskz_loadu_ps(m1, yr + 16),
+					  c[i][1]));
 	}
 }
 #endif
@@ -442,7 +454,8 @@ static void mm_rows(void *ctx, int64_t b, int64_t e, int tid)
 
 	(void)tid;
 	for (int64_t n = b; n < e; n++) {
-		float v = row_dot(j->level, (const char *)j->W + (size_t)(n * j->K) * es,
+		float v = row_dot(j->level,
+				  (const char *)j->W + (size_t)(n * j->K) * es,
 				  j->wt, j->x, j->K);
 		j->y[n] = j->bias ? v + j->bias[n] : v;
 	}
@@ -460,7 +473,8 @@ static void mm_panels(void *ctx, int64_t b, int64_t e, int tid)
 
 		for (int64_t m = 0; m < j->M; m++)
 			for (int c = 0; c < nr; c++)
-				j->y[m * j->N + n0 + c] = j->bias ? j->bias[n0 + c] : 0;
+				j->y[m * j->N + n0 + c] =
+				    j->bias ? j->bias[n0 + c] : 0;
 		for (int64_t k0 = 0; k0 < j->K; k0 += KC) {
 			int kc = (int)(j->K - k0 < KC ? j->K - k0 : KC);
 			pack_panel(panel, j->W, j->wt, j->K, n0, nr, k0, kc);
@@ -470,13 +484,15 @@ static void mm_panels(void *ctx, int64_t b, int64_t e, int tid)
 				const float *x = j->x + m0 * j->K + k0;
 #if defined(__x86_64__)
 				if (j->level == ED_ISA_AVX512)
-					tile_avx512(y, j->N, x, j->K, panel, mr, nr, kc);
+					tile_avx512(y, j->N, x, j->K, panel, mr,
+						    nr, kc);
 				else if (j->level == ED_ISA_AVX2)
-					tile_avx2(y, j->N, x, j->K, panel, mr, nr, kc);
+					tile_avx2(y, j->N, x, j->K, panel, mr,
+						  nr, kc);
 				else
 #endif
-					tile_portable(y, j->N, x, j->K, panel, mr, nr,
-						      kc);
+					tile_portable(y, j->N, x, j->K, panel,
+						      mr, nr, kc);
 			}
 		}
 	}
@@ -501,7 +517,7 @@ void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
 	}
 	/* one packed panel per thread, 32 KiB each */
 	j.scratch = aligned_alloc(64, (size_t)ed_pool_threads(p) * NR * KC *
-					      sizeof(float));
+					  sizeof(float));
 	if (!j.scratch) { /* no memory for 64 KiB: the slow path still works */
 		for (int64_t m = 0; m < M; m++) {
 			struct mm_job r = j;

@@ -27,8 +27,8 @@ void ed_k_rmsnorm(float *y, const float *x, const float *w, int64_t rows,
 	}
 }
 
-void ed_k_layernorm(float *y, const float *x, const float *w,
-		    const float *b, int64_t rows, int64_t n, float eps)
+void ed_k_layernorm(float *y, const float *x, const float *w, const float *b,
+		    int64_t rows, int64_t n, float eps)
 {
 	for (int64_t r = 0; r < rows; r++) {
 		const float *xr = x + r * n;
@@ -136,8 +136,8 @@ void ed_k_attention_ref(float *out, const float *q, const float *k,
 		for (int h = 0; h < a->nq; h++) {
 			/* the plain definition, in double */
 			int kvh = h / (a->nq / a->nkv);
-			int64_t nk = a->causal_base < 0 ? a->Lk
-							: a->causal_base + i + 1;
+			int64_t nk =
+			    a->causal_base < 0 ? a->Lk : a->causal_base + i + 1;
 			const float *qh = q + (i * a->nq + h) * a->hd;
 			double mx = -INFINITY, sum = 0;
 			if (nk > a->Lk)
@@ -145,8 +145,9 @@ void ed_k_attention_ref(float *out, const float *q, const float *k,
 			for (int64_t j = 0; j < nk; j++) {
 				double d = 0;
 				for (int t = 0; t < a->hd; t++)
-					d += (double)qh[t] *
-					     k[j * a->kv_stride + kvh * a->hd + t];
+					d +=
+					    (double)qh[t] * k[j * a->kv_stride +
+							      kvh * a->hd + t];
 				s[j] = (float)(d * a->scale);
 				mx = s[j] > mx ? s[j] : mx;
 			}
@@ -156,9 +157,11 @@ void ed_k_attention_ref(float *out, const float *q, const float *k,
 				for (int64_t j = 0; j < nk; j++) {
 					double e = exp(s[j] - mx);
 					sum += e;
-					o += e * v[j * a->kv_stride + kvh * a->hd + t];
+					o += e * v[j * a->kv_stride +
+						   kvh * a->hd + t];
 				}
-				out[(i * a->nq + h) * a->hd + t] = (float)(o / sum);
+				out[(i * a->nq + h) * a->hd + t] =
+				    (float)(o / sum);
 			}
 		}
 	free(s);
@@ -208,21 +211,26 @@ static int attention_blocked(struct ed_pool *p, float *out, const float *q,
 	for (int g = 0; g < a->nkv; g++) {
 		for (int64_t j = 0; j < Lk; j++)
 			for (int64_t t = 0; t < hd; t++) {
-				kh[j * hd + t] = k[j * a->kv_stride + g * hd + t];
-				vt[t * Lk + j] = v[j * a->kv_stride + g * hd + t];
+				kh[j * hd + t] =
+				    k[j * a->kv_stride + g * hd + t];
+				vt[t * Lk + j] =
+				    v[j * a->kv_stride + g * hd + t];
 			}
 		for (int64_t h = g * group; h < (g + 1) * group; h++)
 			for (int64_t i0 = 0; i0 < a->L; i0 += QB) {
 				int64_t rows = a->L - i0 < QB ? a->L - i0 : QB;
 				for (int64_t r = 0; r < rows; r++)
-					memcpy(qb + r * hd, q + ((i0 + r) * a->nq + h) * hd,
+					memcpy(qb + r * hd,
+					       q + ((i0 + r) * a->nq + h) * hd,
 					       (size_t)hd * sizeof *qb);
-				ed_k_matmul(p, s, qb, rows, kh, ED_DT_F32, Lk, hd, NULL);
+				ed_k_matmul(p, s, qb, rows, kh, ED_DT_F32, Lk,
+					    hd, NULL);
 				for (int64_t r = 0; r < rows; r++) {
 					float *sr = s + r * Lk;
-					int64_t nk = a->causal_base < 0
-							     ? Lk
-							     : a->causal_base + i0 + r + 1;
+					int64_t nk =
+					    a->causal_base < 0
+						? Lk
+						: a->causal_base + i0 + r + 1;
 					if (nk > Lk)
 						nk = Lk;
 					for (int64_t j = 0; j < nk; j++)
@@ -231,9 +239,12 @@ static int attention_blocked(struct ed_pool *p, float *out, const float *q,
 					for (int64_t j = nk; j < Lk; j++)
 						sr[j] = 0;
 				}
-				ed_k_matmul(p, ob, s, rows, vt, ED_DT_F32, hd, Lk, NULL);
+				ed_k_matmul(p, ob, s, rows, vt, ED_DT_F32, hd,
+					    Lk, NULL);
 				for (int64_t r = 0; r < rows; r++)
-					memcpy(out + ((i0 + r) * a->nq + h) * hd, ob + r * hd,
+					memcpy(out +
+						   ((i0 + r) * a->nq + h) * hd,
+					       ob + r * hd,
 					       (size_t)hd * sizeof *ob);
 			}
 	}
@@ -251,8 +262,8 @@ void ed_k_attention(struct ed_pool *p, float *out, const float *q,
 	if (a->L >= 32 && a->L * a->Lk >= 4096 &&
 	    attention_blocked(p, out, q, k, v, a) == 0)
 		return;
-	j.scratch = malloc((size_t)ed_pool_threads(p) * (size_t)a->Lk *
-			   sizeof(float));
+	j.scratch =
+	    malloc((size_t)ed_pool_threads(p) * (size_t)a->Lk * sizeof(float));
 	if (!j.scratch) {
 		ed_k_attention_ref(out, q, k, v, a);
 		return;

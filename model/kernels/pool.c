@@ -15,8 +15,8 @@ struct ed_pool {
 	pthread_t *th;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	atomic_uint gen;     /* bumped for every job */
-	atomic_int pending;  /* workers still running the job */
+	atomic_uint gen;    /* bumped for every job */
+	atomic_int pending; /* workers still running the job */
 	atomic_bool quit;
 	ed_pool_fn fn;
 	void *ctx;
@@ -54,8 +54,8 @@ static void *worker(void *arg)
 		unsigned g;
 		int spins = 0;
 
-		while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) ==
-			       seen &&
+		while ((g = atomic_load_explicit(
+			    &p->gen, memory_order_acquire)) == seen &&
 		       !atomic_load(&p->quit)) {
 			if (++spins < 20000)
 				continue;

@@ -10,8 +10,12 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *texts[] = {
-		"Hello  world", "文字识别 😀", "bad \xff\xfe bytes", "", "   x  ",
-		"<unk><s></s> \xe2\x96\x81 tail",
+	    "Hello  world",
+	    "文字识别 😀",
+	    "bad \xff\xfe bytes",
+	    "",
+	    "   x  ",
+	    "<unk><s></s> \xe2\x96\x81 tail",
 	};
 	struct ed_tokenizer *t;
 	char err[256];
@@ -22,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int32_t *ids = NULL;
 		size_t n = 0;
 		struct ed_buf b;
-		if (ed_tok_encode(t, texts[i], strlen(texts[i]), &ids, &n) == 0) {
+		if (ed_tok_encode(t, texts[i], strlen(texts[i]), &ids, &n) ==
+		    0) {
 			for (size_t k = 0; k < n; k++)
 				if (ids[k] < 0 || ids[k] >= ed_tok_size(t))
 					__builtin_trap();
