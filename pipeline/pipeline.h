@@ -29,6 +29,7 @@
 
 #include "common/common.h"
 #include "render/render.h"
+#include "store/store.h"
 
 /* ---- inputs ------------------------------------------------------- */
 
@@ -101,6 +102,29 @@ bool ed_pipeline_text_good(const struct ed_text_stats *s, double area_sq_in,
  * *ink_fraction receives the measured fraction.
  */
 bool ed_pipeline_is_blank(const struct ed_image *img, double *ink_fraction);
+
+/* ---- structure ------------------------------------------------------ */
+
+/*
+ * Split Markdown into blocks (headings with their level, paragraphs,
+ * lists, tables with html and cells, formulas, figures, code). All memory
+ * comes from the arena a. 0 or ED_ENOMEM.
+ */
+int ed_pipeline_parse_markdown(const char *md, size_t len, struct ed_arena *a,
+			       const struct ed_store_block **out, size_t *n);
+
+/* Named PCRE2 patterns: the built-in set (date, amount, email, url,
+ * phone) plus "NAME PATTERN" lines of a rules file. Immutable once loaded,
+ * shared by threads. */
+struct ed_rules;
+int ed_pipeline_rules_load(struct ed_rules **out, const char *path,
+			   char *err, size_t errlen);
+void ed_pipeline_rules_free(struct ed_rules *rs);
+/* Every match of every rule in text: value (the group named "value" if
+ * the rule has one) and byte span. Memory from the arena. 0 or ED_ENOMEM. */
+int ed_pipeline_rules_run(const struct ed_rules *rs, const char *text,
+			  size_t len, struct ed_arena *a,
+			  const struct ed_store_field **out, size_t *n);
 
 /* ---- OCR ---------------------------------------------------------- */
 

@@ -187,10 +187,23 @@ int ed_store_open(struct ed_store **out, const char *path, int flags, char *err,
 		    "prompt_id, run_id, source, status, width, height, dpi, "
 		    "grid_h, grid_w, image_tokens, text, markdown, reasoning, "
 		    "finish_reason, error, tokens_in, tokens_out, ms_render, "
-		    "ms_encode, ms_prefill, ms_decode, created_at) VALUES "
+		    "ms_encode, ms_prefill, ms_decode, guard, attempts, "
+		    "text_similarity, created_at) VALUES "
 		    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
 		    "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
-		    "?25, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+		    "?25, ?26, ?27, ?28, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+		    err, errlen) ||
+	    prepare(st, &st->ins_block,
+		    "INSERT INTO blocks(page_id, seq, kind, level, text, html, "
+		    "bbox) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		    err, errlen) ||
+	    prepare(st, &st->ins_cell,
+		    "INSERT INTO cells(block_id, row, col, header, text) "
+		    "VALUES (?1, ?2, ?3, ?4, ?5)",
+		    err, errlen) ||
+	    prepare(st, &st->ins_field,
+		    "INSERT INTO fields(page_id, name, value, rule, span_start, "
+		    "span_end) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 		    err, errlen)) {
 		rc = ED_ECREATE;
 		goto out_close;
@@ -209,6 +222,9 @@ void ed_store_close(struct ed_store *st)
 	sqlite3_finalize(st->lookup);
 	sqlite3_finalize(st->del);
 	sqlite3_finalize(st->ins);
+	sqlite3_finalize(st->ins_block);
+	sqlite3_finalize(st->ins_cell);
+	sqlite3_finalize(st->ins_field);
 	sqlite3_close(st->db);
 	free(st);
 }
@@ -343,6 +359,7 @@ int ed_store_page_put(struct ed_store *st, const struct ed_store_page *p,
 		      int64_t *id, char *err, size_t errlen)
 {
 	sqlite3_stmt *s;
+	int64_t page_id;
 	int rc;
 
 	if ((rc = exec(st, "BEGIN IMMEDIATE", err, errlen)))
@@ -375,10 +392,57 @@ int ed_store_page_put(struct ed_store *st, const struct ed_store_page *p,
 	bind_pos_real(s, 23, p->ms_encode);
 	bind_pos_real(s, 24, p->ms_prefill);
 	bind_pos_real(s, 25, p->ms_decode);
+	bind_text(s, 26, p->guard);
+	bind_pos_int(s, 27, p->attempts);
+	if (p->has_similarity)
+		sqlite3_bind_double(s, 28, p->similarity);
+	else
+		sqlite3_bind_null(s, 28);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		goto fail;
+	page_id = sqlite3_last_insert_rowid(st->db);
 	if (id)
-		*id = sqlite3_last_insert_rowid(st->db);
+		*id = page_id;
+	for (size_t b = 0; b < p->nblocks; b++) {
+		const struct ed_store_block *bl = &p->blocks[b];
+		int64_t block_id;
+		s = st->ins_block;
+		sqlite3_reset(s);
+		sqlite3_bind_int64(s, 1, page_id);
+		sqlite3_bind_int64(s, 2, (int64_t)b);
+		bind_text(s, 3, bl->kind);
+		bind_pos_int(s, 4, bl->level);
+		bind_text(s, 5, bl->text);
+		bind_text(s, 6, bl->html);
+		bind_text(s, 7, bl->bbox);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			goto fail;
+		block_id = sqlite3_last_insert_rowid(st->db);
+		for (size_t c = 0; c < bl->ncells; c++) {
+			s = st->ins_cell;
+			sqlite3_reset(s);
+			sqlite3_bind_int64(s, 1, block_id);
+			sqlite3_bind_int(s, 2, bl->cells[c].row);
+			sqlite3_bind_int(s, 3, bl->cells[c].col);
+			sqlite3_bind_int(s, 4, bl->cells[c].header);
+			bind_text(s, 5, bl->cells[c].text);
+			if (sqlite3_step(s) != SQLITE_DONE)
+				goto fail;
+		}
+	}
+	for (size_t f = 0; f < p->nfields; f++) {
+		const struct ed_store_field *fd = &p->fields[f];
+		s = st->ins_field;
+		sqlite3_reset(s);
+		sqlite3_bind_int64(s, 1, page_id);
+		bind_text(s, 2, fd->name);
+		bind_text(s, 3, fd->value);
+		bind_text(s, 4, fd->rule);
+		sqlite3_bind_int64(s, 5, fd->start);
+		sqlite3_bind_int64(s, 6, fd->end);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			goto fail;
+	}
 	sqlite3_reset(st->ins);
 	sqlite3_reset(st->del);
 	return exec(st, "COMMIT", err, errlen);
@@ -386,6 +450,9 @@ fail:
 	rc = db_err(st, ED_EIO, err, errlen, "storing page");
 	sqlite3_reset(st->ins);
 	sqlite3_reset(st->del);
+	sqlite3_reset(st->ins_block);
+	sqlite3_reset(st->ins_cell);
+	sqlite3_reset(st->ins_field);
 	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
 }

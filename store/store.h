@@ -27,7 +27,7 @@
 
 #include "common/common.h"
 
-#define ED_STORE_SCHEMA_VERSION 1
+#define ED_STORE_SCHEMA_VERSION 2
 
 enum {
 	ED_STORE_READONLY = 1, /* open an existing database read-only */
@@ -107,6 +107,29 @@ int ed_store_page_lookup(struct ed_store *st, const struct ed_store_key *k,
 #define ED_STORE_NEEDS_MODEL "needs-model"
 #define ED_STORE_ERROR	     "error"
 
+/* A cell of a table block (0-based row and column). */
+struct ed_store_cell {
+	int row, col;
+	bool header;
+	const char *text;
+};
+
+/* A block of a page's Markdown: "heading" (level 1-6), "paragraph",
+ * "list", "table" (html and cells), "formula", "figure", "code". */
+struct ed_store_block {
+	const char *kind;
+	int level;
+	const char *text, *html, *bbox;
+	const struct ed_store_cell *cells;
+	size_t ncells;
+};
+
+/* An extraction: rule name, value, and its byte span in the page text. */
+struct ed_store_field {
+	const char *name, *value, *rule;
+	int64_t start, end;
+};
+
 struct ed_store_page {
 	struct ed_store_key key;
 	int64_t run_id;
@@ -117,6 +140,14 @@ struct ed_store_page {
 	const char *text, *markdown, *reasoning, *finish_reason, *error;
 	int64_t tokens_in, tokens_out;
 	double ms_render, ms_encode, ms_prefill, ms_decode;
+	const char *guard;   /* guard verdicts, e.g. "repetition,retried" */
+	int attempts;        /* model calls made for the page */
+	bool has_similarity; /* text layer vs model text, 0..1 */
+	double similarity;
+	const struct ed_store_block *blocks;
+	size_t nblocks;
+	const struct ed_store_field *fields;
+	size_t nfields;
 };
 
 /*
