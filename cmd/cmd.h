@@ -85,6 +85,18 @@ enum {
 	O_MODEL,
 	O_THREADS,
 	O_MAX_TOKENS,
+	O_SERVER,
+	O_MODEL_NAME,
+	O_PROMPT,
+	O_TEMPERATURE,
+	O_TOP_P,
+	O_SEED,
+	O_JOBS,
+	O_TIMEOUT,
+	O_RETRIES,
+	O_RETRY_WAIT,
+	O_RULES,
+	O_SHARD,
 	O_FIRST_FREE,
 };
 
@@ -100,6 +112,8 @@ int read_password_file(const char *path, char **out);
 
 /* Subcommands: argc/argv start at the subcommand name. */
 int cmd_ocr(int argc, char **argv);
+int cmd_batch(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_render(int argc, char **argv);
 int cmd_tiles(int argc, char **argv);
 int cmd_query(int argc, char **argv);
@@ -109,6 +123,8 @@ int cmd_model(int argc, char **argv);
 
 /* Print a subcommand's usage to f. */
 void usage_ocr(FILE *f);
+void usage_batch(FILE *f);
+void usage_merge(FILE *f);
 void usage_render(FILE *f);
 void usage_tiles(FILE *f);
 void usage_query(FILE *f);

@@ -22,6 +22,9 @@ static const struct command {
 	const char *summary;
 } commands[] = {
     {"ocr", cmd_ocr, usage_ocr, "OCR files, or standard input"},
+    {"batch", cmd_batch, usage_batch,
+     "OCR directories: parallel, resumable, shardable"},
+    {"merge", cmd_merge, usage_merge, "combine databases without duplicates"},
     {"render", cmd_render, usage_render, "write pages as PNG images"},
     {"tiles", cmd_tiles, usage_tiles,
      "show how pages are tiled for the vision model"},

@@ -168,6 +168,7 @@ int ed_tok_decode(const struct ed_tokenizer *t, const int32_t *ids, size_t n,
  *     ed_model_close(m);
  */
 struct ed_model;
+struct ed_backend;
 
 /* Called with a note about the checkpoint (unknown tensors, ignored
  * fields); may be NULL. */
@@ -311,7 +312,9 @@ struct ed_gen_params {
 
 /* A token as it is generated: its id and decoded text (valid during the
  * call; may be empty for a partial UTF-8 sequence). Return non-zero to
- * stop generating (finish reason "stop-callback"). */
+ * stop generating (finish reason "callback"). id ED_TOKEN_RESET (text
+ * NULL) means the output so far is void: a remote request is retried. */
+#define ED_TOKEN_RESET (-2)
 typedef int (*ed_token_fn)(void *ud, int32_t id, const char *text, size_t len);
 
 struct ed_gen_result {
@@ -334,6 +337,96 @@ void ed_gen_result_release(struct ed_gen_result *r);
  * the caller's state, seeded from g->seed. */
 int32_t ed_model_sample(const float *logits, int32_t vocab,
 			const struct ed_gen_params *g, uint64_t *rng);
+
+/* ---- backends ------------------------------------------------------ */
+
+/*
+ * One interface over the native engine and OpenAI-compatible servers
+ * (vLLM, FastDeploy, llama-server). A backend is shared by the pipeline's
+ * workers: ed_backend_run() may be called from up to `jobs` threads at
+ * once (native: each call takes one of `jobs` sessions; remote: requests
+ * are multiplexed on one curl multi handle by an I/O thread).
+ *
+ * Usage:
+ *     struct ed_backend *b;
+ *     struct ed_backend_opts o = {.server_url = "http://gpu:8000/v1",
+ *                                 .jobs = 16};
+ *     ed_backend_open(&b, &o, err, sizeof err);
+ *     ed_backend_run(b, &req, &resp, err, sizeof err);   // any worker
+ *     ed_response_release(&resp);
+ *     ed_backend_close(b);
+ */
+enum ed_backend_kind { ED_BACKEND_NATIVE, ED_BACKEND_REMOTE };
+
+struct ed_backend_opts {
+	const char *model_dir;  /* native */
+	int threads;            /* native: threads per session */
+	const char *server_url; /* remote: base URL, e.g. http://h:8000/v1 */
+	const char *model_name; /* remote: model id; NULL asks /v1/models */
+	const char *api_key;    /* remote: bearer token, or NULL */
+	int jobs;               /* concurrent requests / sessions; 0 = 1 */
+	double timeout_s;       /* remote: one attempt; 0 = 600 */
+	int retries;            /* remote: after the first attempt; <0 = 4 */
+	double retry_wait_s;    /* remote: first backoff; 0 = 0.5 */
+};
+
+/* One part of the user turn: text, or an image as the native engine takes
+ * it (tiles) and as a server takes it (PNG bytes, already resized). */
+struct ed_req_part {
+	const char *text;
+	const struct ed_image_in *tiles;
+	const unsigned char *png;
+	size_t png_len;
+};
+
+struct ed_request {
+	const char *system; /* or NULL */
+	const struct ed_req_part *parts;
+	size_t n_parts;
+	bool thinking;
+	struct ed_gen_params gen;
+	/* generated text as it arrives (reasoning and answer alike); return
+	 * non-zero to stop (finish reason "callback"). Called on the worker
+	 * thread (native) or the I/O thread (remote), one request at a time. */
+	ed_token_fn on_text;
+	void *ud;
+};
+
+struct ed_response {
+	char *content;   /* the answer (after </think> in thinking mode) */
+	char *reasoning; /* the thinking, or NULL */
+	char finish_reason[16]; /* "stop", "length", "callback" */
+	int64_t tokens_in, tokens_out;
+	double ms_vision, ms_prefill, ms_decode, ms_total;
+	int attempts; /* remote: HTTP attempts made */
+};
+
+int ed_backend_open(struct ed_backend **out, const struct ed_backend_opts *o,
+		    char *err, size_t errlen);
+void ed_backend_close(struct ed_backend *b);
+enum ed_backend_kind ed_backend_kind(const struct ed_backend *b);
+/* "native/<dir name>" or "remote/<model name>": the resume key's model. */
+const char *ed_backend_model_id(const struct ed_backend *b);
+/* The native model (tokenizer, tile parameters), or NULL for remote. */
+const struct ed_model *ed_backend_model(const struct ed_backend *b);
+
+/*
+ * Run one request to completion. 0, or ED_EUNAVAIL (no server after the
+ * retries), ED_EAGAIN (server overloaded or too slow after the retries),
+ * ED_EFORMAT (a malformed reply), ED_EINVAL (refused by the server: 4xx),
+ * ED_ETOOBIG (prompt longer than the context), ED_ENOMEM.
+ */
+int ed_backend_run(struct ed_backend *b, const struct ed_request *r,
+		   struct ed_response *out, char *err, size_t errlen);
+void ed_response_release(struct ed_response *r);
+/* End every request in flight and refuse new ones (ED_EINTR): SIGINT.
+ * Native requests end at their next token through on_text instead.
+ * Thread-safe. */
+void ed_backend_cancel(struct ed_backend *b);
+
+/* Split "reasoning</think>answer" (an optional leading <think> too). The
+ * parts are malloc'd; reasoning is NULL without a </think>. */
+int ed_split_thinking(const char *text, char **reasoning, char **content);
 
 /* ---- golden-style evaluation -------------------------------------- */
 

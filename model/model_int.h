@@ -139,6 +139,16 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
 		       const int32_t *pos, const uint8_t *vision, char *err,
 		       size_t errlen);
 
+/* remote.c: the OpenAI-compatible client behind struct ed_backend. */
+struct remote;
+int remote_open(struct remote **out, const struct ed_backend_opts *o,
+		char *err, size_t errlen);
+void remote_close(struct remote *r);
+void remote_cancel(struct remote *r);
+const char *remote_model_name(const struct remote *r);
+int remote_run(struct remote *r, const struct ed_request *req,
+	       struct ed_response *out, char *err, size_t errlen);
+
 /* Embedding rows for ids (float32 [n][hidden]). */
 void ed_embed(const struct ed_model *m, const int32_t *ids, int64_t n,
 	      float *out);

@@ -5,6 +5,7 @@
  */
 #include "pipeline.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static bool is_space(uint32_t c)
@@ -88,4 +89,128 @@ bool ed_pipeline_is_blank(const struct ed_image *img, double *ink_fraction)
 			ink += hist[v];
 	*ink_fraction = n ? (double)ink / (double)n : 0;
 	return ink * 5000 < n; /* < 0.02% */
+}
+
+bool ed_pipeline_repeats(const char *text, size_t len, size_t *loop_start)
+{
+	for (size_t p = 1; p <= 200; p++) {
+		size_t span = ED_MAX(8 * p, 400), i;
+		if (len < span + p)
+			continue;
+		for (i = len; i > len - span; i--)
+			if (text[i - 1] != text[i - 1 - p])
+				break;
+		if (i > len - span)
+			continue;
+		/* periodic over the span: find where the loop began */
+		while (i > p && text[i - 1] == text[i - 1 - p])
+			i--;
+		if (loop_start)
+			*loop_start = i; /* one period before the loop repeats */
+		return true;
+	}
+	return false;
+}
+
+int ed_pipeline_token_budget(double width_pt, double height_pt,
+			     double ink_fraction, int cap)
+{
+	/* an A4 page of dense text (8% ink) gets about 4,100 tokens; the
+	 * budget grows with the area and the ink, never below 256 */
+	double area = width_pt * height_pt / (595.276 * 841.89);
+	double b = 256 + 48000.0 * ink_fraction * (area > 0 ? area : 1);
+
+	if (b > cap)
+		b = cap;
+	return (int)b;
+}
+
+struct words {
+	uint64_t *h;
+	size_t n, cap;
+};
+
+static int add_word(struct words *w, uint64_t h)
+{
+	if (w->n == w->cap) {
+		size_t nc = w->cap ? 2 * w->cap : 256;
+		uint64_t *nh = realloc(w->h, nc * sizeof *nh);
+		if (!nh)
+			return -1;
+		w->h = nh;
+		w->cap = nc;
+	}
+	w->h[w->n++] = h;
+	return 0;
+}
+
+/* Words: runs of letters and digits (ASCII case-folded); every CJK
+ * character is a word of its own. */
+static int split_words(const char *s, struct words *w)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), i = 0;
+	uint64_t h = 0;
+	bool in = false;
+
+	while (i < n) {
+		uint32_t c;
+		size_t k = (size_t)ed_utf8_decode(p + i, n - i, &c);
+		bool cjk = c >= 0x2E80 && c <= 0x9FFF;
+		bool wordc = !cjk && (c >= 0x80 ? c != 0xFFFD && c != 0xA0 && !(c >= 0x2000 && c <= 0x206F)
+						 : ((c | 32) >= 'a' && (c | 32) <= 'z') ||
+							   (c >= '0' && c <= '9'));
+		if (wordc) {
+			if (c < 0x80)
+				c |= (c >= 'A' && c <= 'Z') ? 32 : 0;
+			h = (in ? h : 1469598103934665603ull);
+			h = (h ^ c) * 1099511628211ull;
+			in = true;
+		} else {
+			if (in && add_word(w, h))
+				return -1;
+			in = false;
+			if (cjk && add_word(w, (uint64_t)c * 0x9E3779B97F4A7C15ull))
+				return -1;
+		}
+		i += k;
+	}
+	if (in && add_word(w, h))
+		return -1;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+double ed_pipeline_similarity(const char *a, const char *b)
+{
+	struct words wa = {0}, wb = {0};
+	size_t i = 0, j = 0, common = 0;
+	double r = 0;
+
+	if (split_words(a ? a : "", &wa) || split_words(b ? b : "", &wb))
+		goto out;
+	if (wa.n + wb.n == 0) {
+		r = 1;
+		goto out;
+	}
+	qsort(wa.h, wa.n, sizeof *wa.h, cmp_u64);
+	qsort(wb.h, wb.n, sizeof *wb.h, cmp_u64);
+	while (i < wa.n && j < wb.n) {
+		if (wa.h[i] == wb.h[j])
+			common++, i++, j++;
+		else if (wa.h[i] < wb.h[j])
+			i++;
+		else
+			j++;
+	}
+	r = 2.0 * (double)common / (double)(wa.n + wb.n);
+out:
+	free(wa.h);
+	free(wb.h);
+	return r;
 }

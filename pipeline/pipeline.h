@@ -5,18 +5,21 @@
  * headers of render/, model/ and store/. It never prints: results and
  * messages reach cmd/ through callbacks.
  *
- * Threads: a struct ed_pipeline is used by one thread.
+ * Threads: a struct ed_pipeline is driven by one thread, which owns the
+ * store and receives every callback; it runs `jobs` workers of its own.
  *
  * Usage:
  *     struct ed_pipeline_opts o;
  *     struct ed_pipeline *p;
- *     struct ed_doc_result r;
+ *     struct ed_run_result r;
  *     ed_pipeline_opts_default(&o);
  *     o.db_path = "ernie-doc.db";
+ *     o.server_url = "http://gpu:8000/v1";
+ *     o.jobs = 16;
  *     o.on_page = print_page;                 // one call per page
  *     if (ed_pipeline_open(&p, &o, err, sizeof err))
  *             ... fail ...
- *     ed_pipeline_ocr(p, "scan.pdf", &r);     // r.code: 0 or ED_E*
+ *     ed_pipeline_run(p, paths, n, &r);       // 0, ED_EINTR, ED_EUNAVAIL
  *     ed_pipeline_close(p);
  */
 #ifndef ED_PIPELINE_H
@@ -126,6 +129,30 @@ int ed_pipeline_rules_run(const struct ed_rules *rs, const char *text,
 			  size_t len, struct ed_arena *a,
 			  const struct ed_store_field **out, size_t *n);
 
+/* ---- inputs for batch ---------------------------------------------- */
+
+/* A sorted list of document files. */
+struct ed_pathlist {
+	char **path;
+	size_t n;
+	size_t skipped; /* files that are not documents */
+};
+
+/*
+ * Walk roots (directories recursively, following symbolic links but never
+ * a directory twice; files as given) and keep the regular files whose
+ * first bytes say PDF, TIFF, PNG or JPEG, sorted by path. 0, ED_ENOENT (a
+ * root is missing), ED_ENOMEM.
+ */
+int ed_pipeline_walk(const char *const *roots, size_t n,
+		     struct ed_pathlist *out, char *err, size_t errlen);
+/* Keep the files of shard i of n (0-based), chosen by a hash of the path
+ * below its root, so every machine given the same tree agrees. */
+void ed_pipeline_shard(struct ed_pathlist *l, unsigned i, unsigned n);
+/* The i-th path of the list. */
+const char *ed_pipeline_path_at(const struct ed_pathlist *l, size_t i);
+void ed_pipeline_pathlist_free(struct ed_pathlist *l);
+
 /* ---- OCR ---------------------------------------------------------- */
 
 enum ed_text_layer {
@@ -142,8 +169,15 @@ struct ed_page_result {
 	const char *status;	   /* "done", "blank", "needs-model", "error" */
 	const char *source;	   /* "text-layer", "raster", "model" */
 	const char *text;	   /* may be NULL */
+	const char *reasoning;	   /* thinking mode */
 	const char *error;	   /* for "error" and "needs-model" */
-	const char *finish_reason; /* model pages: "stop", "length" */
+	const char *finish_reason; /* model pages: "stop", "length",
+				      "repetition", "error" */
+	const char *guard;	   /* guard verdicts */
+	int attempts;
+	bool has_similarity;
+	double similarity;
+	size_t nblocks, nfields;
 	int64_t tokens_in, tokens_out;
 	double width_pt, height_pt;
 	double ms_render;
@@ -161,12 +195,40 @@ struct ed_doc_result {
 	int page_code; /* ED_E* of the page failures if all alike, else 0 */
 };
 
+/* Counters for a progress display, valid during the call. */
+struct ed_progress {
+	size_t docs_done, docs_opened, docs_total;
+	int64_t pages_done, pages_known; /* pages of the documents opened */
+	int64_t tokens_out;
+	double elapsed_ms;
+};
+
+/* The whole run. */
+struct ed_run_result {
+	int docs, docs_failed;
+	int done, blank, needs_model, failed, cached;
+	int first_code;   /* ED_E* of the first document failure */
+	bool single_code; /* every failure had first_code */
+	int stop_code;    /* ED_EINTR or ED_EUNAVAIL when the run stopped */
+	char stop_error[512];
+};
+
 struct ed_pipeline_opts {
 	const char *db_path;
-	const char *mode;	    /* "ocr" */
-	const char *model_dir;	    /* native engine checkpoint, or NULL */
-	int threads;		    /* for the native engine; 0 = 1 */
-	int max_tokens;		    /* per page; 0 = ED_PIPELINE_MAX_TOKENS */
+	const char *mode;   /* "ocr" (non-thinking) or "think" */
+	const char *prompt; /* a custom task instead of the OCR prompt */
+	/* backend: model_dir (native) or server_url (remote), neither = none */
+	const char *model_dir;
+	const char *server_url, *model_name, *api_key;
+	int threads; /* native engine threads per worker */
+	int jobs;    /* workers: pages in flight; 0 = 1 */
+	double timeout_s, retry_wait_s;
+	int retries; /* < 0: the backend's default */
+	/* generation */
+	int max_tokens; /* per page cap; 0 = ED_PIPELINE_MAX_TOKENS */
+	float temperature, top_p;
+	uint64_t seed;
+	int repeat_retries; /* retries after a repetition loop; < 0 = 2 */
 	struct ed_tile_params tile; /* smart_resize budget for the model */
 	enum ed_text_layer text_layer;
 	struct ed_range pages;
@@ -174,10 +236,15 @@ struct ed_pipeline_opts {
 	struct ed_render_limits limits;
 	uint64_t max_stdin;
 	const char *password;
+	const char *rules_path; /* extra rules; the built-in set always runs */
 	bool force;
 	const char *options_json;	    /* recorded with the run */
 	volatile sig_atomic_t *interrupted; /* set by cmd/ on SIGINT */
+	/* callbacks, all on the thread that calls ed_pipeline_run() */
 	void (*on_page)(void *ud, const struct ed_page_result *r);
+	void (*on_doc)(void *ud, const char *path,
+		       const struct ed_doc_result *r);
+	void (*on_progress)(void *ud, const struct ed_progress *p);
 	void *ud;
 };
 
@@ -185,24 +252,44 @@ void ed_pipeline_opts_default(struct ed_pipeline_opts *o);
 
 struct ed_pipeline;
 
-/* Open the store and start a run; with model_dir, load the model (then
- * ED_ECONFIG for a bad or missing checkpoint). 0 or ED_E*. */
+/*
+ * Open the store, the backend (ED_ECONFIG for a bad checkpoint,
+ * ED_EUNAVAIL for an unreachable server) and the rules; start the
+ * workers and a run. 0 or ED_E*.
+ */
 int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 		     char *err, size_t errlen);
-/* Finish the run and close the store. */
+/* Finish the run, stop the workers, close the store and the backend. */
 void ed_pipeline_close(struct ed_pipeline *p);
+/* The model id of the backend ("" without one). */
+const char *ed_pipeline_model_id(const struct ed_pipeline *p);
 
 /*
- * OCR one input: every selected page is either found finished in the
- * store, or processed and stored in its own transaction, and reported
- * through on_page. Returns r->code: 0 when the document could be read
- * (individual pages may still need the model or have failed; see the
- * counts), ED_EINTR when interrupted (finished pages are committed), or
- * the ED_E* of a document that could not be read at all (recorded in the
- * store with its error).
+ * OCR the inputs ("-" = standard input): every selected page is either
+ * found finished in the store or processed by the workers and stored in
+ * its own transaction on this thread, then reported through on_page; each
+ * document through on_doc when its last page is stored. One bad input
+ * never stops the others. Stops early on SIGINT (ED_EINTR: finished pages
+ * are committed, pages in flight are dropped) or when the server stays
+ * unreachable (ED_EUNAVAIL). Returns 0 or that stop code.
  */
-int ed_pipeline_ocr(struct ed_pipeline *p, const char *path,
-		    struct ed_doc_result *r);
+int ed_pipeline_run(struct ed_pipeline *p, const char *const *paths,
+		    size_t n, struct ed_run_result *r);
+
+/* Word-level similarity of two texts in [0, 1] (Dice over word multisets,
+ * case-folded): the hallucination signal between text layer and model. */
+double ed_pipeline_similarity(const char *a, const char *b);
+
+/*
+ * The repetition guard: does the tail of text loop? True when the last
+ * span characters repeat a period p (1 <= p <= 200) with span >= max(8p,
+ * 400). *loop_start receives where the loop begins.
+ */
+bool ed_pipeline_repeats(const char *text, size_t len, size_t *loop_start);
+
+/* Token budget for a page: grows with the page's area and ink. */
+int ed_pipeline_token_budget(double width_pt, double height_pt,
+			     double ink_fraction, int cap);
 
 /* Versions of the libraries pipeline/ and below link against. */
 void ed_pipeline_versions(char *buf, size_t len);

@@ -631,7 +631,9 @@ int ed_store_page_get(struct ed_store *st, int64_t id, ed_store_row_fn cb,
 
 	if (sqlite3_prepare_v2(st->db,
 			       "SELECT id, page_no, status, source, text, "
-			       "markdown, error, width, height, dpi, ms_render "
+			       "markdown, error, width, height, dpi, ms_render, "
+			       "reasoning, finish_reason, tokens_in, "
+			       "tokens_out, guard, attempts, text_similarity "
 			       "FROM pages WHERE id = ?1",
 			       -1, &s, NULL) != SQLITE_OK)
 		return db_err(st, ED_EIO, err, errlen, "reading page");

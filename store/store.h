@@ -206,7 +206,9 @@ int ed_store_search(struct ed_store *st, const char *terms, int limit,
 
 /*
  * One stored page (one row: id, page_no, status, source, text, markdown,
- * error, width, height, dpi, ms_render) to cb. 0, ED_ENOENT, ED_EIO.
+ * error, width, height, dpi, ms_render, reasoning, finish_reason,
+ * tokens_in, tokens_out, guard, attempts, text_similarity) to cb. 0 or
+ * ED_EIO (no row: cb is not called).
  */
 int ed_store_page_get(struct ed_store *st, int64_t id, ed_store_row_fn cb,
 		      void *ud, char *err, size_t errlen);
@@ -227,5 +229,28 @@ int ed_store_doc_find(struct ed_store *st, const char *selector, int64_t *id,
  */
 int ed_store_doc_export(struct ed_store *st, int64_t id, ed_store_row_fn cb,
 			void *ud, char *err, size_t errlen);
+
+/* ---- merging ------------------------------------------------------ */
+
+struct ed_store_merge_stats {
+	int64_t docs_added;
+	int64_t pages_added;	/* rows new to this store */
+	int64_t pages_replaced; /* unfinished rows a finished one replaced */
+	int64_t pages_skipped;	/* already here, or superseded here */
+	int64_t runs_added;
+};
+
+/*
+ * Merge the database at src_path (schema 1 or newer, never written) into
+ * st in one transaction: documents by sha256, runs, and every page whose
+ * resume key is not here yet, with its blocks, cells, fields and zooms.
+ * A finished page replaces an unfinished one (needs-model, error) for the
+ * same document, page and mode; nothing is stored twice, so merging the
+ * same file again adds nothing. stats (may be NULL) receives the counts.
+ * 0, ED_ENOENT (missing), ED_EFORMAT (not an ernie-doc database, or a
+ * newer one), ED_EAGAIN (locked), ED_EIO.
+ */
+int ed_store_merge(struct ed_store *st, const char *src_path,
+		   struct ed_store_merge_stats *stats, char *err, size_t errlen);
 
 #endif

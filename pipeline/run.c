@@ -1,0 +1,1065 @@
+/*
+ * run.c - the OCR run. The calling thread owns the store (the one
+ * writer): it opens inputs, looks up what is already finished, queues
+ * the other pages, stores each result in its own transaction and reports
+ * it. `jobs` workers take pages from a bounded queue, open the document
+ * themselves (a PopplerDocument is never shared), and decide each page:
+ * text layer, blank, or the model (with the repetition and length guards,
+ * retries at rising temperatures, and a fallback to the text layer).
+ * Memory is bounded by the queue, whatever the size of the inputs.
+ */
+#include "pipeline.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "model/model.h"
+
+static const char ocr_prompt[] =
+	"Transcribe this page as Markdown: keep the reading order, write "
+	"tables as HTML and formulas as LaTeX.";
+
+/* Temperatures after a repetition loop, in order. */
+static const float retry_temps[] = {0.3f, 0.6f, 0.9f};
+
+/* ---- documents and pages in flight -------------------------------- */
+
+struct docref {
+	int refs;	  /* tasks, worker caches, the main thread */
+	int outstanding;  /* pages queued and not yet stored */
+	bool all_queued;
+	bool reported;
+	struct ed_source src;
+	char *path;
+	int64_t doc_id;
+	struct ed_doc_result r;
+	struct docref *next; /* documents being worked on */
+};
+
+struct task {
+	struct docref *d;
+	int page;
+	struct task *next;
+};
+
+struct result {
+	struct docref *d;
+	int page;
+	struct ed_arena arena;
+	struct ed_store_page pg;
+	const char *reasoning;
+	int code; /* 0, or ED_E* for an error row */
+	bool dropped; /* interrupted: store nothing */
+	bool unavailable;
+	char err[512];
+	struct result *next;
+};
+
+struct ed_pipeline {
+	struct ed_pipeline_opts o;
+	struct ed_store *st;
+	int64_t run_id;
+	struct ed_backend *backend;
+	struct ed_rules *rules;
+	char model_id[256];
+	char prompt_id[64];
+	const char *prompt;
+	/* workers */
+	pthread_t *th;
+	int nworkers;
+	pthread_mutex_t mu;
+	pthread_cond_t task_cv, result_cv;
+	struct task *tasks, *tasks_tail;
+	int ntasks, max_tasks;
+	struct result *results, *results_tail;
+	bool closing;
+	volatile bool stop; /* interrupted or server gone: drop the rest */
+	struct docref *docs;
+	/* progress */
+	struct ed_progress prog;
+	double t0;
+};
+
+void ed_pipeline_opts_default(struct ed_pipeline_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->db_path = "ernie-doc.db";
+	o->mode = "ocr";
+	o->dpi = 200;
+	o->max_stdin = ED_PIPELINE_MAX_STDIN;
+	o->retries = -1;
+	o->repeat_retries = -1;
+	o->jobs = 1;
+	ed_render_tile_params_default(&o->tile);
+}
+
+static void doc_unref(struct ed_pipeline *p, struct docref *d)
+{
+	/* with p->mu held */
+	(void)p;
+	if (--d->refs > 0)
+		return;
+	ed_pipeline_source_release(&d->src);
+	free(d->path);
+	free(d);
+}
+
+/* ---- the worker ----------------------------------------------------- */
+
+struct worker {
+	struct ed_pipeline *p;
+	struct docref *cached;
+	struct ed_doc *doc;
+	char cached_err[512];
+	int cached_rc;
+};
+
+/* State of one generation, seen by the streaming callback. */
+struct gen_watch {
+	struct ed_pipeline *p;
+	struct ed_buf text;
+	int budget;
+	int64_t deltas;
+	size_t checked;
+	bool repeated, too_long;
+	size_t loop_at;
+};
+
+static int on_text(void *ud, int32_t id, const char *s, size_t n)
+{
+	struct gen_watch *w = ud;
+
+	if (id == ED_TOKEN_RESET) { /* a retried request starts over */
+		ed_buf_reset(&w->text);
+		w->deltas = 0;
+		w->checked = 0;
+		return 0;
+	}
+	if (w->p->stop)
+		return 1;
+	if (n && ed_buf_append(&w->text, s, n))
+		return 1;
+	w->deltas++;
+	/* a server that ignores max_tokens is cut at the budget */
+	if (w->deltas > (int64_t)w->budget + 8) {
+		w->too_long = true;
+		return 1;
+	}
+	if (w->text.len >= w->checked + 32) {
+		w->checked = w->text.len;
+		if (ed_pipeline_repeats(w->text.data, w->text.len, &w->loop_at)) {
+			w->repeated = true;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static char *adup(struct ed_arena *a, const char *s)
+{
+	size_t n;
+	char *d;
+
+	if (!s)
+		return NULL;
+	n = strlen(s);
+	d = ed_arena_alloc(a, n + 1);
+	if (d)
+		memcpy(d, s, n + 1);
+	return d;
+}
+
+/* The image as the backend takes it: tiles (native) or a PNG resized to
+ * the same smart_resize target (remote). */
+struct prepared {
+	struct ed_tiles tiles;
+	struct ed_image_in im;
+	unsigned char *png;
+	size_t png_len;
+};
+
+static int prepare_image(struct ed_pipeline *p, const struct ed_image *img,
+			 struct prepared *pr, char *err, size_t errlen)
+{
+	int rc;
+
+	memset(pr, 0, sizeof *pr);
+	if (ed_backend_kind(p->backend) == ED_BACKEND_NATIVE) {
+		if ((rc = ed_render_tile_image(img, &p->o.tile, &pr->tiles, NULL, err,
+					       errlen)))
+			return rc;
+		pr->im = (struct ed_image_in){pr->tiles.pixel_values,
+					      pr->tiles.grid_t, pr->tiles.grid_h,
+					      pr->tiles.grid_w};
+		return 0;
+	}
+	{
+		struct ed_image resized;
+		int h, w;
+		if ((rc = ed_render_tile_smart_resize(
+			     img->height, img->width, p->o.tile.patch * p->o.tile.merge,
+			     p->o.tile.min_pixels, p->o.tile.max_pixels, &h, &w, err,
+			     errlen)) ||
+		    (rc = ed_render_tile_resize(img, w, h, &resized, err, errlen)))
+			return rc;
+		/* fast compression: the bytes cross a local network once */
+		rc = ed_render_png_encode(&resized, 1, &pr->png, &pr->png_len, err,
+					  errlen);
+		pr->tiles.grid_t = 1;
+		pr->tiles.grid_h = h / p->o.tile.patch;
+		pr->tiles.grid_w = w / p->o.tile.patch;
+		pr->tiles.npatches = (size_t)pr->tiles.grid_h * pr->tiles.grid_w;
+		ed_render_image_release(&resized);
+		return rc;
+	}
+}
+
+/* The model reads the page, with the guards. Fills r->pg; returns 0 or
+ * an ED_E* for an error row (ED_EINTR / ED_EUNAVAIL stop the run). */
+static int model_page(struct worker *wk, struct result *r,
+		      const struct ed_image *img, double ink,
+		      const char *layer_text, bool layer_good)
+{
+	struct ed_pipeline *p = wk->p;
+	const struct ed_pipeline_opts *o = &p->o;
+	struct ed_store_page *pg = &r->pg;
+	struct prepared pr;
+	struct ed_req_part parts[2];
+	struct gen_watch gw = {.p = p};
+	struct ed_request rq = {0};
+	struct ed_response resp = {0};
+	int cap = o->max_tokens > 0 ? o->max_tokens : ED_PIPELINE_MAX_TOKENS;
+	int retries = o->repeat_retries >= 0 ? o->repeat_retries : 2;
+	double t0 = ed_now_ms();
+	char guard[128] = "";
+	int rc;
+
+	if ((rc = prepare_image(p, img, &pr, r->err, sizeof r->err)))
+		return rc;
+	pg->ms_encode = ed_now_ms() - t0;
+	parts[0] = (struct ed_req_part){NULL, pr.png ? NULL : &pr.im, pr.png,
+					pr.png_len};
+	parts[1] = (struct ed_req_part){p->prompt, NULL, NULL, 0};
+	rq.parts = parts;
+	rq.n_parts = 2;
+	rq.thinking = strcmp(o->mode, "think") == 0;
+	rq.gen.temperature = o->temperature;
+	rq.gen.top_p = o->top_p > 0 ? o->top_p : 1;
+	rq.gen.seed = o->seed;
+	/* the token budget scales with the page; thinking needs room */
+	gw.budget = rq.thinking ? cap
+				: ed_pipeline_token_budget(pg->width_pt, pg->height_pt,
+							   ink, cap);
+	rq.gen.max_new_tokens = gw.budget;
+	rq.on_text = on_text;
+	rq.ud = &gw;
+	ed_buf_init(&gw.text, 0);
+
+	for (int attempt = 0;; attempt++) {
+		ed_buf_reset(&gw.text);
+		gw.deltas = 0;
+		gw.checked = 0;
+		gw.repeated = gw.too_long = false;
+		ed_response_release(&resp);
+		pg->attempts = attempt + 1;
+		rc = ed_backend_run(p->backend, &rq, &resp, r->err, sizeof r->err);
+		if (rc)
+			break;
+		if (p->stop) {
+			rc = ED_EINTR;
+			break;
+		}
+		if (!gw.repeated || attempt >= retries)
+			break;
+		/* a loop: again, warmer */
+		rq.gen.temperature = retry_temps[ED_MIN(attempt, 2)];
+		if (!rq.gen.seed)
+			rq.gen.seed = 0x5eed + (uint64_t)attempt;
+	}
+	pg->ms_prefill = resp.ms_prefill;
+	pg->ms_decode = resp.ms_decode;
+	pg->ms_encode += resp.ms_vision;
+	if (rc) {
+		ed_response_release(&resp);
+		ed_buf_release(&gw.text);
+		ed_render_tiles_release(&pr.tiles);
+		free(pr.png);
+		return rc;
+	}
+	pg->key.model_id = p->model_id;
+	pg->key.prompt_id = p->prompt_id;
+	pg->source = "model";
+	pg->status = ED_STORE_DONE;
+	pg->tokens_in = resp.tokens_in;
+	pg->tokens_out = resp.tokens_out;
+	pg->grid_h = pr.tiles.grid_h;
+	pg->grid_w = pr.tiles.grid_w;
+	pg->image_tokens = (int)(pr.tiles.npatches /
+				 (size_t)(o->tile.merge * o->tile.merge));
+	pg->finish_reason = adup(&r->arena, resp.finish_reason);
+	pg->text = adup(&r->arena, resp.content);
+	pg->markdown = pg->text;
+	r->reasoning = adup(&r->arena, resp.reasoning);
+	pg->reasoning = r->reasoning;
+	if (pg->attempts > 1)
+		snprintf(guard, sizeof guard, "retried");
+	if (gw.repeated) {
+		/* the last attempt looped too */
+		pg->finish_reason = "repetition";
+		if (layer_text && *layer_text) {
+			pg->source = "text-layer";
+			pg->text = adup(&r->arena, layer_text);
+			pg->markdown = NULL;
+			snprintf(guard + strlen(guard), sizeof guard - strlen(guard),
+				 "%srepetition,text-layer-fallback", *guard ? "," : "");
+		} else {
+			/* keep the transcription up to the loop, one period */
+			char *t = ed_arena_alloc(&r->arena, gw.loop_at + 1);
+			if (t && gw.loop_at <= gw.text.len) {
+				memcpy(t, gw.text.data, gw.loop_at);
+				t[gw.loop_at] = '\0';
+				pg->text = pg->markdown = t;
+			}
+			snprintf(guard + strlen(guard), sizeof guard - strlen(guard),
+				 "%srepetition", *guard ? "," : "");
+		}
+	} else if (gw.too_long || strcmp(resp.finish_reason, "length") == 0) {
+		pg->finish_reason = "length";
+		snprintf(guard + strlen(guard), sizeof guard - strlen(guard),
+			 "%slength", *guard ? "," : "");
+		if (gw.too_long && gw.text.data) {
+			/* the server went past the budget: what we kept */
+			pg->text = pg->markdown =
+				adup(&r->arena, rq.thinking && resp.content
+							? resp.content
+							: gw.text.data);
+		}
+	}
+	if (layer_good && pg->text && strcmp(pg->source, "model") == 0) {
+		pg->has_similarity = true;
+		pg->similarity = ed_pipeline_similarity(layer_text, pg->text);
+	}
+	if (*guard)
+		pg->guard = adup(&r->arena, guard);
+	ed_response_release(&resp);
+	ed_buf_release(&gw.text);
+	ed_render_tiles_release(&pr.tiles);
+	free(pr.png);
+	return 0;
+}
+
+static void work_page(struct worker *wk, struct result *r)
+{
+	struct ed_pipeline *p = wk->p;
+	const struct ed_pipeline_opts *o = &p->o;
+	struct ed_store_page *pg = &r->pg;
+	struct ed_page_info info;
+	struct ed_text text = {0};
+	struct ed_image img = {0};
+	struct ed_text_stats ts;
+	bool layer_good = false;
+	double ink = 0;
+	int rc, page = r->page;
+
+	pg->key = (struct ed_store_key){r->d->doc_id, page + 1, o->mode, "", ""};
+	if ((rc = ed_render_page_info(wk->doc, page, &info, r->err, sizeof r->err)))
+		goto fail;
+	pg->width_pt = info.width_pt;
+	pg->height_pt = info.height_pt;
+	/* the text layer: the answer when good, else a fallback and a
+	 * yardstick for the model */
+	if ((rc = ed_render_page_text(wk->doc, page, &text, r->err,
+				      sizeof r->err)))
+		goto fail;
+	if (o->text_layer == ED_TEXT_LAYER_ONLY) {
+		pg->source = "text-layer";
+		pg->status = ED_STORE_DONE;
+		pg->text = adup(&r->arena, text.text);
+		goto out;
+	}
+	ed_pipeline_text_stats(text.text, text.len, &ts);
+	if (ed_pipeline_text_good(&ts, info.width_pt * info.height_pt / 5184.0,
+				  0)) {
+		double cov = 0;
+		if ((rc = ed_render_page_image_coverage(wk->doc, page, &cov, r->err,
+							sizeof r->err)))
+			goto fail;
+		layer_good = ed_pipeline_text_good(
+			&ts, info.width_pt * info.height_pt / 5184.0, cov);
+	}
+	if (layer_good && o->text_layer == ED_TEXT_LAYER_AUTO) {
+		pg->source = "text-layer";
+		pg->status = ED_STORE_DONE;
+		pg->text = adup(&r->arena, text.text);
+		goto out;
+	}
+	{
+		double t0 = ed_now_ms();
+		if ((rc = ed_render_page(wk->doc, page, o->dpi, NULL, &img, r->err,
+					 sizeof r->err)))
+			goto fail;
+		pg->ms_render = ed_now_ms() - t0;
+		pg->dpi = ed_render_doc_kind(wk->doc) == ED_RENDER_PDF ? o->dpi
+								       : img.xdpi;
+	}
+	pg->source = "raster";
+	if (ed_pipeline_is_blank(&img, &ink)) {
+		pg->status = ED_STORE_BLANK;
+		pg->text = "";
+		pg->guard = "blank";
+		goto out;
+	}
+	if (!p->backend) {
+		pg->status = ED_STORE_NEEDS_MODEL;
+		pg->error = "needs the model: no --model or --server configured";
+		goto out;
+	}
+	rc = model_page(wk, r, &img, ink, text.text, layer_good);
+	if (rc == ED_EINTR) {
+		r->dropped = true;
+		goto out;
+	}
+	if (rc == ED_EUNAVAIL) {
+		r->unavailable = true;
+		r->dropped = true;
+		goto out;
+	}
+	if (rc)
+		goto fail;
+out:
+	/* structure from the final text */
+	if (!r->dropped && pg->status && strcmp(pg->status, ED_STORE_DONE) == 0 &&
+	    pg->text) {
+		if (pg->markdown)
+			ed_pipeline_parse_markdown(pg->markdown, strlen(pg->markdown),
+						   &r->arena, &pg->blocks, &pg->nblocks);
+		ed_pipeline_rules_run(p->rules, pg->text, strlen(pg->text),
+				      &r->arena, &pg->fields, &pg->nfields);
+	}
+	ed_render_text_release(&text);
+	ed_render_image_release(&img);
+	return;
+fail:
+	r->code = rc;
+	pg->status = ED_STORE_ERROR;
+	pg->source = pg->source ? pg->source : "raster";
+	pg->text = NULL;
+	pg->error = r->err;
+	pg->finish_reason = "error";
+	ed_render_text_release(&text);
+	ed_render_image_release(&img);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *wk = arg;
+	struct ed_pipeline *p = wk->p;
+
+	for (;;) {
+		struct task *t;
+		struct result *r;
+
+		pthread_mutex_lock(&p->mu);
+		while (!p->tasks && !p->closing)
+			pthread_cond_wait(&p->task_cv, &p->mu);
+		if (!p->tasks) {
+			if (wk->cached) {
+				ed_render_doc_close(wk->doc);
+				wk->doc = NULL;
+				doc_unref(p, wk->cached);
+				wk->cached = NULL;
+			}
+			pthread_mutex_unlock(&p->mu);
+			free(wk);
+			return NULL;
+		}
+		t = p->tasks;
+		p->tasks = t->next;
+		if (!p->tasks)
+			p->tasks_tail = NULL;
+		p->ntasks--;
+		pthread_cond_broadcast(&p->result_cv); /* room in the queue */
+		if (wk->cached != t->d) {
+			/* a document of its own for this worker */
+			ed_render_doc_close(wk->doc);
+			wk->doc = NULL;
+			if (wk->cached)
+				doc_unref(p, wk->cached);
+			wk->cached = t->d;
+			t->d->refs++;
+			pthread_mutex_unlock(&p->mu);
+			wk->cached_rc = ed_pipeline_doc_open(
+				&t->d->src, p->o.password, &p->o.limits, &wk->doc,
+				wk->cached_err, sizeof wk->cached_err);
+		} else {
+			pthread_mutex_unlock(&p->mu);
+		}
+		r = calloc(1, sizeof *r);
+		if (r) {
+			r->d = t->d;
+			r->page = t->page;
+			ed_arena_init(&r->arena, 16384);
+			if (p->stop) {
+				r->dropped = true;
+			} else if (wk->cached_rc) {
+				r->code = wk->cached_rc;
+				snprintf(r->err, sizeof r->err, "%s", wk->cached_err);
+				r->pg.status = ED_STORE_ERROR;
+				r->pg.source = "raster";
+				r->pg.error = r->err;
+				r->pg.key = (struct ed_store_key){t->d->doc_id, t->page + 1,
+								  p->o.mode, "", ""};
+			} else {
+				work_page(wk, r);
+			}
+		}
+		pthread_mutex_lock(&p->mu);
+		if (r) {
+			if (p->results_tail)
+				p->results_tail->next = r;
+			else
+				p->results = r;
+			p->results_tail = r;
+		} else {
+			/* no memory for a result: the page stays undone */
+			t->d->outstanding--;
+			doc_unref(p, t->d);
+		}
+		pthread_cond_broadcast(&p->result_cv);
+		pthread_mutex_unlock(&p->mu);
+		free(t);
+	}
+}
+
+/* ---- the main thread ------------------------------------------------ */
+
+const char *ed_pipeline_model_id(const struct ed_pipeline *p)
+{
+	return p->model_id;
+}
+
+int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
+		     char *err, size_t errlen)
+{
+	struct ed_pipeline *p;
+	struct ed_store_run run = {
+	    .tool_version = ED_VERSION,
+	    .backend = o->server_url ? "remote" : o->model_dir ? "native" : "none",
+	    .mode = o->mode,
+	    .options_json = o->options_json,
+	};
+	int rc;
+
+	*out = NULL;
+	p = calloc(1, sizeof *p);
+	if (!p)
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	p->o = *o;
+	if (p->o.jobs < 1)
+		p->o.jobs = 1;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->task_cv, NULL);
+	pthread_cond_init(&p->result_cv, NULL);
+	p->max_tasks = 2 * p->o.jobs;
+	p->prompt = o->prompt ? o->prompt : ocr_prompt;
+	if (o->prompt) {
+		/* a custom task: its own results, keyed by the text */
+		char hex[65];
+		ed_sha256_hex(o->prompt, strlen(o->prompt), hex);
+		snprintf(p->prompt_id, sizeof p->prompt_id, "custom-%.12s", hex);
+	} else {
+		snprintf(p->prompt_id, sizeof p->prompt_id, "%s",
+			 ED_PIPELINE_OCR_PROMPT_ID);
+	}
+	if ((rc = ed_pipeline_rules_load(&p->rules, o->rules_path, err, errlen)))
+		goto fail;
+	if (o->model_dir || o->server_url) {
+		struct ed_backend_opts bo = {
+		    .model_dir = o->model_dir,
+		    .threads = o->threads,
+		    .server_url = o->server_url,
+		    .model_name = o->model_name,
+		    .api_key = o->api_key,
+		    .jobs = p->o.jobs,
+		    .timeout_s = o->timeout_s,
+		    .retries = o->retries,
+		    .retry_wait_s = o->retry_wait_s,
+		};
+		if ((rc = ed_backend_open(&p->backend, &bo, err, errlen)))
+			goto fail;
+		snprintf(p->model_id, sizeof p->model_id, "%s",
+			 ed_backend_model_id(p->backend));
+	} else {
+		p->prompt_id[0] = '\0'; /* no model: pages keyed without one */
+	}
+	run.model_id = p->model_id;
+	if ((rc = ed_store_open(&p->st, o->db_path, 0, err, errlen)))
+		goto fail;
+	if ((rc = ed_store_run_begin(p->st, &run, &p->run_id, err, errlen))) {
+		rc = rc == ED_EAGAIN ? rc : ED_ECREATE;
+		goto fail;
+	}
+	p->th = calloc((size_t)p->o.jobs, sizeof *p->th);
+	if (!p->th) {
+		rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (int i = 0; i < p->o.jobs; i++) {
+		struct worker *wk = calloc(1, sizeof *wk);
+		if (wk)
+			wk->p = p;
+		if (!wk || pthread_create(&p->th[i], NULL, worker_main, wk)) {
+			free(wk);
+			rc = ed_err(err, errlen, ED_ENOMEM, "cannot start workers");
+			goto fail;
+		}
+		p->nworkers++;
+	}
+	p->t0 = ed_now_ms();
+	*out = p;
+	return 0;
+fail:
+	ed_pipeline_close(p);
+	return rc;
+}
+
+void ed_pipeline_close(struct ed_pipeline *p)
+{
+	char err[256];
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->closing = true;
+	pthread_cond_broadcast(&p->task_cv);
+	pthread_mutex_unlock(&p->mu);
+	for (int i = 0; i < p->nworkers; i++) {
+		void *wk = NULL;
+		pthread_join(p->th[i], &wk);
+	}
+	free(p->th);
+	if (p->st)
+		ed_store_run_end(p->st, p->run_id, err, sizeof err);
+	ed_store_close(p->st);
+	ed_backend_close(p->backend);
+	ed_pipeline_rules_free(p->rules);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->task_cv);
+	pthread_cond_destroy(&p->result_cv);
+	free(p);
+}
+
+static void count_failure(struct ed_doc_result *dr, int code)
+{
+	dr->failed++;
+	if (dr->failed == 1)
+		dr->page_code = code;
+	else if (dr->page_code != code)
+		dr->page_code = 0;
+}
+
+static void report(struct ed_pipeline *p, struct docref *d, int page,
+		   const struct ed_store_page *pg, int64_t page_id,
+		   const char *reasoning, bool cached)
+{
+	struct ed_page_result r = {
+	    .path = d->path,
+	    .sha256 = d->src.sha256,
+	    .page_no = page + 1,
+	    .pages = d->r.pages,
+	    .page_id = page_id,
+	    .status = pg->status,
+	    .source = pg->source,
+	    .text = pg->text,
+	    .reasoning = reasoning,
+	    .error = pg->error,
+	    .finish_reason = pg->finish_reason,
+	    .guard = pg->guard,
+	    .attempts = pg->attempts,
+	    .has_similarity = pg->has_similarity,
+	    .similarity = pg->similarity,
+	    .nblocks = pg->nblocks,
+	    .nfields = pg->nfields,
+	    .tokens_in = pg->tokens_in,
+	    .tokens_out = pg->tokens_out,
+	    .width_pt = pg->width_pt,
+	    .height_pt = pg->height_pt,
+	    .ms_render = pg->ms_render,
+	    .cached = cached,
+	};
+	if (p->o.on_page)
+		p->o.on_page(p->o.ud, &r);
+}
+
+static void progress(struct ed_pipeline *p)
+{
+	p->prog.elapsed_ms = ed_now_ms() - p->t0;
+	if (p->o.on_progress)
+		p->o.on_progress(p->o.ud, &p->prog);
+}
+
+static void finish_doc(struct ed_pipeline *p, struct docref *d,
+		       struct ed_run_result *rr)
+{
+	if (d->reported || !d->all_queued || d->outstanding > 0)
+		return;
+	d->reported = true;
+	rr->done += d->r.done;
+	rr->blank += d->r.blank;
+	rr->needs_model += d->r.needs_model;
+	rr->failed += d->r.failed;
+	rr->cached += d->r.cached;
+	p->prog.docs_done++;
+	if (p->o.on_doc)
+		p->o.on_doc(p->o.ud, d->path, &d->r);
+	progress(p);
+}
+
+/* Store and report one result (main thread); frees it. */
+static void take_result(struct ed_pipeline *p, struct result *r,
+			struct ed_run_result *rr)
+{
+	struct docref *d = r->d;
+	char err[512];
+	int64_t id = 0;
+
+	if (r->unavailable && !rr->stop_code) {
+		rr->stop_code = ED_EUNAVAIL;
+		snprintf(rr->stop_error, sizeof rr->stop_error, "%s", r->err);
+		p->stop = true;
+		if (p->backend)
+			ed_backend_cancel(p->backend);
+	}
+	if (!r->dropped) {
+		int rc = ed_store_page_put(p->st, &r->pg, &id, err, sizeof err);
+		if (rc) {
+			/* the store failing is the run failing */
+			if (!rr->stop_code) {
+				rr->stop_code = rc;
+				snprintf(rr->stop_error, sizeof rr->stop_error, "%s", err);
+			}
+			p->stop = true;
+		} else {
+			if (r->code)
+				count_failure(&d->r, r->code);
+			else if (strcmp(r->pg.status, ED_STORE_DONE) == 0)
+				d->r.done++;
+			else if (strcmp(r->pg.status, ED_STORE_BLANK) == 0)
+				d->r.blank++;
+			else if (strcmp(r->pg.status, ED_STORE_NEEDS_MODEL) == 0)
+				d->r.needs_model++;
+			p->prog.pages_done++;
+			p->prog.tokens_out += r->pg.tokens_out;
+			report(p, d, r->page, &r->pg, id, r->reasoning, false);
+		}
+	}
+	pthread_mutex_lock(&p->mu);
+	d->outstanding--;
+	pthread_mutex_unlock(&p->mu);
+	finish_doc(p, d, rr);
+	pthread_mutex_lock(&p->mu);
+	doc_unref(p, d);
+	pthread_mutex_unlock(&p->mu);
+	ed_arena_release(&r->arena);
+	free(r);
+	progress(p);
+}
+
+/* Take finished results; with wait, block until one arrives (or 100 ms,
+ * to notice SIGINT). */
+static void drain(struct ed_pipeline *p, struct ed_run_result *rr, bool wait)
+{
+	for (;;) {
+		struct result *r;
+
+		if (p->o.interrupted && *p->o.interrupted && !p->stop) {
+			p->stop = true;
+			if (!rr->stop_code) {
+				rr->stop_code = ED_EINTR;
+				snprintf(rr->stop_error, sizeof rr->stop_error,
+					 "interrupted");
+			}
+			if (p->backend)
+				ed_backend_cancel(p->backend);
+		}
+		pthread_mutex_lock(&p->mu);
+		if (!p->results && wait) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 100000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&p->result_cv, &p->mu, &ts);
+		}
+		r = p->results;
+		if (r) {
+			p->results = r->next;
+			if (!p->results)
+				p->results_tail = NULL;
+		}
+		pthread_mutex_unlock(&p->mu);
+		if (!r)
+			return;
+		take_result(p, r, rr);
+		wait = false;
+	}
+}
+
+/* A stored result read back for a cached page. */
+struct cached {
+	struct ed_arena *a;
+	struct ed_store_page *pg;
+	const char *reasoning;
+};
+
+static int cached_row(void *ud, int ncol, const char *const *names,
+		      const struct ed_store_value *v)
+{
+	struct cached *c = ud;
+	const char *dup[5];
+
+	(void)names;
+	if (ncol < 16)
+		return 0;
+	for (int i = 0; i < 5; i++) {
+		static const int col[5] = {2, 3, 4, 6, 11};
+		dup[i] = v[col[i]].type == ED_STORE_TEXT ? adup(c->a, v[col[i]].s)
+							 : NULL;
+	}
+	c->pg->status = dup[0];
+	c->pg->source = dup[1];
+	c->pg->text = dup[2];
+	c->pg->error = dup[3];
+	c->reasoning = dup[4];
+	c->pg->width_pt = v[7].type == ED_STORE_REAL ? v[7].r : 0;
+	c->pg->height_pt = v[8].type == ED_STORE_REAL ? v[8].r : 0;
+	c->pg->ms_render = v[10].type == ED_STORE_REAL ? v[10].r : 0;
+	c->pg->finish_reason = v[12].type == ED_STORE_TEXT ? adup(c->a, v[12].s)
+							   : NULL;
+	c->pg->tokens_in = v[13].type == ED_STORE_INT ? v[13].i : 0;
+	c->pg->tokens_out = v[14].type == ED_STORE_INT ? v[14].i : 0;
+	c->pg->guard = v[15].type == ED_STORE_TEXT ? adup(c->a, v[15].s) : NULL;
+	if (ncol >= 18) {
+		c->pg->attempts = v[16].type == ED_STORE_INT ? (int)v[16].i : 0;
+		c->pg->has_similarity = v[17].type == ED_STORE_REAL;
+		c->pg->similarity = c->pg->has_similarity ? v[17].r : 0;
+	}
+	return 1;
+}
+
+/* Open one input, record it, and queue its unfinished pages. */
+static void queue_document(struct ed_pipeline *p, const char *path,
+			   struct ed_run_result *rr)
+{
+	const struct ed_pipeline_opts *o = &p->o;
+	struct docref *d = calloc(1, sizeof *d);
+	struct ed_doc *doc = NULL;
+	int rc, npages;
+
+	rr->docs++;
+	p->prog.docs_opened++;
+	if (!d || !(d->path = strdup(path))) {
+		free(d);
+		rr->docs_failed++;
+		return;
+	}
+	d->refs = 1; /* the main thread's */
+	d->r.kind = "unknown";
+	rc = ed_pipeline_source_open(&d->src, path, o->max_stdin, d->r.error,
+				     sizeof d->r.error);
+	if (!rc) {
+		memcpy(d->r.sha256, d->src.sha256, sizeof d->r.sha256);
+		d->r.kind = ed_render_kind_name(d->src.kind);
+		rc = ed_pipeline_doc_open(&d->src, o->password, &o->limits, &doc,
+					  d->r.error, sizeof d->r.error);
+	}
+	if (rc) {
+		struct ed_store_doc sd = {
+		    .sha256 = d->src.sha256[0] ? d->src.sha256 : NULL,
+		    .path = path,
+		    .kind = d->r.kind,
+		    .bytes = (int64_t)d->src.len,
+		    .error = d->r.error,
+		};
+		char err[256];
+		int64_t id;
+		d->r.code = rc;
+		if (sd.sha256) /* recorded so a query shows what failed, and why */
+			ed_store_doc_put(p->st, &sd, &id, err, sizeof err);
+		rr->docs_failed++;
+		if (!rr->first_code) {
+			rr->first_code = rc;
+			rr->single_code = true;
+		} else if (rr->first_code != rc) {
+			rr->single_code = false;
+		}
+		d->all_queued = true;
+		d->reported = true;
+		p->prog.docs_done++;
+		if (o->on_doc)
+			o->on_doc(o->ud, path, &d->r);
+		ed_pipeline_source_release(&d->src);
+		free(d->path);
+		free(d);
+		return;
+	}
+	npages = ed_render_doc_pages(doc);
+	d->r.pages = npages;
+	{
+		struct ed_store_doc sd = {
+		    .sha256 = d->src.sha256,
+		    .path = path,
+		    .kind = d->r.kind,
+		    .bytes = (int64_t)d->src.len,
+		    .pages = npages,
+		    .title = ed_render_doc_title(doc),
+		};
+		char err[512];
+		if ((rc = ed_store_doc_put(p->st, &sd, &d->doc_id, err, sizeof err))) {
+			ed_render_doc_close(doc);
+			rr->stop_code = rc;
+			snprintf(rr->stop_error, sizeof rr->stop_error, "%s", err);
+			p->stop = true;
+			ed_pipeline_source_release(&d->src);
+			free(d->path);
+			free(d);
+			return;
+		}
+	}
+	ed_render_doc_close(doc);
+	for (int i = 0; i < npages && !p->stop; i++) {
+		struct ed_store_key key = {d->doc_id, i + 1, o->mode, p->model_id,
+					   p->prompt_id};
+		int64_t have = 0;
+		char err[512];
+
+		if (!ed_range_has(&o->pages, i + 1, npages))
+			continue;
+		p->prog.pages_known++;
+		if (!o->force &&
+		    ed_store_page_lookup(p->st, &key,
+					 o->text_layer != ED_TEXT_LAYER_NEVER,
+					 &have, err, sizeof err) == 0 &&
+		    have) {
+			struct ed_arena a;
+			struct ed_store_page pg = {0};
+			struct cached c = {&a, &pg, NULL};
+			ed_arena_init(&a, 4096);
+			if (ed_store_page_get(p->st, have, cached_row, &c, err,
+					      sizeof err) == 0 &&
+			    pg.status) {
+				report(p, d, i, &pg, have, c.reasoning, true);
+				d->r.cached++;
+				p->prog.pages_done++;
+			}
+			ed_arena_release(&a);
+			continue;
+		}
+		{
+			struct task *t = calloc(1, sizeof *t);
+			if (!t)
+				continue;
+			t->d = d;
+			t->page = i;
+			/* a bounded queue: store results while it is full */
+			pthread_mutex_lock(&p->mu);
+			while (p->ntasks >= p->max_tasks && !p->stop) {
+				pthread_mutex_unlock(&p->mu);
+				drain(p, rr, true);
+				pthread_mutex_lock(&p->mu);
+			}
+			if (p->stop) {
+				pthread_mutex_unlock(&p->mu);
+				free(t);
+				break;
+			}
+			d->refs++;
+			d->outstanding++;
+			if (p->tasks_tail)
+				p->tasks_tail->next = t;
+			else
+				p->tasks = t;
+			p->tasks_tail = t;
+			p->ntasks++;
+			pthread_cond_signal(&p->task_cv);
+			pthread_mutex_unlock(&p->mu);
+		}
+		drain(p, rr, false);
+	}
+	d->all_queued = true;
+	pthread_mutex_lock(&p->mu);
+	d->next = p->docs;
+	p->docs = d;
+	pthread_mutex_unlock(&p->mu);
+	finish_doc(p, d, rr);
+}
+
+int ed_pipeline_run(struct ed_pipeline *p, const char *const *paths,
+		    size_t n, struct ed_run_result *rr)
+{
+	memset(rr, 0, sizeof *rr);
+	p->prog.docs_total = n;
+	for (size_t i = 0; i < n && !p->stop; i++) {
+		drain(p, rr, false);
+		if (p->stop)
+			break;
+		queue_document(p, paths[i], rr);
+	}
+	/* pages still queued are dropped when the run stops */
+	if (p->stop) {
+		pthread_mutex_lock(&p->mu);
+		while (p->tasks) {
+			struct task *t = p->tasks;
+			p->tasks = t->next;
+			t->d->outstanding--;
+			doc_unref(p, t->d);
+			free(t);
+		}
+		p->tasks_tail = NULL;
+		p->ntasks = 0;
+		pthread_mutex_unlock(&p->mu);
+	}
+	for (;;) {
+		bool busy;
+		pthread_mutex_lock(&p->mu);
+		busy = false;
+		for (struct docref *d = p->docs; d; d = d->next)
+			if (d->outstanding > 0)
+				busy = true;
+		pthread_mutex_unlock(&p->mu);
+		if (!busy && !p->results)
+			break;
+		drain(p, rr, true);
+	}
+	/* documents whose last pages were dropped are still reported */
+	pthread_mutex_lock(&p->mu);
+	while (p->docs) {
+		struct docref *d = p->docs;
+		p->docs = d->next;
+		pthread_mutex_unlock(&p->mu);
+		if (!d->reported && !p->stop)
+			finish_doc(p, d, rr);
+		pthread_mutex_lock(&p->mu);
+		doc_unref(p, d);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return rr->stop_code;
+}
+
+void ed_pipeline_versions(char *buf, size_t len)
+{
+	char r[256], m[64], pcre[32] = "";
+
+	ed_render_versions(r, sizeof r);
+	ed_model_versions(m, sizeof m);
+	pcre2_config(PCRE2_CONFIG_VERSION, pcre);
+	snprintf(buf, len, "%s, SQLite %s, PCRE2 %s, %s", r,
+		 ed_store_sqlite_version(), pcre, m);
+}
