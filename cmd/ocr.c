@@ -189,6 +189,12 @@ static void on_page(void *ud, const struct ed_page_result *r)
 
 	if (r->cached)
 		c->cached++;
+	else if (r->error && strcmp(r->status, "error") == 0) {
+		clear_progress(c);
+		msg("%s: page %d: %s",
+		    strcmp(r->path, "-") ? r->path : "standard input",
+		    r->page_no, r->error);
+	}
 	print_page(c, r);
 	if (ferror(stdout) && !c->output_failed) {
 		/* the page is stored; no point computing more of them */

@@ -634,15 +634,20 @@ static int discover_model(struct remote *r, char *err, size_t errlen)
 				r->model_name = strdup(id);
 			json_decref(j);
 			rc = id ? 0
-				: ed_err(err, errlen, ED_EFORMAT,
+				: ed_err(err, errlen, ED_ECONFIG,
 					 "'%s' lists no model; give --model-name",
 					 r->models_url);
 			break;
 		}
 		if ((cc == CURLE_OK && status != 429 && status < 500) ||
 		    attempt >= r->retries) {
+			/* a server that answers but lists no models needs
+			 * the name from the user: configuration */
 			rc = cc == CURLE_OK
-				     ? ed_err(err, errlen, ED_EUNAVAIL,
+				     ? ed_err(err, errlen,
+					      status == 429 || status >= 500
+						      ? ED_EUNAVAIL
+						      : ED_ECONFIG,
 					      "'%s' answered HTTP %ld; give "
 					      "--model-name",
 					      r->models_url, status)

@@ -467,10 +467,10 @@ static const struct {
 		 "Aug(?:ust)?|Sep(?:tember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?) "
 		 "(?:0?[1-9]|[12]\\d|3[01]), \\d{4}\\b"
 		 "|\\d{4}年\\d{1,2}月\\d{1,2}日"},
-	/* a branch reset: "value" is the number in either order */
-	{"amount", "(?|(?:[€$£¥]|\\b(?:EUR|USD|GBP|CNY|RMB|JPY|CHF)\\b) ?"
-		   "(?<value>\\d{1,3}(?:[,. ]\\d{3})+(?:[.,]\\d{1,2})?|\\d+(?:[.,]\\d{1,2})?)"
-		   "|\\b(?<value>\\d{1,3}(?:[,. ]\\d{3})+(?:[.,]\\d{1,2})?|\\d+(?:[.,]\\d{1,2})?)"
+	/* the value keeps its currency, before or after the number */
+	{"amount", "(?:(?:[€$£¥]|\\b(?:EUR|USD|GBP|CNY|RMB|JPY|CHF)\\b) ?"
+		   "(?:\\d{1,3}(?:[,. ]\\d{3})+(?:[.,]\\d{1,2})?|\\d+(?:[.,]\\d{1,2})?)"
+		   "|\\b(?:\\d{1,3}(?:[,. ]\\d{3})+(?:[.,]\\d{1,2})?|\\d+(?:[.,]\\d{1,2})?)"
 		   " ?(?:€|(?:EUR|USD|GBP|CNY|RMB|JPY|CHF)\\b|元))"},
 	{"email", "\\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}\\b"},
 	{"url", "\\bhttps?://[^\\s<>\"')\\]]+|\\bwww\\.[A-Za-z0-9-]+\\.[^\\s<>\"')\\]]+"},
@@ -491,7 +491,7 @@ static int add_rule(struct ed_rules *rs, const char *name, const char *pat,
 	if (!c) {
 		PCRE2_UCHAR msg[256];
 		pcre2_get_error_message(ec, msg, sizeof msg);
-		return ed_err(err, errlen, ED_EINVAL,
+		return ed_err(err, errlen, ED_ECONFIG,
 			      "rule '%s': %s at offset %zu", name, (char *)msg,
 			      (size_t)off);
 	}
@@ -560,7 +560,7 @@ int ed_pipeline_rules_load(struct ed_rules **out, const char *path,
 				continue;
 			pat = name + strcspn(name, " \t");
 			if (!*pat) {
-				rc = ed_err(err, errlen, ED_EINVAL,
+				rc = ed_err(err, errlen, ED_ECONFIG,
 					    "'%s' line %d: expected NAME PATTERN", path,
 					    ln);
 				break;

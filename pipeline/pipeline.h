@@ -120,6 +120,8 @@ int ed_pipeline_parse_markdown(const char *md, size_t len, struct ed_arena *a,
  * phone) plus "NAME PATTERN" lines of a rules file. Immutable once loaded,
  * shared by threads. */
 struct ed_rules;
+/* 0, ED_ENOENT (no such file), ED_ECONFIG (a bad line or pattern, named
+ * with its line number), ED_ENOMEM. */
 int ed_pipeline_rules_load(struct ed_rules **out, const char *path,
 			   char *err, size_t errlen);
 void ed_pipeline_rules_free(struct ed_rules *rs);

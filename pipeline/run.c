@@ -56,6 +56,7 @@ struct result {
 	int code; /* 0, or ED_E* for an error row */
 	bool dropped; /* interrupted: store nothing */
 	bool unavailable;
+	bool server_fault;
 	char err[512];
 	struct result *next;
 };
@@ -420,6 +421,9 @@ static void work_page(struct worker *wk, struct result *r)
 		goto out;
 	}
 	rc = model_page(wk, r, &img, ink, text.text, layer_good);
+	/* a bad reply or a refused request is the server's doing, not the
+	 * input's: the page fails with exit status 1, not 65 or 64 */
+	r->server_fault = rc == ED_EFORMAT || rc == ED_EINVAL;
 	if (rc == ED_EINTR) {
 		r->dropped = true;
 		goto out;
@@ -736,7 +740,9 @@ static void take_result(struct ed_pipeline *p, struct result *r,
 			ed_backend_cancel(p->backend);
 	}
 	if (!r->dropped) {
-		int rc = ed_store_page_put(p->st, &r->pg, &id, err, sizeof err);
+		int rc;
+		r->pg.run_id = p->run_id;
+		rc = ed_store_page_put(p->st, &r->pg, &id, err, sizeof err);
 		if (rc) {
 			/* the store failing is the run failing */
 			if (!rr->stop_code) {
@@ -746,7 +752,7 @@ static void take_result(struct ed_pipeline *p, struct result *r,
 			p->stop = true;
 		} else {
 			if (r->code)
-				count_failure(&d->r, r->code);
+				count_failure(&d->r, r->server_fault ? 0 : r->code);
 			else if (strcmp(r->pg.status, ED_STORE_DONE) == 0)
 				d->r.done++;
 			else if (strcmp(r->pg.status, ED_STORE_BLANK) == 0)

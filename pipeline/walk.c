@@ -67,11 +67,19 @@ static bool is_document(const char *path)
 	return n > 0 && ed_render_sniff(head, (size_t)n) != ED_RENDER_UNKNOWN;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static int walk(struct walker *w, const char *path, int depth)
 {
 	struct stat sb;
 	DIR *d;
 	struct dirent *e;
+	char **names = NULL;
+	size_t nnames = 0;
+	int rc = 0;
 
 	if (stat(path, &sb) < 0)
 		return depth == 0 ? ed_err(w->err, w->errlen, ED_ENOENT,
@@ -104,29 +112,40 @@ static int walk(struct walker *w, const char *path, int depth)
 					   "cannot open '%s': %s", path,
 					   strerror(errno))
 				  : 0;
+	/* children in name order: the same tree is walked the same way on
+	 * every machine, whatever order the file system keeps */
 	while ((e = readdir(d))) {
-		char *child;
-		size_t n;
-		int rc;
+		char **nn;
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		n = strlen(path) + strlen(e->d_name) + 2;
-		child = malloc(n);
-		if (!child) {
-			closedir(d);
-			return ED_ENOMEM;
+		nn = realloc(names, (nnames + 1) * sizeof *names);
+		if (!nn || !(nn[nnames] = strdup(e->d_name))) {
+			names = nn ? nn : names;
+			rc = ED_ENOMEM;
+			break;
 		}
-		snprintf(child, n, "%s%s%s", path,
-			 path[strlen(path) - 1] == '/' ? "" : "/", e->d_name);
-		rc = walk(w, child, depth + 1);
-		free(child);
-		if (rc) {
-			closedir(d);
-			return rc;
-		}
+		names = nn;
+		nnames++;
 	}
 	closedir(d);
-	return 0;
+	if (!rc)
+		qsort(names, nnames, sizeof *names, cmp_name);
+	for (size_t i = 0; i < nnames && !rc; i++) {
+		size_t n = strlen(path) + strlen(names[i]) + 2;
+		char *child = malloc(n);
+		if (!child) {
+			rc = ED_ENOMEM;
+			break;
+		}
+		snprintf(child, n, "%s%s%s", path,
+			 path[strlen(path) - 1] == '/' ? "" : "/", names[i]);
+		rc = walk(w, child, depth + 1);
+		free(child);
+	}
+	for (size_t i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
+	return rc;
 }
 
 static int cmp_path(const void *a, const void *b)

@@ -4,41 +4,8 @@
 # page, stdin, interruption, and the 1,000-page memory bound.
 # Prints "cli: N passed, M failed".
 set -u
-cd "$(dirname "$0")/.." || exit 2
-BUILD=${ED_BUILD:-build}
-SHARED=${ED_SHARED:-../shared}
-C=$SHARED/corpus
-T=${ED_TMP:-/tmp}/cli.$$
-mkdir -p "$T"
-E="${ED_WRAP:-} $(pwd)/ernie-doc"
-pass=0
-fail=0
-
-ok() { pass=$((pass + 1)); }
-no() {
-	fail=$((fail + 1))
-	echo "cli: FAIL: $*" >&2
-}
-# expect STATUS CMD...: run, keep stdout/stderr in $T/out, $T/err
-expect() {
-	want=$1
-	shift
-	"$@" >"$T/out" 2>"$T/err"
-	got=$?
-	if [ "$got" -eq "$want" ]; then
-		ok
-	else
-		no "'$*' exited $got, want $want: $(head -c 300 "$T/err")"
-	fi
-}
-check() { # check DESCRIPTION TEST...
-	d=$1
-	shift
-	if "$@"; then ok; else no "$d"; fi
-}
-q() { # q DB SQL: one value from the database
-	$E query --db "$1" --format csv "$2" | sed -n 2p | tr -d '\r'
-}
+NAME=cli
+. "$(dirname "$0")/lib.sh"
 
 # ---- help, version, man page --------------------------------------
 expect 0 $E --help
@@ -319,5 +286,4 @@ if [ -z "${ED_VALGRIND:-}" ]; then
 	check "resume: 1,000 pages" test "$(q "$T/int.db" "SELECT count(*) FROM pages")" = 1000
 fi
 
-echo "cli: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

@@ -1,8 +1,10 @@
 /*
  * mkpdf.c - write a test PDF with cairo: N pages of real text (each page
  * carries the words "page" and "marker<N>" and a paragraph), for the CLI
- * tests (1,000-page memory test, interruption) and the benchmarks.
- * usage: mkpdf OUT.pdf PAGES
+ * tests (1,000-page memory test, interruption, batches) and the
+ * benchmarks. TAG is written on every page (distinct documents for a
+ * batch); page BLANK, if given, is left empty.
+ * usage: mkpdf OUT.pdf PAGES [TAG [BLANK]]
  */
 #include <cairo-pdf.h>
 #include <cairo.h>
@@ -23,10 +25,11 @@ int main(int argc, char **argv)
 	cairo_surface_t *s;
 	cairo_t *cr;
 	char *end;
-	long n;
+	long n, blank = 0;
 
-	if (argc != 3 || (n = strtol(argv[2], &end, 10)) < 1 || *end) {
-		fprintf(stderr, "usage: mkpdf OUT.pdf PAGES\n");
+	if (argc < 3 || argc > 5 || (n = strtol(argv[2], &end, 10)) < 1 ||
+	    *end || (argc == 5 && (blank = strtol(argv[4], &end, 10)) < 1)) {
+		fprintf(stderr, "usage: mkpdf OUT.pdf PAGES [TAG [BLANK]]\n");
 		return 64;
 	}
 	s = cairo_pdf_surface_create(argv[1], 595.276, 841.89);
@@ -34,10 +37,15 @@ int main(int argc, char **argv)
 	cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL,
 			       CAIRO_FONT_WEIGHT_NORMAL);
 	for (long p = 1; p <= n; p++) {
-		char head[64];
+		char head[160];
+		if (p == blank) {
+			cairo_show_page(cr);
+			continue;
+		}
 		cairo_set_font_size(cr, 18);
 		cairo_move_to(cr, 72, 90);
-		snprintf(head, sizeof head, "page %ld marker%ld", p, p);
+		snprintf(head, sizeof head, "page %ld marker%ld %.100s", p, p,
+			 argc >= 4 ? argv[3] : "");
 		cairo_show_text(cr, head);
 		cairo_set_font_size(cr, 11);
 		for (int k = 0; k < 24; k++) {

@@ -29,7 +29,7 @@ export ED_WRAP="$WRAP"
 pass=0
 fail=0
 tally() { # parse "<name>: N passed, M failed" lines from a log
-	line=$(grep -E '^[a-z_-]+: [0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1)
+	line=$(grep -E '^[a-z0-9_-]+: [0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1)
 	if [ -z "$line" ]; then
 		echo "run.sh: $2 printed no summary (crashed?)" >&2
 		fail=$((fail + 1))
@@ -65,10 +65,12 @@ for fz in "$BUILD"/tests/fuzz/fuzz_*; do
 		fail=$((fail + 1))
 done
 
-log="$ED_TMP/cli.log"
-sh tests/cli.sh >"$log" 2>&1
-cat "$log"
-tally "$log" cli
+for sh in cli e2e; do
+	log="$ED_TMP/$sh.log"
+	sh "tests/$sh.sh" >"$log" 2>&1
+	cat "$log"
+	tally "$log" "$sh"
+done
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

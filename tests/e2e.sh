@@ -1,0 +1,337 @@
+#!/bin/sh
+# e2e.sh - end to end through both backends: the native engine on a tiny
+# model and the remote client against tests/fakeserver.py. Standard input,
+# the checked request shape and image size, thinking mode, every guard
+# (blank, repetition with retries and fallback, length, similarity), the
+# remote fault matrix with its exit statuses, blocks/cells/fields, batch
+# (walk, bad files, kill -9 and resume, SIGINT, shards, progress) and
+# merge. Prints "e2e: N passed, M failed".
+set -u
+NAME=e2e
+. "$(dirname "$0")/lib.sh"
+
+SRV_PID=
+stop_server() {
+	if [ -n "$SRV_PID" ]; then
+		kill "$SRV_PID" 2>/dev/null
+		wait "$SRV_PID" 2>/dev/null
+	fi
+	SRV_PID=
+}
+trap stop_server EXIT INT TERM
+# serve SCRIPT [ARGS...]: (re)start the test server; sets URL
+serve() {
+	stop_server
+	rm -f "$T/port" "$T/srv.log"
+	: >"$T/srv.log"
+	python3 tests/fakeserver.py --port-file "$T/port" --log "$T/srv.log" \
+		--script "$@" &
+	SRV_PID=$!
+	n=0
+	while [ ! -s "$T/port" ] && [ $n -lt 200 ]; do
+		sleep 0.05
+		n=$((n + 1))
+	done
+	URL="http://127.0.0.1:$(cat "$T/port")/v1"
+}
+count() { # count PATTERN: lines of the server log that start with it
+	grep -c "^$1" "$T/srv.log" || true
+}
+# the server must never have seen a malformed request
+valid() {
+	check "every request well formed: $(grep INVALID "$T/srv.log" | head -n 2)" \
+		test "$(count INVALID)" = 0
+}
+lines() { wc -l <"$T/out" | tr -d ' '; }
+# page number and text of each printed page, in page order (with --jobs
+# above 1 pages are printed as they finish)
+pagetext() {
+	sed 's/.*"page":\([0-9]*\),.*"text":\("[^"]*"\).*/\1 \2/' "$T/out" | sort -n
+}
+
+# fast settings: small rasters, short retries
+FAST="--dpi 50 --retry-wait 0.01"
+"$BUILD/tests/mkpdf" "$T/doc3.pdf" 3 doc3 2 # page 2 is blank
+PNG=$C/smile.png
+
+# ---- native engine, standard input ------------------------------------
+sh tests/mktok.sh "$T/tok" >/dev/null 2>&1
+"$BUILD/tests/mkmodel" "$T/tiny" --tokenizer "$T/tok" --shards 2 >/dev/null
+expect 0 sh -c "cat '$T/doc3.pdf' | $E ocr --db '$T/n.db' --model '$T/tiny' \
+	--text-layer never --max-tokens 6 --max-pixels 100000 $FAST -"
+check "native stdin: one JSON object per page" test "$(lines)" = 3
+check "native: model pages" test "$(grep -c '"source":"model"' "$T/out")" = 2
+check "native: blank page" grep -q '"page":2,.*"status":"blank".*"guard":"blank"' "$T/out"
+check "native: stored" test "$(q "$T/n.db" "SELECT count(*) FROM pages WHERE model_id = 'native/tiny' AND tokens_out BETWEEN 1 AND 6")" = 2
+check "native: the path is stdin" test "$(q "$T/n.db" "SELECT path FROM documents")" = "-"
+check "native: similarity to the text layer" test "$(q "$T/n.db" "SELECT count(*) FROM pages WHERE text_similarity BETWEEN 0 AND 1")" = 2
+# thinking mode on the native engine: the prompt ends in <think>
+expect 0 $E ocr --db "$T/n.db" --model "$T/tiny" --mode think --max-tokens 4 \
+	--max-pixels 100000 "$PNG"
+check "native think: stored under mode think" test "$(q "$T/n.db" "SELECT count(*) FROM pages WHERE mode = 'think'")" = 1
+# jobs: two sessions, the same greedy text as one
+expect 0 $E ocr --db "$T/n1.db" --model "$T/tiny" --text-layer never \
+	--max-tokens 6 --max-pixels 100000 $FAST "$T/doc3.pdf"
+pagetext >"$T/t1"
+expect 0 $E ocr --db "$T/n2.db" --model "$T/tiny" --text-layer never -j 2 \
+	--max-tokens 6 --max-pixels 100000 $FAST "$T/doc3.pdf"
+pagetext >"$T/t2"
+check "native: --jobs 2 gives the same text" cmp -s "$T/t1" "$T/t2"
+
+# ---- remote: the normal case through standard input -------------------
+serve normal --expect-size 420x588
+expect 0 sh -c "cat '$T/doc3.pdf' | $E ocr --db '$T/r.db' --server '$URL' \
+	--text-layer never $FAST -"
+check "remote stdin: one JSON object per page" test "$(lines)" = 3
+check "remote: two model pages" test "$(grep -c '"source":"model"' "$T/out")" = 2
+check "remote: the reply text" grep -q '"text":"# Page 420x588' "$T/out"
+check "remote: blank page never sent" test "$(count REQ)" = 2
+valid
+check "remote: image size as smart_resize (420x588)" test "$(count 'REQ image=420x588')" = 2
+check "remote: non-thinking, greedy" test "$(count 'REQ image=420x588 thinking=0 max_tokens=[0-9]* temperature=0 stream=1')" = 2
+check "remote: model id from /v1/models" test "$(q "$T/r.db" "SELECT DISTINCT model_id FROM pages WHERE source = 'model'")" = "remote/ERNIE-4.5-VL-28B-A3B-PT"
+check "remote: finish_reason and usage" test "$(q "$T/r.db" "SELECT count(*) FROM pages WHERE finish_reason = 'stop' AND tokens_in = 415 AND tokens_out = 28")" = 2
+check "remote: prompt id" test "$(q "$T/r.db" "SELECT DISTINCT prompt_id FROM pages WHERE source = 'model'")" = "ocr-v1"
+# structure: blocks, cells, fields
+check "blocks: heading, paragraph, table" test "$(q "$T/r.db" "SELECT group_concat(kind, '|') FROM (SELECT kind FROM blocks WHERE page_id = (SELECT min(id) FROM pages WHERE source = 'model') ORDER BY seq)")" = "heading|paragraph|table"
+check "blocks: heading level" test "$(q "$T/r.db" "SELECT level FROM blocks WHERE kind = 'heading' LIMIT 1")" = 1
+check "cells reachable by SQL" test "$(q "$T/r.db" "SELECT c.text FROM cells c JOIN blocks b ON b.id = c.block_id WHERE c.row = 1 AND c.col = 1 LIMIT 1")" = "12.00"
+check "cells: header row" test "$(q "$T/r.db" "SELECT count(*) FROM cells WHERE header = 1")" = 4
+check "fields: date" test "$(q "$T/r.db" "SELECT count(*) FROM fields WHERE name = 'date' AND value = '2026-11-23'")" = 2
+check "fields: amount" test "$(q "$T/r.db" "SELECT count(*) FROM fields WHERE name = 'amount' AND value = 'EUR 1,234.50'")" = 2
+check "fields: email" test "$(q "$T/r.db" "SELECT count(*) FROM fields WHERE name = 'email' AND value = 'ocr@example.com'")" = 2
+check "fields: spans" test "$(q "$T/r.db" "SELECT count(*) FROM fields f JOIN pages p ON p.id = f.page_id WHERE substr(p.text, f.span_start + 1, f.span_end - f.span_start) = f.value")" = "$(q "$T/r.db" "SELECT count(*) FROM fields")"
+check "similarity stored" test "$(q "$T/r.db" "SELECT count(*) FROM pages WHERE text_similarity BETWEEN 0 AND 0.5")" = 2
+expect 0 $E export --db "$T/r.db" --format md -- -
+check "export md in reading order" grep -q "^# Page 420x588" "$T/out"
+# a re-run asks nothing
+expect 0 $E ocr --db "$T/r.db" --server "$URL" --text-layer never $FAST "$T/doc3.pdf"
+check "remote re-run: cached" test "$(grep -c '"cached":true' "$T/out")" = 3
+check "remote re-run: no request" test "$(count REQ)" = 2
+serve normal
+# --rules: named patterns of our own beside the built-in set
+printf '# a comment\nitem (?i)paper\nprice (?<value>[0-9]+\\.[0-9]{2})</td>\n' >"$T/rules"
+expect 0 $E ocr --db "$T/rules.db" --server "$URL" --rules "$T/rules" $FAST "$PNG"
+check "rules: custom field" test "$(q "$T/rules.db" "SELECT value FROM fields WHERE name = 'item'")" = "Paper"
+check "rules: named group value" test "$(q "$T/rules.db" "SELECT value FROM fields WHERE name = 'price'")" = "12.00"
+printf 'broken (unclosed\n' >"$T/badrules"
+expect 78 $E ocr --db "$T/rules.db" --server "$URL" --rules "$T/badrules" "$PNG"
+check "bad rule named" grep -q "broken" "$T/err"
+# generation options reach the server
+expect 0 $E ocr --db "$T/opt.db" --server "$URL" --temperature 0.7 --top-p 0.9 \
+	--seed 7 --max-tokens 99 $FAST "$PNG"
+check "temperature sent" test "$(count 'REQ image=56x56 thinking=0 max_tokens=[0-9]* temperature=0.7')" = 1
+check "max-tokens caps the budget" test "$(q "$T/opt.db" "SELECT count(*) FROM pages")" = 1
+# connections are reused: 8 pages, 2 jobs
+"$BUILD/tests/mkpdf" "$T/doc8.pdf" 8 doc8
+serve normal
+expect 0 $E ocr --db "$T/reuse.db" --server "$URL" --model-name "$(echo baidu/ERNIE-4.5-VL-28B-A3B-PT)" \
+	--text-layer never -j 2 $FAST "$T/doc8.pdf"
+check "8 pages" test "$(count REQ)" = 8
+check "connections reused ($(count CONN) for 8 requests)" test "$(count CONN)" -le 3
+valid
+
+# ---- thinking mode ----------------------------------------------------
+serve think
+expect 0 $E ocr --db "$T/th.db" --server "$URL" --mode think $FAST "$PNG"
+check "think: enable_thinking sent" test "$(count 'REQ image=56x56 thinking=1')" = 1
+check "think: reasoning apart" grep -q '"reasoning":"The page has a heading and a table.' "$T/out"
+check "think: answer without reasoning" grep -q '"text":"# Page 56x56' "$T/out"
+check "think: stored apart" test "$(q "$T/th.db" "SELECT count(*) FROM pages WHERE mode = 'think' AND reasoning LIKE 'The page%' AND text LIKE '# Page%'")" = 1
+serve think-inline
+expect 0 $E ocr --db "$T/th2.db" --server "$URL" --mode think $FAST "$PNG"
+check "think-inline: split at </think>" test "$(q "$T/th2.db" "SELECT count(*) FROM pages WHERE reasoning = 'The page has a heading.' AND text LIKE '# Page%'")" = 1
+serve plain
+expect 0 $E ocr --db "$T/plain.db" --server "$URL" $FAST "$PNG"
+check "a non-streamed reply" grep -q '"text":"# Page 56x56' "$T/out"
+# a custom prompt is its own result
+serve normal
+expect 0 $E ocr --db "$T/plain.db" --server "$URL" --prompt "List the prices." $FAST "$PNG"
+check "custom prompt: own prompt id" test "$(q "$T/plain.db" "SELECT count(DISTINCT prompt_id) FROM pages")" = 2
+check "custom prompt id" test "$(q "$T/plain.db" "SELECT count(*) FROM pages WHERE prompt_id LIKE 'custom-%'")" = 1
+
+# ---- API key: only from the environment --------------------------------
+serve normal --api-key s3cret
+expect 0 env ERNIE_DOC_API_KEY=s3cret $E ocr --db "$T/key.db" --server "$URL" $FAST "$PNG"
+expect 1 env -u ERNIE_DOC_API_KEY $E ocr --db "$T/key2.db" --server "$URL" --model-name m $FAST "$PNG"
+check "refused without the key" grep -q "HTTP 401" "$T/err"
+expect 64 $E ocr --api-key s3cret --server "$URL" "$PNG"
+expect 0 env ERNIE_DOC_SERVER="$URL" ERNIE_DOC_API_KEY=s3cret $E ocr --db "$T/key3.db" $FAST "$PNG"
+check "ERNIE_DOC_SERVER" grep -q '"source":"model"' "$T/out"
+
+# ---- guards -----------------------------------------------------------
+# a loop: stopped early, retried warmer, then the text layer
+serve loop
+expect 0 $E ocr --db "$T/g.db" --server "$URL" --text-layer never --pages 1 $FAST "$T/doc3.pdf"
+check "loop: three attempts" grep -q '"attempts":3' "$T/out"
+check "loop: verdict" grep -q '"guard":"retried,repetition,text-layer-fallback"' "$T/out"
+check "loop: text layer instead" grep -q '"source":"text-layer".*"finish_reason":"repetition"' "$T/out"
+check "loop: rising temperatures" test "$(grep '^REQ' "$T/srv.log" | sed 's/.*temperature=\([0-9.]*\).*/\1/' | tr '\n' ' ')" = "0 0.3 0.6 "
+check "loop: generation stopped early" test "$(grep '^LOOP' "$T/srv.log" | sed 's/.*sent=//' | sort -n | tail -n 1)" -lt 1000
+check "loop: stored verdict" test "$(q "$T/g.db" "SELECT replace(guard, ',', ' ') || '/' || attempts || '/' || finish_reason FROM pages")" = "retried repetition text-layer-fallback/3/repetition"
+# without a text layer the transcription is kept up to the loop
+expect 0 $E ocr --db "$T/g2.db" --server "$URL" --retries 0 $FAST "$PNG"
+check "loop, no text layer: verdict" grep -q '"guard":"retried,repetition"' "$T/out"
+check "loop, no text layer: cut before the loop" test "$(q "$T/g2.db" "SELECT length(text) < 100 FROM pages")" = 1
+# a loop only at temperature 0: the first retry succeeds
+serve loop-once
+expect 0 $E ocr --db "$T/g3.db" --server "$URL" $FAST "$PNG"
+check "loop-once: done after a retry" test "$(q "$T/g3.db" "SELECT status || '/' || guard || '/' || attempts || '/' || finish_reason FROM pages")" = "done/retried/2/stop"
+# an over-long reply (the server ignores max_tokens): cut at the budget
+serve long
+expect 0 $E ocr --db "$T/g4.db" --server "$URL" --max-tokens 50 $FAST "$PNG"
+check "long: verdict length" test "$(q "$T/g4.db" "SELECT guard || '/' || finish_reason FROM pages")" = "length/length"
+check "long: cut at the budget" test "$(q "$T/g4.db" "SELECT length(text) BETWEEN 100 AND 400 FROM pages")" = 1
+# the budget scales with the page: a small image asks for less
+check "budget scales with the page" test "$(grep '^REQ' "$T/srv.log" | sed 's/.*max_tokens=\([0-9]*\).*/\1/')" -le 50
+
+# ---- remote fault matrix ------------------------------------------------
+serve 429
+t0=$(date +%s%N)
+expect 0 $E ocr --db "$T/f1.db" --server "$URL" $FAST "$PNG"
+t1=$(date +%s%N)
+check "429 then success: two requests" test "$(count REQ)" = 2
+check "429: Retry-After honoured ($(((t1 - t0) / 1000000)) ms)" test $(((t1 - t0) / 1000000)) -ge 1000
+serve 500-once
+expect 0 $E ocr --db "$T/f2.db" --server "$URL" $FAST "$PNG"
+check "500 once: retried" test "$(count REQ)" = 2
+serve 500
+expect 75 $E ocr --db "$T/f3.db" --server "$URL" --retries 2 $FAST "$PNG"
+check "500: three attempts" test "$(count REQ)" = 3
+check "500: message" grep -q "after 3 attempts.*HTTP 500" "$T/err"
+check "500: stored as an error" test "$(q "$T/f3.db" "SELECT status || '/' || finish_reason FROM pages")" = "error/error"
+expect 1 $E ocr --db "$T/f3.db" --server "$URL" --retries 0 $FAST "$PNG" "$T/doc3.pdf"
+check "500, two inputs: status 1" grep -q "after 1 attempt" "$T/err"
+serve slow --delay 3
+expect 75 $E ocr --db "$T/f4.db" --server "$URL" --timeout 0.5 --retries 1 $FAST "$PNG"
+check "slow: timed out" grep -qi "timed\? \?out" "$T/err"
+serve malformed
+expect 1 $E ocr --db "$T/f5.db" --server "$URL" $FAST "$PNG"
+check "malformed: message" grep -q "malformed reply" "$T/err"
+check "malformed: not retried" test "$(count REQ)" = 1
+check "malformed: stored as an error" test "$(q "$T/f5.db" "SELECT status FROM pages")" = "error"
+serve truncated
+expect 75 $E ocr --db "$T/f6.db" --server "$URL" --retries 1 $FAST "$PNG"
+check "truncated: retried" test "$(count REQ)" = 2
+serve truncated-stream
+expect 75 $E ocr --db "$T/f7.db" --server "$URL" --retries 1 $FAST "$PNG"
+check "truncated stream: retried" test "$(count REQ)" = 2
+check "truncated stream: message" grep -q "ended early\|transfer closed\|partial" "$T/err"
+# unreachable: nothing listens on the port any more
+stop_server
+expect 69 $E ocr --db "$T/f8.db" --server "$URL" --retries 1 $FAST "$PNG"
+check "unreachable: message" grep -q "cannot reach" "$T/err"
+expect 69 $E ocr --db "$T/f8.db" --server "$URL" --model-name x --retries 1 $FAST "$PNG" "$T/doc3.pdf"
+check "unreachable: the run stops, nothing stored as failed" test "$(q "$T/f8.db" "SELECT count(*) FROM pages WHERE status = 'error'")" = 0
+expect 78 $E ocr --db "$T/f8.db" --server "ftp://x" "$PNG"
+serve normal --no-models
+expect 78 $E ocr --db "$T/f9.db" --server "$URL" "$PNG"
+check "no model list: asks for --model-name" grep -q "give --model-name" "$T/err"
+expect 0 $E ocr --db "$T/f9.db" --server "$URL" --model-name baidu/ERNIE-4.5-VL-28B-A3B-PT $FAST "$PNG"
+expect 64 $E ocr --model "$T/tiny" --server "$URL" "$PNG"
+expect 64 $E ocr --mode fast "$PNG"
+expect 64 $E ocr --jobs 0 "$PNG"
+expect 64 $E batch --shard 3/2 "$T"
+expect 64 $E batch
+
+# ---- batch ---------------------------------------------------------------
+B=$T/tree
+mkdir -p "$B/a/deep" "$B/b"
+i=1
+while [ $i -le 54 ]; do
+	case $((i % 3)) in
+	0) d=$B/a ;;
+	1) d=$B/a/deep ;;
+	*) d=$B/b ;;
+	esac
+	"$BUILD/tests/mkpdf" "$d/doc$i.bin" $((i % 3 + 1)) "batch$i"
+	i=$((i + 1))
+done
+cp "$C/smile.png" "$B/b/picture.dat"
+cp "$C/invalid.pdf" "$B/b/broken.pdf"
+echo "not a document" >"$B/b/notes.txt"
+ln -s .. "$B/a/deep/loop"
+ln -s ../b "$B/a/b-again"
+# 54 documents of 1-3 pages (108 pages), a PNG, a broken PDF
+TOTAL=$((108 + 1))
+serve normal --delay 0.02
+KILLED=0
+: >"$T/runs"
+for wait in 0.3 0.6 0.9; do
+	$E batch -q --db "$T/b.db" --server "$URL" --text-layer never -j 4 \
+		$FAST "$B" >"$T/kout" 2>"$T/kerr" &
+	pid=$!
+	sleep $wait
+	before=$(q "$T/b.db" "SELECT count(*) FROM pages" 2>/dev/null)
+	kill -9 $pid 2>/dev/null && KILLED=$((KILLED + 1))
+	wait $pid 2>/dev/null
+	echo "$before" >>"$T/runs"
+done
+check "killed with kill -9 ($KILLED times)" test $KILLED -ge 2
+check "integrity after kill -9" test "$(q "$T/b.db" "PRAGMA integrity_check")" = ok
+stored=$(q "$T/b.db" "SELECT count(*) FROM pages")
+rq=$(count REQ)
+expect 1 $E batch --db "$T/b.db" --server "$URL" --text-layer never -j 4 $FAST "$B"
+check "resume: $stored finished pages not redone" test "$(grep -c '"cached":true' "$T/out")" = "$stored"
+check "resume: only the rest asked ($(($(count REQ) - rq)) requests)" test $(($(count REQ) - rq)) -eq $((TOTAL - stored))
+check "every page stored exactly once" test "$(q "$T/b.db" "SELECT count(*) || '/' || count(DISTINCT document_id || '.' || page_no) FROM pages WHERE status = 'done'")" = "$TOTAL/$TOTAL"
+check "no half-written page" test "$(q "$T/b.db" "SELECT count(*) FROM pages p WHERE source = 'model' AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.page_id = p.id)")" = 0
+check "bad file recorded" test "$(q "$T/b.db" "SELECT count(*) FROM documents WHERE path LIKE '%broken.pdf' AND error IS NOT NULL")" = 1
+check "bad file named on stderr" grep -q "broken.pdf" "$T/err"
+check "types by magic bytes, loops and links once" test "$(q "$T/b.db" "SELECT count(*) FROM documents")" = 56
+check "a line per document" test "$(grep -c ': [0-9]* pages\?: ' "$T/err")" -ge 55
+check "summary line" grep -q "56 documents (1 failed): .* 0 failed, $stored already stored" "$T/err"
+expect 1 $E batch -q --db "$T/b.db" --server "$URL" --text-layer never $FAST "$B"
+check "second resume: everything cached" test "$(grep -c '"cached":true' "$T/out")" = $TOTAL
+# SIGINT: what is finished is committed, exit 130
+serve normal --delay 0.2
+rm -f "$T/i.db"
+$E batch -q --db "$T/i.db" --server "$URL" --text-layer never -j 2 $FAST "$B" >"$T/iout" 2>"$T/ierr" &
+pid=$!
+sleep 1
+kill -INT $pid
+wait $pid
+st=$?
+check "batch SIGINT exits 130 (got $st)" test $st -eq 130
+check "SIGINT: printed pages stored" test "$(grep -c '"page":[0-9]' "$T/iout")" -le "$(q "$T/i.db" "SELECT count(*) FROM pages")"
+# a missing root is one bad input
+serve normal
+expect 1 $E batch -q --db "$T/m.db" --server "$URL" $FAST "$B/b" "$T/no-such-dir"
+check "missing root named" grep -q "no-such-dir" "$T/err"
+check "the other root done" test "$(q "$T/m.db" "SELECT count(*) FROM documents")" -ge 18
+
+# ---- shards and merge -------------------------------------------------------
+# the broken PDF is in one shard: that one exits 1
+$E batch -q --db "$T/s1.db" --server "$URL" --shard 1/2 --text-layer never $FAST "$B" >/dev/null 2>&1
+s1=$?
+$E batch -q --db "$T/s2.db" --server "$URL" --shard 2/2 --text-layer never $FAST "$B" >/dev/null 2>&1
+s2=$?
+check "shard exit statuses ($s1, $s2)" test $((s1 + s2)) -eq 1
+n1=$(q "$T/s1.db" "SELECT count(*) FROM documents")
+n2=$(q "$T/s2.db" "SELECT count(*) FROM documents")
+check "shards split the inputs ($n1 + $n2)" test $((n1 + n2)) -eq 56 -a "$n1" -gt 10 -a "$n2" -gt 10
+expect 0 $E merge -o "$T/all.db" "$T/s1.db" "$T/s2.db"
+check "merged: every page once" test "$(q "$T/all.db" "SELECT count(*) FROM pages WHERE status = 'done'")" = $TOTAL
+check "merged: documents" test "$(q "$T/all.db" "SELECT count(*) FROM documents")" = 56
+check "merged: blocks follow their pages" test "$(q "$T/all.db" "SELECT count(*) FROM blocks")" = "$(($(q "$T/s1.db" "SELECT count(*) FROM blocks") + $(q "$T/s2.db" "SELECT count(*) FROM blocks")))"
+check "merged: cells follow" test "$(q "$T/all.db" "SELECT count(*) FROM cells c JOIN blocks b ON b.id = c.block_id JOIN pages p ON p.id = b.page_id WHERE c.text = 'Paper'")" = $TOTAL
+check "merged: fields follow" test "$(q "$T/all.db" "SELECT count(*) FROM fields f JOIN pages p ON p.id = f.page_id WHERE f.name = 'email'")" = $TOTAL
+check "merged: full-text index" test "$(q "$T/all.db" "SELECT count(*) FROM pages_fts WHERE pages_fts MATCH 'Paper'")" = $TOTAL
+expect 0 $E merge -o "$T/all.db" "$T/s1.db" "$T/s2.db" "$T/b.db"
+check "merged again: nothing added" test "$(q "$T/all.db" "SELECT count(*) FROM pages")" = "$(($(q "$T/s1.db" "SELECT count(*) FROM pages") + $(q "$T/s2.db" "SELECT count(*) FROM pages")))"
+check "merge reports what it skipped" grep -q "0 pages added" "$T/err"
+expect 1 $E batch -q --db "$T/all.db" --server "$URL" --text-layer never $FAST "$B/a"
+check "a merged store resumes" test "$(grep -c '"cached":false' "$T/out")" = 0
+expect 66 $E merge -o "$T/all.db" "$T/no-such.db"
+expect 65 $E merge -o "$T/all.db" "$PNG"
+expect 1 $E merge -o "$T/all.db" "$PNG" "$T/s1.db"
+expect 64 $E merge "$T/s1.db"
+
+# ---- progress on a terminal ---------------------------------------------
+if command -v script >/dev/null 2>&1; then
+	script -qec "$E batch --db '$T/p.db' --server '$URL' --text-layer never $FAST '$B/b'" /dev/null >"$T/tty" 2>&1
+	check "progress: pages/s, tokens/s, ETA" grep -q "documents, [0-9]*/[0-9]* pages, [0-9.]* pages/s, [0-9.]* tokens/s" "$T/tty"
+fi
+stop_server
+
+summary

@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""An OpenAI-compatible chat-completions server for the tests of the remote
+backend (Python standard library only).
+
+Every request is checked: the JSON shape ernie-doc promises (model,
+messages with one PNG data URL and the prompt, max_tokens, temperature,
+chat_template_kwargs.enable_thinking, stream) and the image itself (a PNG
+that decodes, RGB8, both sides multiples of 28, within the smart_resize
+bounds, or exactly --expect-size). A request that fails a check gets HTTP
+400 and an INVALID line in the log, so a test can insist on none.
+
+Replies follow --script:
+  normal           Markdown with a heading, a table, a date, an amount
+  think            reasoning in delta.reasoning_content when thinking
+  think-inline     "<think>...</think>answer" in content (no parser)
+  plain            a non-streamed JSON reply even when asked to stream
+  429              429 with Retry-After: 1 the first time for each image
+  500              always HTTP 500
+  500-once         HTTP 500 the first time for each image, then normal
+  slow             --delay seconds before anything (a client timeout)
+  malformed        HTTP 200 with a body that is not JSON
+  truncated        Content-Length promises more than is sent
+  truncated-stream a stream that stops before finish_reason and [DONE]
+  loop             the same sentence until the client hangs up
+  loop-once        loop at temperature 0, normal when warmer
+  long             ignores max_tokens: four times as many tokens
+--delay adds a fixed wait to every reply (the benchmark's server).
+
+The log (--log) gets one line per event: CONN (a new connection), REQ
+(with the image size, thinking, max_tokens, temperature, stream) and
+INVALID; the port is written to --port-file once listening.
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODEL = "baidu/ERNIE-4.5-VL-28B-A3B-PT"
+
+ARGS = None
+LOG_LOCK = threading.Lock()
+SEEN_LOCK = threading.Lock()
+SEEN = {}
+
+
+def log(line):
+    if not ARGS.log:
+        return
+    with LOG_LOCK:
+        with open(ARGS.log, "a") as f:
+            f.write(line + "\n")
+
+
+def png_size(data):
+    """Decode a PNG far enough to know it is whole: (width, height)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    pos, idat, ihdr = 8, [], None
+    while pos < len(data):
+        if pos + 8 > len(data):
+            raise ValueError("truncated chunk header")
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        crc = data[pos + 8 + n:pos + 12 + n]
+        if len(body) != n or len(crc) != 4:
+            raise ValueError("truncated chunk")
+        if zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
+            raise ValueError("bad CRC in %r" % kind)
+        if kind == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + n
+    if ihdr is None:
+        raise ValueError("no IHDR")
+    w, h, depth, color, _, _, interlace = ihdr
+    if depth != 8 or color != 2 or interlace != 0:
+        raise ValueError("not RGB8 (depth %d, color %d)" % (depth, color))
+    raw = zlib.decompress(b"".join(idat))
+    if len(raw) != h * (1 + 3 * w):
+        raise ValueError("pixel data is %d bytes, not %d" %
+                         (len(raw), h * (1 + 3 * w)))
+    for y in range(h):
+        if raw[y * (1 + 3 * w)] > 4:
+            raise ValueError("bad filter type on row %d" % y)
+    return w, h
+
+
+def check_request(body):
+    """The request, or raise ValueError saying what is wrong."""
+    req = json.loads(body)
+    if not isinstance(req, dict):
+        raise ValueError("not a JSON object")
+    if req.get("model") != ARGS.model:
+        raise ValueError("model is %r" % req.get("model"))
+    msgs = req.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise ValueError("no messages")
+    user = msgs[-1]
+    if user.get("role") != "user" or not isinstance(user.get("content"),
+                                                   list):
+        raise ValueError("last message is not a user turn with parts")
+    images = [p for p in user["content"] if p.get("type") == "image_url"]
+    texts = [p for p in user["content"] if p.get("type") == "text"]
+    if len(images) != 1 or len(texts) != 1:
+        raise ValueError("want one image and one text part")
+    if not isinstance(texts[0].get("text"), str) or not texts[0]["text"]:
+        raise ValueError("empty prompt")
+    url = images[0].get("image_url", {}).get("url", "")
+    prefix = "data:image/png;base64,"
+    if not url.startswith(prefix):
+        raise ValueError("image is not a PNG data URL")
+    png = base64.b64decode(url[len(prefix):], validate=True)
+    w, h = png_size(png)
+    if w % 28 or h % 28:
+        raise ValueError("image %dx%d: sides not multiples of 28" % (w, h))
+    if not ARGS.min_pixels <= w * h <= ARGS.max_pixels:
+        raise ValueError("image %dx%d outside [%d, %d] pixels" %
+                         (w, h, ARGS.min_pixels, ARGS.max_pixels))
+    if ARGS.expect_size and "%dx%d" % (w, h) != ARGS.expect_size:
+        raise ValueError("image %dx%d, expected %s" %
+                         (w, h, ARGS.expect_size))
+    kw = req.get("chat_template_kwargs")
+    if not isinstance(kw, dict) or not isinstance(
+            kw.get("enable_thinking"), bool):
+        raise ValueError("no chat_template_kwargs.enable_thinking")
+    mt = req.get("max_tokens")
+    if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
+        raise ValueError("max_tokens is %r" % mt)
+    t = req.get("temperature")
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or t < 0:
+        raise ValueError("temperature is %r" % t)
+    if not isinstance(req.get("stream", False), bool):
+        raise ValueError("stream is not a boolean")
+    req["_image"] = (w, h)
+    req["_key"] = hashlib.sha256(png).hexdigest()
+    return req
+
+
+def first_time(key):
+    with SEEN_LOCK:
+        n = SEEN.get(key, 0)
+        SEEN[key] = n + 1
+    return n == 0
+
+
+def page_markdown(w, h):
+    return ("# Page %dx%d\n\n"
+            "Paid EUR 1,234.50 on 2026-11-23; write to ocr@example.com.\n\n"
+            "<table><tr><th>Item</th><th>Price</th></tr>"
+            "<tr><td>Paper</td><td>12.00</td></tr></table>\n" % (w, h))
+
+
+def tokens(text):
+    """Split text into token-sized pieces: words with their spaces."""
+    out, cur = [], ""
+    for ch in text:
+        cur += ch
+        if ch in " \n":
+            out.append(cur)
+            cur = ""
+    if cur:
+        out.append(cur)
+    return out
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        log("CONN")
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def send_json(self, status, obj, extra=None):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path.rstrip("/") == "/v1/models" and not ARGS.no_models:
+            self.send_json(200, {"object": "list", "data": [
+                {"id": ARGS.model, "object": "model"}]})
+        else:
+            self.send_json(404, {"error": {"message": "not found"}})
+
+    def chunk(self, data):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def event(self, obj):
+        self.chunk(b"data: " + json.dumps(obj).encode() + b"\n\n")
+
+    def delta(self, content=None, reasoning=None, finish=None):
+        d = {}
+        if content is not None:
+            d["content"] = content
+        if reasoning is not None:
+            d["reasoning_content"] = reasoning
+        self.event({"id": "x", "object": "chat.completion.chunk",
+                    "model": ARGS.model,
+                    "choices": [{"index": 0, "delta": d,
+                                 "finish_reason": finish}]})
+
+    def stream(self, pieces, reasoning=(), finish="stop", usage=None,
+               done=True):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for r in reasoning:
+            self.delta(reasoning=r)
+        for p in pieces:
+            self.delta(content=p)
+        if not done:
+            self.close_connection = True
+            return
+        self.delta(finish=finish)
+        if usage:
+            self.event({"id": "x", "object": "chat.completion.chunk",
+                        "choices": [], "usage": usage})
+        self.chunk(b"data: [DONE]\n\n")
+        self.chunk(b"")
+
+    def do_POST(self):
+        try:
+            self.post()
+        except (BrokenPipeError, ConnectionResetError):
+            # the client hung up (a guard stopped it, or it was killed)
+            self.close_connection = True
+
+    def post(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(n)
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self.send_json(404, {"error": {"message": "no such endpoint"}})
+            return
+        if ARGS.api_key and self.headers.get(
+                "Authorization") != "Bearer " + ARGS.api_key:
+            log("INVALID bad or missing API key")
+            self.send_json(401, {"error": {"message": "bad API key"}})
+            return
+        try:
+            req = check_request(body)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            log("INVALID %s" % e)
+            self.send_json(400, {"error": {"message": str(e)}})
+            return
+        w, h = req["_image"]
+        thinking = req["chat_template_kwargs"]["enable_thinking"]
+        log("REQ image=%dx%d thinking=%d max_tokens=%d temperature=%g "
+            "stream=%d" % (w, h, thinking, req["max_tokens"],
+                           req["temperature"], req.get("stream", False)))
+        if ARGS.delay and ARGS.script != "slow":
+            time.sleep(ARGS.delay)
+        self.reply(req, w, h, thinking)
+
+    def reply(self, req, w, h, thinking):
+        s = ARGS.script
+        text = page_markdown(w, h)
+        pieces = tokens(text)
+        # two tokens a word: the client must take usage, not count chunks
+        usage = {"prompt_tokens": 100 + w * h // 784,
+                 "completion_tokens": 2 * len(pieces),
+                 "total_tokens": 100 + w * h // 784 + 2 * len(pieces)}
+        if s == "slow":
+            time.sleep(ARGS.delay)
+        if s == "500" or (s == "500-once" and first_time(req["_key"])):
+            self.send_json(500, {"error": {"message": "internal error"}})
+            return
+        if s == "429" and first_time(req["_key"]):
+            self.send_json(429, {"error": {"message": "slow down"}},
+                           {"Retry-After": "1"})
+            return
+        if s == "malformed":
+            data = b'{"choices": [{"message": {"content": "no end'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        if s == "truncated":
+            data = json.dumps({"choices": [{"message": {
+                "content": text}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data) + 100))
+            self.end_headers()
+            self.wfile.write(data[:len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if s == "truncated-stream":
+            self.stream(pieces[:3], done=False)
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if s in ("loop", "loop-once") and (s == "loop" or
+                                           req["temperature"] == 0):
+            # until the client hangs up (or a generous cap)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            sent = 0
+            try:
+                for sent in range(1, 100001):
+                    self.delta(content="The same line again. ")
+                self.delta(finish="length")
+                self.chunk(b"data: [DONE]\n\n")
+                self.chunk(b"")
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            log("LOOP sent=%d" % sent)
+            return
+        if s == "long":
+            n = 4 * req["max_tokens"]
+            filler = tokens("More words that go on and on, " * (n // 6 + 1))
+            try:
+                self.stream(filler[:n], finish="stop")
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            return
+        reasoning = []
+        if thinking and s == "think":
+            reasoning = tokens("The page has a heading and a table. ")
+        if thinking and s == "think-inline":
+            pieces = tokens("<think>\nThe page has a heading. \n</think>\n\n"
+                            + text)
+        if s == "plain" or not req.get("stream", False):
+            msg = {"role": "assistant", "content": "".join(pieces)}
+            if reasoning:
+                msg["reasoning_content"] = "".join(reasoning)
+            self.send_json(200, {"id": "x", "object": "chat.completion",
+                                 "model": ARGS.model,
+                                 "choices": [{"index": 0, "message": msg,
+                                              "finish_reason": "stop"}],
+                                 "usage": usage})
+            return
+        self.stream(pieces, reasoning=reasoning, usage=usage)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        # clients that hang up (guards, kill -9) are part of the tests
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--script", default="normal")
+    ap.add_argument("--delay", type=float, default=0.0)
+    ap.add_argument("--log")
+    ap.add_argument("--model", default=MODEL)
+    ap.add_argument("--api-key")
+    ap.add_argument("--no-models", action="store_true")
+    ap.add_argument("--min-pixels", type=int, default=3136)
+    ap.add_argument("--max-pixels", type=int, default=4842768)
+    ap.add_argument("--expect-size")
+    ARGS = ap.parse_args()
+    srv = Server(("127.0.0.1", 0), Handler)
+    with open(ARGS.port_file + ".tmp", "w") as f:
+        f.write("%d\n" % srv.server_address[1])
+
+    os.rename(ARGS.port_file + ".tmp", ARGS.port_file)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
