@@ -475,7 +475,7 @@ static const struct {
 	{"email", "\\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}\\b"},
 	{"url", "\\bhttps?://[^\\s<>\"')\\]]+|\\bwww\\.[A-Za-z0-9-]+\\.[^\\s<>\"')\\]]+"},
 	{"phone", "(?<![\\w+])(?:\\+\\d{1,3}[ .-]?)?(?:\\(\\d{1,5}\\)[ .-]?)?\\d{2,5}"
-		  "(?:[ .-]\\d{2,5}){1,4}(?![\\w])"},
+		  "(?:[ .-]\\d{2,8}){1,4}(?![\\w])"},
 };
 
 static int add_rule(struct ed_rules *rs, const char *name, const char *pat,

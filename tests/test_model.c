@@ -1121,6 +1121,33 @@ static void test_loader_errors(void)
 	expect_load_error(tmp, "no config", ED_ENOENT, "config.json");
 }
 
+static void test_split_thinking(void)
+{
+	static const struct {
+		const char *in, *reasoning, *content;
+	} cases[] = {
+	    {"<think>\nLook at the table.\n</think>\n\n# Title", "Look at the table.",
+	     "# Title"},
+	    {"no tags at all", NULL, "no tags at all"},
+	    {"reasoning only before</think>answer", "reasoning only before",
+	     "answer"},
+	    {"</think>", "", ""},
+	    {"  <think>a</think>b</think>c", "a", "b</think>c"},
+	};
+
+	for (size_t i = 0; i < ED_ARRAY_LEN(cases); i++) {
+		char *r = NULL, *c = NULL;
+		CHECK_INT(ed_split_thinking(cases[i].in, &r, &c), 0);
+		if (cases[i].reasoning)
+			CHECK_STR(r, cases[i].reasoning);
+		else
+			CHECK(r == NULL, "case %zu: no reasoning", i);
+		CHECK_STR(c, cases[i].content);
+		free(r);
+		free(c);
+	}
+}
+
 int main(void)
 {
 	const char *base = getenv("ED_TMP");
@@ -1146,5 +1173,6 @@ int main(void)
 	test_text_only();
 	test_stop();
 	test_loader_errors();
+	test_split_thinking();
 	return t_done();
 }

@@ -1,14 +1,17 @@
 /*
  * test_pipeline.c - pipeline/: the text-layer and blank guards, inputs,
- * and whole documents through ocr: statuses, resume (nothing recomputed,
- * no rows added), --force, page selection, text-layer modes, interruption
- * between pages, and a bad input recorded with its error.
+ * and whole documents through a run: statuses, resume (nothing
+ * recomputed, no rows added), --force, page selection, text-layer modes,
+ * interruption, a bad input recorded with its error; Markdown to blocks,
+ * rules to fields, similarity, the repetition guard, the token budget,
+ * the batch walk and its shards.
  */
 #include "tests/harness.h"
 
 #include <cairo-pdf.h>
 #include <cairo.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pipeline/pipeline.h"
@@ -310,6 +313,305 @@ static void test_ocr(void)
 	CHECK_INT(run(db, "/nonexistent.pdf", &o, &s, &r), ED_ENOENT);
 }
 
+static void test_parse(void)
+{
+	static const char md[] =
+	    "# Invoice 42\n"
+	    "\n"
+	    "Dear customer, thank you\n"
+	    "for your order.\n"
+	    "\n"
+	    "## Items\n"
+	    "- paper\n"
+	    "- ink\n"
+	    "\n"
+	    "| Item | Price |\n"
+	    "|------|------:|\n"
+	    "| Paper | 12.00 |\n"
+	    "| Ink | 3.50 |\n"
+	    "\n"
+	    "<table><tr><th>A</th><th>B &amp; C</th></tr>\n"
+	    "<tr><td>1</td><td><b>2</b></td></tr></table>\n"
+	    "$$\n"
+	    "E = mc^2\n"
+	    "$$\n"
+	    "![a chart of sales](chart.png)\n"
+	    "```\n"
+	    "code here\n"
+	    "```\n"
+	    "Last words.";
+	static const char *const kinds[] = {
+	    "heading", "paragraph", "heading", "list",	  "table",
+	    "table",   "formula",   "figure",  "code",	  "paragraph"};
+	const struct ed_store_block *b;
+	struct ed_arena a;
+	size_t n;
+
+	ed_arena_init(&a, 4096);
+	CHECK_INT(ed_pipeline_parse_markdown(md, strlen(md), &a, &b, &n), 0);
+	CHECK_INT(n, ED_ARRAY_LEN(kinds));
+	for (size_t i = 0; i < n && i < ED_ARRAY_LEN(kinds); i++)
+		CHECK_STR(b[i].kind, kinds[i]);
+	if (n == ED_ARRAY_LEN(kinds)) {
+		CHECK_STR(b[0].text, "Invoice 42");
+		CHECK_INT(b[0].level, 1);
+		CHECK_INT(b[2].level, 2);
+		CHECK_STR(b[1].text, "Dear customer, thank you\nfor your order.");
+		CHECK_STR(b[3].text, "- paper\n- ink");
+		/* the pipe table: a header row, then the body */
+		CHECK_INT(b[4].ncells, 6);
+		CHECK(b[4].cells[0].header && b[4].cells[1].header &&
+			  !b[4].cells[2].header,
+		      "pipe header row");
+		CHECK_STR(b[4].cells[3].text, "12.00");
+		CHECK_INT(b[4].cells[3].row, 1);
+		CHECK_INT(b[4].cells[3].col, 1);
+		CHECK_STR(b[4].cells[4].text, "Ink");
+		CHECK_INT(b[4].cells[4].row, 2);
+		/* the HTML table: html kept, text and cells decoded */
+		CHECK(b[5].html && strncmp(b[5].html, "<table>", 7) == 0 &&
+			  strstr(b[5].html, "</table>"),
+		      "html kept");
+		CHECK_STR(b[5].text, "A B & C 1 2");
+		CHECK_INT(b[5].ncells, 4);
+		CHECK_STR(b[5].cells[1].text, "B & C");
+		CHECK(b[5].cells[1].header && !b[5].cells[2].header,
+		      "th is a header");
+		CHECK_STR(b[5].cells[3].text, "2");
+		CHECK_INT(b[5].cells[3].row, 1);
+		CHECK_STR(b[6].text, "$$\nE = mc^2\n$$");
+		CHECK_STR(b[7].text, "a chart of sales");
+		CHECK_STR(b[9].text, "Last words.");
+	}
+	/* nothing, or only blank lines: no blocks */
+	CHECK_INT(ed_pipeline_parse_markdown("\n \n", 3, &a, &b, &n), 0);
+	CHECK_INT(n, 0);
+	/* an unclosed table or fence runs to the end, never past it */
+	CHECK_INT(ed_pipeline_parse_markdown("<table><tr><td>x", 16, &a, &b,
+					     &n),
+		  0);
+	CHECK(n == 1 && b[0].ncells == 1 && strcmp(b[0].cells[0].text, "x") == 0,
+	      "unclosed table");
+	CHECK_INT(ed_pipeline_parse_markdown("```\nint x;", 10, &a, &b, &n), 0);
+	CHECK(n == 1 && strcmp(b[0].kind, "code") == 0, "unclosed fence");
+	ed_arena_release(&a);
+}
+
+/* The fields found in text, as "name=value@start-end;" */
+static void fields_of(const struct ed_rules *rs, const char *text, char *out,
+		      size_t outlen)
+{
+	const struct ed_store_field *f;
+	struct ed_arena a;
+	size_t n, k = 0;
+
+	ed_arena_init(&a, 4096);
+	out[0] = '\0';
+	if (ed_pipeline_rules_run(rs, text, strlen(text), &a, &f, &n) == 0)
+		for (size_t i = 0; i < n && k < outlen; i++)
+			k += (size_t)snprintf(out + k, outlen - k, "%s=%s@%lld-%lld;",
+					      f[i].name, f[i].value,
+					      (long long)f[i].start,
+					      (long long)f[i].end);
+	ed_arena_release(&a);
+}
+
+static void test_rules(void)
+{
+	struct ed_rules *rs;
+	char err[256], got[1024], path[600];
+	FILE *f;
+
+	CHECK_INT(ed_pipeline_rules_load(&rs, NULL, err, sizeof err), 0);
+	fields_of(rs, "Due 2026-11-23, pay EUR 1,234.50 or $99.", got,
+		  sizeof got);
+	CHECK_STR(got, "date=2026-11-23@4-14;amount=EUR 1,234.50@20-32;"
+		       "amount=$99@36-39;");
+	fields_of(rs, "Mail ocr@example.com or see https://example.com/a?b=1.",
+		  got, sizeof got);
+	CHECK_STR(got, "email=ocr@example.com@5-20;"
+		       "url=https://example.com/a?b=1.@28-54;");
+	fields_of(rs, "Call +49 30 1234567 on 3 March 2025, 12 items.", got,
+		  sizeof got);
+	CHECK_STR(got, "date=3 March 2025@23-35;phone=+49 30 1234567@5-19;");
+	/* spans are bytes: UTF-8 before a match moves it */
+	fields_of(rs, "\xe6\x97\xa5\xe6\x9c\x9f 2026\xe5\xb9\xb4" "3\xe6\x9c\x88"
+		      "1\xe6\x97\xa5 100\xe5\x85\x83",
+		  got, sizeof got);
+	CHECK_STR(got, "date=2026\xe5\xb9\xb4" "3\xe6\x9c\x88" "1\xe6\x97\xa5"
+		       "@7-22;amount=100\xe5\x85\x83@23-29;");
+	/* a number alone is no amount, a short one no phone */
+	fields_of(rs, "Page 12 of 30, 4 items.", got, sizeof got);
+	CHECK_STR(got, "");
+	ed_pipeline_rules_free(rs);
+
+	/* a rules file: a named value group, comments, runaway patterns */
+	snprintf(path, sizeof path, "%s/rules", dir);
+	f = fopen(path, "w");
+	fputs("# invoices\n\ninvoice INV-(?<value>\\d+)\n"
+	      "slow (a+)+$\n",
+	      f);
+	fclose(f);
+	CHECK_INT(ed_pipeline_rules_load(&rs, path, err, sizeof err), 0);
+	fields_of(rs, "Invoice INV-0042.", got, sizeof got);
+	CHECK_STR(got, "invoice=0042@8-16;");
+	{
+		/* catastrophic backtracking ends at the match limit */
+		char evil[64];
+		memset(evil, 'a', 40);
+		strcpy(evil + 40, "!");
+		fields_of(rs, evil, got, sizeof got);
+		CHECK_STR(got, "");
+	}
+	ed_pipeline_rules_free(rs);
+	f = fopen(path, "w");
+	fputs("ok \\d+\nbroken (unclosed\n", f);
+	fclose(f);
+	CHECK_INT(ed_pipeline_rules_load(&rs, path, err, sizeof err), ED_ECONFIG);
+	CHECK(strstr(err, "line 2") && strstr(err, "broken"), "%s", err);
+	f = fopen(path, "w");
+	fputs("lonely\n", f);
+	fclose(f);
+	CHECK_INT(ed_pipeline_rules_load(&rs, path, err, sizeof err), ED_ECONFIG);
+	CHECK_INT(ed_pipeline_rules_load(&rs, "/no/such/rules", err, sizeof err),
+		  ED_ENOENT);
+}
+
+static void test_similarity(void)
+{
+	CHECK(ed_pipeline_similarity("The cat sat.", "the CAT sat") == 1,
+	      "case and punctuation do not count");
+	CHECK(ed_pipeline_similarity("a b c d", "a b x y") == 0.5, "half");
+	CHECK(ed_pipeline_similarity("one two", "three four") == 0, "none");
+	/* a multiset: repeats count once each */
+	CHECK(ed_pipeline_similarity("a a a b", "a b") == 2.0 * 2 / 6,
+	      "multiset");
+	CHECK(ed_pipeline_similarity("", "") == 1, "both empty");
+	CHECK(ed_pipeline_similarity("words", "") == 0, "one empty");
+	/* CJK characters are words */
+	CHECK(ed_pipeline_similarity("\xe6\x96\x87\xe5\xad\x97",
+				     "\xe6\x96\x87\xe4\xb8\xad") == 0.5,
+	      "cjk");
+}
+
+static void test_repeats(void)
+{
+	char text[4096];
+	size_t at = 0, n;
+
+	/* a sentence that keeps coming back */
+	n = (size_t)snprintf(text, sizeof text, "Intro text here. ");
+	while (n < 1000)
+		n += (size_t)snprintf(text + n, sizeof text - n, "Same again. ");
+	CHECK(ed_pipeline_repeats(text, n, &at), "loop found");
+	/* the loop begins as far back as the text is periodic (". " of the
+	 * intro already matches); one period of it is kept */
+	CHECK_INT(at, strlen("Intro text here") + strlen("Same again. "));
+	/* one character forever */
+	memset(text, '-', 500);
+	CHECK(ed_pipeline_repeats(text, 500, &at), "dash run");
+	/* too short to call a loop */
+	CHECK(!ed_pipeline_repeats(text, 300, &at), "under 400 characters");
+	/* ordinary prose does not repeat */
+	n = 0;
+	for (int i = 0; n < 2000; i++)
+		n += (size_t)snprintf(text + n, sizeof text - n,
+				      "Line %d says something new. ", i);
+	CHECK(!ed_pipeline_repeats(text, n, &at), "prose");
+	/* a table whose rows differ only in numbers is no loop */
+	n = 0;
+	for (int i = 0; n < 2000; i++)
+		n += (size_t)snprintf(text + n, sizeof text - n,
+				      "<tr><td>%d</td></tr>", i);
+	CHECK(!ed_pipeline_repeats(text, n, &at), "numbered rows");
+}
+
+static void test_budget(void)
+{
+	int a4_dense = ed_pipeline_token_budget(595.276, 841.89, 0.08, 100000);
+	int a4_light = ed_pipeline_token_budget(595.276, 841.89, 0.01, 100000);
+	int a5_dense = ed_pipeline_token_budget(420, 595.276, 0.08, 100000);
+
+	CHECK_INT(a4_dense, 4096);
+	CHECK(a4_light < a4_dense && a5_dense < a4_dense, "grows with ink "
+	      "and area: %d %d %d", a4_light, a5_dense, a4_dense);
+	CHECK_INT(ed_pipeline_token_budget(595.276, 841.89, 0, 100000), 256);
+	CHECK_INT(ed_pipeline_token_budget(595.276, 841.89, 0.5, 1000), 1000);
+}
+
+static void touch(const char *path, const char *data, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+
+	if (f) {
+		fwrite(data, 1, n, f);
+		fclose(f);
+	}
+}
+
+static void test_walk(void)
+{
+	static const char png[] = "\x89PNG\r\n\x1a\nrest";
+	char root[600], p[700];
+	const char *roots[2];
+	struct ed_pathlist l, s;
+	char err[256];
+	size_t total = 0;
+
+	snprintf(root, sizeof root, "%s/walk", dir);
+	mkdir(root, 0755);
+	snprintf(p, sizeof p, "%s/sub", root);
+	mkdir(p, 0755);
+	snprintf(p, sizeof p, "%s/b.bin", root);
+	touch(p, "%PDF-1.4\n", 9);
+	snprintf(p, sizeof p, "%s/a.txt", root);
+	touch(p, "hello", 5);
+	snprintf(p, sizeof p, "%s/sub/c.png", root);
+	touch(p, png, sizeof png - 1);
+	snprintf(p, sizeof p, "%s/sub/d.tif", root);
+	touch(p, "II*\0rest", 8);
+	snprintf(p, sizeof p, "%s/sub/up", root);
+	CHECK_INT(symlink("..", p), 0); /* a loop */
+	snprintf(p, sizeof p, "%s/sub/dangling", root);
+	CHECK_INT(symlink("nowhere", p), 0);
+	roots[0] = root;
+	CHECK_INT(ed_pipeline_walk(roots, 1, &l, err, sizeof err), 0);
+	CHECK_INT(l.n, 3);
+	CHECK_INT(l.skipped, 1);
+	if (l.n == 3) {
+		snprintf(p, sizeof p, "%s/b.bin", root);
+		CHECK_STR(ed_pipeline_path_at(&l, 0), p);
+		snprintf(p, sizeof p, "%s/sub/c.png", root);
+		CHECK_STR(ed_pipeline_path_at(&l, 1), p);
+	}
+	ed_pipeline_pathlist_free(&l);
+	roots[1] = "/no/such/dir";
+	CHECK_INT(ed_pipeline_walk(roots, 2, &l, err, sizeof err), ED_ENOENT);
+
+	/* shards: disjoint, together everything, the same every time */
+	for (int i = 0; i < 20; i++) {
+		snprintf(p, sizeof p, "%s/sub/f%02d.pdf", root, i);
+		touch(p, "%PDF-1.4\n", 9);
+	}
+	for (unsigned k = 0; k < 3; k++) {
+		char first[700] = "";
+		CHECK_INT(ed_pipeline_walk(roots, 1, &s, err, sizeof err), 0);
+		ed_pipeline_shard(&s, k, 3);
+		CHECK(s.n > 0 && s.n < 23, "shard %u of 3: %zu files", k, s.n);
+		total += s.n;
+		if (s.n)
+			snprintf(first, sizeof first, "%s",
+				 ed_pipeline_path_at(&s, 0));
+		ed_pipeline_pathlist_free(&s);
+		CHECK_INT(ed_pipeline_walk(roots, 1, &s, err, sizeof err), 0);
+		ed_pipeline_shard(&s, k, 3);
+		CHECK(s.n && strcmp(first, ed_pipeline_path_at(&s, 0)) == 0,
+		      "shard %u stable", k);
+		ed_pipeline_pathlist_free(&s);
+	}
+	CHECK_INT(total, 23);
+}
+
 int main(void)
 {
 	const char *base = getenv("ED_TMP");
@@ -324,5 +626,11 @@ int main(void)
 	test_blank_guard();
 	test_source();
 	test_ocr();
+	test_parse();
+	test_rules();
+	test_similarity();
+	test_repeats();
+	test_budget();
+	test_walk();
 	return t_done();
 }

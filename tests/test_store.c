@@ -1,8 +1,8 @@
 /*
  * test_store.c - store/: schema and migrations, WAL, documents, the resume
  * key (lookup, replace, unfinished rows dropped), the full-text index kept
- * in sync by triggers, search, export, and a read-only connection that
- * refuses writes.
+ * in sync by triggers, search, export, a read-only connection that
+ * refuses writes, and merging stores (schema 1 and 2) without duplicates.
  */
 #include "tests/harness.h"
 
@@ -306,6 +306,200 @@ static void test_busy(void)
 	ed_store_close(st);
 }
 
+/* A finished model page with a table block (two cells) and a field. */
+static int64_t put_full(struct ed_store *st, int64_t doc, int page,
+			const char *text)
+{
+	static const struct ed_store_cell cells[] = {{0, 0, true, "Item"},
+						     {1, 0, false, "Paper"}};
+	const struct ed_store_block blocks[] = {
+	    {.kind = "heading", .level = 2, .text = "Title"},
+	    {.kind = "table",
+	     .text = "Item Paper",
+	     .html = "<table>...</table>",
+	     .cells = cells,
+	     .ncells = 2},
+	};
+	const struct ed_store_field field = {"email", "a@b.example", "email",
+					     6, 17};
+	struct ed_store_page p = {
+	    .key = {doc, page, "ocr", "ernie", "ocr/v1"},
+	    .source = "model",
+	    .status = "done",
+	    .text = text,
+	    .guard = "retried",
+	    .attempts = 2,
+	    .has_similarity = true,
+	    .similarity = 0.75,
+	    .blocks = blocks,
+	    .nblocks = 2,
+	    .fields = &field,
+	    .nfields = 1,
+	};
+	char err[256];
+	int64_t id = 0;
+	CHECK_INT(ed_store_page_put(st, &p, &id, err, sizeof err), 0);
+	return id;
+}
+
+static int64_t add_doc(struct ed_store *st, const char *sha, int pages)
+{
+	struct ed_store_doc d = {.sha256 = sha,
+				 .path = sha,
+				 .kind = "pdf",
+				 .bytes = 10,
+				 .pages = pages};
+	char err[256];
+	int64_t id = 0;
+	CHECK_INT(ed_store_doc_put(st, &d, &id, err, sizeof err), 0);
+	return id;
+}
+
+static void test_merge(void)
+{
+	char a[600], b[600], c[600], v1[600], err[256];
+	struct ed_store *st;
+	struct ed_store_merge_stats sm;
+	struct ed_store_run ru = {"0.1.0", "remote", "ernie", "ocr", "{}"};
+	int64_t doc, run;
+
+	snprintf(a, sizeof a, "%s.a", dbpath);
+	snprintf(b, sizeof b, "%s.b", dbpath);
+	snprintf(c, sizeof c, "%s.c", dbpath);
+	snprintf(v1, sizeof v1, "%s.v1", dbpath);
+	/* A: page 1 done, page 2 waiting for the model */
+	CHECK_INT(ed_store_open(&st, a, 0, err, sizeof err), 0);
+	CHECK_INT(ed_store_run_begin(st, &ru, &run, err, sizeof err), 0);
+	doc = add_doc(st, "aa", 2);
+	put_full(st, doc, 1, "alpha from a@b.example");
+	put_page(st, doc, 2, "", "needs-model", NULL);
+	ed_store_close(st);
+	/* B: its own result for page 1 (the same key), page 2 done, and a
+	 * second document; a zoom on page 2 */
+	CHECK_INT(ed_store_open(&st, b, 0, err, sizeof err), 0);
+	add_doc(st, "zz", 1); /* ids differ from A's */
+	doc = add_doc(st, "aa", 2);
+	put_full(st, doc, 1, "bravo from b");
+	{
+		int64_t p2 = put_full(st, doc, 2, "charlie on page two");
+		char sql[200];
+		sqlite3 *db;
+		sqlite3_open(b, &db);
+		snprintf(sql, sizeof sql,
+			 "INSERT INTO zooms(page_id, step, x1, y1, x2, y2) "
+			 "VALUES (%lld, 1, 0, 0, 0.5, 0.5)",
+			 (long long)p2);
+		CHECK_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
+	put_full(st, add_doc(st, "bb", 1), 1, "delta in bb");
+	ed_store_close(st);
+
+	CHECK_INT(ed_store_open(&st, c, 0, err, sizeof err), 0);
+	CHECK_INT(ed_store_merge(st, a, &sm, err, sizeof err), 0);
+	CHECK(sm.pages_added == 2 && sm.docs_added == 1 && sm.runs_added == 1,
+	      "A: %lld pages, %lld docs, %lld runs", (long long)sm.pages_added,
+	      (long long)sm.docs_added, (long long)sm.runs_added);
+	CHECK_INT(ed_store_merge(st, b, &sm, err, sizeof err), 0);
+	/* page 1 is here already; page 2 replaces needs-model */
+	CHECK(sm.pages_added == 2 && sm.pages_skipped == 1 &&
+		  sm.pages_replaced == 1 && sm.docs_added == 2,
+	      "B: added %lld, skipped %lld, replaced %lld, docs %lld",
+	      (long long)sm.pages_added, (long long)sm.pages_skipped,
+	      (long long)sm.pages_replaced, (long long)sm.docs_added);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages"), 3);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages WHERE status = "
+			     "'needs-model'"),
+		  0);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages WHERE text LIKE "
+			     "'alpha%'"),
+		  1);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages WHERE text LIKE "
+			     "'bravo%'"),
+		  0);
+	/* every block, cell, field and zoom points at its own page */
+	CHECK_INT(scalar(st, "SELECT count(*) FROM blocks"), 6);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM cells c JOIN blocks b ON "
+			     "b.id = c.block_id JOIN pages p ON p.id = "
+			     "b.page_id WHERE b.kind = 'table'"),
+		  6);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM fields f JOIN pages p ON "
+			     "p.id = f.page_id"),
+		  3);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM zooms z JOIN pages p ON "
+			     "p.id = z.page_id WHERE p.text LIKE 'charlie%'"),
+		  1);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages WHERE guard = "
+			     "'retried' AND attempts = 2 AND "
+			     "text_similarity = 0.75"),
+		  3);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages_fts WHERE pages_fts "
+			     "MATCH 'delta OR charlie OR alpha'"),
+		  3);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages p JOIN runs r ON "
+			     "r.id = p.run_id"),
+		  0); /* put_page rows carry no run */
+	CHECK_INT(scalar(st, "SELECT count(*) FROM runs"), 1);
+	/* again: nothing new */
+	CHECK_INT(ed_store_merge(st, b, &sm, err, sizeof err), 0);
+	CHECK(sm.pages_added == 0 && sm.pages_skipped == 3 &&
+		  sm.docs_added == 0,
+	      "again: %lld added", (long long)sm.pages_added);
+	CHECK_INT(ed_store_merge(st, a, &sm, err, sizeof err), 0);
+	CHECK_INT(sm.pages_added, 0);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages"), 3);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM runs"), 1);
+
+	/* a schema 1 source: no cells, no guard columns */
+	{
+		sqlite3 *db;
+		struct ed_store *s1;
+		CHECK_INT(ed_store_open(&s1, v1, 0, err, sizeof err), 0);
+		put_full(s1, add_doc(s1, "cc", 1), 1, "echo in schema one");
+		ed_store_close(s1);
+		sqlite3_open(v1, &db);
+		CHECK_INT(sqlite3_exec(db,
+				       "DROP TABLE cells;"
+				       "ALTER TABLE pages DROP COLUMN guard;"
+				       "ALTER TABLE pages DROP COLUMN attempts;"
+				       "ALTER TABLE pages DROP COLUMN "
+				       "text_similarity;"
+				       "ALTER TABLE blocks DROP COLUMN level;"
+				       "PRAGMA user_version = 1;",
+				       NULL, NULL, NULL),
+			  SQLITE_OK);
+		sqlite3_close(db);
+	}
+	CHECK_INT(ed_store_merge(st, v1, &sm, err, sizeof err), 0);
+	CHECK_INT(sm.pages_added, 1);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages WHERE text LIKE "
+			     "'echo%' AND guard IS NULL"),
+		  1);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM blocks"), 8);
+
+	/* what cannot be merged leaves the store as it was */
+	CHECK_INT(ed_store_merge(st, "/no/such.db", &sm, err, sizeof err),
+		  ED_ENOENT);
+	{
+		FILE *f = fopen(v1, "w");
+		fputs("this is not a database, not even close to one......"
+		      "..............................................",
+		      f);
+		fclose(f);
+	}
+	CHECK_INT(ed_store_merge(st, v1, &sm, err, sizeof err), ED_EFORMAT);
+	{
+		sqlite3 *db;
+		sqlite3_open(a, &db);
+		sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL);
+		sqlite3_close(db);
+	}
+	CHECK_INT(ed_store_merge(st, a, &sm, err, sizeof err), ED_EFORMAT);
+	CHECK(strstr(err, "newer") != NULL, "%s", err);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages"), 4);
+	ed_store_close(st);
+}
+
 int main(void)
 {
 	const char *base = getenv("ED_TMP");
@@ -318,5 +512,6 @@ int main(void)
 	test_readonly();
 	test_bad_databases();
 	test_busy();
+	test_merge();
 	return t_done();
 }
