@@ -198,8 +198,10 @@ double ed_pipeline_similarity(const char *a, const char *b)
 		r = 1;
 		goto out;
 	}
-	qsort(wa.h, wa.n, sizeof *wa.h, cmp_u64);
-	qsort(wb.h, wb.n, sizeof *wb.h, cmp_u64);
+	if (wa.n)
+		qsort(wa.h, wa.n, sizeof *wa.h, cmp_u64);
+	if (wb.n)
+		qsort(wb.h, wb.n, sizeof *wb.h, cmp_u64);
 	while (i < wa.n && j < wb.n) {
 		if (wa.h[i] == wb.h[j])
 			common++, i++, j++;

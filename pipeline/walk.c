@@ -128,7 +128,7 @@ static int walk(struct walker *w, const char *path, int depth)
 		nnames++;
 	}
 	closedir(d);
-	if (!rc)
+	if (!rc && nnames)
 		qsort(names, nnames, sizeof *names, cmp_name);
 	for (size_t i = 0; i < nnames && !rc; i++) {
 		size_t n = strlen(path) + strlen(names[i]) + 2;
@@ -173,7 +173,8 @@ int ed_pipeline_walk(const char *const *roots, size_t n,
 		ed_pipeline_pathlist_free(out);
 		return rc;
 	}
-	qsort(out->path, out->n, sizeof *out->path, cmp_path);
+	if (out->n)
+		qsort(out->path, out->n, sizeof *out->path, cmp_path);
 	return 0;
 }
 
