@@ -13,6 +13,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +80,7 @@ struct ed_pipeline {
 	int ntasks, max_tasks;
 	struct result *results, *results_tail;
 	bool closing;
-	volatile bool stop; /* interrupted or server gone: drop the rest */
+	atomic_bool stop; /* interrupted or server gone: drop the rest */
 	struct docref *docs;
 	/* progress */
 	struct ed_progress prog;

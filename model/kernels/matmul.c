@@ -14,12 +14,13 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- instruction set ----------------------------------------------- */
 
-static enum ed_isa isa_cap = ED_ISA_AVX512;
+static _Atomic int isa_cap = ED_ISA_AVX512;
 
 enum ed_isa ed_k_isa_best(void)
 {
@@ -38,17 +39,22 @@ enum ed_isa ed_k_isa_best(void)
 
 enum ed_isa ed_k_isa_limit(enum ed_isa level)
 {
-	isa_cap = level;
+	atomic_store_explicit(&isa_cap, (int)level, memory_order_relaxed);
 	return ed_k_isa_best() < level ? ed_k_isa_best() : level;
 }
 
 static enum ed_isa isa(void)
 {
-	static int best = -1;
+	/* detected once; sessions on several threads ask concurrently */
+	static _Atomic int best = -1;
+	int b = atomic_load_explicit(&best, memory_order_relaxed);
+	int cap = atomic_load_explicit(&isa_cap, memory_order_relaxed);
 
-	if (best < 0)
-		best = (int)ed_k_isa_best();
-	return (enum ed_isa)(best < (int)isa_cap ? best : (int)isa_cap);
+	if (b < 0) {
+		b = (int)ed_k_isa_best();
+		atomic_store_explicit(&best, b, memory_order_relaxed);
+	}
+	return (enum ed_isa)(b < cap ? b : cap);
 }
 
 const char *ed_k_isa_name(enum ed_isa level)
