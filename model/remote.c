@@ -481,7 +481,7 @@ static void *io_thread(void *arg)
 		CURLMsg *m;
 		int left, running;
 		double now, next = 1000;
-		bool cancel;
+		bool cancel, quit;
 
 		pthread_mutex_lock(&r->mu);
 		while (r->queue) { /* new submissions wait for their start time */
@@ -490,8 +490,9 @@ static void *io_thread(void *arg)
 			x->next = waiting;
 			waiting = x;
 		}
-		cancel = r->cancel || r->quit;
-		if (r->quit && !waiting && !active) {
+		quit = r->quit;
+		cancel = r->cancel || quit;
+		if (quit && !waiting && !active) {
 			pthread_mutex_unlock(&r->mu);
 			return NULL;
 		}
@@ -508,7 +509,7 @@ static void *io_thread(void *arg)
 				waiting = x->next;
 				abort_xfer(r, x);
 			}
-			if (r->quit)
+			if (quit)
 				continue;
 		}
 		now = ed_now_ms();

@@ -35,6 +35,7 @@ struct docref {
 	int outstanding;  /* pages queued and not yet stored */
 	bool all_queued;
 	bool reported;
+	bool dropped; /* pages dropped by a stop: not reported as done */
 	struct ed_source src;
 	char *path;
 	int64_t doc_id;
@@ -711,7 +712,7 @@ static void progress(struct ed_pipeline *p)
 static void finish_doc(struct ed_pipeline *p, struct docref *d,
 		       struct ed_run_result *rr)
 {
-	if (d->reported || !d->all_queued || d->outstanding > 0)
+	if (d->reported || d->dropped || !d->all_queued || d->outstanding > 0)
 		return;
 	d->reported = true;
 	rr->done += d->r.done;
@@ -740,6 +741,8 @@ static void take_result(struct ed_pipeline *p, struct result *r,
 		if (p->backend)
 			ed_backend_cancel(p->backend);
 	}
+	if (r->dropped)
+		d->dropped = true;
 	if (!r->dropped) {
 		int rc;
 		r->pg.run_id = p->run_id;
@@ -1001,6 +1004,8 @@ static void queue_document(struct ed_pipeline *p, const char *path,
 		drain(p, rr, false);
 	}
 	d->all_queued = true;
+	if (p->stop) /* not every page was queued */
+		d->dropped = true;
 	pthread_mutex_lock(&p->mu);
 	d->next = p->docs;
 	p->docs = d;
