@@ -62,6 +62,52 @@ refc=$("$B" resize-ref 2480 3508 | awk '{print $1}')
 echo "BENCH tile_vs_naive_resize $ours MP/s ratio=$(ratio "$ours" "$refc") target=1.0"
 echo "  (reference: the naive per-pixel resize alone, $refc MP/s)"
 
+# ---- batch through a server: concurrency against the ideal ---------------
+# 200 generated pages (40 PDFs of 5) through tests/fakeserver.py, which
+# answers every request after a fixed delay, as a GPU server would after
+# generating. The ideal is jobs / delay pages/s; the ratio says how much
+# of it the pipeline (render, resize, PNG, requests in flight on the curl
+# multi handle, one writer) delivers. Our own CPU per page is reported
+# too: it caps the rate at cores / CPU-per-page whatever the jobs.
+DELAY=0.5
+mkdir -p "$T/corpus"
+i=1
+while [ $i -le 40 ]; do
+	"$BUILD/tests/mkpdf" "$T/corpus/d$i.pdf" 5 "bench$i"
+	i=$((i + 1))
+done
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+$PY tests/fakeserver.py --port-file "$T/port" --delay $DELAY &
+SRV=$!
+n=0
+while [ ! -s "$T/port" ] && [ $n -lt 100 ]; do
+	sleep 0.05
+	n=$((n + 1))
+done
+URL="http://127.0.0.1:$(cat "$T/port")/v1"
+for jobs in 1 4 16; do
+	rm -f "$T/batch.db"*
+	t0=$(date +%s.%N)
+	"$BUILD/tests/peakrss" ./ernie-doc batch -q --db "$T/batch.db" \
+		--server "$URL" --text-layer never --dpi 50 -j $jobs \
+		"$T/corpus" >/dev/null 2>"$T/batch.err"
+	t1=$(date +%s.%N)
+	pages=$(./ernie-doc query --db "$T/batch.db" --format csv \
+		"SELECT count(*) FROM pages WHERE source = 'model'" | sed -n 2p)
+	rate=$(awk -v a="$t0" -v b="$t1" -v n="$pages" 'BEGIN { printf "%.2f", n / (b - a) }')
+	ideal=$(awk -v j=$jobs -v d=$DELAY 'BEGIN { printf "%.2f", j / d }')
+	rss=$(sed -n 's/^peakrss: \([0-9]*\) KiB$/\1/p' "$T/batch.err")
+	cpu=$(sed -n 's/^cputime: \([0-9]*\) ms$/\1/p' "$T/batch.err")
+	target=""
+	[ $jobs -eq 16 ] && target=" target=0.8"
+	echo "BENCH batch_remote_jobs$jobs $rate pages/s ratio=$(ratio "$rate" "$ideal")$target"
+	echo "  ($pages pages, ideal $jobs / ${DELAY} s = $ideal pages/s; peak RSS $((rss / 1024)) MiB;"
+	echo "   our CPU $(awk -v c="$cpu" -v n="$pages" 'BEGIN { printf "%.1f", c / n }') ms per page)"
+done
+kill $SRV 2>/dev/null
+wait $SRV 2>/dev/null
+
 # ---- the native engine: real 28B-A3B shapes, 2 decoder layers (one
 # dense, one MoE), 2 ViT blocks, random BF16 weights in a temporary
 # directory (about 3 GB) --------------------------------------------------

@@ -19,6 +19,10 @@ fi
 export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# make SANITIZE=thread check: third-party libraries' own locking is
+# invisible to TSan (tests/tsan.supp), GLib's slice allocator too
+export TSAN_OPTIONS="suppressions=$(pwd)/tests/tsan.supp"
+export G_SLICE=always-malloc
 WRAP=""
 if [ "${VALGRIND:-}" = 1 ]; then
 	WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --suppressions=$(pwd)/tests/valgrind.supp"
