@@ -20,10 +20,11 @@ static const struct opt merge_opts[] = {
 
 void usage_merge(FILE *f)
 {
-	fputs("usage: ernie-doc merge [-q] [-v] -o OUT.db DB ...\n"
-	      "  Copy the documents and pages of each DB into OUT.db (created\n"
-	      "  when missing); a page already in OUT.db is not copied again.\n",
-	      f);
+	fputs(
+	    "usage: ernie-doc merge [-q] [-v] -o OUT.db DB ...\n"
+	    "  Copy the documents and pages of each DB into OUT.db (created\n"
+	    "  when missing); a page already in OUT.db is not copied again.\n",
+	    f);
 }
 
 static bool same_file(const char *a, const char *b)
@@ -60,8 +61,8 @@ int cmd_merge(int argc, char **argv)
 		}
 	}
 	if (!out || nin == 0) {
-		msg("merge: %s", !out ? "no output (-o OUT.db)"
-				      : "no databases to merge");
+		msg("merge: %s",
+		    !out ? "no output (-o OUT.db)" : "no databases to merge");
 		goto usage_err;
 	}
 	if ((rc = ed_store_open(&st, out, 0, err, sizeof err))) {
@@ -83,7 +84,8 @@ int cmd_merge(int argc, char **argv)
 			continue;
 		}
 		if (!g_quiet)
-			msg("%s: %lld page%s added, %lld replaced, %lld already "
+			msg("%s: %lld page%s added, %lld replaced, %lld "
+			    "already "
 			    "there; %lld new document%s",
 			    in[i], (long long)sm.pages_added,
 			    sm.pages_added == 1 ? "" : "s",

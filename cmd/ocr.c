@@ -27,8 +27,8 @@ enum { O_FMT_NDJSON, O_FMT_TEXT, O_FMT_MD };
 	    {"max-page-pixels", 0, true, O_MAX_PAGE_PIXELS},                   \
 	    {"max-stdin", 0, true, O_MAX_STDIN}, {"model", 0, true, O_MODEL},  \
 	    {"server", 0, true, O_SERVER},                                     \
-	    {"model-name", 0, true, O_MODEL_NAME},                             \
-	    {"mode", 0, true, O_MODE}, {"prompt", 0, true, O_PROMPT},          \
+	    {"model-name", 0, true, O_MODEL_NAME}, {"mode", 0, true, O_MODE},  \
+	    {"prompt", 0, true, O_PROMPT},                                     \
 	    {"temperature", 0, true, O_TEMPERATURE},                           \
 	    {"top-p", 0, true, O_TOP_P}, {"seed", 0, true, O_SEED},            \
 	    {"jobs", 'j', true, O_JOBS}, {"threads", 0, true, O_THREADS},      \
@@ -53,7 +53,7 @@ static const struct opt batch_opts[] = {
 };
 
 #define COMMON_OCR_USAGE                                                       \
-	"         [--model DIR | --server URL [--model-name ID]]\n"           \
+	"         [--model DIR | --server URL [--model-name ID]]\n"            \
 	"         [--mode ocr|think] [--prompt TEXT] [--rules FILE]\n"         \
 	"         [--temperature T] [--top-p P] [--seed N] [--max-tokens N]\n" \
 	"         [-j N | --jobs N] [--threads N] [--timeout SECONDS]\n"       \
@@ -75,8 +75,8 @@ void usage_ocr(FILE *f)
 
 void usage_batch(FILE *f)
 {
-	fputs("usage: ernie-doc batch [--db FILE] [--shard I/N]\n" COMMON_OCR_USAGE
-	      "         [-q] [-v] DIR|FILE ...\n"
+	fputs("usage: ernie-doc batch [--db FILE] [--shard "
+	      "I/N]\n" COMMON_OCR_USAGE "         [-q] [-v] DIR|FILE ...\n"
 	      "  Walk each DIR for PDF, TIFF, PNG and JPEG files (by their "
 	      "first\n"
 	      "  bytes) and OCR them with --jobs pages in flight; a re-run "
@@ -175,8 +175,10 @@ static void print_page(struct ocr_ctx *c, const struct ed_page_result *r)
 	if (r->has_similarity)
 		json_object_set_new(o, "similarity", json_real(r->similarity));
 	if (!r->cached) {
-		json_object_set_new(o, "blocks", json_integer((json_int_t)r->nblocks));
-		json_object_set_new(o, "fields", json_integer((json_int_t)r->nfields));
+		json_object_set_new(o, "blocks",
+				    json_integer((json_int_t)r->nblocks));
+		json_object_set_new(o, "fields",
+				    json_integer((json_int_t)r->nfields));
 	}
 	json_object_set_new(o, "cached", json_boolean(r->cached));
 	print_json(o);

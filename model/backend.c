@@ -75,8 +75,8 @@ int ed_backend_open(struct ed_backend **out, const struct ed_backend_opts *o,
 		return rc == ED_ENOMEM ? rc : ED_ECONFIG;
 	}
 	if (!b->model->tok) {
-		ed_err(err, errlen, ED_ECONFIG, "model '%s' has no tokenizer.model",
-		       o->model_dir);
+		ed_err(err, errlen, ED_ECONFIG,
+		       "model '%s' has no tokenizer.model", o->model_dir);
 		ed_backend_close(b);
 		return ED_ECONFIG;
 	}
@@ -88,9 +88,10 @@ int ed_backend_open(struct ed_backend **out, const struct ed_backend_opts *o,
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	}
 	for (int i = 0; i < b->nsessions; i++)
-		if ((rc = ed_session_new(&b->sessions[i], b->model,
-					 &(struct ed_session_opts){o->threads, 0},
-					 err, errlen))) {
+		if ((rc = ed_session_new(
+			 &b->sessions[i], b->model,
+			 &(struct ed_session_opts){o->threads, 0}, err,
+			 errlen))) {
 			ed_backend_close(b);
 			return rc;
 		}
@@ -237,7 +238,8 @@ static int native_run(struct ed_backend *b, const struct ed_request *r,
 	if (r->thinking)
 		rc = ed_split_thinking(g.text, &out->reasoning, &out->content);
 	else
-		out->content = strdup(g.text), rc = out->content ? 0 : ED_ENOMEM;
+		out->content = strdup(g.text),
+		rc = out->content ? 0 : ED_ENOMEM;
 	snprintf(out->finish_reason, sizeof out->finish_reason, "%s",
 		 g.finish_reason);
 	out->tokens_in = g.tokens_in;

@@ -359,15 +359,15 @@ int32_t ed_model_sample(const float *logits, int32_t vocab,
 enum ed_backend_kind { ED_BACKEND_NATIVE, ED_BACKEND_REMOTE };
 
 struct ed_backend_opts {
-	const char *model_dir;  /* native */
-	int threads;            /* native: threads per session */
+	const char *model_dir;	/* native */
+	int threads;		/* native: threads per session */
 	const char *server_url; /* remote: base URL, e.g. http://h:8000/v1 */
 	const char *model_name; /* remote: model id; NULL asks /v1/models */
-	const char *api_key;    /* remote: bearer token, or NULL */
-	int jobs;               /* concurrent requests / sessions; 0 = 1 */
-	double timeout_s;       /* remote: one attempt; 0 = 600 */
-	int retries;            /* remote: after the first attempt; <0 = 4 */
-	double retry_wait_s;    /* remote: first backoff; 0 = 0.5 */
+	const char *api_key;	/* remote: bearer token, or NULL */
+	int jobs;		/* concurrent requests / sessions; 0 = 1 */
+	double timeout_s;	/* remote: one attempt; 0 = 600 */
+	int retries;		/* remote: after the first attempt; <0 = 4 */
+	double retry_wait_s;	/* remote: first backoff; 0 = 0.5 */
 };
 
 /* One part of the user turn: text, or an image as the native engine takes
@@ -393,7 +393,7 @@ struct ed_request {
 };
 
 struct ed_response {
-	char *content;   /* the answer (after </think> in thinking mode) */
+	char *content;	 /* the answer (after </think> in thinking mode) */
 	char *reasoning; /* the thinking, or NULL */
 	char finish_reason[16]; /* "stop", "length", "callback" */
 	int64_t tokens_in, tokens_out;

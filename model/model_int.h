@@ -141,8 +141,8 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
 
 /* remote.c: the OpenAI-compatible client behind struct ed_backend. */
 struct remote;
-int remote_open(struct remote **out, const struct ed_backend_opts *o,
-		char *err, size_t errlen);
+int remote_open(struct remote **out, const struct ed_backend_opts *o, char *err,
+		size_t errlen);
 void remote_close(struct remote *r);
 void remote_cancel(struct remote *r);
 const char *remote_model_name(const struct remote *r);

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_REPLY (64u << 20)
+#define MAX_REPLY      (64u << 20)
 #define MAX_ERROR_BODY 4096
 
 enum fail { F_NONE, F_CONNECT, F_TRANSIENT, F_FINAL };
@@ -64,7 +64,7 @@ struct remote {
 static char *b64(const unsigned char *p, size_t n)
 {
 	static const char t[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	char *o = malloc((n + 2) / 3 * 4 + 1), *q = o;
 
 	if (!o)
@@ -94,20 +94,21 @@ static double jitter(struct remote *r)
 
 static char *request_json(const struct remote *r, const struct ed_request *q)
 {
-	json_t *root = json_object(), *msgs = json_array(), *user = json_object(),
-	       *content = json_array();
+	json_t *root = json_object(), *msgs = json_array(),
+	       *user = json_object(), *content = json_array();
 	char *s = NULL;
 	bool ok = root && msgs && user && content;
 
 	if (ok && q->system)
-		json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system",
-						      "content", q->system));
+		json_array_append_new(msgs,
+				      json_pack("{s:s, s:s}", "role", "system",
+						"content", q->system));
 	for (size_t i = 0; ok && i < q->n_parts; i++) {
 		const struct ed_req_part *p = &q->parts[i];
 		if (p->text) {
-			json_array_append_new(content,
-					      json_pack("{s:s, s:s}", "type", "text",
-							"text", p->text));
+			json_array_append_new(
+			    content, json_pack("{s:s, s:s}", "type", "text",
+					       "text", p->text));
 		} else if (p->png) {
 			char *enc = b64(p->png, p->png_len);
 			size_t ul = enc ? strlen(enc) + 32 : 0;
@@ -118,9 +119,10 @@ static char *request_json(const struct remote *r, const struct ed_request *q)
 				break;
 			}
 			snprintf(url, ul, "data:image/png;base64,%s", enc);
-			json_array_append_new(content,
-					      json_pack("{s:s, s:{s:s}}", "type",
-							"image_url", "image_url", "url", url));
+			json_array_append_new(
+			    content,
+			    json_pack("{s:s, s:{s:s}}", "type", "image_url",
+				      "image_url", "url", url));
 			free(enc);
 			free(url);
 		}
@@ -133,23 +135,26 @@ static char *request_json(const struct remote *r, const struct ed_request *q)
 		json_object_set(root, "messages", msgs);
 		json_object_set_new(root, "max_tokens",
 				    json_integer(q->gen.max_new_tokens > 0
-							 ? q->gen.max_new_tokens
-							 : 4096));
+						     ? q->gen.max_new_tokens
+						     : 4096));
 		json_object_set_new(root, "temperature",
 				    json_real(q->gen.temperature));
 		if (q->gen.top_p > 0 && q->gen.top_p < 1)
-			json_object_set_new(root, "top_p", json_real(q->gen.top_p));
+			json_object_set_new(root, "top_p",
+					    json_real(q->gen.top_p));
 		if (q->gen.top_k > 0)
-			json_object_set_new(root, "top_k", json_integer(q->gen.top_k));
+			json_object_set_new(root, "top_k",
+					    json_integer(q->gen.top_k));
 		if (q->gen.seed)
-			json_object_set_new(root, "seed",
-					    json_integer((json_int_t)q->gen.seed));
+			json_object_set_new(
+			    root, "seed",
+			    json_integer((json_int_t)q->gen.seed));
 		json_object_set_new(root, "stream", json_true());
 		json_object_set_new(root, "stream_options",
 				    json_pack("{s:b}", "include_usage", 1));
-		json_object_set_new(root, "chat_template_kwargs",
-				    json_pack("{s:b}", "enable_thinking",
-					      q->thinking ? 1 : 0));
+		json_object_set_new(
+		    root, "chat_template_kwargs",
+		    json_pack("{s:b}", "enable_thinking", q->thinking ? 1 : 0));
 		s = json_dumps(root, JSON_COMPACT);
 	}
 	json_decref(content);
@@ -215,7 +220,8 @@ static int sse_event(struct xfer *x, const char *data)
 	if (!rc && (v = json_object_get(d, "content")) && json_is_string(v))
 		rc = deliver(x, json_string_value(v), false);
 	if ((v = json_object_get(ch, "finish_reason")) && json_is_string(v))
-		snprintf(x->finish, sizeof x->finish, "%s", json_string_value(v));
+		snprintf(x->finish, sizeof x->finish, "%s",
+			 json_string_value(v));
 	json_decref(j);
 	return rc;
 }
@@ -284,8 +290,9 @@ static int parse_json_reply(struct xfer *x)
 		return ED_EFORMAT;
 	}
 	take_usage(x, json_object_get(j, "usage"));
-	if ((v = json_object_get(msg, "reasoning_content")) && json_is_string(v) &&
-	    deliver(x, json_string_value(v), true) && !x->cancelled) {
+	if ((v = json_object_get(msg, "reasoning_content")) &&
+	    json_is_string(v) && deliver(x, json_string_value(v), true) &&
+	    !x->cancelled) {
 		json_decref(j);
 		return ED_ENOMEM;
 	}
@@ -296,7 +303,8 @@ static int parse_json_reply(struct xfer *x)
 		return ED_ENOMEM;
 	}
 	if ((v = json_object_get(ch, "finish_reason")) && json_is_string(v))
-		snprintf(x->finish, sizeof x->finish, "%s", json_string_value(v));
+		snprintf(x->finish, sizeof x->finish, "%s",
+			 json_string_value(v));
 	json_decref(j);
 	return 0;
 }
@@ -400,13 +408,15 @@ static enum fail classify(struct xfer *x, CURLcode cc, long *retry_after)
 		return F_FINAL;
 	}
 	if (status == 429 || status >= 500) {
-		snprintf(x->err, sizeof x->err, "server answered HTTP %ld: %.200s",
-			 status, x->rx.data ? x->rx.data : "");
+		snprintf(x->err, sizeof x->err,
+			 "server answered HTTP %ld: %.200s", status,
+			 x->rx.data ? x->rx.data : "");
 		return F_TRANSIENT;
 	}
 	if (status != 200) {
-		snprintf(x->err, sizeof x->err, "server refused the request (HTTP "
-						"%ld): %.300s",
+		snprintf(x->err, sizeof x->err,
+			 "server refused the request (HTTP "
+			 "%ld): %.300s",
 			 status, x->rx.data ? x->rx.data : "");
 		x->rc = ED_EINVAL;
 		return F_FINAL;
@@ -450,7 +460,7 @@ static void complete(struct remote *r, struct xfer *x)
 		o->content = content;
 		o->reasoning = reasoning;
 		snprintf(o->finish_reason, sizeof o->finish_reason, "%s",
-			 x->cancelled ? "callback"
+			 x->cancelled	? "callback"
 			 : x->finish[0] ? x->finish
 					: "stop");
 		o->tokens_in = x->usage_in;
@@ -484,7 +494,8 @@ static void *io_thread(void *arg)
 		bool cancel, quit;
 
 		pthread_mutex_lock(&r->mu);
-		while (r->queue) { /* new submissions wait for their start time */
+		while (
+		    r->queue) { /* new submissions wait for their start time */
 			struct xfer *x = r->queue;
 			r->queue = x->next;
 			x->next = waiting;
@@ -524,7 +535,8 @@ static void *io_thread(void *arg)
 			reset_attempt(x);
 			if (start(r, x)) {
 				x->rc = ED_ENOMEM;
-				snprintf(x->err, sizeof x->err, "cannot start a transfer");
+				snprintf(x->err, sizeof x->err,
+					 "cannot start a transfer");
 				complete(r, x);
 				continue;
 			}
@@ -538,27 +550,32 @@ static void *io_thread(void *arg)
 			enum fail f;
 			if (m->msg != CURLMSG_DONE)
 				continue;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
+					  (char **)&x);
 			f = classify(x, m->data.result, &retry_after);
 			finish_easy(r, x);
-			for (struct xfer **pp = &active; *pp; pp = &(*pp)->anext)
+			for (struct xfer **pp = &active; *pp;
+			     pp = &(*pp)->anext)
 				if (*pp == x) {
 					*pp = x->anext;
 					break;
 				}
 			if ((f == F_CONNECT || f == F_TRANSIENT) &&
 			    x->attempt <= r->retries) {
-				double wait = r->retry_wait_s * 1000 *
-					      (double)(1u << ED_MIN(x->attempt - 1, 10)) *
-					      jitter(r);
+				double wait =
+				    r->retry_wait_s * 1000 *
+				    (double)(1u << ED_MIN(x->attempt - 1, 10)) *
+				    jitter(r);
 				if (retry_after > 0)
-					wait = ED_MAX(wait, retry_after * 1000.0);
+					wait =
+					    ED_MAX(wait, retry_after * 1000.0);
 				wait = ED_MIN(wait, 120000.0);
 				x->last_fail = f;
 				x->next_at = ed_now_ms() + wait;
 				if (x->req->on_text)
-					x->req->on_text(x->req->ud, ED_TOKEN_RESET,
-							NULL, 0);
+					x->req->on_text(x->req->ud,
+							ED_TOKEN_RESET, NULL,
+							0);
 				x->next = waiting;
 				waiting = x;
 				next = ED_MIN(next, wait);
@@ -604,8 +621,8 @@ static int discover_model(struct remote *r, char *err, size_t errlen)
 	ed_buf_init(&b, 1 << 20);
 	for (int attempt = 0;; attempt++) {
 		CURL *e = curl_easy_init();
-		struct curl_slist *h = r->auth ? curl_slist_append(NULL, r->auth)
-					       : NULL;
+		struct curl_slist *h =
+		    r->auth ? curl_slist_append(NULL, r->auth) : NULL;
 		char cerr[CURL_ERROR_SIZE] = "";
 		CURLcode cc;
 		long status = 0;
@@ -619,7 +636,8 @@ static int discover_model(struct remote *r, char *err, size_t errlen)
 		curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
 		curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
 		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(r->timeout_s * 1000));
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+				 (long)(r->timeout_s * 1000));
 		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 		cc = curl_easy_perform(e);
@@ -628,16 +646,19 @@ static int discover_model(struct remote *r, char *err, size_t errlen)
 		curl_slist_free_all(h);
 		if (cc == CURLE_OK && status == 200) {
 			json_error_t je;
-			json_t *j = json_loadb(b.data ? b.data : "", b.len, 0, &je);
+			json_t *j =
+			    json_loadb(b.data ? b.data : "", b.len, 0, &je);
 			const char *id = json_string_value(json_object_get(
-				json_array_get(json_object_get(j, "data"), 0), "id"));
+			    json_array_get(json_object_get(j, "data"), 0),
+			    "id"));
 			if (id)
 				r->model_name = strdup(id);
 			json_decref(j);
 			rc = id ? 0
-				: ed_err(err, errlen, ED_ECONFIG,
-					 "'%s' lists no model; give --model-name",
-					 r->models_url);
+				: ed_err(
+				      err, errlen, ED_ECONFIG,
+				      "'%s' lists no model; give --model-name",
+				      r->models_url);
 			break;
 		}
 		if ((cc == CURLE_OK && status != 429 && status < 500) ||
@@ -645,22 +666,24 @@ static int discover_model(struct remote *r, char *err, size_t errlen)
 			/* a server that answers but lists no models needs
 			 * the name from the user: configuration */
 			rc = cc == CURLE_OK
-				     ? ed_err(err, errlen,
-					      status == 429 || status >= 500
-						      ? ED_EUNAVAIL
-						      : ED_ECONFIG,
-					      "'%s' answered HTTP %ld; give "
-					      "--model-name",
-					      r->models_url, status)
-				     : ed_err(err, errlen, ED_EUNAVAIL,
-					      "cannot reach the server at '%s': %s",
-					      r->models_url,
-					      cerr[0] ? cerr : curl_easy_strerror(cc));
+				 ? ed_err(err, errlen,
+					  status == 429 || status >= 500
+					      ? ED_EUNAVAIL
+					      : ED_ECONFIG,
+					  "'%s' answered HTTP %ld; give "
+					  "--model-name",
+					  r->models_url, status)
+				 : ed_err(err, errlen, ED_EUNAVAIL,
+					  "cannot reach the server at '%s': %s",
+					  r->models_url,
+					  cerr[0] ? cerr
+						  : curl_easy_strerror(cc));
 			break;
 		}
 		{
 			struct timespec ts;
-			double w = r->retry_wait_s * (double)(1u << ED_MIN(attempt, 10)) *
+			double w = r->retry_wait_s *
+				   (double)(1u << ED_MIN(attempt, 10)) *
 				   jitter(r);
 			ts.tv_sec = (time_t)w;
 			ts.tv_nsec = (long)((w - (double)ts.tv_sec) * 1e9);
@@ -673,8 +696,8 @@ static int discover_model(struct remote *r, char *err, size_t errlen)
 
 /* ---- the backend ------------------------------------------------------- */
 
-int remote_open(struct remote **out, const struct ed_backend_opts *o,
-		char *err, size_t errlen)
+int remote_open(struct remote **out, const struct ed_backend_opts *o, char *err,
+		size_t errlen)
 {
 	struct remote *r = calloc(1, sizeof *r);
 	size_t n;
@@ -726,7 +749,8 @@ int remote_open(struct remote **out, const struct ed_backend_opts *o,
 		size_t al = strlen(o->api_key) + 32;
 		r->auth = malloc(al);
 		if (r->auth)
-			snprintf(r->auth, al, "Authorization: Bearer %s", o->api_key);
+			snprintf(r->auth, al, "Authorization: Bearer %s",
+				 o->api_key);
 	}
 	if (o->model_name && *o->model_name)
 		r->model_name = strdup(o->model_name);
@@ -739,11 +763,13 @@ int remote_open(struct remote **out, const struct ed_backend_opts *o,
 		remote_close(r);
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	}
-	curl_multi_setopt(r->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)r->jobs);
+	curl_multi_setopt(r->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+			  (long)r->jobs);
 	curl_multi_setopt(r->multi, CURLMOPT_MAXCONNECTS, (long)r->jobs + 4);
 	if (pthread_create(&r->th, NULL, io_thread, r)) {
 		remote_close(r);
-		return ed_err(err, errlen, ED_ENOMEM, "cannot start the I/O thread");
+		return ed_err(err, errlen, ED_ENOMEM,
+			      "cannot start the I/O thread");
 	}
 	r->started = true;
 	*out = r;
@@ -811,7 +837,8 @@ int remote_run(struct remote *r, const struct ed_request *req,
 	pthread_mutex_unlock(&r->mu);
 	rc = x.rc;
 	if (rc) {
-		ed_err(err, errlen, rc, "%s", x.err[0] ? x.err : ed_strerror(rc));
+		ed_err(err, errlen, rc, "%s",
+		       x.err[0] ? x.err : ed_strerror(rc));
 		ed_response_release(out);
 	}
 	free(x.body);

@@ -106,7 +106,8 @@ bool ed_pipeline_repeats(const char *text, size_t len, size_t *loop_start)
 		while (i > p && text[i - 1] == text[i - 1 - p])
 			i--;
 		if (loop_start)
-			*loop_start = i; /* one period before the loop repeats */
+			*loop_start =
+			    i; /* one period before the loop repeats */
 		return true;
 	}
 	return false;
@@ -157,9 +158,11 @@ static int split_words(const char *s, struct words *w)
 		uint32_t c;
 		size_t k = (size_t)ed_utf8_decode(p + i, n - i, &c);
 		bool cjk = c >= 0x2E80 && c <= 0x9FFF;
-		bool wordc = !cjk && (c >= 0x80 ? c != 0xFFFD && c != 0xA0 && !(c >= 0x2000 && c <= 0x206F)
-						 : ((c | 32) >= 'a' && (c | 32) <= 'z') ||
-							   (c >= '0' && c <= '9'));
+		bool wordc =
+		    !cjk && (c >= 0x80 ? c != 0xFFFD && c != 0xA0 &&
+					     !(c >= 0x2000 && c <= 0x206F)
+				       : ((c | 32) >= 'a' && (c | 32) <= 'z') ||
+					     (c >= '0' && c <= '9'));
 		if (wordc) {
 			if (c < 0x80)
 				c |= (c >= 'A' && c <= 'Z') ? 32 : 0;
@@ -170,7 +173,8 @@ static int split_words(const char *s, struct words *w)
 			if (in && add_word(w, h))
 				return -1;
 			in = false;
-			if (cjk && add_word(w, (uint64_t)c * 0x9E3779B97F4A7C15ull))
+			if (cjk &&
+			    add_word(w, (uint64_t)c * 0x9E3779B97F4A7C15ull))
 				return -1;
 		}
 		i += k;

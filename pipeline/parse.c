@@ -47,7 +47,8 @@ static struct ed_store_block *add_block(struct blist *l, const char *kind,
 		n--;
 	if (l->n == l->cap) {
 		size_t nc = l->cap ? 2 * l->cap : 16;
-		struct ed_store_block *nb = ed_arena_alloc(l->a, nc * sizeof *nb);
+		struct ed_store_block *nb =
+		    ed_arena_alloc(l->a, nc * sizeof *nb);
 		if (!nb) {
 			l->oom = true;
 			return NULL;
@@ -72,8 +73,9 @@ static char *html_text(struct ed_arena *a, const char *s, size_t n)
 {
 	static const struct {
 		const char *e, *c;
-	} ent[] = {{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""},
-		   {"&#39;", "'"}, {"&apos;", "'"}, {"&nbsp;", " "}};
+	} ent[] = {{"&amp;", "&"},   {"&lt;", "<"},  {"&gt;", ">"},
+		   {"&quot;", "\""}, {"&#39;", "'"}, {"&apos;", "'"},
+		   {"&nbsp;", " "}};
 	char *o = ed_arena_alloc(a, n + 1);
 	size_t k = 0;
 	bool sp = true;
@@ -93,7 +95,8 @@ static char *html_text(struct ed_arena *a, const char *s, size_t n)
 		if (s[i] == '&')
 			for (size_t e = 0; e < ED_ARRAY_LEN(ent); e++) {
 				size_t el = strlen(ent[e].e);
-				if (n - i >= el && memcmp(s + i, ent[e].e, el) == 0) {
+				if (n - i >= el &&
+				    memcmp(s + i, ent[e].e, el) == 0) {
 					rep = ent[e].c;
 					skip = el;
 					break;
@@ -118,8 +121,8 @@ static char *html_text(struct ed_arena *a, const char *s, size_t n)
 }
 
 /* Cells of an HTML table: <tr> rows, <td>/<th> cells in order. */
-static void html_cells(struct blist *l, struct ed_store_block *b,
-		       const char *s, size_t n)
+static void html_cells(struct blist *l, struct ed_store_block *b, const char *s,
+		       size_t n)
 {
 	struct ed_store_cell *cells = NULL;
 	size_t nc = 0, cap = 0;
@@ -140,20 +143,25 @@ static void html_cells(struct blist *l, struct ed_store_block *b,
 		{
 			const char *name = s + t + 1 + close;
 			size_t rest = n - (size_t)(name - s);
-			bool is_tr = rest >= 2 && strncasecmp(name, "tr", 2) == 0 &&
-				     (rest == 2 || !isalnum((unsigned char)name[2]));
-			bool is_td = rest >= 2 &&
-				     (strncasecmp(name, "td", 2) == 0 ||
-				      strncasecmp(name, "th", 2) == 0) &&
-				     (rest == 2 || !isalnum((unsigned char)name[2]));
+			bool is_tr =
+			    rest >= 2 && strncasecmp(name, "tr", 2) == 0 &&
+			    (rest == 2 || !isalnum((unsigned char)name[2]));
+			bool is_td =
+			    rest >= 2 &&
+			    (strncasecmp(name, "td", 2) == 0 ||
+			     strncasecmp(name, "th", 2) == 0) &&
+			    (rest == 2 || !isalnum((unsigned char)name[2]));
 			if (is_tr && !close) {
 				row++;
 				col = 0;
 			} else if (is_td && !close) {
-				/* the cell runs to the next </td>, </th> or <td> */
+				/* the cell runs to the next </td>, </th> or
+				 * <td> */
 				const char *start = gt + 1, *end = start;
 				size_t left = n - (size_t)(start - s);
-				while ((end = memchr(end, '<', left - (size_t)(end - start)))) {
+				while ((end = memchr(
+					    end, '<',
+					    left - (size_t)(end - start)))) {
 					if (strncasecmp(end, "</td", 4) == 0 ||
 					    strncasecmp(end, "</th", 4) == 0 ||
 					    strncasecmp(end, "<td", 3) == 0 ||
@@ -169,21 +177,24 @@ static void html_cells(struct blist *l, struct ed_store_block *b,
 				if (nc == cap) {
 					size_t ncap = cap ? 2 * cap : 16;
 					struct ed_store_cell *nn =
-						ed_arena_alloc(l->a, ncap * sizeof *nn);
+					    ed_arena_alloc(l->a,
+							   ncap * sizeof *nn);
 					if (!nn) {
 						l->oom = true;
 						return;
 					}
 					if (nc)
-						memcpy(nn, cells, nc * sizeof *nn);
+						memcpy(nn, cells,
+						       nc * sizeof *nn);
 					cells = nn;
 					cap = ncap;
 				}
 				cells[nc].row = row;
 				cells[nc].col = col++;
-				cells[nc].header = tolower((unsigned char)name[1]) == 'h';
-				cells[nc].text =
-					html_text(l->a, start, (size_t)(end - start));
+				cells[nc].header =
+				    tolower((unsigned char)name[1]) == 'h';
+				cells[nc].text = html_text(
+				    l->a, start, (size_t)(end - start));
 				nc++;
 				i = (size_t)(end - s);
 				continue;
@@ -196,8 +207,8 @@ static void html_cells(struct blist *l, struct ed_store_block *b,
 }
 
 /* Cells of a Markdown pipe table; the |---| line marks the header. */
-static void pipe_cells(struct blist *l, struct ed_store_block *b,
-		       const char *s, size_t n)
+static void pipe_cells(struct blist *l, struct ed_store_block *b, const char *s,
+		       size_t n)
 {
 	struct ed_store_cell *cells = NULL;
 	size_t nc = 0, cap = 0;
@@ -235,18 +246,21 @@ static void pipe_cells(struct blist *l, struct ed_store_block *b,
 				if (nc == cap) {
 					size_t ncap = cap ? 2 * cap : 16;
 					struct ed_store_cell *nn =
-						ed_arena_alloc(l->a, ncap * sizeof *nn);
+					    ed_arena_alloc(l->a,
+							   ncap * sizeof *nn);
 					if (!nn) {
 						l->oom = true;
 						return;
 					}
 					if (nc)
-						memcpy(nn, cells, nc * sizeof *nn);
+						memcpy(nn, cells,
+						       nc * sizeof *nn);
 					cells = nn;
 					cap = ncap;
 				}
 				cells[nc] = (struct ed_store_cell){
-					row, col++, false, adup(l->a, a, (size_t)(z - a))};
+				    row, col++, false,
+				    adup(l->a, a, (size_t)(z - a))};
 				nc++;
 			}
 			if (!bar)
@@ -309,9 +323,11 @@ int ed_pipeline_parse_markdown(const char *md, size_t len, struct ed_arena *a,
 		}
 		/* fenced code */
 		if (starts(q, le, "```")) {
-			const char *close = le < end ? le + 1 : end, *stop = end;
+			const char *close = le < end ? le + 1 : end,
+				   *stop = end;
 			while (close < end) {
-				const char *ce = memchr(close, '\n', (size_t)(end - close));
+				const char *ce =
+				    memchr(close, '\n', (size_t)(end - close));
 				const char *cl = ce ? ce : end;
 				if (starts(close, cl, "```")) {
 					stop = cl;
@@ -332,9 +348,11 @@ int ed_pipeline_parse_markdown(const char *md, size_t len, struct ed_arena *a,
 				f = end;
 			stop = f < end ? f + 2 : end;
 			{
-				const char *nl = memchr(stop, '\n', (size_t)(end - stop));
+				const char *nl =
+				    memchr(stop, '\n', (size_t)(end - stop));
 				const char *blk_end = nl ? nl : end;
-				add_block(&l, "formula", p, (size_t)(blk_end - p));
+				add_block(&l, "formula", p,
+					  (size_t)(blk_end - p));
 				p = nl ? nl + 1 : end;
 			}
 			continue;
@@ -350,15 +368,20 @@ int ed_pipeline_parse_markdown(const char *md, size_t len, struct ed_arena *a,
 			if (!close)
 				close = end;
 			{
-				struct ed_store_block *b = add_block(&l, "table", "", 0);
+				struct ed_store_block *b =
+				    add_block(&l, "table", "", 0);
 				if (b) {
-					b->html = adup(a, t, (size_t)(close - t));
-					b->text = html_text(a, t, (size_t)(close - t));
-					html_cells(&l, b, t, (size_t)(close - t));
+					b->html =
+					    adup(a, t, (size_t)(close - t));
+					b->text = html_text(
+					    a, t, (size_t)(close - t));
+					html_cells(&l, b, t,
+						   (size_t)(close - t));
 				}
 			}
 			{
-				const char *nl = memchr(close, '\n', (size_t)(end - close));
+				const char *nl =
+				    memchr(close, '\n', (size_t)(end - close));
 				p = nl ? nl + 1 : end;
 			}
 			continue;
@@ -373,7 +396,8 @@ int ed_pipeline_parse_markdown(const char *md, size_t len, struct ed_arena *a,
 				struct ed_store_block *b;
 				while (t < le && *t == ' ')
 					t++;
-				b = add_block(&l, "heading", t, (size_t)(le - t));
+				b = add_block(&l, "heading", t,
+					      (size_t)(le - t));
 				if (b)
 					b->level = level;
 				p = le + 1;
@@ -387,7 +411,8 @@ int ed_pipeline_parse_markdown(const char *md, size_t len, struct ed_arena *a,
 			while (ae < le && *ae != ']')
 				ae++;
 			if (q[0] == '!')
-				add_block(&l, "figure", alt, (size_t)(ae - alt));
+				add_block(&l, "figure", alt,
+					  (size_t)(ae - alt));
 			else
 				add_block(&l, "figure", q, (size_t)(le - q));
 			p = le + 1;
@@ -413,22 +438,27 @@ int ed_pipeline_parse_markdown(const char *md, size_t len, struct ed_arena *a,
 					break;
 				if (kind != 1 && *nq == '|')
 					break;
-				if (kind == 0 && (list_item(nx, ne) || *nq == '#' ||
-						  starts(nq, ne, "```") ||
-						  starts(nq, ne, "$$") ||
-						  starts(nq, ne, "<table")))
+				if (kind == 0 &&
+				    (list_item(nx, ne) || *nq == '#' ||
+				     starts(nq, ne, "```") ||
+				     starts(nq, ne, "$$") ||
+				     starts(nq, ne, "<table")))
 					break;
-				if (kind == 2 && (*nq == '#' || starts(nq, ne, "```")))
+				if (kind == 2 &&
+				    (*nq == '#' || starts(nq, ne, "```")))
 					break;
 				stop = ne;
 			}
 			{
-				struct ed_store_block *b = add_block(
-					&l, kind == 1 ? "table" : kind == 2 ? "list"
-									: "paragraph",
-					p, (size_t)(stop - p));
+				struct ed_store_block *b =
+				    add_block(&l,
+					      kind == 1	  ? "table"
+					      : kind == 2 ? "list"
+							  : "paragraph",
+					      p, (size_t)(stop - p));
 				if (b && kind == 1)
-					pipe_cells(&l, b, p, (size_t)(stop - p));
+					pipe_cells(&l, b, p,
+						   (size_t)(stop - p));
 			}
 			p = stop < end ? stop + 1 : end;
 		}
@@ -446,7 +476,7 @@ struct rule {
 	char *name;
 	pcre2_code *code;
 	int value_group; /* the named group "value", or 0 for the match */
-	bool phone;      /* a digit count check after the match */
+	bool phone;	 /* a digit count check after the match */
 };
 
 struct ed_rules {
@@ -458,24 +488,31 @@ struct ed_rules {
 static const struct {
 	const char *name, *pattern;
 } builtin[] = {
-	{"date", "\\b\\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\\d|3[01])\\b"
-		 "|\\b(?:0?[1-9]|[12]\\d|3[01])[./](?:0?[1-9]|1[0-2])[./](?:\\d{4}|\\d{2})\\b"
-		 "|\\b(?:0?[1-9]|[12]\\d|3[01])\\.? (?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|"
-		 "Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:tember)?|Oct(?:ober)?|"
-		 "Nov(?:ember)?|Dec(?:ember)?) \\d{4}\\b"
-		 "|\\b(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|"
-		 "Aug(?:ust)?|Sep(?:tember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?) "
-		 "(?:0?[1-9]|[12]\\d|3[01]), \\d{4}\\b"
-		 "|\\d{4}年\\d{1,2}月\\d{1,2}日"},
-	/* the value keeps its currency, before or after the number */
-	{"amount", "(?:(?:[€$£¥]|\\b(?:EUR|USD|GBP|CNY|RMB|JPY|CHF)\\b) ?"
-		   "(?:\\d{1,3}(?:[,. ]\\d{3})+(?:[.,]\\d{1,2})?|\\d+(?:[.,]\\d{1,2})?)"
-		   "|\\b(?:\\d{1,3}(?:[,. ]\\d{3})+(?:[.,]\\d{1,2})?|\\d+(?:[.,]\\d{1,2})?)"
-		   " ?(?:€|(?:EUR|USD|GBP|CNY|RMB|JPY|CHF)\\b|元))"},
-	{"email", "\\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}\\b"},
-	{"url", "\\bhttps?://[^\\s<>\"')\\]]+|\\bwww\\.[A-Za-z0-9-]+\\.[^\\s<>\"')\\]]+"},
-	{"phone", "(?<![\\w+])(?:\\+\\d{1,3}[ .-]?)?(?:\\(\\d{1,5}\\)[ .-]?)?\\d{2,5}"
-		  "(?:[ .-]\\d{2,8}){1,4}(?![\\w])"},
+    {"date",
+     "\\b\\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\\d|3[01])\\b"
+     "|\\b(?:0?[1-9]|[12]\\d|3[01])[./](?:0?[1-9]|1[0-2])[./"
+     "](?:\\d{4}|\\d{2})\\b"
+     "|\\b(?:0?[1-9]|[12]\\d|3[01])\\.? "
+     "(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|"
+     "Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:tember)?|Oct(?:ober)?|"
+     "Nov(?:ember)?|Dec(?:ember)?) \\d{4}\\b"
+     "|\\b(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|"
+     "Aug(?:ust)?|Sep(?:tember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?) "
+     "(?:0?[1-9]|[12]\\d|3[01]), \\d{4}\\b"
+     "|\\d{4}年\\d{1,2}月\\d{1,2}日"},
+    /* the value keeps its currency, before or after the number */
+    {"amount",
+     "(?:(?:[€$£¥]|\\b(?:EUR|USD|GBP|CNY|RMB|JPY|CHF)\\b) ?"
+     "(?:\\d{1,3}(?:[,. ]\\d{3})+(?:[.,]\\d{1,2})?|\\d+(?:[.,]\\d{1,2})?)"
+     "|\\b(?:\\d{1,3}(?:[,. ]\\d{3})+(?:[.,]\\d{1,2})?|\\d+(?:[.,]\\d{1,2})?)"
+     " ?(?:€|(?:EUR|USD|GBP|CNY|RMB|JPY|CHF)\\b|元))"},
+    {"email", "\\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-"
+	      "z]{2,}\\b"},
+    {"url",
+     "\\bhttps?://[^\\s<>\"')\\]]+|\\bwww\\.[A-Za-z0-9-]+\\.[^\\s<>\"')\\]]+"},
+    {"phone",
+     "(?<![\\w+])(?:\\+\\d{1,3}[ .-]?)?(?:\\(\\d{1,5}\\)[ .-]?)?\\d{2,5}"
+     "(?:[ .-]\\d{2,8}){1,4}(?![\\w])"},
 };
 
 static int add_rule(struct ed_rules *rs, const char *name, const char *pat,
@@ -506,7 +543,8 @@ static int add_rule(struct ed_rules *rs, const char *name, const char *pat,
 	nr[rs->n].code = c;
 	nr[rs->n].phone = phone;
 	{
-		int g = pcre2_substring_number_from_name(c, (PCRE2_SPTR) "value");
+		int g =
+		    pcre2_substring_number_from_name(c, (PCRE2_SPTR) "value");
 		nr[rs->n].value_group = g > 0 ? g : 0;
 	}
 	rs->n++;
@@ -526,8 +564,8 @@ void ed_pipeline_rules_free(struct ed_rules *rs)
 	free(rs);
 }
 
-int ed_pipeline_rules_load(struct ed_rules **out, const char *path,
-			   char *err, size_t errlen)
+int ed_pipeline_rules_load(struct ed_rules **out, const char *path, char *err,
+			   size_t errlen)
 {
 	struct ed_rules *rs = calloc(1, sizeof *rs);
 	int rc = 0;
@@ -542,7 +580,8 @@ int ed_pipeline_rules_load(struct ed_rules **out, const char *path,
 	pcre2_set_depth_limit(rs->mctx, 10000);
 	for (size_t i = 0; i < ED_ARRAY_LEN(builtin) && !rc; i++)
 		rc = add_rule(rs, builtin[i].name, builtin[i].pattern,
-			      strcmp(builtin[i].name, "phone") == 0, err, errlen);
+			      strcmp(builtin[i].name, "phone") == 0, err,
+			      errlen);
 	if (!rc && path) {
 		FILE *f = fopen(path, "r");
 		char line[8192];
@@ -560,16 +599,18 @@ int ed_pipeline_rules_load(struct ed_rules **out, const char *path,
 				continue;
 			pat = name + strcspn(name, " \t");
 			if (!*pat) {
-				rc = ed_err(err, errlen, ED_ECONFIG,
-					    "'%s' line %d: expected NAME PATTERN", path,
-					    ln);
+				rc = ed_err(
+				    err, errlen, ED_ECONFIG,
+				    "'%s' line %d: expected NAME PATTERN", path,
+				    ln);
 				break;
 			}
 			*pat++ = '\0';
 			while (*pat == ' ' || *pat == '\t')
 				pat++;
 			if ((rc = add_rule(rs, name, pat, false, err, errlen)))
-				ed_err_prefix(err, errlen, "'%s' line %d", path, ln);
+				ed_err_prefix(err, errlen, "'%s' line %d", path,
+					      ln);
 		}
 		if (f)
 			fclose(f);
@@ -609,33 +650,35 @@ int ed_pipeline_rules_run(const struct ed_rules *rs, const char *text,
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct rule *r = &rs->r[i];
 		pcre2_match_data *md =
-			pcre2_match_data_create_from_pattern(r->code, NULL);
+		    pcre2_match_data_create_from_pattern(r->code, NULL);
 		PCRE2_SIZE start = 0;
 
 		if (!md)
 			return ED_ENOMEM;
 		while (start <= len) {
-			int m = pcre2_match(r->code, (PCRE2_SPTR)text, len, start, 0,
-					    md, rs->mctx);
+			int m = pcre2_match(r->code, (PCRE2_SPTR)text, len,
+					    start, 0, md, rs->mctx);
 			PCRE2_SIZE *ov;
 			size_t s0, e0, vs, ve;
 			if (m < 0)
-				break; /* no match, or a limit hit: stop this rule */
+				break; /* no match, or a limit hit: stop this
+					  rule */
 			ov = pcre2_get_ovector_pointer(md);
 			s0 = ov[0], e0 = ov[1];
 			vs = s0, ve = e0;
-			/* the group named "value" if the rule has one and it took
-			 * part, else the whole match */
+			/* the group named "value" if the rule has one and it
+			 * took part, else the whole match */
 			if (r->value_group > 0 && r->value_group < m &&
 			    ov[2 * r->value_group] != PCRE2_UNSET) {
 				vs = ov[2 * r->value_group];
 				ve = ov[2 * r->value_group + 1];
 			}
-			if (e0 > s0 && (!r->phone || phone_ok(text + s0, e0 - s0))) {
+			if (e0 > s0 &&
+			    (!r->phone || phone_ok(text + s0, e0 - s0))) {
 				if (nf == cap) {
 					size_t nc = cap ? 2 * cap : 16;
 					struct ed_store_field *nn =
-						ed_arena_alloc(a, nc * sizeof *nn);
+					    ed_arena_alloc(a, nc * sizeof *nn);
 					if (!nn) {
 						pcre2_match_data_free(md);
 						return ED_ENOMEM;
@@ -654,7 +697,8 @@ int ed_pipeline_rules_run(const struct ed_rules *rs, const char *text,
 			}
 			start = e0 > s0 ? e0 : s0 + 1;
 			/* stay on a UTF-8 boundary after an empty match */
-			while (start < len && ((unsigned char)text[start] & 0xC0) == 0x80)
+			while (start < len &&
+			       ((unsigned char)text[start] & 0xC0) == 0x80)
 				start++;
 		}
 		pcre2_match_data_free(md);

@@ -122,8 +122,8 @@ int ed_pipeline_parse_markdown(const char *md, size_t len, struct ed_arena *a,
 struct ed_rules;
 /* 0, ED_ENOENT (no such file), ED_ECONFIG (a bad line or pattern, named
  * with its line number), ED_ENOMEM. */
-int ed_pipeline_rules_load(struct ed_rules **out, const char *path,
-			   char *err, size_t errlen);
+int ed_pipeline_rules_load(struct ed_rules **out, const char *path, char *err,
+			   size_t errlen);
 void ed_pipeline_rules_free(struct ed_rules *rs);
 /* Every match of every rule in text: value (the group named "value" if
  * the rule has one) and byte span. Memory from the arena. 0 or ED_ENOMEM. */
@@ -209,9 +209,9 @@ struct ed_progress {
 struct ed_run_result {
 	int docs, docs_failed;
 	int done, blank, needs_model, failed, cached;
-	int first_code;   /* ED_E* of the first document failure */
+	int first_code;	  /* ED_E* of the first document failure */
 	bool single_code; /* every failure had first_code */
-	int stop_code;    /* ED_EINTR or ED_EUNAVAIL when the run stopped */
+	int stop_code;	  /* ED_EINTR or ED_EUNAVAIL when the run stopped */
 	char stop_error[512];
 };
 
@@ -275,8 +275,8 @@ const char *ed_pipeline_model_id(const struct ed_pipeline *p);
  * are committed, pages in flight are dropped) or when the server stays
  * unreachable (ED_EUNAVAIL). Returns 0 or that stop code.
  */
-int ed_pipeline_run(struct ed_pipeline *p, const char *const *paths,
-		    size_t n, struct ed_run_result *r);
+int ed_pipeline_run(struct ed_pipeline *p, const char *const *paths, size_t n,
+		    struct ed_run_result *r);
 
 /* Word-level similarity of two texts in [0, 1] (Dice over word multisets,
  * case-folded): the hallucination signal between text layer and model. */

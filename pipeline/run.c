@@ -22,8 +22,8 @@
 #include "model/model.h"
 
 static const char ocr_prompt[] =
-	"Transcribe this page as Markdown: keep the reading order, write "
-	"tables as HTML and formulas as LaTeX.";
+    "Transcribe this page as Markdown: keep the reading order, write "
+    "tables as HTML and formulas as LaTeX.";
 
 /* Temperatures after a repetition loop, in order. */
 static const float retry_temps[] = {0.3f, 0.6f, 0.9f};
@@ -31,8 +31,8 @@ static const float retry_temps[] = {0.3f, 0.6f, 0.9f};
 /* ---- documents and pages in flight -------------------------------- */
 
 struct docref {
-	int refs;	  /* tasks, worker caches, the main thread */
-	int outstanding;  /* pages queued and not yet stored */
+	int refs;	 /* tasks, worker caches, the main thread */
+	int outstanding; /* pages queued and not yet stored */
 	bool all_queued;
 	bool reported;
 	bool dropped; /* pages dropped by a stop: not reported as done */
@@ -55,7 +55,7 @@ struct result {
 	struct ed_arena arena;
 	struct ed_store_page pg;
 	const char *reasoning;
-	int code; /* 0, or ED_E* for an error row */
+	int code;     /* 0, or ED_E* for an error row */
 	bool dropped; /* interrupted: store nothing */
 	bool unavailable;
 	bool server_fault;
@@ -155,7 +155,8 @@ static int on_text(void *ud, int32_t id, const char *s, size_t n)
 	}
 	if (w->text.len >= w->checked + 32) {
 		w->checked = w->text.len;
-		if (ed_pipeline_repeats(w->text.data, w->text.len, &w->loop_at)) {
+		if (ed_pipeline_repeats(w->text.data, w->text.len,
+					&w->loop_at)) {
 			w->repeated = true;
 			return 1;
 		}
@@ -193,30 +194,33 @@ static int prepare_image(struct ed_pipeline *p, const struct ed_image *img,
 
 	memset(pr, 0, sizeof *pr);
 	if (ed_backend_kind(p->backend) == ED_BACKEND_NATIVE) {
-		if ((rc = ed_render_tile_image(img, &p->o.tile, &pr->tiles, NULL, err,
-					       errlen)))
+		if ((rc = ed_render_tile_image(img, &p->o.tile, &pr->tiles,
+					       NULL, err, errlen)))
 			return rc;
-		pr->im = (struct ed_image_in){pr->tiles.pixel_values,
-					      pr->tiles.grid_t, pr->tiles.grid_h,
-					      pr->tiles.grid_w};
+		pr->im = (struct ed_image_in){
+		    pr->tiles.pixel_values, pr->tiles.grid_t, pr->tiles.grid_h,
+		    pr->tiles.grid_w};
 		return 0;
 	}
 	{
 		struct ed_image resized;
 		int h, w;
 		if ((rc = ed_render_tile_smart_resize(
-			     img->height, img->width, p->o.tile.patch * p->o.tile.merge,
-			     p->o.tile.min_pixels, p->o.tile.max_pixels, &h, &w, err,
-			     errlen)) ||
-		    (rc = ed_render_tile_resize(img, w, h, &resized, err, errlen)))
+			 img->height, img->width,
+			 p->o.tile.patch * p->o.tile.merge,
+			 p->o.tile.min_pixels, p->o.tile.max_pixels, &h, &w,
+			 err, errlen)) ||
+		    (rc = ed_render_tile_resize(img, w, h, &resized, err,
+						errlen)))
 			return rc;
 		/* fast compression: the bytes cross a local network once */
-		rc = ed_render_png_encode(&resized, 1, &pr->png, &pr->png_len, err,
-					  errlen);
+		rc = ed_render_png_encode(&resized, 1, &pr->png, &pr->png_len,
+					  err, errlen);
 		pr->tiles.grid_t = 1;
 		pr->tiles.grid_h = h / p->o.tile.patch;
 		pr->tiles.grid_w = w / p->o.tile.patch;
-		pr->tiles.npatches = (size_t)pr->tiles.grid_h * pr->tiles.grid_w;
+		pr->tiles.npatches =
+		    (size_t)pr->tiles.grid_h * pr->tiles.grid_w;
 		ed_render_image_release(&resized);
 		return rc;
 	}
@@ -256,8 +260,8 @@ static int model_page(struct worker *wk, struct result *r,
 	rq.gen.seed = o->seed;
 	/* the token budget scales with the page; thinking needs room */
 	gw.budget = rq.thinking ? cap
-				: ed_pipeline_token_budget(pg->width_pt, pg->height_pt,
-							   ink, cap);
+				: ed_pipeline_token_budget(
+				      pg->width_pt, pg->height_pt, ink, cap);
 	rq.gen.max_new_tokens = gw.budget;
 	rq.on_text = on_text;
 	rq.ud = &gw;
@@ -270,7 +274,8 @@ static int model_page(struct worker *wk, struct result *r,
 		gw.repeated = gw.too_long = false;
 		ed_response_release(&resp);
 		pg->attempts = attempt + 1;
-		rc = ed_backend_run(p->backend, &rq, &resp, r->err, sizeof r->err);
+		rc = ed_backend_run(p->backend, &rq, &resp, r->err,
+				    sizeof r->err);
 		if (rc)
 			break;
 		if (p->stop) {
@@ -302,8 +307,8 @@ static int model_page(struct worker *wk, struct result *r,
 	pg->tokens_out = resp.tokens_out;
 	pg->grid_h = pr.tiles.grid_h;
 	pg->grid_w = pr.tiles.grid_w;
-	pg->image_tokens = (int)(pr.tiles.npatches /
-				 (size_t)(o->tile.merge * o->tile.merge));
+	pg->image_tokens =
+	    (int)(pr.tiles.npatches / (size_t)(o->tile.merge * o->tile.merge));
 	pg->finish_reason = adup(&r->arena, resp.finish_reason);
 	pg->text = adup(&r->arena, resp.content);
 	pg->markdown = pg->text;
@@ -318,8 +323,10 @@ static int model_page(struct worker *wk, struct result *r,
 			pg->source = "text-layer";
 			pg->text = adup(&r->arena, layer_text);
 			pg->markdown = NULL;
-			snprintf(guard + strlen(guard), sizeof guard - strlen(guard),
-				 "%srepetition,text-layer-fallback", *guard ? "," : "");
+			snprintf(guard + strlen(guard),
+				 sizeof guard - strlen(guard),
+				 "%srepetition,text-layer-fallback",
+				 *guard ? "," : "");
 		} else {
 			/* keep the transcription up to the loop, one period */
 			char *t = ed_arena_alloc(&r->arena, gw.loop_at + 1);
@@ -328,8 +335,9 @@ static int model_page(struct worker *wk, struct result *r,
 				t[gw.loop_at] = '\0';
 				pg->text = pg->markdown = t;
 			}
-			snprintf(guard + strlen(guard), sizeof guard - strlen(guard),
-				 "%srepetition", *guard ? "," : "");
+			snprintf(guard + strlen(guard),
+				 sizeof guard - strlen(guard), "%srepetition",
+				 *guard ? "," : "");
 		}
 	} else if (gw.too_long || strcmp(resp.finish_reason, "length") == 0) {
 		pg->finish_reason = "length";
@@ -338,9 +346,9 @@ static int model_page(struct worker *wk, struct result *r,
 		if (gw.too_long && gw.text.data) {
 			/* the server went past the budget: what we kept */
 			pg->text = pg->markdown =
-				adup(&r->arena, rq.thinking && resp.content
-							? resp.content
-							: gw.text.data);
+			    adup(&r->arena, rq.thinking && resp.content
+						? resp.content
+						: gw.text.data);
 		}
 	}
 	if (layer_good && pg->text && strcmp(pg->source, "model") == 0) {
@@ -369,8 +377,10 @@ static void work_page(struct worker *wk, struct result *r)
 	double ink = 0;
 	int rc, page = r->page;
 
-	pg->key = (struct ed_store_key){r->d->doc_id, page + 1, o->mode, "", ""};
-	if ((rc = ed_render_page_info(wk->doc, page, &info, r->err, sizeof r->err)))
+	pg->key =
+	    (struct ed_store_key){r->d->doc_id, page + 1, o->mode, "", ""};
+	if ((rc = ed_render_page_info(wk->doc, page, &info, r->err,
+				      sizeof r->err)))
 		goto fail;
 	pg->width_pt = info.width_pt;
 	pg->height_pt = info.height_pt;
@@ -389,11 +399,11 @@ static void work_page(struct worker *wk, struct result *r)
 	if (ed_pipeline_text_good(&ts, info.width_pt * info.height_pt / 5184.0,
 				  0)) {
 		double cov = 0;
-		if ((rc = ed_render_page_image_coverage(wk->doc, page, &cov, r->err,
-							sizeof r->err)))
+		if ((rc = ed_render_page_image_coverage(wk->doc, page, &cov,
+							r->err, sizeof r->err)))
 			goto fail;
 		layer_good = ed_pipeline_text_good(
-			&ts, info.width_pt * info.height_pt / 5184.0, cov);
+		    &ts, info.width_pt * info.height_pt / 5184.0, cov);
 	}
 	if (layer_good && o->text_layer == ED_TEXT_LAYER_AUTO) {
 		pg->source = "text-layer";
@@ -403,12 +413,13 @@ static void work_page(struct worker *wk, struct result *r)
 	}
 	{
 		double t0 = ed_now_ms();
-		if ((rc = ed_render_page(wk->doc, page, o->dpi, NULL, &img, r->err,
-					 sizeof r->err)))
+		if ((rc = ed_render_page(wk->doc, page, o->dpi, NULL, &img,
+					 r->err, sizeof r->err)))
 			goto fail;
 		pg->ms_render = ed_now_ms() - t0;
-		pg->dpi = ed_render_doc_kind(wk->doc) == ED_RENDER_PDF ? o->dpi
-								       : img.xdpi;
+		pg->dpi = ed_render_doc_kind(wk->doc) == ED_RENDER_PDF
+			      ? o->dpi
+			      : img.xdpi;
 	}
 	pg->source = "raster";
 	if (ed_pipeline_is_blank(&img, &ink)) {
@@ -419,7 +430,8 @@ static void work_page(struct worker *wk, struct result *r)
 	}
 	if (!p->backend) {
 		pg->status = ED_STORE_NEEDS_MODEL;
-		pg->error = "needs the model: no --model or --server configured";
+		pg->error =
+		    "needs the model: no --model or --server configured";
 		goto out;
 	}
 	rc = model_page(wk, r, &img, ink, text.text, layer_good);
@@ -439,11 +451,12 @@ static void work_page(struct worker *wk, struct result *r)
 		goto fail;
 out:
 	/* structure from the final text */
-	if (!r->dropped && pg->status && strcmp(pg->status, ED_STORE_DONE) == 0 &&
-	    pg->text) {
+	if (!r->dropped && pg->status &&
+	    strcmp(pg->status, ED_STORE_DONE) == 0 && pg->text) {
 		if (pg->markdown)
-			ed_pipeline_parse_markdown(pg->markdown, strlen(pg->markdown),
-						   &r->arena, &pg->blocks, &pg->nblocks);
+			ed_pipeline_parse_markdown(
+			    pg->markdown, strlen(pg->markdown), &r->arena,
+			    &pg->blocks, &pg->nblocks);
 		ed_pipeline_rules_run(p->rules, pg->text, strlen(pg->text),
 				      &r->arena, &pg->fields, &pg->nfields);
 	}
@@ -500,8 +513,8 @@ static void *worker_main(void *arg)
 			t->d->refs++;
 			pthread_mutex_unlock(&p->mu);
 			wk->cached_rc = ed_pipeline_doc_open(
-				&t->d->src, p->o.password, &p->o.limits, &wk->doc,
-				wk->cached_err, sizeof wk->cached_err);
+			    &t->d->src, p->o.password, &p->o.limits, &wk->doc,
+			    wk->cached_err, sizeof wk->cached_err);
 		} else {
 			pthread_mutex_unlock(&p->mu);
 		}
@@ -514,12 +527,14 @@ static void *worker_main(void *arg)
 				r->dropped = true;
 			} else if (wk->cached_rc) {
 				r->code = wk->cached_rc;
-				snprintf(r->err, sizeof r->err, "%s", wk->cached_err);
+				snprintf(r->err, sizeof r->err, "%s",
+					 wk->cached_err);
 				r->pg.status = ED_STORE_ERROR;
 				r->pg.source = "raster";
 				r->pg.error = r->err;
-				r->pg.key = (struct ed_store_key){t->d->doc_id, t->page + 1,
-								  p->o.mode, "", ""};
+				r->pg.key = (struct ed_store_key){
+				    t->d->doc_id, t->page + 1, p->o.mode, "",
+				    ""};
 			} else {
 				work_page(wk, r);
 			}
@@ -555,7 +570,9 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 	struct ed_pipeline *p;
 	struct ed_store_run run = {
 	    .tool_version = ED_VERSION,
-	    .backend = o->server_url ? "remote" : o->model_dir ? "native" : "none",
+	    .backend = o->server_url  ? "remote"
+		       : o->model_dir ? "native"
+				      : "none",
 	    .mode = o->mode,
 	    .options_json = o->options_json,
 	};
@@ -577,12 +594,14 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 		/* a custom task: its own results, keyed by the text */
 		char hex[65];
 		ed_sha256_hex(o->prompt, strlen(o->prompt), hex);
-		snprintf(p->prompt_id, sizeof p->prompt_id, "custom-%.12s", hex);
+		snprintf(p->prompt_id, sizeof p->prompt_id, "custom-%.12s",
+			 hex);
 	} else {
 		snprintf(p->prompt_id, sizeof p->prompt_id, "%s",
 			 ED_PIPELINE_OCR_PROMPT_ID);
 	}
-	if ((rc = ed_pipeline_rules_load(&p->rules, o->rules_path, err, errlen)))
+	if ((rc =
+		 ed_pipeline_rules_load(&p->rules, o->rules_path, err, errlen)))
 		goto fail;
 	if (o->model_dir || o->server_url) {
 		struct ed_backend_opts bo = {
@@ -621,7 +640,8 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 			wk->p = p;
 		if (!wk || pthread_create(&p->th[i], NULL, worker_main, wk)) {
 			free(wk);
-			rc = ed_err(err, errlen, ED_ENOMEM, "cannot start workers");
+			rc = ed_err(err, errlen, ED_ENOMEM,
+				    "cannot start workers");
 			goto fail;
 		}
 		p->nworkers++;
@@ -751,17 +771,20 @@ static void take_result(struct ed_pipeline *p, struct result *r,
 			/* the store failing is the run failing */
 			if (!rr->stop_code) {
 				rr->stop_code = rc;
-				snprintf(rr->stop_error, sizeof rr->stop_error, "%s", err);
+				snprintf(rr->stop_error, sizeof rr->stop_error,
+					 "%s", err);
 			}
 			p->stop = true;
 		} else {
 			if (r->code)
-				count_failure(&d->r, r->server_fault ? 0 : r->code);
+				count_failure(&d->r,
+					      r->server_fault ? 0 : r->code);
 			else if (strcmp(r->pg.status, ED_STORE_DONE) == 0)
 				d->r.done++;
 			else if (strcmp(r->pg.status, ED_STORE_BLANK) == 0)
 				d->r.blank++;
-			else if (strcmp(r->pg.status, ED_STORE_NEEDS_MODEL) == 0)
+			else if (strcmp(r->pg.status, ED_STORE_NEEDS_MODEL) ==
+				 0)
 				d->r.needs_model++;
 			p->prog.pages_done++;
 			p->prog.tokens_out += r->pg.tokens_out;
@@ -840,8 +863,9 @@ static int cached_row(void *ud, int ncol, const char *const *names,
 		return 0;
 	for (int i = 0; i < 5; i++) {
 		static const int col[5] = {2, 3, 4, 6, 11};
-		dup[i] = v[col[i]].type == ED_STORE_TEXT ? adup(c->a, v[col[i]].s)
-							 : NULL;
+		dup[i] = v[col[i]].type == ED_STORE_TEXT
+			     ? adup(c->a, v[col[i]].s)
+			     : NULL;
 	}
 	c->pg->status = dup[0];
 	c->pg->source = dup[1];
@@ -851,8 +875,8 @@ static int cached_row(void *ud, int ncol, const char *const *names,
 	c->pg->width_pt = v[7].type == ED_STORE_REAL ? v[7].r : 0;
 	c->pg->height_pt = v[8].type == ED_STORE_REAL ? v[8].r : 0;
 	c->pg->ms_render = v[10].type == ED_STORE_REAL ? v[10].r : 0;
-	c->pg->finish_reason = v[12].type == ED_STORE_TEXT ? adup(c->a, v[12].s)
-							   : NULL;
+	c->pg->finish_reason =
+	    v[12].type == ED_STORE_TEXT ? adup(c->a, v[12].s) : NULL;
 	c->pg->tokens_in = v[13].type == ED_STORE_INT ? v[13].i : 0;
 	c->pg->tokens_out = v[14].type == ED_STORE_INT ? v[14].i : 0;
 	c->pg->guard = v[15].type == ED_STORE_TEXT ? adup(c->a, v[15].s) : NULL;
@@ -887,8 +911,8 @@ static void queue_document(struct ed_pipeline *p, const char *path,
 	if (!rc) {
 		memcpy(d->r.sha256, d->src.sha256, sizeof d->r.sha256);
 		d->r.kind = ed_render_kind_name(d->src.kind);
-		rc = ed_pipeline_doc_open(&d->src, o->password, &o->limits, &doc,
-					  d->r.error, sizeof d->r.error);
+		rc = ed_pipeline_doc_open(&d->src, o->password, &o->limits,
+					  &doc, d->r.error, sizeof d->r.error);
 	}
 	if (rc) {
 		struct ed_store_doc sd = {
@@ -901,7 +925,8 @@ static void queue_document(struct ed_pipeline *p, const char *path,
 		char err[256];
 		int64_t id;
 		d->r.code = rc;
-		if (sd.sha256) /* recorded so a query shows what failed, and why */
+		if (sd.sha256) /* recorded so a query shows what failed, and why
+				*/
 			ed_store_doc_put(p->st, &sd, &id, err, sizeof err);
 		rr->docs_failed++;
 		if (!rr->first_code) {
@@ -932,10 +957,12 @@ static void queue_document(struct ed_pipeline *p, const char *path,
 		    .title = ed_render_doc_title(doc),
 		};
 		char err[512];
-		if ((rc = ed_store_doc_put(p->st, &sd, &d->doc_id, err, sizeof err))) {
+		if ((rc = ed_store_doc_put(p->st, &sd, &d->doc_id, err,
+					   sizeof err))) {
 			ed_render_doc_close(doc);
 			rr->stop_code = rc;
-			snprintf(rr->stop_error, sizeof rr->stop_error, "%s", err);
+			snprintf(rr->stop_error, sizeof rr->stop_error, "%s",
+				 err);
 			p->stop = true;
 			ed_pipeline_source_release(&d->src);
 			free(d->path);
@@ -945,8 +972,8 @@ static void queue_document(struct ed_pipeline *p, const char *path,
 	}
 	ed_render_doc_close(doc);
 	for (int i = 0; i < npages && !p->stop; i++) {
-		struct ed_store_key key = {d->doc_id, i + 1, o->mode, p->model_id,
-					   p->prompt_id};
+		struct ed_store_key key = {d->doc_id, i + 1, o->mode,
+					   p->model_id, p->prompt_id};
 		int64_t have = 0;
 		char err[512];
 
@@ -1013,8 +1040,8 @@ static void queue_document(struct ed_pipeline *p, const char *path,
 	finish_doc(p, d, rr);
 }
 
-int ed_pipeline_run(struct ed_pipeline *p, const char *const *paths,
-		    size_t n, struct ed_run_result *rr)
+int ed_pipeline_run(struct ed_pipeline *p, const char *const *paths, size_t n,
+		    struct ed_run_result *rr)
 {
 	memset(rr, 0, sizeof *rr);
 	p->prog.docs_total = n;

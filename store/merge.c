@@ -17,8 +17,8 @@ static int merge_err(struct ed_store *st, char *err, size_t errlen,
 {
 	int ec = sqlite3_errcode(st->db) & 0xFF;
 	int code = ec == SQLITE_BUSY || ec == SQLITE_LOCKED ? ED_EAGAIN
-		   : ec == SQLITE_NOTADB			? ED_EFORMAT
-								: ED_EIO;
+		   : ec == SQLITE_NOTADB		    ? ED_EFORMAT
+							    : ED_EIO;
 
 	return ed_err(err, errlen, code, "merging '%s': %s", path,
 		      ec == SQLITE_NOTADB ? "not an ernie-doc database"

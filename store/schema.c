@@ -104,18 +104,18 @@ static const char v1[] =
 
 /* version 1 -> 2: guard verdicts per page, heading levels, table cells */
 static const char v2[] =
-	"ALTER TABLE pages ADD COLUMN guard TEXT;\n"
-	"ALTER TABLE pages ADD COLUMN attempts INTEGER;\n"
-	"ALTER TABLE pages ADD COLUMN text_similarity REAL;\n"
-	"ALTER TABLE blocks ADD COLUMN level INTEGER;\n"
-	"CREATE TABLE cells(\n"
-	"  id INTEGER PRIMARY KEY,\n"
-	"  block_id INTEGER NOT NULL REFERENCES blocks(id) ON DELETE CASCADE,\n"
-	"  row INTEGER NOT NULL,\n"
-	"  col INTEGER NOT NULL,\n"
-	"  header INTEGER NOT NULL DEFAULT 0,\n"
-	"  text TEXT);\n"
-	"CREATE INDEX cells_block ON cells(block_id, row, col);\n";
+    "ALTER TABLE pages ADD COLUMN guard TEXT;\n"
+    "ALTER TABLE pages ADD COLUMN attempts INTEGER;\n"
+    "ALTER TABLE pages ADD COLUMN text_similarity REAL;\n"
+    "ALTER TABLE blocks ADD COLUMN level INTEGER;\n"
+    "CREATE TABLE cells(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  block_id INTEGER NOT NULL REFERENCES blocks(id) ON DELETE CASCADE,\n"
+    "  row INTEGER NOT NULL,\n"
+    "  col INTEGER NOT NULL,\n"
+    "  header INTEGER NOT NULL DEFAULT 0,\n"
+    "  text TEXT);\n"
+    "CREATE INDEX cells_block ON cells(block_id, row, col);\n";
 
 const char *const store_migrations[] = {v1, v2};
 const int store_nmigrations = 2;

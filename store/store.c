@@ -182,17 +182,18 @@ int ed_store_open(struct ed_store **out, const char *path, int flags, char *err,
 		    "page_no = ?2 AND mode = ?3 AND ((model_id = ?4 AND "
 		    "prompt_id = ?5) OR status IN ('needs-model', 'error'))",
 		    err, errlen) ||
-	    prepare(st, &st->ins,
-		    "INSERT INTO pages(document_id, page_no, mode, model_id, "
-		    "prompt_id, run_id, source, status, width, height, dpi, "
-		    "grid_h, grid_w, image_tokens, text, markdown, reasoning, "
-		    "finish_reason, error, tokens_in, tokens_out, ms_render, "
-		    "ms_encode, ms_prefill, ms_decode, guard, attempts, "
-		    "text_similarity, created_at) VALUES "
-		    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-		    "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
-		    "?25, ?26, ?27, ?28, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
-		    err, errlen) ||
+	    prepare(
+		st, &st->ins,
+		"INSERT INTO pages(document_id, page_no, mode, model_id, "
+		"prompt_id, run_id, source, status, width, height, dpi, "
+		"grid_h, grid_w, image_tokens, text, markdown, reasoning, "
+		"finish_reason, error, tokens_in, tokens_out, ms_render, "
+		"ms_encode, ms_prefill, ms_decode, guard, attempts, "
+		"text_similarity, created_at) VALUES "
+		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+		"?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
+		"?25, ?26, ?27, ?28, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+		err, errlen) ||
 	    prepare(st, &st->ins_block,
 		    "INSERT INTO blocks(page_id, seq, kind, level, text, html, "
 		    "bbox) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -201,10 +202,11 @@ int ed_store_open(struct ed_store **out, const char *path, int flags, char *err,
 		    "INSERT INTO cells(block_id, row, col, header, text) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5)",
 		    err, errlen) ||
-	    prepare(st, &st->ins_field,
-		    "INSERT INTO fields(page_id, name, value, rule, span_start, "
-		    "span_end) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-		    err, errlen)) {
+	    prepare(
+		st, &st->ins_field,
+		"INSERT INTO fields(page_id, name, value, rule, span_start, "
+		"span_end) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+		err, errlen)) {
 		rc = ED_ECREATE;
 		goto out_close;
 	}
@@ -629,13 +631,14 @@ int ed_store_page_get(struct ed_store *st, int64_t id, ed_store_row_fn cb,
 	bool stopped = false;
 	int rc;
 
-	if (sqlite3_prepare_v2(st->db,
-			       "SELECT id, page_no, status, source, text, "
-			       "markdown, error, width, height, dpi, ms_render, "
-			       "reasoning, finish_reason, tokens_in, "
-			       "tokens_out, guard, attempts, text_similarity "
-			       "FROM pages WHERE id = ?1",
-			       -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		st->db,
+		"SELECT id, page_no, status, source, text, "
+		"markdown, error, width, height, dpi, ms_render, "
+		"reasoning, finish_reason, tokens_in, "
+		"tokens_out, guard, attempts, text_similarity "
+		"FROM pages WHERE id = ?1",
+		-1, &s, NULL) != SQLITE_OK)
 		return db_err(st, ED_EIO, err, errlen, "reading page");
 	sqlite3_bind_int64(s, 1, id);
 	rc = emit_rows(s, cb, ud, &stopped);

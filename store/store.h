@@ -141,7 +141,7 @@ struct ed_store_page {
 	int64_t tokens_in, tokens_out;
 	double ms_render, ms_encode, ms_prefill, ms_decode;
 	const char *guard;   /* guard verdicts, e.g. "repetition,retried" */
-	int attempts;        /* model calls made for the page */
+	int attempts;	     /* model calls made for the page */
 	bool has_similarity; /* text layer vs model text, 0..1 */
 	double similarity;
 	const struct ed_store_block *blocks;
@@ -251,6 +251,7 @@ struct ed_store_merge_stats {
  * newer one), ED_EAGAIN (locked), ED_EIO.
  */
 int ed_store_merge(struct ed_store *st, const char *src_path,
-		   struct ed_store_merge_stats *stats, char *err, size_t errlen);
+		   struct ed_store_merge_stats *stats, char *err,
+		   size_t errlen);
 
 #endif

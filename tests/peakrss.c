@@ -38,7 +38,7 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "peakrss: %ld KiB\ncputime: %ld ms\n", ru.ru_maxrss,
 		(long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
-			(long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000);
+		    (long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000);
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);

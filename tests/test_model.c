@@ -1126,8 +1126,8 @@ static void test_split_thinking(void)
 	static const struct {
 		const char *in, *reasoning, *content;
 	} cases[] = {
-	    {"<think>\nLook at the table.\n</think>\n\n# Title", "Look at the table.",
-	     "# Title"},
+	    {"<think>\nLook at the table.\n</think>\n\n# Title",
+	     "Look at the table.", "# Title"},
 	    {"no tags at all", NULL, "no tags at all"},
 	    {"reasoning only before</think>answer", "reasoning only before",
 	     "answer"},

@@ -292,7 +292,7 @@ static void test_ocr(void)
 		CHECK_INT(run(db3, pdf, &o, &s, &r), 0);
 		/* needs-model rows are retried, so not cached */
 		CHECK(r.cached + r.blank + r.needs_model + r.done == 3 &&
-			      r.cached >= 1 && r.needs_model == 1,
+			  r.cached >= 1 && r.needs_model == 1,
 		      "resumed after interrupt: %d cached", r.cached);
 		CHECK_INT(count_rows(db3, "SELECT count(*) FROM pages"), 3);
 		o.interrupted = NULL;
@@ -341,8 +341,8 @@ static void test_parse(void)
 	    "```\n"
 	    "Last words.";
 	static const char *const kinds[] = {
-	    "heading", "paragraph", "heading", "list",	  "table",
-	    "table",   "formula",   "figure",  "code",	  "paragraph"};
+	    "heading", "paragraph", "heading", "list", "table",
+	    "table",   "formula",   "figure",  "code", "paragraph"};
 	const struct ed_store_block *b;
 	struct ed_arena a;
 	size_t n;
@@ -356,7 +356,8 @@ static void test_parse(void)
 		CHECK_STR(b[0].text, "Invoice 42");
 		CHECK_INT(b[0].level, 1);
 		CHECK_INT(b[2].level, 2);
-		CHECK_STR(b[1].text, "Dear customer, thank you\nfor your order.");
+		CHECK_STR(b[1].text,
+			  "Dear customer, thank you\nfor your order.");
 		CHECK_STR(b[3].text, "- paper\n- ink");
 		/* the pipe table: a header row, then the body */
 		CHECK_INT(b[4].ncells, 6);
@@ -387,10 +388,10 @@ static void test_parse(void)
 	CHECK_INT(ed_pipeline_parse_markdown("\n \n", 3, &a, &b, &n), 0);
 	CHECK_INT(n, 0);
 	/* an unclosed table or fence runs to the end, never past it */
-	CHECK_INT(ed_pipeline_parse_markdown("<table><tr><td>x", 16, &a, &b,
-					     &n),
-		  0);
-	CHECK(n == 1 && b[0].ncells == 1 && strcmp(b[0].cells[0].text, "x") == 0,
+	CHECK_INT(
+	    ed_pipeline_parse_markdown("<table><tr><td>x", 16, &a, &b, &n), 0);
+	CHECK(n == 1 && b[0].ncells == 1 &&
+		  strcmp(b[0].cells[0].text, "x") == 0,
 	      "unclosed table");
 	CHECK_INT(ed_pipeline_parse_markdown("```\nint x;", 10, &a, &b, &n), 0);
 	CHECK(n == 1 && strcmp(b[0].kind, "code") == 0, "unclosed fence");
@@ -409,9 +410,9 @@ static void fields_of(const struct ed_rules *rs, const char *text, char *out,
 	out[0] = '\0';
 	if (ed_pipeline_rules_run(rs, text, strlen(text), &a, &f, &n) == 0)
 		for (size_t i = 0; i < n && k < outlen; i++)
-			k += (size_t)snprintf(out + k, outlen - k, "%s=%s@%lld-%lld;",
-					      f[i].name, f[i].value,
-					      (long long)f[i].start,
+			k += (size_t)snprintf(out + k, outlen - k,
+					      "%s=%s@%lld-%lld;", f[i].name,
+					      f[i].value, (long long)f[i].start,
 					      (long long)f[i].end);
 	ed_arena_release(&a);
 }
@@ -435,10 +436,14 @@ static void test_rules(void)
 		  sizeof got);
 	CHECK_STR(got, "date=3 March 2025@23-35;phone=+49 30 1234567@5-19;");
 	/* spans are bytes: UTF-8 before a match moves it */
-	fields_of(rs, "\xe6\x97\xa5\xe6\x9c\x9f 2026\xe5\xb9\xb4" "3\xe6\x9c\x88"
-		      "1\xe6\x97\xa5 100\xe5\x85\x83",
+	fields_of(rs,
+		  "\xe6\x97\xa5\xe6\x9c\x9f 2026\xe5\xb9\xb4"
+		  "3\xe6\x9c\x88"
+		  "1\xe6\x97\xa5 100\xe5\x85\x83",
 		  got, sizeof got);
-	CHECK_STR(got, "date=2026\xe5\xb9\xb4" "3\xe6\x9c\x88" "1\xe6\x97\xa5"
+	CHECK_STR(got, "date=2026\xe5\xb9\xb4"
+		       "3\xe6\x9c\x88"
+		       "1\xe6\x97\xa5"
 		       "@7-22;amount=100\xe5\x85\x83@23-29;");
 	/* a number alone is no amount, a short one no phone */
 	fields_of(rs, "Page 12 of 30, 4 items.", got, sizeof got);
@@ -459,7 +464,7 @@ static void test_rules(void)
 		/* catastrophic backtracking ends at the match limit */
 		char evil[64];
 		memset(evil, 'a', 40);
-		strcpy(evil + 40, "!");
+		memcpy(evil + 40, "!", 2);
 		fields_of(rs, evil, got, sizeof got);
 		CHECK_STR(got, "");
 	}
@@ -467,14 +472,17 @@ static void test_rules(void)
 	f = fopen(path, "w");
 	fputs("ok \\d+\nbroken (unclosed\n", f);
 	fclose(f);
-	CHECK_INT(ed_pipeline_rules_load(&rs, path, err, sizeof err), ED_ECONFIG);
+	CHECK_INT(ed_pipeline_rules_load(&rs, path, err, sizeof err),
+		  ED_ECONFIG);
 	CHECK(strstr(err, "line 2") && strstr(err, "broken"), "%s", err);
 	f = fopen(path, "w");
 	fputs("lonely\n", f);
 	fclose(f);
-	CHECK_INT(ed_pipeline_rules_load(&rs, path, err, sizeof err), ED_ECONFIG);
-	CHECK_INT(ed_pipeline_rules_load(&rs, "/no/such/rules", err, sizeof err),
-		  ED_ENOENT);
+	CHECK_INT(ed_pipeline_rules_load(&rs, path, err, sizeof err),
+		  ED_ECONFIG);
+	CHECK_INT(
+	    ed_pipeline_rules_load(&rs, "/no/such/rules", err, sizeof err),
+	    ED_ENOENT);
 }
 
 static void test_similarity(void)
@@ -502,7 +510,8 @@ static void test_repeats(void)
 	/* a sentence that keeps coming back */
 	n = (size_t)snprintf(text, sizeof text, "Intro text here. ");
 	while (n < 1000)
-		n += (size_t)snprintf(text + n, sizeof text - n, "Same again. ");
+		n +=
+		    (size_t)snprintf(text + n, sizeof text - n, "Same again. ");
 	CHECK(ed_pipeline_repeats(text, n, &at), "loop found");
 	/* the loop begins as far back as the text is periodic (". " of the
 	 * intro already matches); one period of it is kept */
@@ -533,8 +542,10 @@ static void test_budget(void)
 	int a5_dense = ed_pipeline_token_budget(420, 595.276, 0.08, 100000);
 
 	CHECK_INT(a4_dense, 4096);
-	CHECK(a4_light < a4_dense && a5_dense < a4_dense, "grows with ink "
-	      "and area: %d %d %d", a4_light, a5_dense, a4_dense);
+	CHECK(a4_light < a4_dense && a5_dense < a4_dense,
+	      "grows with ink "
+	      "and area: %d %d %d",
+	      a4_light, a5_dense, a4_dense);
 	CHECK_INT(ed_pipeline_token_budget(595.276, 841.89, 0, 100000), 256);
 	CHECK_INT(ed_pipeline_token_budget(595.276, 841.89, 0.5, 1000), 1000);
 }

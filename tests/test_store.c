@@ -320,8 +320,8 @@ static int64_t put_full(struct ed_store *st, int64_t doc, int page,
 	     .cells = cells,
 	     .ncells = 2},
 	};
-	const struct ed_store_field field = {"email", "a@b.example", "email",
-					     6, 17};
+	const struct ed_store_field field = {"email", "a@b.example", "email", 6,
+					     17};
 	struct ed_store_page p = {
 	    .key = {doc, page, "ocr", "ernie", "ocr/v1"},
 	    .source = "model",
