@@ -36,6 +36,7 @@ struct docref {
 	bool all_queued;
 	bool reported;
 	bool dropped; /* pages dropped by a stop: not reported as done */
+	bool listed;  /* in p->docs, holding the main thread's reference */
 	struct ed_source src;
 	char *path;
 	int64_t doc_id;
@@ -729,11 +730,30 @@ static void progress(struct ed_pipeline *p)
 		p->o.on_progress(p->o.ud, &p->prog);
 }
 
-static void finish_doc(struct ed_pipeline *p, struct docref *d,
+/* Drop a document from the run and the main thread's reference to it,
+ * so that a batch of any length holds only the documents in flight. */
+static void release_doc(struct ed_pipeline *p, struct docref *d)
+{
+	pthread_mutex_lock(&p->mu);
+	if (d->listed) {
+		for (struct docref **pp = &p->docs; *pp; pp = &(*pp)->next)
+			if (*pp == d) {
+				*pp = d->next;
+				break;
+			}
+		d->listed = false;
+		doc_unref(p, d);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Report a document whose every page is stored. True when it was
+ * reported now: the caller then releases it. */
+static bool finish_doc(struct ed_pipeline *p, struct docref *d,
 		       struct ed_run_result *rr)
 {
 	if (d->reported || d->dropped || !d->all_queued || d->outstanding > 0)
-		return;
+		return false;
 	d->reported = true;
 	rr->done += d->r.done;
 	rr->blank += d->r.blank;
@@ -744,6 +764,7 @@ static void finish_doc(struct ed_pipeline *p, struct docref *d,
 	if (p->o.on_doc)
 		p->o.on_doc(p->o.ud, d->path, &d->r);
 	progress(p);
+	return true;
 }
 
 /* Store and report one result (main thread); frees it. */
@@ -794,7 +815,8 @@ static void take_result(struct ed_pipeline *p, struct result *r,
 	pthread_mutex_lock(&p->mu);
 	d->outstanding--;
 	pthread_mutex_unlock(&p->mu);
-	finish_doc(p, d, rr);
+	if (finish_doc(p, d, rr))
+		release_doc(p, d); /* the task still holds a reference */
 	pthread_mutex_lock(&p->mu);
 	doc_unref(p, d);
 	pthread_mutex_unlock(&p->mu);
@@ -1036,8 +1058,10 @@ static void queue_document(struct ed_pipeline *p, const char *path,
 	pthread_mutex_lock(&p->mu);
 	d->next = p->docs;
 	p->docs = d;
+	d->listed = true;
 	pthread_mutex_unlock(&p->mu);
-	finish_doc(p, d, rr);
+	if (finish_doc(p, d, rr))
+		release_doc(p, d);
 }
 
 int ed_pipeline_run(struct ed_pipeline *p, const char *const *paths, size_t n,
@@ -1077,18 +1101,18 @@ int ed_pipeline_run(struct ed_pipeline *p, const char *const *paths, size_t n,
 			break;
 		drain(p, rr, true);
 	}
-	/* documents whose last pages were dropped are still reported */
-	pthread_mutex_lock(&p->mu);
-	while (p->docs) {
-		struct docref *d = p->docs;
-		p->docs = d->next;
-		pthread_mutex_unlock(&p->mu);
-		if (!d->reported && !p->stop)
-			finish_doc(p, d, rr);
+	/* what is left: documents a stop cut short */
+	for (;;) {
+		struct docref *d;
 		pthread_mutex_lock(&p->mu);
-		doc_unref(p, d);
+		d = p->docs;
+		pthread_mutex_unlock(&p->mu);
+		if (!d)
+			break;
+		if (!p->stop)
+			finish_doc(p, d, rr);
+		release_doc(p, d);
 	}
-	pthread_mutex_unlock(&p->mu);
 	return rr->stop_code;
 }
 

@@ -300,6 +300,21 @@ expect 1 $E batch -q --db "$T/m.db" --server "$URL" $FAST "$B/b" "$T/no-such-dir
 check "missing root named" grep -q "no-such-dir" "$T/err"
 check "the other root done" test "$(q "$T/m.db" "SELECT count(*) FROM documents")" -ge 18
 
+# memory stays bounded however many documents: 100 copies of a 1.6 MB scan
+mkdir -p "$T/many"
+i=1
+while [ $i -le 100 ]; do
+	cp "$C/phototest_2.tif" "$T/many/scan$i.tif"
+	i=$((i + 1))
+done
+expect 0 "$BUILD/tests/peakrss" $E batch -q --db "$T/many.db" --text-layer only -j 4 "$T/many"
+rss=$(sed -n 's/^peakrss: \([0-9]*\) KiB$/\1/p' "$T/err")
+check "100 copies of one scan, one stored page" test "$(q "$T/many.db" "SELECT count(*) FROM pages")" = 1
+if [ -z "${ED_SANITIZED:-}" ] && [ -z "${ED_VALGRIND:-}" ]; then
+	check "documents are released as they finish (peak RSS ${rss} KiB for 160 MB of inputs)" test "${rss:-999999}" -lt 81920
+fi
+rm -rf "$T/many"
+
 # ---- shards and merge -------------------------------------------------------
 # the broken PDF is in one shard: that one exits 1
 $E batch -q --db "$T/s1.db" --server "$URL" --shard 1/2 --text-layer never $FAST "$B" >/dev/null 2>&1
