@@ -254,20 +254,21 @@ ln -s .. "$B/a/deep/loop"
 ln -s ../b "$B/a/b-again"
 # 54 documents of 1-3 pages (108 pages), a PNG, a broken PDF
 TOTAL=$((108 + 1))
-serve normal --delay 0.02
+serve normal --delay 0.05
+# timing-driven parts (kill -9, SIGINT, progress) need the real binary
+TIMED=1
+[ -n "${ED_VALGRIND:-}" ] && TIMED=
 KILLED=0
-: >"$T/runs"
-for wait in 0.3 0.6 0.9; do
+for wait in ${TIMED:+0.3 0.5 0.7}; do
 	$E batch -q --db "$T/b.db" --server "$URL" --text-layer never -j 4 \
 		$FAST "$B" >"$T/kout" 2>"$T/kerr" &
 	pid=$!
 	sleep $wait
-	before=$(q "$T/b.db" "SELECT count(*) FROM pages" 2>/dev/null)
-	kill -9 $pid 2>/dev/null && KILLED=$((KILLED + 1))
+	kill -9 $pid 2>/dev/null
 	wait $pid 2>/dev/null
-	echo "$before" >>"$T/runs"
+	[ $? -eq 137 ] && KILLED=$((KILLED + 1))
 done
-check "killed with kill -9 ($KILLED times)" test $KILLED -ge 2
+[ -n "$TIMED" ] && check "killed with kill -9 ($KILLED times)" test $KILLED -ge 2
 check "integrity after kill -9" test "$(q "$T/b.db" "PRAGMA integrity_check")" = ok
 stored=$(q "$T/b.db" "SELECT count(*) FROM pages")
 rq=$(count REQ)
@@ -284,16 +285,18 @@ check "summary line" grep -q "56 documents (1 failed): .* 0 failed, $stored alre
 expect 1 $E batch -q --db "$T/b.db" --server "$URL" --text-layer never $FAST "$B"
 check "second resume: everything cached" test "$(grep -c '"cached":true' "$T/out")" = $TOTAL
 # SIGINT: what is finished is committed, exit 130
-serve normal --delay 0.2
-rm -f "$T/i.db"
-$E batch -q --db "$T/i.db" --server "$URL" --text-layer never -j 2 $FAST "$B" >"$T/iout" 2>"$T/ierr" &
-pid=$!
-sleep 1
-kill -INT $pid
-wait $pid
-st=$?
-check "batch SIGINT exits 130 (got $st)" test $st -eq 130
-check "SIGINT: printed pages stored" test "$(grep -c '"page":[0-9]' "$T/iout")" -le "$(q "$T/i.db" "SELECT count(*) FROM pages")"
+if [ -n "$TIMED" ]; then
+	serve normal --delay 0.2
+	rm -f "$T/i.db"
+	$E batch -q --db "$T/i.db" --server "$URL" --text-layer never -j 2 $FAST "$B" >"$T/iout" 2>"$T/ierr" &
+	pid=$!
+	sleep 1
+	kill -INT $pid
+	wait $pid
+	st=$?
+	check "batch SIGINT exits 130 (got $st)" test $st -eq 130
+	check "SIGINT: printed pages stored" test "$(grep -c '"page":[0-9]' "$T/iout")" -le "$(q "$T/i.db" "SELECT count(*) FROM pages")"
+fi
 # a missing root is one bad input
 serve normal
 expect 1 $E batch -q --db "$T/m.db" --server "$URL" $FAST "$B/b" "$T/no-such-dir"
@@ -343,7 +346,7 @@ expect 1 $E merge -o "$T/all.db" "$PNG" "$T/s1.db"
 expect 64 $E merge "$T/s1.db"
 
 # ---- progress on a terminal ---------------------------------------------
-if command -v script >/dev/null 2>&1; then
+if [ -n "$TIMED" ] && command -v script >/dev/null 2>&1; then
 	script -qec "$E batch --db '$T/p.db' --server '$URL' --text-layer never $FAST '$B/b'" /dev/null >"$T/tty" 2>&1
 	check "progress: pages/s, tokens/s, ETA" grep -q "documents, [0-9]*/[0-9]* pages, [0-9.]* pages/s, [0-9.]* tokens/s" "$T/tty"
 fi
