@@ -141,6 +141,7 @@ void ed_response_release(struct ed_response *r)
 		return;
 	free(r->content);
 	free(r->reasoning);
+	ed_tool_call_release(&r->call);
 	memset(r, 0, sizeof *r);
 }
 
@@ -181,16 +182,123 @@ int ed_split_thinking(const char *text, char **reasoning, char **content)
 	return 0;
 }
 
-static int native_run(struct ed_backend *b, const struct ed_request *r,
-		      struct ed_response *out, char *err, size_t errlen)
+/* ---- conversations ---------------------------------------------------- */
+
+struct ed_conv {
+	struct ed_backend *b;
+	struct ed_request rq;
+	/* native */
+	int slot;
+	struct ed_session *s;
+	struct ed_prompt prompt; /* in the cache, then the last step's output */
+	int32_t *gen;		 /* the last step's tokens */
+	size_t n_gen;
+	size_t pictures; /* images so far, for the Picture numbers */
+	/* remote */
+	struct remote_conv *rc;
+	char *call_id;
+};
+
+/* Generated text, watched for the end of a tool call. */
+struct watch {
+	const struct ed_request *rq;
+	struct ed_buf text;
+	bool called;
+};
+
+static int watch_cb(void *ud, int32_t id, const char *s, size_t n)
 {
+	struct watch *w = ud;
+
+	if (id >= 0 && n && ed_buf_append(&w->text, s, n))
+		return 1;
+	if (w->rq->on_text && w->rq->on_text(w->rq->ud, id, s, n))
+		return 1;
+	if (w->rq->tools && w->text.len) {
+		size_t from = w->text.len > n + 16 ? w->text.len - n - 16 : 0;
+		if (strstr(w->text.data + from, "</tool_call>")) {
+			w->called = true;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* One native step: generate (first) or continue, then split the text into
+ * reasoning, answer and tool call. */
+static int native_step(struct ed_conv *c, bool first, int max_new_tokens,
+		       struct ed_response *out, char *err, size_t errlen)
+{
+	struct ed_gen_params g = c->rq.gen;
+	struct watch w = {&c->rq, {0}, false};
+	struct ed_gen_result gr;
+	double t0 = ed_now_ms();
+	int32_t *forced = NULL;
+	size_t nf = 0;
+	char *text;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	ed_buf_init(&w.text, 0);
+	if (max_new_tokens > 0)
+		g.max_new_tokens = max_new_tokens;
+	if (first && c->rq.force_text && c->b->model->tok) {
+		if (ed_tok_encode(c->b->model->tok, c->rq.force_text,
+				  strlen(c->rq.force_text), &forced, &nf))
+			return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+		g.forced = forced;
+		g.n_forced = nf;
+	}
+	rc = first ? ed_session_generate(c->s, &c->prompt, &g, watch_cb, &w,
+					 &gr, err, errlen)
+		   : ed_session_continue(c->s, &c->prompt, &g, watch_cb, &w,
+					 &gr, err, errlen);
+	free(forced);
+	ed_buf_release(&w.text);
+	if (rc)
+		return rc;
+	free(c->gen);
+	c->gen = gr.tokens;
+	c->n_gen = gr.n_tokens;
+	gr.tokens = NULL;
+	text = gr.text;
+	if (w.called) {
+		size_t at = 0;
+		rc = ed_model_parse_tool_call(text, &out->call, &at);
+		if (rc == 1) {
+			text[at] = '\0';
+			rc = 0;
+		}
+	}
+	if (!rc && c->rq.thinking)
+		rc = ed_split_thinking(text, &out->reasoning, &out->content);
+	else if (!rc)
+		rc = (out->content = strdup(text)) ? 0 : ED_ENOMEM;
+	snprintf(out->finish_reason, sizeof out->finish_reason, "%s",
+		 out->call.raw ? "tool_calls" : gr.finish_reason);
+	out->tokens_in = gr.tokens_in;
+	out->tokens_out = (int64_t)c->n_gen;
+	out->ms_vision = gr.ms_vision;
+	out->ms_prefill = gr.ms_prefill;
+	out->ms_decode = gr.ms_decode;
+	out->ms_total = ed_now_ms() - t0;
+	out->attempts = 1;
+	ed_gen_result_release(&gr);
+	if (rc) {
+		ed_response_release(out);
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int native_start(struct ed_conv *c, struct ed_response *out,
+			char *err, size_t errlen)
+{
+	struct ed_backend *b = c->b;
+	const struct ed_request *r = &c->rq;
 	struct ed_chat_part *parts;
 	struct ed_chat chat = {0};
-	struct ed_prompt p;
-	struct ed_gen_result g;
-	struct ed_session *s = NULL;
-	double t0 = ed_now_ms();
-	int rc, slot = -1;
+	int rc;
 
 	parts = calloc(r->n_parts ? r->n_parts : 1, sizeof *parts);
 	if (!parts)
@@ -203,65 +311,151 @@ static int native_run(struct ed_backend *b, const struct ed_request *r,
 			return ed_err(err, errlen, ED_EINVAL,
 				      "the native engine needs image tiles");
 		}
+		c->pictures += !parts[i].text;
 	}
 	chat.system = r->system;
 	chat.parts = parts;
 	chat.n_parts = r->n_parts;
 	chat.thinking = r->thinking;
-	rc = ed_model_prompt_chat(b->model, &chat, &p, err, errlen);
+	chat.tools = r->tools;
+	rc = ed_model_prompt_chat(b->model, &chat, &c->prompt, err, errlen);
 	free(parts);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&b->mu);
-	while (slot < 0) {
-		for (int i = 0; i < b->nsessions && slot < 0; i++)
+	while (c->slot < 0) {
+		for (int i = 0; i < b->nsessions && c->slot < 0; i++)
 			if (!b->busy[i])
-				slot = i;
-		if (slot < 0)
+				c->slot = i;
+		if (c->slot < 0)
 			pthread_cond_wait(&b->cv, &b->mu);
 	}
-	b->busy[slot] = true;
-	s = b->sessions[slot];
+	b->busy[c->slot] = true;
+	c->s = b->sessions[c->slot];
 	pthread_mutex_unlock(&b->mu);
+	return native_step(c, true, 0, out, err, errlen);
+}
 
-	rc = ed_session_generate(s, &p, &r->gen, r->on_text, r->ud, &g, err,
-				 errlen);
+static int native_reply(struct ed_conv *c, const struct ed_req_part *parts,
+			size_t n, int max_new_tokens, struct ed_response *out,
+			char *err, size_t errlen)
+{
+	struct ed_image_in *imgs = calloc(n ? n : 1, sizeof *imgs);
+	struct ed_buf text;
+	struct ed_prompt np;
+	size_t ni = 0;
+	int rc;
 
-	pthread_mutex_lock(&b->mu);
-	b->busy[slot] = false;
-	pthread_cond_signal(&b->cv);
-	pthread_mutex_unlock(&b->mu);
-	ed_model_prompt_release(&p);
+	if (!imgs)
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	ed_buf_init(&text, 0);
+	for (size_t i = 0; i < n; i++) {
+		if (parts[i].text && ed_buf_puts(&text, parts[i].text)) {
+			ed_buf_release(&text);
+			free(imgs);
+			return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+		}
+		if (!parts[i].text && parts[i].tiles)
+			imgs[ni++] = *parts[i].tiles;
+	}
+	rc = ed_model_prompt_extend(c->b->model, &c->prompt, c->gen, c->n_gen,
+				    text.data, imgs, ni, c->rq.thinking, &np,
+				    err, errlen);
+	ed_buf_release(&text);
+	free(imgs);
 	if (rc)
 		return rc;
+	ed_model_prompt_release(&c->prompt);
+	c->prompt = np;
+	c->pictures += ni;
+	return native_step(c, false, max_new_tokens, out, err, errlen);
+}
+
+int ed_conv_start(struct ed_backend *b, const struct ed_request *r,
+		  struct ed_conv **conv, struct ed_response *out, char *err,
+		  size_t errlen)
+{
+	struct ed_conv *c = calloc(1, sizeof *c);
+	int rc;
+
+	*conv = NULL;
 	memset(out, 0, sizeof *out);
-	if (r->thinking)
-		rc = ed_split_thinking(g.text, &out->reasoning, &out->content);
-	else
-		out->content = strdup(g.text),
-		rc = out->content ? 0 : ED_ENOMEM;
-	snprintf(out->finish_reason, sizeof out->finish_reason, "%s",
-		 g.finish_reason);
-	out->tokens_in = g.tokens_in;
-	out->tokens_out = (int64_t)g.n_tokens;
-	out->ms_vision = g.ms_vision;
-	out->ms_prefill = g.ms_prefill;
-	out->ms_decode = g.ms_decode;
-	out->ms_total = ed_now_ms() - t0;
-	out->attempts = 1;
-	ed_gen_result_release(&g);
-	if (rc) {
-		ed_response_release(out);
-		return ed_err(err, errlen, rc, "out of memory");
+	if (!c)
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	c->b = b;
+	c->rq = *r;
+	c->slot = -1;
+	if (b->kind == ED_BACKEND_REMOTE) {
+		rc = remote_conv_start(&c->rc, r);
+		if (rc)
+			rc = ed_err(err, errlen, rc, "out of memory");
+		else
+			rc = remote_conv_run(b->remote, c->rc, &c->rq, out, err,
+					     errlen);
+		if (!rc && out->call.id && !(c->call_id = strdup(out->call.id)))
+			rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	} else {
+		rc = native_start(c, out, err, errlen);
 	}
+	if (rc) {
+		ed_conv_end(c);
+		return rc;
+	}
+	*conv = c;
 	return 0;
+}
+
+int ed_conv_reply(struct ed_conv *c, const struct ed_req_part *parts,
+		  size_t n_parts, int max_new_tokens, struct ed_response *out,
+		  char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	if (c->b->kind == ED_BACKEND_REMOTE) {
+		struct ed_request rq = c->rq;
+		int rc;
+		if (max_new_tokens > 0)
+			rq.gen.max_new_tokens = max_new_tokens;
+		if ((rc = remote_conv_reply(c->rc, c->call_id, parts, n_parts)))
+			return ed_err(err, errlen, rc, "out of memory");
+		free(c->call_id);
+		c->call_id = NULL;
+		rc = remote_conv_run(c->b->remote, c->rc, &rq, out, err, errlen);
+		if (!rc && out->call.id && !(c->call_id = strdup(out->call.id)))
+			rc = ED_ENOMEM;
+		return rc;
+	}
+	return native_reply(c, parts, n_parts, max_new_tokens, out, err,
+			    errlen);
+}
+
+void ed_conv_end(struct ed_conv *c)
+{
+	if (!c)
+		return;
+	if (c->slot >= 0) {
+		pthread_mutex_lock(&c->b->mu);
+		c->b->busy[c->slot] = false;
+		pthread_cond_signal(&c->b->cv);
+		pthread_mutex_unlock(&c->b->mu);
+	}
+	ed_model_prompt_release(&c->prompt);
+	free(c->gen);
+	remote_conv_free(c->rc);
+	free(c->call_id);
+	free(c);
+}
+
+const struct ed_prompt *ed_conv_prompt(const struct ed_conv *c)
+{
+	return c->b->kind == ED_BACKEND_NATIVE ? &c->prompt : NULL;
 }
 
 int ed_backend_run(struct ed_backend *b, const struct ed_request *r,
 		   struct ed_response *out, char *err, size_t errlen)
 {
-	memset(out, 0, sizeof *out);
-	if (b->kind == ED_BACKEND_REMOTE)
-		return remote_run(b->remote, r, out, err, errlen);
-	return native_run(b, r, out, err, errlen);
+	struct ed_conv *c;
+	int rc = ed_conv_start(b, r, &c, out, err, errlen);
+
+	ed_conv_end(c);
+	return rc;
 }

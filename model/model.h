@@ -252,6 +252,7 @@ struct ed_chat {
 	const struct ed_chat_part *parts;
 	size_t n_parts;
 	bool thinking;		      /* generation prompt "<think>" */
+	bool tools;		      /* declare the zoom tool */
 	const char *assistant_prefix; /* text already generated, or NULL */
 };
 
@@ -264,6 +265,47 @@ int ed_model_prompt_chat(const struct ed_model *m, const struct ed_chat *c,
  * (for inspection and tests). Caller frees. */
 char *ed_model_chat_text(const struct ed_model *m, const struct ed_chat *c);
 void ed_model_prompt_release(struct ed_prompt *p);
+
+/* ---- tools: the zoom loop ------------------------------------------- */
+
+/* The zoom tool (spec section 8): its name and its declaration in the
+ * OpenAI function format, as the template and remote requests give it. */
+#define ED_ZOOM_TOOL "image_zoom_in_tool"
+const char *ed_model_zoom_tool_json(void);
+
+/* A tool call: name and arguments (JSON text) when they could be read,
+ * the raw text between the call tags (native), the call id (remote). */
+struct ed_tool_call {
+	char *name, *arguments, *raw, *id;
+};
+void ed_tool_call_release(struct ed_tool_call *c);
+
+/*
+ * Find a complete "<tool_call>...</tool_call>" in generated text (after
+ * the </think>, if any). 1 with *call filled (name and arguments NULL
+ * when the body is not {"name": ..., "arguments": ...} JSON; raw always)
+ * and *start at the opening tag; 0 when there is none; ED_ENOMEM.
+ */
+int ed_model_parse_tool_call(const char *text, struct ed_tool_call *call,
+			     size_t *start);
+
+/* The template text that answers a tool call: the end of the assistant
+ * turn, the tool output (n_images Picture blocks numbered from
+ * first_picture, then text) and the next generation prompt. */
+int ed_model_tool_result_text(size_t first_picture, const char *text,
+			      size_t n_images, bool thinking, struct ed_buf *b);
+
+/*
+ * The prompt of a conversation one step on: prev, then the tokens
+ * generated after it (gen), then the tool result (text and images)
+ * rendered by the template. Earlier images keep their grids (positions)
+ * but not their pixels (already in the cache). 0 or ED_E*.
+ */
+int ed_model_prompt_extend(const struct ed_model *m, const struct ed_prompt *prev,
+			   const int32_t *gen, size_t n_gen, const char *text,
+			   const struct ed_image_in *images, size_t n_images,
+			   bool thinking, struct ed_prompt *out, char *err,
+			   size_t errlen);
 
 /* ---- sessions and generation -------------------------------------- */
 
@@ -308,6 +350,9 @@ struct ed_gen_params {
 	int top_k;	    /* 0 = off */
 	uint64_t seed;
 	bool ignore_eos; /* golden runs: EOS is not a stop */
+	/* tests: these ids are "generated" first, whatever the logits */
+	const int32_t *forced;
+	size_t n_forced;
 };
 
 /* A token as it is generated: its id and decoded text (valid during the
@@ -331,6 +376,17 @@ struct ed_gen_result {
 int ed_session_generate(struct ed_session *s, const struct ed_prompt *p,
 			const struct ed_gen_params *g, ed_token_fn cb, void *ud,
 			struct ed_gen_result *r, char *err, size_t errlen);
+/*
+ * The same after a tool result: p is the whole conversation (see
+ * ed_model_prompt_extend) and begins with what the cache holds; only the
+ * rest is run (new images through the vision tower), then generation
+ * goes on. r->tokens_in counts the new prompt tokens. 0 or ED_E*.
+ */
+int ed_session_continue(struct ed_session *s, const struct ed_prompt *p,
+			const struct ed_gen_params *g, ed_token_fn cb, void *ud,
+			struct ed_gen_result *r, char *err, size_t errlen);
+/* Positions in the cache. */
+int64_t ed_session_cached(const struct ed_session *s);
 void ed_gen_result_release(struct ed_gen_result *r);
 
 /* Sample an id from logits (vocab floats, not modified) per g; rng is
@@ -384,7 +440,10 @@ struct ed_request {
 	const struct ed_req_part *parts;
 	size_t n_parts;
 	bool thinking;
+	bool tools; /* declare the zoom tool: replies may be tool calls */
 	struct ed_gen_params gen;
+	/* tests only: the native engine emits this text (tokenized) first */
+	const char *force_text;
 	/* generated text as it arrives (reasoning and answer alike); return
 	 * non-zero to stop (finish reason "callback"). Called on the worker
 	 * thread (native) or the I/O thread (remote), one request at a time. */
@@ -395,7 +454,9 @@ struct ed_request {
 struct ed_response {
 	char *content;	 /* the answer (after </think> in thinking mode) */
 	char *reasoning; /* the thinking, or NULL */
-	char finish_reason[16]; /* "stop", "length", "callback" */
+	char finish_reason[16]; /* "stop", "length", "callback",
+				   "tool_calls" */
+	struct ed_tool_call call; /* for "tool_calls": the first call */
 	int64_t tokens_in, tokens_out;
 	double ms_vision, ms_prefill, ms_decode, ms_total;
 	int attempts; /* remote: HTTP attempts made */
@@ -419,6 +480,27 @@ const struct ed_model *ed_backend_model(const struct ed_backend *b);
 int ed_backend_run(struct ed_backend *b, const struct ed_request *r,
 		   struct ed_response *out, char *err, size_t errlen);
 void ed_response_release(struct ed_response *r);
+/*
+ * A conversation: the zoom loop. ed_conv_start() runs the first request
+ * as ed_backend_run() does; while the reply is a tool call,
+ * ed_conv_reply() answers it with parts (the zoomed image, text) and
+ * generates the next step with the same request (sampling, callback,
+ * thinking, tools) and at most max_new_tokens. The native engine holds
+ * its session, and the conversation's cache, until ed_conv_end(); a
+ * server is sent the whole conversation each time.
+ */
+struct ed_conv;
+int ed_conv_start(struct ed_backend *b, const struct ed_request *r,
+		  struct ed_conv **conv, struct ed_response *out, char *err,
+		  size_t errlen);
+int ed_conv_reply(struct ed_conv *c, const struct ed_req_part *parts,
+		  size_t n_parts, int max_new_tokens, struct ed_response *out,
+		  char *err, size_t errlen);
+void ed_conv_end(struct ed_conv *c);
+/* The native conversation's prompt so far (every token in the cache and
+ * the last step's output), NULL for a server: for tests. */
+const struct ed_prompt *ed_conv_prompt(const struct ed_conv *c);
+
 /* End every request in flight and refuse new ones (ED_EINTR): SIGINT.
  * Native requests end at their next token through on_text instead.
  * Thread-safe. */

@@ -128,6 +128,9 @@ void ed_trace_f32(struct ed_session *s, const char *name, const float *d,
 void ed_trace_i64(struct ed_session *s, const char *name, const int64_t *d,
 		  int ndim, const int64_t *shape);
 
+/* template.c: placeholder tokens of one image. */
+int64_t ed_image_tokens(const struct ed_config *c, const struct ed_image_in *im);
+
 /* vision.c: images -> projector rows [sum tokens][hidden]. */
 int ed_vision_forward(struct ed_session *s, const struct ed_image_in *img,
 		      size_t n, float *out, char *err, size_t errlen);
@@ -146,8 +149,16 @@ int remote_open(struct remote **out, const struct ed_backend_opts *o, char *err,
 void remote_close(struct remote *r);
 void remote_cancel(struct remote *r);
 const char *remote_model_name(const struct remote *r);
-int remote_run(struct remote *r, const struct ed_request *req,
-	       struct ed_response *out, char *err, size_t errlen);
+/* A conversation: the user turn of req, then each reply's assistant turn
+ * and the tool results given to remote_conv_reply(). */
+struct remote_conv;
+int remote_conv_start(struct remote_conv **out, const struct ed_request *req);
+int remote_conv_run(struct remote *r, struct remote_conv *c,
+		    const struct ed_request *req, struct ed_response *out,
+		    char *err, size_t errlen);
+int remote_conv_reply(struct remote_conv *c, const char *call_id,
+		      const struct ed_req_part *parts, size_t n);
+void remote_conv_free(struct remote_conv *c);
 
 /* Embedding rows for ids (float32 [n][hidden]). */
 void ed_embed(const struct ed_model *m, const int32_t *ids, int64_t n,

@@ -33,6 +33,8 @@ struct xfer {
 	struct curl_slist *hdrs;
 	struct ed_buf rx; /* the reply, or the unparsed part of a stream */
 	struct ed_buf content, reasoning;
+	struct ed_buf tc_args; /* a streamed tool call's arguments */
+	char *tc_name, *tc_id;
 	bool sse, sse_done, cancelled, type_known;
 	char finish[16];
 	int64_t usage_in, usage_out, chunks;
@@ -92,74 +94,158 @@ static double jitter(struct remote *r)
 	return 0.5 + (double)(r->rng >> 11) / 9007199254740992.0;
 }
 
-static char *request_json(const struct remote *r, const struct ed_request *q)
+/* Content parts as the chat API takes them: text, and images as PNG data
+ * URLs. NULL when out of memory. */
+static json_t *content_parts(const struct ed_req_part *parts, size_t n)
 {
-	json_t *root = json_object(), *msgs = json_array(),
-	       *user = json_object(), *content = json_array();
-	char *s = NULL;
-	bool ok = root && msgs && user && content;
+	json_t *content = json_array();
 
-	if (ok && q->system)
-		json_array_append_new(msgs,
-				      json_pack("{s:s, s:s}", "role", "system",
-						"content", q->system));
-	for (size_t i = 0; ok && i < q->n_parts; i++) {
-		const struct ed_req_part *p = &q->parts[i];
+	for (size_t i = 0; content && i < n; i++) {
+		const struct ed_req_part *p = &parts[i];
 		if (p->text) {
-			json_array_append_new(
-			    content, json_pack("{s:s, s:s}", "type", "text",
-					       "text", p->text));
+			json_array_append_new(content,
+					      json_pack("{s:s, s:s}", "type",
+							"text", "text", p->text));
 		} else if (p->png) {
 			char *enc = b64(p->png, p->png_len);
 			size_t ul = enc ? strlen(enc) + 32 : 0;
 			char *url = enc ? malloc(ul) : NULL;
 			if (!url) {
 				free(enc);
-				ok = false;
-				break;
+				json_decref(content);
+				return NULL;
 			}
 			snprintf(url, ul, "data:image/png;base64,%s", enc);
 			json_array_append_new(
-			    content,
-			    json_pack("{s:s, s:{s:s}}", "type", "image_url",
-				      "image_url", "url", url));
+			    content, json_pack("{s:s, s:{s:s}}", "type",
+					       "image_url", "image_url", "url",
+					       url));
 			free(enc);
 			free(url);
 		}
 	}
-	if (ok) {
-		json_object_set_new(user, "role", json_string("user"));
-		json_object_set(user, "content", content);
-		json_array_append(msgs, user);
-		json_object_set_new(root, "model", json_string(r->model_name));
-		json_object_set(root, "messages", msgs);
-		json_object_set_new(root, "max_tokens",
-				    json_integer(q->gen.max_new_tokens > 0
-						     ? q->gen.max_new_tokens
-						     : 4096));
-		json_object_set_new(root, "temperature",
-				    json_real(q->gen.temperature));
-		if (q->gen.top_p > 0 && q->gen.top_p < 1)
-			json_object_set_new(root, "top_p",
-					    json_real(q->gen.top_p));
-		if (q->gen.top_k > 0)
-			json_object_set_new(root, "top_k",
-					    json_integer(q->gen.top_k));
-		if (q->gen.seed)
-			json_object_set_new(
-			    root, "seed",
-			    json_integer((json_int_t)q->gen.seed));
-		json_object_set_new(root, "stream", json_true());
-		json_object_set_new(root, "stream_options",
-				    json_pack("{s:b}", "include_usage", 1));
-		json_object_set_new(
-		    root, "chat_template_kwargs",
-		    json_pack("{s:b}", "enable_thinking", q->thinking ? 1 : 0));
-		s = json_dumps(root, JSON_COMPACT);
+	return content;
+}
+
+/* The conversation so far: the messages of the chat API. */
+struct remote_conv {
+	json_t *messages;
+	int calls; /* tool calls answered, for ids the server did not give */
+};
+
+int remote_conv_start(struct remote_conv **out, const struct ed_request *q)
+{
+	struct remote_conv *c = calloc(1, sizeof *c);
+	json_t *content = content_parts(q->parts, q->n_parts);
+
+	*out = NULL;
+	if (!c || !content || !(c->messages = json_array())) {
+		free(c);
+		json_decref(content);
+		return ED_ENOMEM;
 	}
-	json_decref(content);
-	json_decref(user);
-	json_decref(msgs);
+	if (q->system)
+		json_array_append_new(c->messages,
+				      json_pack("{s:s, s:s}", "role", "system",
+						"content", q->system));
+	json_array_append_new(c->messages, json_pack("{s:s, s:o}", "role",
+						     "user", "content",
+						     content));
+	*out = c;
+	return 0;
+}
+
+void remote_conv_free(struct remote_conv *c)
+{
+	if (!c)
+		return;
+	json_decref(c->messages);
+	free(c);
+}
+
+/* What the assistant said, kept for the next request: its text, and its
+ * tool call in the form the server used. */
+static int conv_assistant(struct remote_conv *c, const struct ed_response *o,
+			  const char *raw_content)
+{
+	json_t *m = json_pack("{s:s}", "role", "assistant");
+
+	if (!m)
+		return ED_ENOMEM;
+	if (o->call.id && o->call.name && !o->call.raw) {
+		/* a tool call the server parsed */
+		json_object_set_new(m, "content",
+				    o->content && *o->content
+					? json_string(o->content)
+					: json_null());
+		json_object_set_new(
+		    m, "tool_calls",
+		    json_pack("[{s:s, s:s, s:{s:s, s:s}}]", "id", o->call.id,
+			      "type", "function", "function", "name",
+			      o->call.name, "arguments",
+			      o->call.arguments ? o->call.arguments : "{}"));
+	} else {
+		json_object_set_new(m, "content",
+				    json_string(raw_content ? raw_content : ""));
+	}
+	return json_array_append_new(c->messages, m) ? ED_ENOMEM : 0;
+}
+
+int remote_conv_reply(struct remote_conv *c, const char *call_id,
+		      const struct ed_req_part *parts, size_t n)
+{
+	json_t *content = content_parts(parts, n);
+	char id[32];
+
+	if (!content)
+		return ED_ENOMEM;
+	if (!call_id) {
+		snprintf(id, sizeof id, "call_%d", c->calls);
+		call_id = id;
+	}
+	c->calls++;
+	return json_array_append_new(
+		   c->messages, json_pack("{s:s, s:s, s:o}", "role", "tool",
+					  "tool_call_id", call_id, "content",
+					  content))
+		   ? ED_ENOMEM
+		   : 0;
+}
+
+static char *request_json(const struct remote *r, const struct remote_conv *c,
+			  const struct ed_request *q)
+{
+	json_t *root = json_object();
+	char *s = NULL;
+
+	if (!root)
+		return NULL;
+	json_object_set_new(root, "model", json_string(r->model_name));
+	json_object_set(root, "messages", c->messages);
+	json_object_set_new(root, "max_tokens",
+			    json_integer(q->gen.max_new_tokens > 0
+					     ? q->gen.max_new_tokens
+					     : 4096));
+	json_object_set_new(root, "temperature", json_real(q->gen.temperature));
+	if (q->gen.top_p > 0 && q->gen.top_p < 1)
+		json_object_set_new(root, "top_p", json_real(q->gen.top_p));
+	if (q->gen.top_k > 0)
+		json_object_set_new(root, "top_k", json_integer(q->gen.top_k));
+	if (q->gen.seed)
+		json_object_set_new(root, "seed",
+				    json_integer((json_int_t)q->gen.seed));
+	json_object_set_new(root, "stream", json_true());
+	json_object_set_new(root, "stream_options",
+			    json_pack("{s:b}", "include_usage", 1));
+	json_object_set_new(root, "chat_template_kwargs",
+			    json_pack("{s:b}", "enable_thinking",
+				      q->thinking ? 1 : 0));
+	if (q->tools) {
+		json_t *tool = json_loads(ed_model_zoom_tool_json(), 0, NULL);
+		json_object_set_new(root, "tools", json_pack("[o]", tool));
+		json_object_set_new(root, "tool_choice", json_string("auto"));
+	}
+	s = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
 	return s;
 }
@@ -194,6 +280,36 @@ static void take_usage(struct xfer *x, json_t *u)
 		x->usage_out = json_integer_value(co);
 }
 
+/* A tool call, whole (a message) or in pieces (stream deltas: the id and
+ * name come once, the arguments in fragments). Only the first call of a
+ * reply is taken. -1 when out of memory. */
+static int take_tool_call(struct xfer *x, json_t *tc)
+{
+	json_t *f = json_object_get(tc, "function"), *v;
+
+	if (!tc)
+		return 0;
+	if ((v = json_object_get(tc, "index")) && json_integer_value(v) > 0)
+		return 0;
+	if ((v = json_object_get(tc, "id")) && json_is_string(v) &&
+	    !x->tc_id && !(x->tc_id = strdup(json_string_value(v))))
+		return -1;
+	if ((v = json_object_get(f, "name")) && json_is_string(v) &&
+	    !x->tc_name && !(x->tc_name = strdup(json_string_value(v))))
+		return -1;
+	v = json_object_get(f, "arguments");
+	if (json_is_string(v) && ed_buf_puts(&x->tc_args, json_string_value(v)))
+		return -1;
+	if (json_is_object(v)) { /* some servers send an object */
+		char *a = json_dumps(v, JSON_COMPACT);
+		int rc = a ? ed_buf_puts(&x->tc_args, a) : -1;
+		free(a);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
 /* One SSE data payload. -1 stops the transfer. */
 static int sse_event(struct xfer *x, const char *data)
 {
@@ -219,6 +335,9 @@ static int sse_event(struct xfer *x, const char *data)
 		rc = deliver(x, json_string_value(v), true);
 	if (!rc && (v = json_object_get(d, "content")) && json_is_string(v))
 		rc = deliver(x, json_string_value(v), false);
+	if (!rc &&
+	    take_tool_call(x, json_array_get(json_object_get(d, "tool_calls"), 0)))
+		rc = -1;
 	if ((v = json_object_get(ch, "finish_reason")) && json_is_string(v))
 		snprintf(x->finish, sizeof x->finish, "%s",
 			 json_string_value(v));
@@ -302,6 +421,11 @@ static int parse_json_reply(struct xfer *x)
 		json_decref(j);
 		return ED_ENOMEM;
 	}
+	if (take_tool_call(x,
+			   json_array_get(json_object_get(msg, "tool_calls"), 0))) {
+		json_decref(j);
+		return ED_ENOMEM;
+	}
 	if ((v = json_object_get(ch, "finish_reason")) && json_is_string(v))
 		snprintf(x->finish, sizeof x->finish, "%s",
 			 json_string_value(v));
@@ -316,6 +440,10 @@ static void reset_attempt(struct xfer *x)
 	ed_buf_reset(&x->rx);
 	ed_buf_reset(&x->content);
 	ed_buf_reset(&x->reasoning);
+	ed_buf_reset(&x->tc_args);
+	free(x->tc_name);
+	free(x->tc_id);
+	x->tc_name = x->tc_id = NULL;
 	x->sse = x->sse_done = x->type_known = false;
 	x->finish[0] = '\0';
 	x->usage_in = x->usage_out = x->chunks = 0;
@@ -459,8 +587,19 @@ static void complete(struct remote *r, struct xfer *x)
 		}
 		o->content = content;
 		o->reasoning = reasoning;
+		if (!x->rc && x->tc_name) {
+			/* the server parsed a call */
+			ed_buf_reserve(&x->tc_args, 0);
+			o->call.name = x->tc_name;
+			o->call.id = x->tc_id;
+			o->call.arguments = strdup(x->tc_args.data);
+			x->tc_name = x->tc_id = NULL;
+			if (!o->call.arguments)
+				x->rc = ED_ENOMEM;
+		}
 		snprintf(o->finish_reason, sizeof o->finish_reason, "%s",
-			 x->cancelled	? "callback"
+			 o->call.name	? "tool_calls"
+			 : x->cancelled ? "callback"
 			 : x->finish[0] ? x->finish
 					: "stop");
 		o->tokens_in = x->usage_in;
@@ -803,29 +942,29 @@ const char *remote_model_name(const struct remote *r)
 	return r->model_name;
 }
 
-int remote_run(struct remote *r, const struct ed_request *req,
-	       struct ed_response *out, char *err, size_t errlen)
+int remote_conv_run(struct remote *r, struct remote_conv *c,
+		    const struct ed_request *req, struct ed_response *out,
+		    char *err, size_t errlen)
 {
 	struct xfer x;
 	int rc;
 
 	memset(&x, 0, sizeof x);
+	memset(out, 0, sizeof *out);
 	x.req = req;
 	x.resp = out;
-	x.body = request_json(r, req);
+	x.body = request_json(r, c, req);
 	if (!x.body)
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	ed_buf_init(&x.rx, MAX_REPLY);
 	ed_buf_init(&x.content, MAX_REPLY);
 	ed_buf_init(&x.reasoning, MAX_REPLY);
+	ed_buf_init(&x.tc_args, 1 << 20);
 	pthread_mutex_lock(&r->mu);
 	if (r->quit || r->cancel) {
 		pthread_mutex_unlock(&r->mu);
-		free(x.body);
-		ed_buf_release(&x.rx);
-		ed_buf_release(&x.content);
-		ed_buf_release(&x.reasoning);
-		return ed_err(err, errlen, ED_EINTR, "interrupted");
+		rc = ed_err(err, errlen, ED_EINTR, "interrupted");
+		goto out;
 	}
 	x.next = r->queue;
 	r->queue = &x;
@@ -837,13 +976,38 @@ int remote_run(struct remote *r, const struct ed_request *req,
 	pthread_mutex_unlock(&r->mu);
 	rc = x.rc;
 	if (rc) {
-		ed_err(err, errlen, rc, "%s",
-		       x.err[0] ? x.err : ed_strerror(rc));
+		ed_err(err, errlen, rc, "%s", x.err[0] ? x.err : ed_strerror(rc));
+		ed_response_release(out);
+		goto out;
+	}
+	/* a server without a tool parser leaves the call in the text */
+	if (req->tools && !out->call.name && !out->call.raw && out->content) {
+		size_t at = 0;
+		struct ed_tool_call tc;
+		int k = ed_model_parse_tool_call(out->content, &tc, &at);
+		if (k < 0) {
+			rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");
+			ed_response_release(out);
+			goto out;
+		}
+		if (k == 1) {
+			out->call = tc;
+			out->content[at] = '\0'; /* the answer is what came before */
+			snprintf(out->finish_reason, sizeof out->finish_reason,
+				 "tool_calls");
+		}
+	}
+	if (conv_assistant(c, out, x.content.data)) {
+		rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");
 		ed_response_release(out);
 	}
+out:
 	free(x.body);
 	ed_buf_release(&x.rx);
 	ed_buf_release(&x.content);
 	ed_buf_release(&x.reasoning);
+	ed_buf_release(&x.tc_args);
+	free(x.tc_name);
+	free(x.tc_id);
 	return rc;
 }

@@ -93,49 +93,80 @@ void ed_session_timings(const struct ed_session *s, double *ms_vision,
 	*ms_decoder = s->ms_decoder;
 }
 
-int ed_session_prefill(struct ed_session *s, const struct ed_prompt *p,
-		       const float **logits, char *err, size_t errlen)
+/*
+ * Run the prompt from position start on (0: from scratch; else what the
+ * cache holds is p's first start tokens): new images through the vision
+ * tower, the placeholder merge, the decoder.
+ */
+static int run_prompt(struct ed_session *s, const struct ed_prompt *p,
+		      int64_t start, const float **logits, char *err,
+		      size_t errlen)
 {
 	const struct ed_config *c = &s->m->cfg;
-	int64_t H = c->hidden, n = (int64_t)p->n, tokens = 0;
+	int64_t H = c->hidden, n = (int64_t)p->n - start, tokens = 0,
+		before = 0;
+	size_t first = 0;
 	float *x, *img = NULL;
+	int32_t *pos = NULL;
 	int rc = 0;
 
-	s->n_past = 0;
-	if (n > s->max_ctx)
+	if (n <= 0)
+		return ed_err(err, errlen, ED_EINVAL,
+			      "nothing new to run (%zu tokens, %lld cached)",
+			      p->n, (long long)start);
+	if (start + n > s->max_ctx)
 		return ed_err(
 		    err, errlen, ED_ETOOBIG,
 		    "a prompt of %lld tokens exceeds the context of %lld",
-		    (long long)n, (long long)s->max_ctx);
-	for (int64_t i = 0; i < n; i++)
+		    (long long)(start + n), (long long)s->max_ctx);
+	for (int64_t i = 0; i < start; i++)
+		before += p->mm[i];
+	for (int64_t i = start; i < start + n; i++)
 		tokens += p->mm[i];
 	if (tokens && !c->has_vision)
 		return ed_err(
 		    err, errlen, ED_EINVAL,
 		    "the prompt has images but the model no vision tower");
+	/* the images already in the cache */
+	for (int64_t seen = 0; first < p->n_images && seen < before; first++)
+		seen += ed_image_tokens(c, &p->images[first]);
+	{
+		int64_t seen = 0;
+		for (size_t i = 0; i < first; i++)
+			seen += ed_image_tokens(c, &p->images[i]);
+		if (seen != before)
+			return ed_err(err, errlen, ED_EINVAL,
+				      "an image straddles the cached prefix");
+	}
 	x = malloc((size_t)(n * H) * sizeof *x);
+	pos = malloc((size_t)(3 * n) * sizeof *pos);
 	if (tokens)
 		img = malloc((size_t)(tokens * H) * sizeof *img);
-	if (!x || (tokens && !img)) {
-		free(x);
-		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	if (!x || !pos || (tokens && !img)) {
+		rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");
+		goto out;
 	}
+	for (int r = 0; r < 3; r++)
+		memcpy(pos + r * n, p->pos + (int64_t)r * (int64_t)p->n + start,
+		       (size_t)n * sizeof *pos);
 	{
 		double t0 = ed_now_ms();
-		if (tokens && (rc = ed_vision_forward(s, p->images, p->n_images,
-						      img, err, errlen)))
+		if (tokens &&
+		    (rc = ed_vision_forward(s, p->images + first,
+					    p->n_images - first, img, err,
+					    errlen)))
 			goto out;
 		s->ms_vision = ed_now_ms() - t0;
 	}
-	ed_embed(s->m, p->ids, n, x);
+	ed_embed(s->m, p->ids + start, n, x);
 	{
 		int64_t r = 0;
 		for (int64_t i = 0; i < n; i++)
-			if (p->mm[i])
+			if (p->mm[start + i])
 				memcpy(x + i * H, img + (r++) * H,
 				       (size_t)H * sizeof *x);
 	}
-	if (s->trace) {
+	if (s->trace && start == 0) {
 		int64_t *tmp = malloc((size_t)(3 * n) * sizeof *tmp);
 		if (tmp) {
 			for (int64_t i = 0; i < n; i++)
@@ -161,17 +192,30 @@ int ed_session_prefill(struct ed_session *s, const struct ed_prompt *p,
 	}
 	{
 		double t0 = ed_now_ms();
-		if ((rc = ed_decoder_forward(s, x, n, p->pos, p->vision, err,
+		if ((rc = ed_decoder_forward(s, x, n, pos, p->vision + start, err,
 					     errlen)))
 			goto out;
 		s->ms_decoder = ed_now_ms() - t0;
 	}
-	s->next_pos = n + p->rope_delta;
+	s->next_pos = (int64_t)p->n + p->rope_delta;
 	*logits = s->logits;
 out:
 	free(x);
+	free(pos);
 	free(img);
 	return rc;
+}
+
+int ed_session_prefill(struct ed_session *s, const struct ed_prompt *p,
+		       const float **logits, char *err, size_t errlen)
+{
+	s->n_past = 0;
+	return run_prompt(s, p, 0, logits, err, errlen);
+}
+
+int64_t ed_session_cached(const struct ed_session *s)
+{
+	return s->n_past;
 }
 
 int ed_session_step(struct ed_session *s, int32_t token, const float **logits,
@@ -295,9 +339,9 @@ void ed_gen_result_release(struct ed_gen_result *r)
 	memset(r, 0, sizeof *r);
 }
 
-int ed_session_generate(struct ed_session *s, const struct ed_prompt *p,
-			const struct ed_gen_params *g, ed_token_fn cb, void *ud,
-			struct ed_gen_result *r, char *err, size_t errlen)
+static int generate(struct ed_session *s, const struct ed_prompt *p,
+		    bool cont, const struct ed_gen_params *g, ed_token_fn cb,
+		    void *ud, struct ed_gen_result *r, char *err, size_t errlen)
 {
 	const struct ed_model *m = s->m;
 	const struct ed_tokenizer *tok = m->tok;
@@ -309,12 +353,14 @@ int ed_session_generate(struct ed_session *s, const struct ed_prompt *p,
 	int rc;
 
 	memset(r, 0, sizeof *r);
-	r->tokens_in = (int64_t)p->n;
+	r->tokens_in = (int64_t)p->n - (cont ? s->n_past : 0);
 	r->tokens = malloc(cap * sizeof *r->tokens);
 	if (!r->tokens)
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	ed_buf_init(&text, 0);
-	if ((rc = ed_session_prefill(s, p, &logits, err, errlen)))
+	if (!cont)
+		s->n_past = 0;
+	if ((rc = run_prompt(s, p, s->n_past, &logits, err, errlen)))
 		goto fail;
 	t1 = ed_now_ms();
 	r->ms_vision = s->ms_vision;
@@ -328,7 +374,9 @@ int ed_session_generate(struct ed_session *s, const struct ed_prompt *p,
 			break;
 		if (s->n_past >= s->max_ctx)
 			break;
-		id = ed_model_sample(logits, m->cfg.vocab, g, &rng);
+		id = r->n_tokens < g->n_forced
+			 ? g->forced[r->n_tokens]
+			 : ed_model_sample(logits, m->cfg.vocab, g, &rng);
 		if (!g->ignore_eos && is_stop(m, id)) {
 			r->finish_reason = "stop";
 			break;
@@ -387,4 +435,18 @@ fail:
 	ed_buf_release(&text);
 	ed_gen_result_release(r);
 	return rc;
+}
+
+int ed_session_generate(struct ed_session *s, const struct ed_prompt *p,
+			const struct ed_gen_params *g, ed_token_fn cb, void *ud,
+			struct ed_gen_result *r, char *err, size_t errlen)
+{
+	return generate(s, p, false, g, cb, ud, r, err, errlen);
+}
+
+int ed_session_continue(struct ed_session *s, const struct ed_prompt *p,
+			const struct ed_gen_params *g, ed_token_fn cb, void *ud,
+			struct ed_gen_result *r, char *err, size_t errlen)
+{
+	return generate(s, p, true, g, cb, ud, r, err, errlen);
 }

@@ -8,9 +8,19 @@
  *   <|begin_of_sentence|>[system "\n"]User: [text | Picture N:<|IMAGE_START|>
  *   <|IMAGE_PLACEHOLDER|> x tokens <|IMAGE_END|>]...\nAssistant: then
  *   "<think>\n\n</think>\n\n" (non-thinking) or "<think>" (thinking).
+ *
+ * Tools (spec sections 7.2 and 8; the exact rendering of the Thinking
+ * model's template is unverified, and this is the only place to correct
+ * it): the tool list goes in the system text as <tool_list>[...]</tool_list>;
+ * the model calls a tool with <tool_call>{"name": ..., "arguments": {...}}
+ * </tool_call> after its </think>; the result follows the assistant turn
+ * (ended by <|end_of_sentence|>) as "\nTool: <tool_output>" + images as
+ * Picture N blocks + text + "</tool_output>", then the generation prompt
+ * again.
  */
 #include "model_int.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +34,32 @@
 #define T_ASSISTANT "\nAssistant: "
 #define T_NO_THINK  "<think>\n\n</think>\n\n"
 #define T_THINK	    "<think>"
+#define T_EOS_TURN  "<|end_of_sentence|>"
+#define T_TOOL_LIST "<tool_list>[%s]</tool_list>"
+#define T_CALL	    "<tool_call>"
+#define T_CALL_END  "</tool_call>"
+#define T_TOOL_OUT  "\nTool: <tool_output>"
+#define T_TOOL_END  "</tool_output>"
+
+/* The zoom tool in the OpenAI function format (spec section 8). */
+static const char zoom_tool_json[] =
+    "{\"type\": \"function\", \"function\": {\"name\": \"" ED_ZOOM_TOOL "\", "
+    "\"description\": \"Zoom in on a region of the image: the region is "
+    "shown again at a higher resolution.\", \"parameters\": {\"type\": "
+    "\"object\", \"properties\": {\"bbox_2d\": {\"type\": \"array\", "
+    "\"items\": {\"type\": \"number\"}, \"minItems\": 4, \"maxItems\": 4, "
+    "\"description\": \"The region [x1, y1, x2, y2], coordinates from 0 to "
+    "1000 relative to the width and height of the original image, origin "
+    "top left.\"}, \"label\": {\"type\": \"string\", \"description\": "
+    "\"What is in the region.\"}}, \"required\": [\"bbox_2d\"]}}}";
+
+const char *ed_model_zoom_tool_json(void)
+{
+	return zoom_tool_json;
+}
 
 /* Image tokens the language model sees for one image. */
-static int64_t image_tokens(const struct ed_config *c,
-			    const struct ed_image_in *im)
+int64_t ed_image_tokens(const struct ed_config *c, const struct ed_image_in *im)
 {
 	int64_t t = im->grid_t > 1 ? im->grid_t / c->temporal_merge : 1;
 	return t * (im->grid_h / c->merge) * (im->grid_w / c->merge);
@@ -107,7 +139,7 @@ int ed_model_prompt_ids(const struct ed_model *m, const int32_t *ids, size_t n,
 			const struct ed_image_in *im = &images[img++];
 			int64_t mh = im->grid_h / c->merge,
 				mw = im->grid_w / c->merge;
-			int64_t need = image_tokens(c, im), s0 = pos;
+			int64_t need = ed_image_tokens(c, im), s0 = pos;
 			if (im->grid_h % c->merge || im->grid_w % c->merge ||
 			    i + (size_t)need > n) {
 				ed_model_prompt_release(p);
@@ -154,8 +186,15 @@ static int render(const struct ed_chat *ch, struct ed_buf *b)
 	size_t pic = 0;
 	int rc = ed_buf_puts(b, T_BOS);
 
-	if (ch->system)
-		rc |= ed_buf_printf(b, "%s\n", ch->system);
+	if (ch->system || ch->tools) {
+		if (ch->system)
+			rc |= ed_buf_puts(b, ch->system);
+		if (ch->tools)
+			rc |= ed_buf_printf(b, "%s" T_TOOL_LIST,
+					    ch->system ? "\n" : "",
+					    zoom_tool_json);
+		rc |= ed_buf_puts(b, "\n");
+	}
 	rc |= ed_buf_puts(b, T_USER);
 	for (size_t i = 0; i < ch->n_parts; i++) {
 		if (ch->parts[i].text)
@@ -223,7 +262,7 @@ int ed_model_prompt_chat(const struct ed_model *m, const struct ed_chat *c,
 	k = 0;
 	for (size_t i = 0; i < n; i++)
 		nfull += ids[i] == m->ids.image && k < nimg
-			     ? (size_t)image_tokens(&m->cfg, &imgs[k++])
+			     ? (size_t)ed_image_tokens(&m->cfg, &imgs[k++])
 			     : 1;
 	full = malloc((nfull ? nfull : 1) * sizeof *full);
 	if ((nimg && !imgs) || !full) {
@@ -236,7 +275,7 @@ int ed_model_prompt_chat(const struct ed_model *m, const struct ed_chat *c,
 	nfull = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (ids[i] == m->ids.image && k < nimg) {
-			int64_t e = image_tokens(&m->cfg, &imgs[k++]);
+			int64_t e = ed_image_tokens(&m->cfg, &imgs[k++]);
 			for (int64_t j = 0; j < e; j++)
 				full[nfull++] = ids[i];
 		} else {
@@ -244,6 +283,148 @@ int ed_model_prompt_chat(const struct ed_model *m, const struct ed_chat *c,
 		}
 	}
 	rc = ed_model_prompt_ids(m, full, nfull, imgs, nimg, p, err, errlen);
+	free(ids);
+	free(full);
+	free(imgs);
+	return rc;
+}
+
+/* ---- tools -------------------------------------------------------- */
+
+void ed_tool_call_release(struct ed_tool_call *c)
+{
+	if (!c)
+		return;
+	free(c->name);
+	free(c->arguments);
+	free(c->id);
+	free(c->raw);
+	memset(c, 0, sizeof *c);
+}
+
+static char *dupn(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (d) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+int ed_model_parse_tool_call(const char *text, struct ed_tool_call *call,
+			     size_t *start)
+{
+	const char *think = strstr(text, "</think>");
+	const char *a = strstr(think ? think : text, T_CALL), *b, *body;
+	json_t *j, *name, *args;
+
+	memset(call, 0, sizeof *call);
+	if (!a)
+		return 0;
+	body = a + strlen(T_CALL);
+	b = strstr(body, T_CALL_END);
+	if (!b)
+		return 0; /* not finished */
+	if (start)
+		*start = (size_t)(a - text);
+	call->raw = dupn(body, (size_t)(b - body));
+	if (!call->raw)
+		return ED_ENOMEM;
+	j = json_loads(call->raw, JSON_REJECT_DUPLICATES, NULL);
+	name = json_object_get(j, "name");
+	args = json_object_get(j, "arguments");
+	if (json_is_string(name))
+		call->name = strdup(json_string_value(name));
+	if (json_is_string(args)) /* some models quote the arguments */
+		call->arguments = strdup(json_string_value(args));
+	else if (args)
+		call->arguments = json_dumps(args, JSON_COMPACT);
+	json_decref(j);
+	return 1;
+}
+
+int ed_model_tool_result_text(size_t first_picture, const char *text,
+			      size_t n_images, bool thinking, struct ed_buf *b)
+{
+	int rc = ed_buf_puts(b, T_EOS_TURN T_TOOL_OUT);
+
+	for (size_t i = 0; i < n_images; i++)
+		rc |= ed_buf_printf(b, T_PICTURE T_IMG_START T_IMG_PH T_IMG_END,
+				    first_picture + i);
+	if (text)
+		rc |= ed_buf_puts(b, text);
+	rc |= ed_buf_puts(b, T_TOOL_END T_ASSISTANT);
+	rc |= ed_buf_puts(b, thinking ? T_THINK : T_NO_THINK);
+	return rc ? ED_ENOMEM : 0;
+}
+
+int ed_model_prompt_extend(const struct ed_model *m, const struct ed_prompt *prev,
+			   const int32_t *gen, size_t n_gen, const char *text,
+			   const struct ed_image_in *images, size_t n_images,
+			   bool thinking, struct ed_prompt *out, char *err,
+			   size_t errlen)
+{
+	struct ed_buf seg;
+	struct ed_image_in *imgs;
+	int32_t *ids = NULL, *full;
+	size_t n = 0, nfull, k = 0, first = 1;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (!m->tok)
+		return ed_err(err, errlen, ED_ECONFIG,
+			      "the model directory has no tokenizer.model");
+	for (size_t i = 0; i < prev->n_images; i++)
+		first++; /* Picture numbers run over the conversation */
+	ed_buf_init(&seg, 0);
+	if ((rc = ed_model_tool_result_text(first, text, n_images, thinking,
+					    &seg)) ||
+	    (rc = ed_tok_encode(m->tok, seg.data, seg.len, &ids, &n))) {
+		ed_buf_release(&seg);
+		free(ids);
+		return ed_err(err, errlen, rc, "tokenizing a tool result: %s",
+			      ed_strerror(rc));
+	}
+	ed_buf_release(&seg);
+	nfull = prev->n + n_gen;
+	for (size_t i = 0; i < n; i++)
+		nfull += ids[i] == m->ids.image && k < n_images
+			     ? (size_t)ed_image_tokens(&m->cfg, &images[k++])
+			     : 1;
+	full = malloc(nfull * sizeof *full);
+	imgs = malloc((prev->n_images + n_images + 1) * sizeof *imgs);
+	if (!full || !imgs) {
+		free(ids);
+		free(full);
+		free(imgs);
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	}
+	memcpy(full, prev->ids, prev->n * sizeof *full);
+	if (n_gen)
+		memcpy(full + prev->n, gen, n_gen * sizeof *full);
+	nfull = prev->n + n_gen;
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ids[i] == m->ids.image && k < n_images) {
+			int64_t e = ed_image_tokens(&m->cfg, &images[k++]);
+			for (int64_t j = 0; j < e; j++)
+				full[nfull++] = ids[i];
+		} else {
+			full[nfull++] = ids[i];
+		}
+	}
+	/* earlier images are in the cache already: their grids place the
+	 * positions, their pixels are not needed again */
+	for (size_t i = 0; i < prev->n_images; i++) {
+		imgs[i] = prev->images[i];
+		imgs[i].pixel_values = NULL;
+	}
+	for (size_t i = 0; i < n_images; i++)
+		imgs[prev->n_images + i] = images[i];
+	rc = ed_model_prompt_ids(m, full, nfull, imgs, prev->n_images + n_images,
+				 out, err, errlen);
 	free(ids);
 	free(full);
 	free(imgs);

@@ -993,11 +993,26 @@ int ed_tok_encode(const struct ed_tokenizer *t, const char *text, size_t len,
 
 /* ---- decoding -------------------------------------------------------- */
 
+/* Markup a reasoning or tool-calling model writes: kept in decoded text
+ * even when special, so that the reasoning and the tool calls can be
+ * found in it (as the servers' parsers find them in token ids). */
+static bool is_markup(const char *piece)
+{
+	static const char *const keep[] = {"<think>",	 "</think>",
+					   "<tool_call>", "</tool_call>",
+					   "<response>",  "</response>"};
+	for (size_t i = 0; piece && i < ED_ARRAY_LEN(keep); i++)
+		if (strcmp(piece, keep[i]) == 0)
+			return true;
+	return false;
+}
+
 static bool is_special(const struct ed_tokenizer *t, int32_t id)
 {
 	for (size_t i = 0; i < t->n_add; i++)
 		if (t->add[i].id == id)
-			return t->add[i].special;
+			return t->add[i].special &&
+			       !is_markup(ed_tok_piece(t, id));
 	return id >= 0 && id < t->n &&
 	       (t->p[id].type == T_CONTROL || t->p[id].type == T_UNKNOWN);
 }
