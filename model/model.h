@@ -252,8 +252,8 @@ struct ed_chat {
 	const struct ed_chat_part *parts;
 	size_t n_parts;
 	bool thinking;		      /* generation prompt "<think>" */
-	bool tools;		      /* declare the zoom tool */
 	const char *assistant_prefix; /* text already generated, or NULL */
+	bool tools;		      /* declare the zoom tool */
 };
 
 /* Render the template (see template.c for the exact text), tokenize it,

@@ -7,6 +7,7 @@
 #include "model_int.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -348,6 +349,7 @@ static int generate(struct ed_session *s, const struct ed_prompt *p,
 	const float *logits;
 	struct ed_buf text;
 	size_t cap = 64, emitted = 0;
+	int need = 0; /* continuation bytes still to come */
 	uint64_t rng = g->seed;
 	double t0 = ed_now_ms(), t1;
 	int rc;
@@ -394,10 +396,23 @@ static int generate(struct ed_session *s, const struct ed_prompt *p,
 		r->tokens[r->n_tokens++] = id;
 		if (tok) {
 			/* decode everything so far; hand out the new text once
-			 * a byte sequence is complete */
-			bool pending =
-			    id < ed_tok_size(tok) && ed_tok_piece(tok, id) &&
-			    strncmp(ed_tok_piece(tok, id), "<0x", 3) == 0;
+			 * a UTF-8 sequence spelled in byte pieces is complete */
+			const char *pc = id < ed_tok_size(tok)
+					     ? ed_tok_piece(tok, id)
+					     : NULL;
+			unsigned bv;
+			bool pending = false;
+			if (pc && sscanf(pc, "<0x%2X>", &bv) == 1) {
+				if (bv >= 0xC0)
+					need = bv >= 0xF0 ? 3 : bv >= 0xE0 ? 2 : 1;
+				else if (bv >= 0x80 && need > 0)
+					need--;
+				else
+					need = 0;
+				pending = need > 0;
+			} else {
+				need = 0;
+			}
 			ed_buf_reset(&text);
 			if ((rc = ed_tok_decode(tok, r->tokens, r->n_tokens,
 						true, &text))) {

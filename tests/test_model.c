@@ -819,7 +819,7 @@ static void test_tiny_vl(void)
 		struct ed_image_in im = {px, 1, 4, 8};
 		struct ed_chat_part parts[2] = {{NULL, &im},
 						{"Read the page.", NULL}};
-		struct ed_chat c = {"You are ERNIE.", parts, 2, false, NULL};
+		struct ed_chat c = {"You are ERNIE.", parts, 2, false, NULL, false};
 		struct ed_prompt p;
 		char *text = ed_model_chat_text(m, &c);
 		CHECK_STR(
@@ -1148,6 +1148,198 @@ static void test_split_thinking(void)
 	}
 }
 
+static size_t forced_len(struct ed_backend *b, const char *text)
+{
+	int32_t *ids = NULL;
+	size_t n = 0;
+
+	ed_tok_encode(ed_model_tokenizer(ed_backend_model(b)), text,
+		      strlen(text), &ids, &n);
+	free(ids);
+	return n;
+}
+
+/* The zoom loop on the native engine: a forced tool call, the tool
+ * result (a second image) appended to the cached conversation, and the
+ * continuation equal to generating from the whole prompt afresh. */
+static void test_conversation(void)
+{
+	static const char call[] =
+	    "<tool_call>{\"name\": \"image_zoom_in_tool\", \"arguments\": "
+	    "{\"bbox_2d\": [0, 0, 500, 500], \"label\": \"top\"}}</tool_call>";
+	char dir[700], err[512];
+	struct ed_backend *b;
+	struct ed_backend_opts bo = {0};
+	float *px = calloc(8 * 4 * 588, sizeof *px);
+	float *zx = calloc(4 * 4 * 588, sizeof *zx);
+	struct ed_image_in page = {px, 1, 4, 8}, zoom = {zx, 1, 4, 4};
+	struct ed_req_part parts[2] = {{NULL, &page, NULL, 0},
+				       {"Read the page.", NULL, NULL, 0}};
+	struct ed_req_part reply[2] = {{NULL, &zoom, NULL, 0},
+				       {"Zoomed.", NULL, NULL, 0}};
+	struct ed_request rq = {.parts = parts,
+				.n_parts = 2,
+				.thinking = true,
+				.tools = true,
+				.gen = {.max_new_tokens = 200},
+				.force_text = call};
+	struct ed_conv *c;
+	struct ed_response r1, r2;
+	struct ed_prompt p0 = {0};
+	const struct ed_prompt *p1;
+	int rc;
+
+	for (size_t i = 0; i < 8 * 4 * 588; i++)
+		px[i] = (float)((i * 7) % 13) / 13.0f - 0.5f;
+	for (size_t i = 0; i < 4 * 4 * 588; i++)
+		zx[i] = (float)((i * 5) % 11) / 11.0f - 0.5f;
+	snprintf(dir, sizeof dir, "%s/vl", tmp);
+	bo.model_dir = dir;
+	rc = ed_backend_open(&b, &bo, err, sizeof err);
+	CHECK(rc == 0, "backend: %s", err);
+	if (rc)
+		goto out;
+	rc = ed_conv_start(b, &rq, &c, &r1, err, sizeof err);
+	CHECK(rc == 0, "start: %s", err);
+	if (rc) {
+		ed_backend_close(b);
+		goto out;
+	}
+	CHECK_STR(r1.finish_reason, "tool_calls");
+	CHECK_STR(r1.call.name, "image_zoom_in_tool");
+	CHECK_STR(r1.call.arguments,
+		  "{\"bbox_2d\":[0,0,500,500],\"label\":\"top\"}");
+	CHECK_INT(r1.tokens_out, (long long)forced_len(b, call));
+	{
+		/* the tool list is in the prompt */
+		struct ed_buf t;
+		const struct ed_prompt *p = ed_conv_prompt(c);
+		ed_buf_init(&t, 0);
+		ed_tok_decode(ed_model_tokenizer(ed_backend_model(b)), p->ids,
+			      p->n, false, &t);
+		CHECK(strstr(t.data, "<tool_list>[{\"type\": \"function\"") &&
+			  strstr(t.data, "image_zoom_in_tool"),
+		      "tool list: %.200s", t.data);
+		ed_buf_release(&t);
+		p0.n = p->n;
+		p0.ids = malloc(p->n * sizeof *p0.ids);
+		p0.pos = malloc(3 * p->n * sizeof *p0.pos);
+		memcpy(p0.ids, p->ids, p->n * sizeof *p0.ids);
+		memcpy(p0.pos, p->pos, 3 * p->n * sizeof *p0.pos);
+	}
+	rc = ed_conv_reply(c, reply, 2, 6, &r2, err, sizeof err);
+	CHECK(rc == 0, "reply: %s", err);
+	p1 = ed_conv_prompt(c);
+	if (!rc && p1) {
+		const struct ed_tokenizer *tok =
+		    ed_model_tokenizer(ed_backend_model(b));
+		struct ed_buf t;
+		size_t gen_end, first = 0, cnt = 0;
+		bool prefix = p1->n > p0.n;
+		for (size_t i = 0; prefix && i < p0.n; i++)
+			prefix = p1->ids[i] == p0.ids[i] &&
+				 p1->pos[i] == p0.pos[i] &&
+				 p1->pos[p1->n + i] == p0.pos[p0.n + i] &&
+				 p1->pos[2 * p1->n + i] == p0.pos[2 * p0.n + i];
+		CHECK(prefix, "the first step's prompt is kept as it was");
+		/* then the forced call, as generated */
+		ed_buf_init(&t, 0);
+		for (gen_end = p0.n; gen_end < p1->n; gen_end++) {
+			ed_buf_reset(&t);
+			ed_tok_decode(tok, p1->ids + p0.n, gen_end - p0.n + 1,
+				      true, &t);
+			if (strcmp(t.data, call) == 0)
+				break;
+		}
+		CHECK(gen_end < p1->n, "the tool call's tokens follow");
+		gen_end++;
+		/* then the tool result, with the zoomed image's 2x2 tokens */
+		ed_buf_reset(&t);
+		ed_tok_decode(tok, p1->ids + gen_end, p1->n - gen_end, false,
+			      &t);
+		for (size_t i = gen_end; i < p1->n; i++)
+			if (p1->mm[i]) {
+				if (!cnt)
+					first = i;
+				cnt++;
+			}
+		CHECK_INT(cnt, 4);
+		{
+			/* the template's text, as this tokenizer spells it */
+			static const char want[] =
+			    "<|end_of_sentence|>\nTool: <tool_output>Picture "
+			    "2:<|IMAGE_START|><|IMAGE_PLACEHOLDER|>"
+			    "<|IMAGE_PLACEHOLDER|><|IMAGE_PLACEHOLDER|>"
+			    "<|IMAGE_PLACEHOLDER|><|IMAGE_END|>Zoomed."
+			    "</tool_output>\nAssistant: <think>";
+			int32_t *wid = NULL;
+			size_t wn = 0;
+			struct ed_buf wt;
+			ed_buf_init(&wt, 0);
+			ed_tok_encode(tok, want, strlen(want), &wid, &wn);
+			ed_tok_decode(tok, wid, wn, false, &wt);
+			CHECK(wn == p1->n - gen_end &&
+				  memcmp(wid, p1->ids + gen_end,
+					 wn * sizeof *wid) == 0,
+			      "tool result: '%s', want '%s'", t.data, wt.data);
+			free(wid);
+			ed_buf_release(&wt);
+		}
+		ed_buf_release(&t);
+		if (cnt == 4) {
+			/* positions: the image's cells at (s, s+r, s+c) after
+			 * the text before it, the text after at s + 2 */
+			int32_t s0 = p1->pos[first - 1] + 1;
+			CHECK(p1->pos[first] == s0 && p1->pos[first + 3] == s0 &&
+				  p1->pos[p1->n + first + 2] == s0 + 1 &&
+				  p1->pos[2 * p1->n + first + 1] == s0 + 1 &&
+				  p1->pos[first + 4] == s0 + 2,
+			      "zoom image positions");
+			CHECK(p1->vision[first - 1] && p1->vision[first + 4],
+			      "image start/end route to vision");
+		}
+		CHECK(r2.tokens_out >= 1 && r2.tokens_out <= 6,
+		      "continued %lld tokens", (long long)r2.tokens_out);
+		/* what ran: the call's last token (not yet in the cache when
+		 * generation stopped) and the tool result */
+		CHECK_INT(r2.tokens_in, (long long)(p1->n - gen_end + 1));
+		/* the cache extended = the whole conversation afresh */
+		{
+			struct ed_session *s;
+			struct ed_gen_params g = {.max_new_tokens = 6};
+			struct ed_gen_result fr;
+			struct ed_prompt full;
+			struct ed_image_in ims[2] = {page, zoom};
+			char *re = NULL, *co = NULL;
+			ed_model_prompt_ids(ed_backend_model(b), p1->ids, p1->n,
+					    ims, 2, &full, err, sizeof err);
+			ed_session_new(&s, ed_backend_model(b),
+				       &(struct ed_session_opts){1, 2048}, err,
+				       sizeof err);
+			CHECK_INT(ed_session_generate(s, &full, &g, NULL, NULL,
+						      &fr, err, sizeof err),
+				  0);
+			ed_split_thinking(fr.text ? fr.text : "", &re, &co);
+			CHECK(co && r2.content && strcmp(co, r2.content) == 0,
+			      "continued '%s', afresh '%s'", r2.content, co);
+			free(re);
+			free(co);
+			ed_gen_result_release(&fr);
+			ed_session_free(s);
+			ed_model_prompt_release(&full);
+		}
+	}
+	ed_response_release(&r1);
+	ed_response_release(&r2);
+	ed_conv_end(c);
+	ed_backend_close(b);
+out:
+	free(p0.ids);
+	free(p0.pos);
+	free(px);
+	free(zx);
+}
+
 int main(void)
 {
 	const char *base = getenv("ED_TMP");
@@ -1170,6 +1362,7 @@ int main(void)
 	test_golden_models();
 	test_tokenizer();
 	test_tiny_vl();
+	test_conversation();
 	test_text_only();
 	test_stop();
 	test_loader_errors();
