@@ -97,6 +97,9 @@ enum {
 	O_RETRY_WAIT,
 	O_RULES,
 	O_SHARD,
+	O_ZOOM,
+	O_ZOOM_STEPS,
+	O_SAVE_ZOOMS,
 	O_FIRST_FREE,
 };
 

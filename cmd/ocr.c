@@ -28,7 +28,9 @@ enum { O_FMT_NDJSON, O_FMT_TEXT, O_FMT_MD };
 	    {"max-stdin", 0, true, O_MAX_STDIN}, {"model", 0, true, O_MODEL},  \
 	    {"server", 0, true, O_SERVER},                                     \
 	    {"model-name", 0, true, O_MODEL_NAME}, {"mode", 0, true, O_MODE},  \
-	    {"prompt", 0, true, O_PROMPT},                                     \
+	    {"prompt", 0, true, O_PROMPT}, {"zoom", 0, false, O_ZOOM},         \
+	    {"zoom-steps", 0, true, O_ZOOM_STEPS},                             \
+	    {"save-zooms", 0, true, O_SAVE_ZOOMS},                             \
 	    {"temperature", 0, true, O_TEMPERATURE},                           \
 	    {"top-p", 0, true, O_TOP_P}, {"seed", 0, true, O_SEED},            \
 	    {"jobs", 'j', true, O_JOBS}, {"threads", 0, true, O_THREADS},      \
@@ -54,7 +56,8 @@ static const struct opt batch_opts[] = {
 
 #define COMMON_OCR_USAGE                                                       \
 	"         [--model DIR | --server URL [--model-name ID]]\n"            \
-	"         [--mode ocr|think] [--prompt TEXT] [--rules FILE]\n"         \
+	"         [--mode ocr|think|auto] [--zoom] [--zoom-steps N]\n"         \
+	"         [--save-zooms DIR] [--prompt TEXT] [--rules FILE]\n"         \
 	"         [--temperature T] [--top-p P] [--seed N] [--max-tokens N]\n" \
 	"         [-j N | --jobs N] [--threads N] [--timeout SECONDS]\n"       \
 	"         [--retries N] [--retry-wait SECONDS] [--pages RANGE]\n"      \
@@ -174,6 +177,24 @@ static void print_page(struct ocr_ctx *c, const struct ed_page_result *r)
 		put_str(o, "guard", r->guard);
 	if (r->has_similarity)
 		json_object_set_new(o, "similarity", json_real(r->similarity));
+	if (r->pass)
+		put_str(o, "pass", r->pass);
+	if (r->nzooms || r->tool_errors) {
+		json_t *zs = json_array();
+		for (size_t i = 0; i < r->nzooms; i++) {
+			const struct ed_store_zoom *z = &r->zooms[i];
+			json_t *zo = json_pack(
+			    "{s:i, s:[f, f, f, f], s:i, s:i}", "step", z->step,
+			    "bbox", z->x1, z->y1, z->x2, z->y2, "width",
+			    z->width, "height", z->height);
+			if (zo && z->label && *z->label)
+				put_str(zo, "label", z->label);
+			json_array_append_new(zs, zo);
+		}
+		json_object_set_new(o, "zooms", zs);
+		json_object_set_new(o, "tool_errors",
+				    json_integer(r->tool_errors));
+	}
 	if (!r->cached) {
 		json_object_set_new(o, "blocks",
 				    json_integer((json_int_t)r->nblocks));
@@ -376,7 +397,8 @@ static int parse_args(struct ocr_cfg *cfg, int argc, char **argv,
 			break;
 		}
 		case O_MODE: {
-			static const char *const md[] = {"ocr", "think", NULL};
+			static const char *const md[] = {"ocr", "think", "auto",
+							 NULL};
 			int k = opt_choice(cmd, "mode", arg, md);
 			if (k < 0)
 				return EX_USAGE_;
@@ -422,6 +444,15 @@ static int parse_args(struct ocr_cfg *cfg, int argc, char **argv,
 			o->prompt = arg;
 			break;
 		case O_RULES: o->rules_path = arg; break;
+		case O_ZOOM: o->zoom = true; break;
+		case O_ZOOM_STEPS:
+			if (ed_parse_int(arg, 1, 32, &n))
+				return bad_value(cmd, "zoom-steps", arg,
+						 "1 to 32"),
+				       EX_USAGE_;
+			o->zoom_steps = (int)n;
+			break;
+		case O_SAVE_ZOOMS: o->save_zooms = arg; break;
 		case O_TEMPERATURE:
 			if (ed_parse_double(arg, 0, 2, &d))
 				return bad_value(cmd, "temperature", arg,
@@ -527,6 +558,21 @@ static int parse_args(struct ocr_cfg *cfg, int argc, char **argv,
 		msg("%s: --min-pixels is larger than --max-pixels", cmd);
 		return EX_USAGE_;
 	}
+	if (o->zoom && strcmp(o->mode, "think") != 0) {
+		msg("%s: --zoom needs --mode think (--mode auto zooms by "
+		    "itself)",
+		    cmd);
+		return EX_USAGE_;
+	}
+	if (o->save_zooms) {
+		struct stat sb;
+		if (mkdir(o->save_zooms, 0777) < 0 &&
+		    (stat(o->save_zooms, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
+			msg("%s: cannot create directory '%s'", cmd,
+			    o->save_zooms);
+			return EX_CANTCREAT_;
+		}
+	}
 	return 0;
 }
 
@@ -542,6 +588,10 @@ static char *options_json(const struct ed_pipeline_opts *o)
 	json_object_set_new(j, "text_layer", json_string(tl[o->text_layer]));
 	json_object_set_new(j, "force", json_boolean(o->force));
 	json_object_set_new(j, "mode", json_string(o->mode));
+	json_object_set_new(j, "zoom", json_boolean(o->zoom));
+	if (o->zoom_steps)
+		json_object_set_new(j, "zoom_steps",
+				    json_integer(o->zoom_steps));
 	json_object_set_new(j, "jobs", json_integer(o->jobs));
 	json_object_set_new(j, "temperature", json_real(o->temperature));
 	json_object_set_new(j, "top_p",

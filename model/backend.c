@@ -291,8 +291,8 @@ static int native_step(struct ed_conv *c, bool first, int max_new_tokens,
 	return 0;
 }
 
-static int native_start(struct ed_conv *c, struct ed_response *out,
-			char *err, size_t errlen)
+static int native_start(struct ed_conv *c, struct ed_response *out, char *err,
+			size_t errlen)
 {
 	struct ed_backend *b = c->b;
 	const struct ed_request *r = &c->rq;
@@ -419,7 +419,8 @@ int ed_conv_reply(struct ed_conv *c, const struct ed_req_part *parts,
 			return ed_err(err, errlen, rc, "out of memory");
 		free(c->call_id);
 		c->call_id = NULL;
-		rc = remote_conv_run(c->b->remote, c->rc, &rq, out, err, errlen);
+		rc =
+		    remote_conv_run(c->b->remote, c->rc, &rq, out, err, errlen);
 		if (!rc && out->call.id && !(c->call_id = strdup(out->call.id)))
 			rc = ED_ENOMEM;
 		return rc;

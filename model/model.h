@@ -301,8 +301,9 @@ int ed_model_tool_result_text(size_t first_picture, const char *text,
  * rendered by the template. Earlier images keep their grids (positions)
  * but not their pixels (already in the cache). 0 or ED_E*.
  */
-int ed_model_prompt_extend(const struct ed_model *m, const struct ed_prompt *prev,
-			   const int32_t *gen, size_t n_gen, const char *text,
+int ed_model_prompt_extend(const struct ed_model *m,
+			   const struct ed_prompt *prev, const int32_t *gen,
+			   size_t n_gen, const char *text,
 			   const struct ed_image_in *images, size_t n_images,
 			   bool thinking, struct ed_prompt *out, char *err,
 			   size_t errlen);
@@ -454,8 +455,8 @@ struct ed_request {
 struct ed_response {
 	char *content;	 /* the answer (after </think> in thinking mode) */
 	char *reasoning; /* the thinking, or NULL */
-	char finish_reason[16]; /* "stop", "length", "callback",
-				   "tool_calls" */
+	char finish_reason[16];	  /* "stop", "length", "callback",
+				     "tool_calls" */
 	struct ed_tool_call call; /* for "tool_calls": the first call */
 	int64_t tokens_in, tokens_out;
 	double ms_vision, ms_prefill, ms_decode, ms_total;

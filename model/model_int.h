@@ -129,7 +129,8 @@ void ed_trace_i64(struct ed_session *s, const char *name, const int64_t *d,
 		  int ndim, const int64_t *shape);
 
 /* template.c: placeholder tokens of one image. */
-int64_t ed_image_tokens(const struct ed_config *c, const struct ed_image_in *im);
+int64_t ed_image_tokens(const struct ed_config *c,
+			const struct ed_image_in *im);
 
 /* vision.c: images -> projector rows [sum tokens][hidden]. */
 int ed_vision_forward(struct ed_session *s, const struct ed_image_in *img,

@@ -103,9 +103,9 @@ static json_t *content_parts(const struct ed_req_part *parts, size_t n)
 	for (size_t i = 0; content && i < n; i++) {
 		const struct ed_req_part *p = &parts[i];
 		if (p->text) {
-			json_array_append_new(content,
-					      json_pack("{s:s, s:s}", "type",
-							"text", "text", p->text));
+			json_array_append_new(
+			    content, json_pack("{s:s, s:s}", "type", "text",
+					       "text", p->text));
 		} else if (p->png) {
 			char *enc = b64(p->png, p->png_len);
 			size_t ul = enc ? strlen(enc) + 32 : 0;
@@ -117,9 +117,9 @@ static json_t *content_parts(const struct ed_req_part *parts, size_t n)
 			}
 			snprintf(url, ul, "data:image/png;base64,%s", enc);
 			json_array_append_new(
-			    content, json_pack("{s:s, s:{s:s}}", "type",
-					       "image_url", "image_url", "url",
-					       url));
+			    content,
+			    json_pack("{s:s, s:{s:s}}", "type", "image_url",
+				      "image_url", "url", url));
 			free(enc);
 			free(url);
 		}
@@ -148,9 +148,9 @@ int remote_conv_start(struct remote_conv **out, const struct ed_request *q)
 		json_array_append_new(c->messages,
 				      json_pack("{s:s, s:s}", "role", "system",
 						"content", q->system));
-	json_array_append_new(c->messages, json_pack("{s:s, s:o}", "role",
-						     "user", "content",
-						     content));
+	json_array_append_new(
+	    c->messages,
+	    json_pack("{s:s, s:o}", "role", "user", "content", content));
 	*out = c;
 	return 0;
 }
@@ -185,8 +185,8 @@ static int conv_assistant(struct remote_conv *c, const struct ed_response *o,
 			      o->call.name, "arguments",
 			      o->call.arguments ? o->call.arguments : "{}"));
 	} else {
-		json_object_set_new(m, "content",
-				    json_string(raw_content ? raw_content : ""));
+		json_object_set_new(
+		    m, "content", json_string(raw_content ? raw_content : ""));
 	}
 	return json_array_append_new(c->messages, m) ? ED_ENOMEM : 0;
 }
@@ -204,10 +204,10 @@ int remote_conv_reply(struct remote_conv *c, const char *call_id,
 		call_id = id;
 	}
 	c->calls++;
-	return json_array_append_new(
-		   c->messages, json_pack("{s:s, s:s, s:o}", "role", "tool",
-					  "tool_call_id", call_id, "content",
-					  content))
+	return json_array_append_new(c->messages,
+				     json_pack("{s:s, s:s, s:o}", "role",
+					       "tool", "tool_call_id", call_id,
+					       "content", content))
 		   ? ED_ENOMEM
 		   : 0;
 }
@@ -237,9 +237,9 @@ static char *request_json(const struct remote *r, const struct remote_conv *c,
 	json_object_set_new(root, "stream", json_true());
 	json_object_set_new(root, "stream_options",
 			    json_pack("{s:b}", "include_usage", 1));
-	json_object_set_new(root, "chat_template_kwargs",
-			    json_pack("{s:b}", "enable_thinking",
-				      q->thinking ? 1 : 0));
+	json_object_set_new(
+	    root, "chat_template_kwargs",
+	    json_pack("{s:b}", "enable_thinking", q->thinking ? 1 : 0));
 	if (q->tools) {
 		json_t *tool = json_loads(ed_model_zoom_tool_json(), 0, NULL);
 		json_object_set_new(root, "tools", json_pack("[o]", tool));
@@ -291,8 +291,8 @@ static int take_tool_call(struct xfer *x, json_t *tc)
 		return 0;
 	if ((v = json_object_get(tc, "index")) && json_integer_value(v) > 0)
 		return 0;
-	if ((v = json_object_get(tc, "id")) && json_is_string(v) &&
-	    !x->tc_id && !(x->tc_id = strdup(json_string_value(v))))
+	if ((v = json_object_get(tc, "id")) && json_is_string(v) && !x->tc_id &&
+	    !(x->tc_id = strdup(json_string_value(v))))
 		return -1;
 	if ((v = json_object_get(f, "name")) && json_is_string(v) &&
 	    !x->tc_name && !(x->tc_name = strdup(json_string_value(v))))
@@ -335,8 +335,8 @@ static int sse_event(struct xfer *x, const char *data)
 		rc = deliver(x, json_string_value(v), true);
 	if (!rc && (v = json_object_get(d, "content")) && json_is_string(v))
 		rc = deliver(x, json_string_value(v), false);
-	if (!rc &&
-	    take_tool_call(x, json_array_get(json_object_get(d, "tool_calls"), 0)))
+	if (!rc && take_tool_call(
+		       x, json_array_get(json_object_get(d, "tool_calls"), 0)))
 		rc = -1;
 	if ((v = json_object_get(ch, "finish_reason")) && json_is_string(v))
 		snprintf(x->finish, sizeof x->finish, "%s",
@@ -421,8 +421,8 @@ static int parse_json_reply(struct xfer *x)
 		json_decref(j);
 		return ED_ENOMEM;
 	}
-	if (take_tool_call(x,
-			   json_array_get(json_object_get(msg, "tool_calls"), 0))) {
+	if (take_tool_call(
+		x, json_array_get(json_object_get(msg, "tool_calls"), 0))) {
 		json_decref(j);
 		return ED_ENOMEM;
 	}
@@ -976,7 +976,8 @@ int remote_conv_run(struct remote *r, struct remote_conv *c,
 	pthread_mutex_unlock(&r->mu);
 	rc = x.rc;
 	if (rc) {
-		ed_err(err, errlen, rc, "%s", x.err[0] ? x.err : ed_strerror(rc));
+		ed_err(err, errlen, rc, "%s",
+		       x.err[0] ? x.err : ed_strerror(rc));
 		ed_response_release(out);
 		goto out;
 	}
@@ -992,7 +993,8 @@ int remote_conv_run(struct remote *r, struct remote_conv *c,
 		}
 		if (k == 1) {
 			out->call = tc;
-			out->content[at] = '\0'; /* the answer is what came before */
+			out->content[at] =
+			    '\0'; /* the answer is what came before */
 			snprintf(out->finish_reason, sizeof out->finish_reason,
 				 "tool_calls");
 		}

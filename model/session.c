@@ -152,10 +152,9 @@ static int run_prompt(struct ed_session *s, const struct ed_prompt *p,
 		       (size_t)n * sizeof *pos);
 	{
 		double t0 = ed_now_ms();
-		if (tokens &&
-		    (rc = ed_vision_forward(s, p->images + first,
-					    p->n_images - first, img, err,
-					    errlen)))
+		if (tokens && (rc = ed_vision_forward(s, p->images + first,
+						      p->n_images - first, img,
+						      err, errlen)))
 			goto out;
 		s->ms_vision = ed_now_ms() - t0;
 	}
@@ -193,8 +192,8 @@ static int run_prompt(struct ed_session *s, const struct ed_prompt *p,
 	}
 	{
 		double t0 = ed_now_ms();
-		if ((rc = ed_decoder_forward(s, x, n, pos, p->vision + start, err,
-					     errlen)))
+		if ((rc = ed_decoder_forward(s, x, n, pos, p->vision + start,
+					     err, errlen)))
 			goto out;
 		s->ms_decoder = ed_now_ms() - t0;
 	}
@@ -340,9 +339,9 @@ void ed_gen_result_release(struct ed_gen_result *r)
 	memset(r, 0, sizeof *r);
 }
 
-static int generate(struct ed_session *s, const struct ed_prompt *p,
-		    bool cont, const struct ed_gen_params *g, ed_token_fn cb,
-		    void *ud, struct ed_gen_result *r, char *err, size_t errlen)
+static int generate(struct ed_session *s, const struct ed_prompt *p, bool cont,
+		    const struct ed_gen_params *g, ed_token_fn cb, void *ud,
+		    struct ed_gen_result *r, char *err, size_t errlen)
 {
 	const struct ed_model *m = s->m;
 	const struct ed_tokenizer *tok = m->tok;
@@ -396,7 +395,8 @@ static int generate(struct ed_session *s, const struct ed_prompt *p,
 		r->tokens[r->n_tokens++] = id;
 		if (tok) {
 			/* decode everything so far; hand out the new text once
-			 * a UTF-8 sequence spelled in byte pieces is complete */
+			 * a UTF-8 sequence spelled in byte pieces is complete
+			 */
 			const char *pc = id < ed_tok_size(tok)
 					     ? ed_tok_piece(tok, id)
 					     : NULL;
@@ -404,7 +404,9 @@ static int generate(struct ed_session *s, const struct ed_prompt *p,
 			bool pending = false;
 			if (pc && sscanf(pc, "<0x%2X>", &bv) == 1) {
 				if (bv >= 0xC0)
-					need = bv >= 0xF0 ? 3 : bv >= 0xE0 ? 2 : 1;
+					need = bv >= 0xF0   ? 3
+					       : bv >= 0xE0 ? 2
+							    : 1;
 				else if (bv >= 0x80 && need > 0)
 					need--;
 				else

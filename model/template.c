@@ -360,8 +360,9 @@ int ed_model_tool_result_text(size_t first_picture, const char *text,
 	return rc ? ED_ENOMEM : 0;
 }
 
-int ed_model_prompt_extend(const struct ed_model *m, const struct ed_prompt *prev,
-			   const int32_t *gen, size_t n_gen, const char *text,
+int ed_model_prompt_extend(const struct ed_model *m,
+			   const struct ed_prompt *prev, const int32_t *gen,
+			   size_t n_gen, const char *text,
 			   const struct ed_image_in *images, size_t n_images,
 			   bool thinking, struct ed_prompt *out, char *err,
 			   size_t errlen)
@@ -423,8 +424,8 @@ int ed_model_prompt_extend(const struct ed_model *m, const struct ed_prompt *pre
 	}
 	for (size_t i = 0; i < n_images; i++)
 		imgs[prev->n_images + i] = images[i];
-	rc = ed_model_prompt_ids(m, full, nfull, imgs, prev->n_images + n_images,
-				 out, err, errlen);
+	rc = ed_model_prompt_ids(m, full, nfull, imgs,
+				 prev->n_images + n_images, out, err, errlen);
 	free(ids);
 	free(full);
 	free(imgs);

@@ -998,7 +998,7 @@ int ed_tok_encode(const struct ed_tokenizer *t, const char *text, size_t len,
  * found in it (as the servers' parsers find them in token ids). */
 static bool is_markup(const char *piece)
 {
-	static const char *const keep[] = {"<think>",	 "</think>",
+	static const char *const keep[] = {"<think>",	  "</think>",
 					   "<tool_call>", "</tool_call>",
 					   "<response>",  "</response>"};
 	for (size_t i = 0; piece && i < ED_ARRAY_LEN(keep); i++)

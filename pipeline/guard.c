@@ -220,3 +220,34 @@ out:
 	free(wb.h);
 	return r;
 }
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+bool ed_pipeline_small_text(const struct ed_text *layer, double height_pt,
+			    int input_height_px, const char *text,
+			    int image_tokens)
+{
+	if (layer && layer->nwords >= 20 && height_pt > 0 &&
+	    input_height_px > 0) {
+		double *h = malloc(layer->nwords * sizeof *h), med;
+		if (!h)
+			return false;
+		for (size_t i = 0; i < layer->nwords; i++)
+			h[i] = layer->words[i].y1 - layer->words[i].y0;
+		qsort(h, layer->nwords, sizeof *h, cmp_double);
+		med = h[layer->nwords / 2];
+		free(h);
+		return med * input_height_px / height_pt < ED_SMALL_TEXT_PX;
+	}
+	if (text && image_tokens > 0) {
+		struct ed_text_stats s;
+		ed_pipeline_text_stats(text, strlen(text), &s);
+		return (double)s.visible / image_tokens >
+		       ED_DENSE_CHARS_PER_TOKEN;
+	}
+	return false;
+}

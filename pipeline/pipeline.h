@@ -131,6 +131,38 @@ int ed_pipeline_rules_run(const struct ed_rules *rs, const char *text,
 			  size_t len, struct ed_arena *a,
 			  const struct ed_store_field **out, size_t *n);
 
+/* ---- the zoom tool ------------------------------------------------- */
+
+/* The smallest box side on the 0-1000 scale; smaller boxes are grown. */
+#define ED_ZOOM_MIN 20
+/* The highest resolution a PDF region is rendered at. */
+#define ED_ZOOM_MAX_DPI 1200
+
+/* A zoom box on the 0-1000 scale of the page image, origin top left. */
+struct ed_zoom_box {
+	double x1, y1, x2, y2;
+	char label[200];
+};
+
+/*
+ * Check a zoom tool call: name must be the zoom tool, arguments a JSON
+ * object with bbox_2d = 4 finite numbers (clamped to 0..1000; x1 < x2 and
+ * y1 < y2 after that; sides under ED_ZOOM_MIN grown around their centre)
+ * and an optional label. 0, or ED_EFORMAT with a message for the model.
+ */
+int ed_pipeline_zoom_parse(const char *name, const char *arguments,
+			   struct ed_zoom_box *box, char *err, size_t errlen);
+/* The box as a region of the page (fractions, as ed_render_page takes). */
+struct ed_rect ed_pipeline_zoom_rect(const struct ed_zoom_box *b);
+/* The box in points of the page as shown (rotation applied), origin top
+ * left, as the text layer's word boxes: pts = x0, y0, x1, y1. */
+void ed_pipeline_zoom_points(const struct ed_zoom_box *b, double width_pt,
+			     double height_pt, double pts[4]);
+/* The DPI at which the box of a width_pt x height_pt page fills
+ * max_pixels, between 72 and ED_ZOOM_MAX_DPI. */
+double ed_pipeline_zoom_dpi(const struct ed_zoom_box *b, double width_pt,
+			    double height_pt, uint64_t max_pixels);
+
 /* ---- inputs for batch ---------------------------------------------- */
 
 /* A sorted list of document files. */
@@ -177,6 +209,10 @@ struct ed_page_result {
 				      "repetition", "error" */
 	const char *guard;	   /* guard verdicts */
 	int attempts;
+	const struct ed_store_zoom *zooms; /* the zoom tool's looks */
+	size_t nzooms;
+	int tool_errors;
+	const char *pass; /* --mode auto: "ocr" or "think-zoom" */
 	bool has_similarity;
 	double similarity;
 	size_t nblocks, nfields;
@@ -217,8 +253,14 @@ struct ed_run_result {
 
 struct ed_pipeline_opts {
 	const char *db_path;
-	const char *mode;   /* "ocr" (non-thinking) or "think" */
-	const char *prompt; /* a custom task instead of the OCR prompt */
+	const char *mode; /* "ocr" (non-thinking), "think", or "auto" (ocr,
+			     then think with zoom for pages the guards
+			     flag) */
+	bool zoom;	  /* think: declare the zoom tool */
+	int zoom_steps;	  /* tool calls per page; 0 = 3 */
+	const char *save_zooms; /* write each zoom's crop here, or NULL */
+	const char *force_text; /* tests: the native engine emits this first */
+	const char *prompt;	/* a custom task instead of the OCR prompt */
 	/* backend: model_dir (native) or server_url (remote), neither = none */
 	const char *model_dir;
 	const char *server_url, *model_name, *api_key;
@@ -288,6 +330,23 @@ double ed_pipeline_similarity(const char *a, const char *b);
  * 400). *loop_start receives where the loop begins.
  */
 bool ed_pipeline_repeats(const char *text, size_t len, size_t *loop_start);
+
+/* --mode auto looks again when the text layer and the transcription
+ * agree less than this. */
+#define ED_ESCALATE_SIMILARITY 0.5
+/* ... or when the text is small for the resolution the model saw: a
+ * median word under this many pixels high, or without a text layer more
+ * than this many characters per image token. */
+#define ED_SMALL_TEXT_PX	 10.0
+#define ED_DENSE_CHARS_PER_TOKEN 4.0
+
+/* Is the page's text small relative to the model's view of it? layer: the
+ * text layer (words with boxes), the page height in points and in the
+ * model's input pixels; without enough words, the transcription's visible
+ * characters per image token decide. */
+bool ed_pipeline_small_text(const struct ed_text *layer, double height_pt,
+			    int input_height_px, const char *text,
+			    int image_tokens);
 
 /* Token budget for a page: grows with the page's area and ink. */
 int ed_pipeline_token_budget(double width_pt, double height_pt,

@@ -55,7 +55,6 @@ struct result {
 	int page;
 	struct ed_arena arena;
 	struct ed_store_page pg;
-	const char *reasoning;
 	int code;     /* 0, or ED_E* for an error row */
 	bool dropped; /* interrupted: store nothing */
 	bool unavailable;
@@ -72,6 +71,7 @@ struct ed_pipeline {
 	struct ed_rules *rules;
 	char model_id[256];
 	char prompt_id[64];
+	char alt_prompt_id[80]; /* --mode auto: the result not chosen */
 	const char *prompt;
 	/* workers */
 	pthread_t *th;
@@ -227,15 +227,181 @@ static int prepare_image(struct ed_pipeline *p, const struct ed_image *img,
 	}
 }
 
-/* The model reads the page, with the guards. Fills r->pg; returns 0 or
- * an ED_E* for an error row (ED_EINTR / ED_EUNAVAIL stop the run). */
-static int model_page(struct worker *wk, struct result *r,
+/* What one model pass over a page produced, beyond the page row. */
+struct pass {
+	struct ed_store_page *pg;
+	bool thinking, zoom;
+	struct ed_store_zoom *zooms;
+	size_t nzooms;
+	struct ed_buf reasoning; /* every step's thinking */
+};
+
+/* Write a zoom crop to --save-zooms DIR. Failing to is not fatal. */
+static void save_zoom(const struct ed_pipeline *p, const struct result *r,
+		      int step, const struct ed_image *crop)
+{
+	unsigned char *png = NULL;
+	size_t n = 0;
+	char path[4096], err[128];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%.12s-p%04d-z%d.png", p->o.save_zooms,
+		 r->d->src.sha256, r->page + 1, step);
+	if (ed_render_png_encode(crop, 6, &png, &n, err, sizeof err))
+		return;
+	f = fopen(path, "wb");
+	if (f) {
+		fwrite(png, 1, n, f);
+		fclose(f);
+	}
+	free(png);
+}
+
+/*
+ * Answer one tool call: check it, render the region from the source (a
+ * PDF at the DPI that fills the pixel budget, a raster from its original
+ * pixels), and give it back as the tool's result; a bad call is answered
+ * with what is wrong. Returns 0 or an ED_E* that ends the page.
+ */
+static int answer_call(struct worker *wk, struct result *r, struct pass *ps,
+		       struct ed_conv *conv, const struct ed_tool_call *call,
+		       int step, int max_new, struct ed_response *next)
+{
+	struct ed_pipeline *p = wk->p;
+	struct ed_store_page *pg = ps->pg;
+	struct ed_zoom_box box;
+	struct ed_image crop = {0};
+	struct prepared pr = {0};
+	struct ed_req_part parts[2];
+	char msg[512], text[256];
+	size_t np = 0;
+	int rc;
+
+	rc = ed_pipeline_zoom_parse(call->name, call->arguments, &box, msg,
+				    sizeof msg);
+	if (!rc) {
+		struct ed_rect rect = ed_pipeline_zoom_rect(&box);
+		double dpi = ed_render_doc_kind(wk->doc) == ED_RENDER_PDF
+				 ? ed_pipeline_zoom_dpi(&box, pg->width_pt,
+							pg->height_pt,
+							p->o.tile.max_pixels)
+				 : 0;
+		if ((rc = ed_render_page(wk->doc, r->page, dpi, &rect, &crop,
+					 msg, sizeof msg)) ||
+		    (rc = prepare_image(p, &crop, &pr, msg, sizeof msg)))
+			snprintf(msg, sizeof msg,
+				 "the region could not be rendered");
+	}
+	if (rc) {
+		/* the model hears what was wrong, and may try again */
+		pg->tool_errors++;
+		snprintf(text, sizeof text, "Error: %.200s", msg);
+		parts[np++] = (struct ed_req_part){text, NULL, NULL, 0};
+	} else {
+		struct ed_store_zoom *z =
+		    ed_arena_alloc(&r->arena, (ps->nzooms + 1) * sizeof *z);
+		if (z) {
+			if (ps->nzooms)
+				memcpy(z, ps->zooms, ps->nzooms * sizeof *z);
+			z[ps->nzooms] = (struct ed_store_zoom){
+			    step,	box.x1,	    box.y1,
+			    box.x2,	box.y2,	    adup(&r->arena, box.label),
+			    crop.width, crop.height};
+			ps->zooms = z;
+			ps->nzooms++;
+		}
+		if (p->o.save_zooms)
+			save_zoom(p, r, step, &crop);
+		parts[np++] = (struct ed_req_part){NULL, pr.png ? NULL : &pr.im,
+						   pr.png, pr.png_len};
+		snprintf(text, sizeof text,
+			 "The region [%g, %g, %g, %g] of the page, zoomed in.",
+			 box.x1, box.y1, box.x2, box.y2);
+		parts[np++] = (struct ed_req_part){text, NULL, NULL, 0};
+	}
+	rc = ed_conv_reply(conv, parts, np, max_new, next, r->err,
+			   sizeof r->err);
+	ed_render_image_release(&crop);
+	ed_render_tiles_release(&pr.tiles);
+	free(pr.png);
+	return rc;
+}
+
+static void add_reasoning(struct pass *ps, const char *s)
+{
+	if (!s || !*s)
+		return;
+	if (ps->reasoning.len)
+		ed_buf_puts(&ps->reasoning, "\n\n");
+	ed_buf_puts(&ps->reasoning, s);
+}
+
+/* One conversation: the request, then the zoom loop while the model
+ * calls the tool. resp receives the last reply; token counts add up. */
+static int converse(struct worker *wk, struct result *r, struct pass *ps,
+		    struct ed_request *rq, struct gen_watch *gw,
+		    struct ed_response *resp)
+{
+	struct ed_pipeline *p = wk->p;
+	struct ed_conv *conv = NULL;
+	int64_t tin = 0, tout = 0;
+	int steps = p->o.zoom_steps > 0 ? p->o.zoom_steps : 3, rc;
+
+	ps->nzooms = 0;
+	ps->pg->tool_errors = 0;
+	ed_buf_reset(&ps->reasoning);
+	rc = ed_conv_start(p->backend, rq, &conv, resp, r->err, sizeof r->err);
+	for (int step = 1;
+	     !rc && strcmp(resp->finish_reason, "tool_calls") == 0; step++) {
+		struct ed_response next;
+		struct ed_tool_call call = resp->call;
+		int left = gw->budget - (int)(tout + resp->tokens_out);
+		tin += resp->tokens_in;
+		tout += resp->tokens_out;
+		add_reasoning(ps, resp->reasoning);
+		if (step > steps + 1 || left <= 0 || p->stop)
+			break; /* it would not stop asking */
+		memset(&resp->call, 0, sizeof resp->call);
+		if (step > steps) {
+			/* over the limit: one last chance to answer */
+			struct ed_req_part t = {
+			    "Error: no more zooms; give the final answer now.",
+			    NULL, NULL, 0};
+			ps->pg->tool_errors++;
+			rc = ed_conv_reply(conv, &t, 1, left, &next, r->err,
+					   sizeof r->err);
+		} else {
+			rc = answer_call(wk, r, ps, conv, &call, step, left,
+					 &next);
+		}
+		ed_tool_call_release(&call);
+		ed_response_release(resp);
+		if (!rc)
+			*resp = next;
+	}
+	if (!rc) {
+		if (strcmp(resp->finish_reason, "tool_calls") != 0) {
+			tin += resp->tokens_in;
+			tout += resp->tokens_out;
+			add_reasoning(ps, resp->reasoning);
+		}
+		resp->tokens_in = tin;
+		resp->tokens_out = tout;
+	}
+	ed_conv_end(conv);
+	return rc;
+}
+
+/* The model reads the page once (OCR, or thinking with the zoom tool),
+ * with the guards. Fills ps->pg; returns 0 or an ED_E* for an error row
+ * (ED_EINTR / ED_EUNAVAIL stop the run). */
+static int model_pass(struct worker *wk, struct result *r, struct pass *ps,
 		      const struct ed_image *img, double ink,
 		      const char *layer_text, bool layer_good)
 {
 	struct ed_pipeline *p = wk->p;
 	const struct ed_pipeline_opts *o = &p->o;
-	struct ed_store_page *pg = &r->pg;
+	struct ed_store_page *pg = ps->pg;
 	struct prepared pr;
 	struct ed_req_part parts[2];
 	struct gen_watch gw = {.p = p};
@@ -255,7 +421,9 @@ static int model_page(struct worker *wk, struct result *r,
 	parts[1] = (struct ed_req_part){p->prompt, NULL, NULL, 0};
 	rq.parts = parts;
 	rq.n_parts = 2;
-	rq.thinking = strcmp(o->mode, "think") == 0;
+	rq.thinking = ps->thinking;
+	rq.tools = ps->zoom;
+	rq.force_text = o->force_text;
 	rq.gen.temperature = o->temperature;
 	rq.gen.top_p = o->top_p > 0 ? o->top_p : 1;
 	rq.gen.seed = o->seed;
@@ -275,8 +443,7 @@ static int model_page(struct worker *wk, struct result *r,
 		gw.repeated = gw.too_long = false;
 		ed_response_release(&resp);
 		pg->attempts = attempt + 1;
-		rc = ed_backend_run(p->backend, &rq, &resp, r->err,
-				    sizeof r->err);
+		rc = converse(wk, r, ps, &rq, &gw, &resp);
 		if (rc)
 			break;
 		if (p->stop) {
@@ -287,6 +454,7 @@ static int model_page(struct worker *wk, struct result *r,
 			break;
 		/* a loop: again, warmer */
 		rq.gen.temperature = retry_temps[ED_MIN(attempt, 2)];
+		rq.force_text = NULL;
 		if (!rq.gen.seed)
 			rq.gen.seed = 0x5eed + (uint64_t)attempt;
 	}
@@ -313,8 +481,10 @@ static int model_page(struct worker *wk, struct result *r,
 	pg->finish_reason = adup(&r->arena, resp.finish_reason);
 	pg->text = adup(&r->arena, resp.content);
 	pg->markdown = pg->text;
-	r->reasoning = adup(&r->arena, resp.reasoning);
-	pg->reasoning = r->reasoning;
+	pg->reasoning =
+	    ps->reasoning.len ? adup(&r->arena, ps->reasoning.data) : NULL;
+	pg->zooms = ps->zooms;
+	pg->nzooms = ps->nzooms;
 	if (pg->attempts > 1)
 		snprintf(guard, sizeof guard, "retried");
 	if (gw.repeated) {
@@ -351,6 +521,11 @@ static int model_page(struct worker *wk, struct result *r,
 						? resp.content
 						: gw.text.data);
 		}
+	} else if (strcmp(resp.finish_reason, "tool_calls") == 0) {
+		/* still calling the tool past the limit: what it said */
+		pg->finish_reason = "tool_calls";
+		snprintf(guard + strlen(guard), sizeof guard - strlen(guard),
+			 "%szoom-limit", *guard ? "," : "");
 	}
 	if (layer_good && pg->text && strcmp(pg->source, "model") == 0) {
 		pg->has_similarity = true;
@@ -362,6 +537,105 @@ static int model_page(struct worker *wk, struct result *r,
 	ed_buf_release(&gw.text);
 	ed_render_tiles_release(&pr.tiles);
 	free(pr.png);
+	return 0;
+}
+
+/* Should --mode auto look again, thinking with the zoom tool? The
+ * reasons, comma-separated, or "" for no. */
+static void escalation(const struct ed_pipeline *p,
+		       const struct ed_store_page *pg,
+		       const struct ed_text *layer, char *why, size_t n)
+{
+	size_t k = 0;
+
+	why[0] = '\0';
+	if (pg->finish_reason && strcmp(pg->finish_reason, "repetition") == 0)
+		k += (size_t)snprintf(why + k, n - k, "repetition,");
+	if (pg->finish_reason && strcmp(pg->finish_reason, "length") == 0)
+		k += (size_t)snprintf(why + k, n - k, "length,");
+	if (pg->has_similarity && pg->similarity < ED_ESCALATE_SIMILARITY)
+		k += (size_t)snprintf(why + k, n - k, "low-agreement,");
+	if (ed_pipeline_small_text(layer, pg->height_pt,
+				   pg->grid_h * p->o.tile.patch, pg->text,
+				   pg->image_tokens))
+		k += (size_t)snprintf(why + k, n - k, "small-text,");
+	if (k && k < n)
+		why[k - 1] = '\0';
+}
+
+/* --mode auto: a fast OCR pass, and for a flagged page a second look in
+ * thinking mode with the zoom tool; both are kept, the better chosen. */
+static int model_page(struct worker *wk, struct result *r,
+		      const struct ed_image *img, double ink,
+		      const struct ed_text *layer, bool layer_good)
+{
+	struct ed_pipeline *p = wk->p;
+	const char *mode = p->o.mode;
+	struct pass a = {&r->pg, false, false, NULL, 0, {0}};
+	struct pass b = {NULL, true, true, NULL, 0, {0}};
+	struct ed_store_page *alt;
+	char why[128], *g;
+	int rc;
+
+	ed_buf_init(&a.reasoning, 0);
+	ed_buf_init(&b.reasoning, 0);
+	if (strcmp(mode, "auto") != 0) {
+		a.thinking = strcmp(mode, "think") == 0;
+		a.zoom = a.thinking && p->o.zoom;
+		rc = model_pass(wk, r, &a, img, ink, layer->text, layer_good);
+		ed_buf_release(&a.reasoning);
+		return rc;
+	}
+	rc = model_pass(wk, r, &a, img, ink, layer->text, layer_good);
+	r->pg.pass = "ocr";
+	r->pg.chosen = 1;
+	if (rc || p->stop) {
+		ed_buf_release(&a.reasoning);
+		return rc;
+	}
+	escalation(p, &r->pg, layer, why, sizeof why);
+	if (!*why) {
+		ed_buf_release(&a.reasoning);
+		return 0;
+	}
+	alt = ed_arena_alloc(&r->arena, sizeof *alt);
+	if (!alt) {
+		ed_buf_release(&a.reasoning);
+		return ed_err(r->err, sizeof r->err, ED_ENOMEM,
+			      "out of memory");
+	}
+	*alt = r->pg; /* the same page: size, key */
+	alt->guard = NULL;
+	alt->tool_errors = 0;
+	b.pg = alt;
+	rc = model_pass(wk, r, &b, img, ink, layer->text, layer_good);
+	ed_buf_release(&a.reasoning);
+	ed_buf_release(&b.reasoning);
+	if (rc)
+		return rc == ED_EINTR || rc == ED_EUNAVAIL ? rc : 0;
+	alt->pass = "think-zoom";
+	/* the second look wins unless it ended worse than the first */
+	{
+		bool b_ok = strcmp(alt->finish_reason, "stop") == 0;
+		bool a_ok = strcmp(r->pg.finish_reason, "stop") == 0;
+		struct ed_store_page keep = r->pg;
+		alt->chosen = b_ok || !a_ok;
+		keep.chosen = !alt->chosen;
+		if (alt->chosen) {
+			/* the chosen result holds the key */
+			r->pg = *alt;
+			*alt = keep;
+		}
+	}
+	alt->key.prompt_id = p->alt_prompt_id;
+	r->pg.alt = alt;
+	g = ed_arena_alloc(&r->arena, 160);
+	if (g) {
+		snprintf(g, 160, "%s%sescalated:%s",
+			 r->pg.guard ? r->pg.guard : "", r->pg.guard ? "," : "",
+			 why);
+		r->pg.guard = g;
+	}
 	return 0;
 }
 
@@ -435,7 +709,7 @@ static void work_page(struct worker *wk, struct result *r)
 		    "needs the model: no --model or --server configured";
 		goto out;
 	}
-	rc = model_page(wk, r, &img, ink, text.text, layer_good);
+	rc = model_page(wk, r, &img, ink, &text, layer_good);
 	/* a bad reply or a refused request is the server's doing, not the
 	 * input's: the page fails with exit status 1, not 65 or 64 */
 	r->server_fault = rc == ED_EFORMAT || rc == ED_EINVAL;
@@ -601,6 +875,12 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 		snprintf(p->prompt_id, sizeof p->prompt_id, "%s",
 			 ED_PIPELINE_OCR_PROMPT_ID);
 	}
+	/* the zoom tool changes the results: its own key */
+	if (o->zoom && strcmp(o->mode, "think") == 0)
+		snprintf(p->prompt_id + strlen(p->prompt_id),
+			 sizeof p->prompt_id - strlen(p->prompt_id), "+zoom");
+	snprintf(p->alt_prompt_id, sizeof p->alt_prompt_id, "%s+alt",
+		 p->prompt_id);
 	if ((rc =
 		 ed_pipeline_rules_load(&p->rules, o->rules_path, err, errlen)))
 		goto fail;
@@ -708,6 +988,10 @@ static void report(struct ed_pipeline *p, struct docref *d, int page,
 	    .finish_reason = pg->finish_reason,
 	    .guard = pg->guard,
 	    .attempts = pg->attempts,
+	    .zooms = pg->zooms,
+	    .nzooms = pg->nzooms,
+	    .tool_errors = pg->tool_errors,
+	    .pass = pg->pass,
 	    .has_similarity = pg->has_similarity,
 	    .similarity = pg->similarity,
 	    .nblocks = pg->nblocks,
@@ -809,7 +1093,7 @@ static void take_result(struct ed_pipeline *p, struct result *r,
 				d->r.needs_model++;
 			p->prog.pages_done++;
 			p->prog.tokens_out += r->pg.tokens_out;
-			report(p, d, r->page, &r->pg, id, r->reasoning, false);
+			report(p, d, r->page, &r->pg, id, r->pg.reasoning, false);
 		}
 	}
 	pthread_mutex_lock(&p->mu);

@@ -94,6 +94,13 @@ static void span(double f0, double f1, int size, int *lo, int *hi)
 	*hi = h;
 }
 
+void ed_render_rect_pixels(const struct ed_rect *r, int w, int h, int *x0,
+			   int *y0, int *x1, int *y1)
+{
+	span(r->x0, r->x1, w, x0, x1);
+	span(r->y0, r->y1, h, y0, y1);
+}
+
 int image_crop(const struct ed_image *in, const struct ed_rect *r,
 	       struct ed_image *out, char *err, size_t errlen)
 {

@@ -128,6 +128,12 @@ struct ed_rect {
 	double x0, y0, x1, y1;
 };
 
+/* The pixels [*x0, *x1) x [*y0, *y1) a region covers on a w x h raster:
+ * clamped to it, rounded outwards, at least one pixel: the crop that
+ * ed_render_page() makes of raster pages. */
+void ed_render_rect_pixels(const struct ed_rect *r, int w, int h, int *x0,
+			   int *y0, int *x1, int *y1);
+
 /*
  * Rasterize page (0-based) to RGB8 on white. PDF pages are rendered at dpi;
  * raster pages come at their native resolution and dpi is ignored. With a

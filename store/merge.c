@@ -114,7 +114,8 @@ static const char *const steps[] = {
     "  model_id, prompt_id, status, width, height, dpi, grid_h, grid_w,\n"
     "  image_tokens, text, markdown, reasoning, finish_reason, tokens_in,\n"
     "  tokens_out, ms_render, ms_encode, ms_prefill, ms_decode, error,\n"
-    "  created_at, guard, attempts, text_similarity)\n"
+    "  created_at, guard, attempts, text_similarity, tool_errors, pass,\n"
+    "  chosen)\n"
     "SELECT p.id + o.pages, t.doc, p.page_no,\n"
     "  (SELECT new FROM temp.merge_run WHERE old = p.run_id), p.source,\n"
     "  p.mode, p.model_id, p.prompt_id, p.status, p.width, p.height,\n"
@@ -210,9 +211,15 @@ int ed_store_merge(struct ed_store *st, const char *src_path,
 		int64_t changes = 0;
 		const char *cols = "NULL";
 		if (i == STEP_PAGES)
-			cols = version >= 2 ? "p.guard, p.attempts, "
-					      "p.text_similarity"
-					    : "NULL, NULL, NULL";
+			cols =
+			    version >= 3   ? "p.guard, p.attempts, "
+					     "p.text_similarity, p.tool_errors, "
+					     "p.pass, p.chosen"
+			    : version >= 2 ? "p.guard, p.attempts, "
+					     "p.text_similarity, NULL, NULL, "
+					     "NULL"
+					   : "NULL, NULL, NULL, NULL, NULL, "
+					     "NULL";
 		else if (i == STEP_BLOCKS)
 			cols = version >= 2 ? "b.level" : "NULL";
 		else if (i == STEP_CELLS && version < 2)

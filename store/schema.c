@@ -117,5 +117,11 @@ static const char v2[] =
     "  text TEXT);\n"
     "CREATE INDEX cells_block ON cells(block_id, row, col);\n";
 
-const char *const store_migrations[] = {v1, v2};
-const int store_nmigrations = 2;
+/* version 2 -> 3: the zoom loop and escalation: tool errors per page,
+ * which pass produced a result and whether it is the chosen one */
+static const char v3[] = "ALTER TABLE pages ADD COLUMN tool_errors INTEGER;\n"
+			 "ALTER TABLE pages ADD COLUMN pass TEXT;\n"
+			 "ALTER TABLE pages ADD COLUMN chosen INTEGER;\n";
+
+const char *const store_migrations[] = {v1, v2, v3};
+const int store_nmigrations = 3;

@@ -206,6 +206,11 @@ int ed_store_open(struct ed_store **out, const char *path, int flags, char *err,
 		st, &st->ins_field,
 		"INSERT INTO fields(page_id, name, value, rule, span_start, "
 		"span_end) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+		err, errlen) ||
+	    prepare(
+		st, &st->ins_zoom,
+		"INSERT INTO zooms(page_id, step, x1, y1, x2, y2, label, "
+		"width, height) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 		err, errlen)) {
 		rc = ED_ECREATE;
 		goto out_close;
@@ -227,6 +232,7 @@ void ed_store_close(struct ed_store *st)
 	sqlite3_finalize(st->ins_block);
 	sqlite3_finalize(st->ins_cell);
 	sqlite3_finalize(st->ins_field);
+	sqlite3_finalize(st->ins_zoom);
 	sqlite3_close(st->db);
 	free(st);
 }
@@ -357,15 +363,14 @@ int ed_store_page_lookup(struct ed_store *st, const struct ed_store_key *k,
 	return 0;
 }
 
-int ed_store_page_put(struct ed_store *st, const struct ed_store_page *p,
-		      int64_t *id, char *err, size_t errlen)
+/* One page's rows, inside the caller's transaction. 0, or -1 with the
+ * statement that failed reset. */
+static int put_one(struct ed_store *st, const struct ed_store_page *p,
+		   int64_t *id)
 {
 	sqlite3_stmt *s;
 	int64_t page_id;
-	int rc;
 
-	if ((rc = exec(st, "BEGIN IMMEDIATE", err, errlen)))
-		return rc;
 	s = st->del;
 	sqlite3_reset(s);
 	bind_key(s, &p->key);
@@ -400,6 +405,12 @@ int ed_store_page_put(struct ed_store *st, const struct ed_store_page *p,
 		sqlite3_bind_double(s, 28, p->similarity);
 	else
 		sqlite3_bind_null(s, 28);
+	bind_pos_int(s, 29, p->tool_errors);
+	bind_text(s, 30, p->pass);
+	if (p->chosen >= 0 && p->pass)
+		sqlite3_bind_int(s, 31, p->chosen);
+	else
+		sqlite3_bind_null(s, 31);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		goto fail;
 	page_id = sqlite3_last_insert_rowid(st->db);
@@ -445,18 +456,48 @@ int ed_store_page_put(struct ed_store *st, const struct ed_store_page *p,
 		if (sqlite3_step(s) != SQLITE_DONE)
 			goto fail;
 	}
+	for (size_t z = 0; z < p->nzooms; z++) {
+		const struct ed_store_zoom *zm = &p->zooms[z];
+		s = st->ins_zoom;
+		sqlite3_reset(s);
+		sqlite3_bind_int64(s, 1, page_id);
+		sqlite3_bind_int(s, 2, zm->step);
+		sqlite3_bind_double(s, 3, zm->x1);
+		sqlite3_bind_double(s, 4, zm->y1);
+		sqlite3_bind_double(s, 5, zm->x2);
+		sqlite3_bind_double(s, 6, zm->y2);
+		bind_text(s, 7, zm->label && *zm->label ? zm->label : NULL);
+		sqlite3_bind_int(s, 8, zm->width);
+		sqlite3_bind_int(s, 9, zm->height);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			goto fail;
+	}
 	sqlite3_reset(st->ins);
 	sqlite3_reset(st->del);
-	return exec(st, "COMMIT", err, errlen);
+	return 0;
 fail:
-	rc = db_err(st, ED_EIO, err, errlen, "storing page");
-	sqlite3_reset(st->ins);
-	sqlite3_reset(st->del);
-	sqlite3_reset(st->ins_block);
-	sqlite3_reset(st->ins_cell);
-	sqlite3_reset(st->ins_field);
-	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
+	return -1;
+}
+
+int ed_store_page_put(struct ed_store *st, const struct ed_store_page *p,
+		      int64_t *id, char *err, size_t errlen)
+{
+	int rc;
+
+	if ((rc = exec(st, "BEGIN IMMEDIATE", err, errlen)))
+		return rc;
+	if (put_one(st, p, id) || (p->alt && put_one(st, p->alt, NULL))) {
+		rc = db_err(st, ED_EIO, err, errlen, "storing page");
+		sqlite3_reset(st->ins);
+		sqlite3_reset(st->del);
+		sqlite3_reset(st->ins_block);
+		sqlite3_reset(st->ins_cell);
+		sqlite3_reset(st->ins_field);
+		sqlite3_reset(st->ins_zoom);
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	return exec(st, "COMMIT", err, errlen);
 }
 
 /* ---- reading ------------------------------------------------------ */
@@ -580,7 +621,8 @@ int ed_store_search(struct ed_store *st, const char *terms, int limit,
 	    "snippet(pages_fts, 0, ?2, ?3, '...', 16) AS snippet "
 	    "FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid "
 	    "JOIN documents d ON d.id = p.document_id "
-	    "WHERE pages_fts MATCH ?1 ORDER BY bm25(pages_fts), p.id "
+	    "WHERE pages_fts MATCH ?1 AND coalesce(p.chosen, 1) "
+	    "ORDER BY bm25(pages_fts), p.id "
 	    "LIMIT ?4";
 	char *quoted = NULL;
 	bool stopped = false;
@@ -707,7 +749,8 @@ int ed_store_doc_export(struct ed_store *st, int64_t id, ed_store_row_fn cb,
 	    "p.text, p.markdown, p.reasoning, p.width, p.height FROM pages p "
 	    "WHERE p.document_id = ?1 AND p.id = (SELECT q.id FROM pages q "
 	    "WHERE q.document_id = p.document_id AND q.page_no = p.page_no "
-	    "AND q.status IN ('done', 'blank') ORDER BY q.id DESC LIMIT 1) "
+	    "AND q.status IN ('done', 'blank') AND coalesce(q.chosen, 1) "
+	    "ORDER BY q.id DESC LIMIT 1) "
 	    "ORDER BY p.page_no",
 	};
 	bool stopped = false;

@@ -27,7 +27,7 @@
 
 #include "common/common.h"
 
-#define ED_STORE_SCHEMA_VERSION 2
+#define ED_STORE_SCHEMA_VERSION 3
 
 enum {
 	ED_STORE_READONLY = 1, /* open an existing database read-only */
@@ -130,6 +130,16 @@ struct ed_store_field {
 	int64_t start, end;
 };
 
+/* A look at a region of the page (the zoom tool): its step, its box on
+ * the 0-1000 scale of the page image, the model's label, the crop's size
+ * in pixels. */
+struct ed_store_zoom {
+	int step;
+	double x1, y1, x2, y2;
+	const char *label;
+	int width, height;
+};
+
 struct ed_store_page {
 	struct ed_store_key key;
 	int64_t run_id;
@@ -148,6 +158,15 @@ struct ed_store_page {
 	size_t nblocks;
 	const struct ed_store_field *fields;
 	size_t nfields;
+	const struct ed_store_zoom *zooms;
+	size_t nzooms;
+	int tool_errors; /* malformed tool calls answered */
+	/* escalation (--mode auto): the pass that made this result ("ocr",
+	 * "think-zoom"), whether it is the chosen one (-1: not applicable),
+	 * and the other pass's result, stored in the same transaction */
+	const char *pass;
+	int chosen;
+	const struct ed_store_page *alt;
 };
 
 /*

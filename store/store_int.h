@@ -15,7 +15,8 @@ extern const int store_nmigrations;
 struct ed_store {
 	sqlite3 *db;
 	bool readonly;
-	sqlite3_stmt *lookup, *del, *ins, *ins_block, *ins_cell, *ins_field;
+	sqlite3_stmt *lookup, *del, *ins, *ins_block, *ins_cell, *ins_field,
+	    *ins_zoom;
 };
 
 #endif

@@ -819,7 +819,8 @@ static void test_tiny_vl(void)
 		struct ed_image_in im = {px, 1, 4, 8};
 		struct ed_chat_part parts[2] = {{NULL, &im},
 						{"Read the page.", NULL}};
-		struct ed_chat c = {"You are ERNIE.", parts, 2, false, NULL, false};
+		struct ed_chat c = {
+		    "You are ERNIE.", parts, 2, false, NULL, false};
 		struct ed_prompt p;
 		char *text = ed_model_chat_text(m, &c);
 		CHECK_STR(
@@ -1290,7 +1291,8 @@ static void test_conversation(void)
 			/* positions: the image's cells at (s, s+r, s+c) after
 			 * the text before it, the text after at s + 2 */
 			int32_t s0 = p1->pos[first - 1] + 1;
-			CHECK(p1->pos[first] == s0 && p1->pos[first + 3] == s0 &&
+			CHECK(p1->pos[first] == s0 &&
+				  p1->pos[first + 3] == s0 &&
 				  p1->pos[p1->n + first + 2] == s0 + 1 &&
 				  p1->pos[2 * p1->n + first + 1] == s0 + 1 &&
 				  p1->pos[first + 4] == s0 + 2,
