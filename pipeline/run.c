@@ -485,6 +485,7 @@ static int model_pass(struct worker *wk, struct result *r, struct pass *ps,
 	    ps->reasoning.len ? adup(&r->arena, ps->reasoning.data) : NULL;
 	pg->zooms = ps->zooms;
 	pg->nzooms = ps->nzooms;
+	pg->tools = ps->zoom;
 	if (pg->attempts > 1)
 		snprintf(guard, sizeof guard, "retried");
 	if (gw.repeated) {

@@ -117,8 +117,11 @@ double ed_pipeline_zoom_dpi(const struct ed_zoom_box *b, double width_pt,
 {
 	double w_in = (b->x2 - b->x1) / 1000 * width_pt / 72;
 	double h_in = (b->y2 - b->y1) / 1000 * height_pt / 72;
+	/* a whole pixel under the budget on each side: the region's raster
+	 * rounds up */
 	double dpi = w_in > 0 && h_in > 0
-			 ? sqrt((double)max_pixels / (w_in * h_in))
+			 ? (floor(sqrt((double)max_pixels * w_in / h_in)) - 1) /
+			       w_in
 			 : 72;
 
 	/* at least the first raster's sharpness; at most what still helps */

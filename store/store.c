@@ -189,10 +189,12 @@ int ed_store_open(struct ed_store **out, const char *path, int flags, char *err,
 		"grid_h, grid_w, image_tokens, text, markdown, reasoning, "
 		"finish_reason, error, tokens_in, tokens_out, ms_render, "
 		"ms_encode, ms_prefill, ms_decode, guard, attempts, "
-		"text_similarity, created_at) VALUES "
+		"text_similarity, tool_errors, pass, chosen, created_at) "
+		"VALUES "
 		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
 		"?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
-		"?25, ?26, ?27, ?28, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+		"?25, ?26, ?27, ?28, ?29, ?30, ?31, "
+		"strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
 		err, errlen) ||
 	    prepare(st, &st->ins_block,
 		    "INSERT INTO blocks(page_id, seq, kind, level, text, html, "
@@ -405,7 +407,10 @@ static int put_one(struct ed_store *st, const struct ed_store_page *p,
 		sqlite3_bind_double(s, 28, p->similarity);
 	else
 		sqlite3_bind_null(s, 28);
-	bind_pos_int(s, 29, p->tool_errors);
+	if (p->tools)
+		sqlite3_bind_int(s, 29, p->tool_errors);
+	else
+		sqlite3_bind_null(s, 29);
 	bind_text(s, 30, p->pass);
 	if (p->chosen >= 0 && p->pass)
 		sqlite3_bind_int(s, 31, p->chosen);

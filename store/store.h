@@ -160,6 +160,7 @@ struct ed_store_page {
 	size_t nfields;
 	const struct ed_store_zoom *zooms;
 	size_t nzooms;
+	bool tools;	 /* the zoom tool was offered */
 	int tool_errors; /* malformed tool calls answered */
 	/* escalation (--mode auto): the pass that made this result ("ocr",
 	 * "think-zoom"), whether it is the chosen one (-1: not applicable),

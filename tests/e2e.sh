@@ -150,6 +150,67 @@ expect 0 $E ocr --db "$T/plain.db" --server "$URL" --prompt "List the prices." $
 check "custom prompt: own prompt id" test "$(q "$T/plain.db" "SELECT count(DISTINCT prompt_id) FROM pages")" = 2
 check "custom prompt id" test "$(q "$T/plain.db" "SELECT count(*) FROM pages WHERE prompt_id LIKE 'custom-%'")" = 1
 
+# ---- the zoom tool ------------------------------------------------------
+python3 tests/mkquad.py "$T/quad.png" 560 840
+serve zoom2
+expect 0 $E ocr --db "$T/z.db" --server "$URL" --mode think --zoom --save-zooms "$T/crops" $FAST "$T/quad.png"
+valid
+check "zoom: three requests, tools declared" test "$(count 'REQ image=560x840 thinking=1 max_tokens=[0-9]* temperature=0 stream=1 tools=1')" = 3
+check "zoom 1: the top-left quadrant, from the original pixels" grep -q "^TOOL n=1 id=call_0 image=280x420 mean=255,0,0 text=The region \[0, 0, 500, 500\]" "$T/srv.log"
+check "zoom 2: the bottom-right quadrant, the call ids answered" grep -q "^TOOL n=2 id=call_1 image=280x420 mean=0,0,0 " "$T/srv.log"
+check "zoom: the budget shrinks as steps spend it" test "$(grep '^REQ' "$T/srv.log" | sed 's/.*max_tokens=\([0-9]*\).*/\1/' | tr '\n' ' ')" = "4096 4066 4036 "
+check "zoom: stored rows" test "$(q "$T/z.db" "SELECT group_concat(step || ':' || x1 || '-' || y1 || '-' || x2 || '-' || y2 || ':' || width || 'x' || height || ':' || coalesce(label, ''), ' ') FROM zooms")" = "1:0.0-0.0-500.0-500.0:280x420:top left 2:500.0-500.0-1000.0-1000.0:280x420:"
+check "zoom: in the JSON" grep -q '"zooms":\[{"step":1,"bbox":\[0.0,0.0,500.0,500.0\],"width":280,"height":420,"label":"top left"}' "$T/out"
+check "zoom: the final answer stored" test "$(q "$T/z.db" "SELECT count(*) FROM pages WHERE text LIKE '# Page 560x840%' AND prompt_id = 'ocr-v1+zoom' AND tool_errors = 0")" = 1
+check "zoom: every step's reasoning" test "$(q "$T/z.db" "SELECT reasoning LIKE 'The corner%look closer.%The corner%Now I can read it all.%' FROM pages")" = 1
+check "zoom: crops saved" test "$(ls "$T/crops" | wc -l)" = 2
+expect 0 $E tiles "$T/crops/$(ls "$T/crops" | head -n 1)"
+check "zoom: a saved crop is the region" grep -q "^1 *280 *420 " "$T/out"
+expect 0 $E ocr --db "$T/z.db" --server "$URL" --mode think --zoom $FAST "$T/quad.png"
+check "zoom: cached on a re-run" grep -q '"cached":true' "$T/out"
+expect 64 $E ocr --db "$T/z.db" --server "$URL" --zoom "$T/quad.png"
+expect 64 $E ocr --zoom-steps 0 "$T/quad.png"
+# a server without a tool parser: the call in the text
+serve zoom-inline
+expect 0 $E ocr --db "$T/zi.db" --server "$URL" --mode think --zoom $FAST "$T/quad.png"
+valid
+check "zoom in the text: answered" grep -q "^TOOL n=1 id=call_0 image=280x420 mean=255,0,0" "$T/srv.log"
+check "zoom in the text: stored" test "$(q "$T/zi.db" "SELECT count(*) FROM zooms")" = 1
+# malformed calls: each answered with what is wrong, counted, never fatal
+serve zoom-bad
+expect 0 $E ocr --db "$T/zb.db" --server "$URL" --mode think --zoom --zoom-steps 5 $FAST "$T/quad.png"
+valid
+check "bad calls: four errors" test "$(q "$T/zb.db" "SELECT tool_errors FROM pages")" = 4
+check "bad call: arity" grep -q "^TOOL n=1 id=call_0 image=none text=Error: bbox_2d must be \[x1, y1, x2, y2\]" "$T/srv.log"
+check "bad call: inverted" grep -q "^TOOL n=2 id=call_1 image=none text=Error: bbox_2d \[900, 900, 100, 100\] is empty or inverted" "$T/srv.log"
+check "bad call: unknown tool" grep -q "^TOOL n=3 id=call_2 image=none text=Error: unknown tool 'image_search'" "$T/srv.log"
+check "bad call: not JSON" grep -q "^TOOL n=4 id=call_3 image=none text=Error: the arguments are not a JSON object" "$T/srv.log"
+check "bad calls: the answer still comes" test "$(q "$T/zb.db" "SELECT status || '/' || finish_reason FROM pages")" = "done/stop"
+# a model that never stops zooming: the limit, one last chance, the end
+serve zoom-loop
+expect 0 $E ocr --db "$T/zl.db" --server "$URL" --mode think --zoom --zoom-steps 2 $FAST "$T/quad.png"
+check "zoom limit: 2 zooms, a last chance, then the end" test "$(count REQ)" = 4
+check "zoom limit: verdict" test "$(q "$T/zl.db" "SELECT guard || '/' || finish_reason || '/' || tool_errors FROM pages")" = "zoom-limit/tool_calls/1"
+check "zoom limit: told so" grep -q "^TOOL n=3 .*image=none text=Error: no more zooms" "$T/srv.log"
+# a PDF region is rendered from the vector source to fill the budget
+serve zoom1
+expect 0 $E ocr --db "$T/zp.db" --server "$URL" --mode think --zoom --text-layer never --pages 1 --max-pixels 200000 $FAST "$T/doc3.pdf"
+check "PDF zoom: rendered to fill the pixel budget" test "$(q "$T/zp.db" "SELECT width * height BETWEEN 190000 AND 200000 FROM zooms")" = 1
+check "PDF zoom: the crop keeps the box's shape" test "$(q "$T/zp.db" "SELECT abs(1.0 * width / height - 595.276 / 841.89) < 0.01 FROM zooms")" = 1
+# --mode auto: a fast pass, then a second look at flagged pages
+expect 0 $E ocr --db "$T/auto.db" --server "$URL" --mode auto --text-layer never $FAST "$T/doc3.pdf"
+valid
+check "auto: both passes asked for the two text pages" test "$(count 'REQ image=420x588 thinking=0')/$(count 'REQ image=420x588 thinking=1 max_tokens=[0-9]* temperature=0 stream=1 tools=1 results=0')" = "2/2"
+check "auto: both results kept" test "$(q "$T/auto.db" "SELECT group_concat(pass || ':' || chosen, ' ') FROM (SELECT pass, chosen FROM pages WHERE page_no = 1 ORDER BY pass)")" = "ocr:0 think-zoom:1"
+check "auto: the chosen one holds the key" test "$(q "$T/auto.db" "SELECT count(*) FROM pages WHERE chosen = 1 AND prompt_id = 'ocr-v1' AND mode = 'auto'")" = 2
+check "auto: why it looked again" test "$(q "$T/auto.db" "SELECT count(*) FROM pages WHERE chosen = 1 AND guard LIKE '%escalated:low-agreement%'")" = 2
+check "auto: the zooms are the second look's" test "$(q "$T/auto.db" "SELECT count(*) FROM zooms z JOIN pages p ON p.id = z.page_id WHERE p.pass = 'think-zoom'")" = 2
+check "auto: printed as chosen" test "$(grep -c '"pass":"think-zoom"' "$T/out")" = 2
+expect 0 $E ocr --db "$T/auto.db" --server "$URL" --mode auto --text-layer never $FAST "$T/doc3.pdf"
+check "auto: a re-run does nothing" test "$(grep -c '"cached":true' "$T/out")" = 3
+expect 0 $E search --db "$T/auto.db" --format ndjson Paper
+check "auto: search finds the chosen results only" test "$(wc -l <"$T/out")" = 2
+
 # ---- API key: only from the environment --------------------------------
 serve normal --api-key s3cret
 expect 0 env ERNIE_DOC_API_KEY=s3cret $E ocr --db "$T/key.db" --server "$URL" $FAST "$PNG"

@@ -24,11 +24,22 @@ Replies follow --script:
   loop             the same sentence until the client hangs up
   loop-once        loop at temperature 0, normal when warmer
   long             ignores max_tokens: four times as many tokens
+  zoom1, zoom2     thinking requests with the zoom tool get one (two)
+                   tool calls streamed as delta.tool_calls, on boxes
+                   [0, 0, 500, 500] then [500, 500, 1000, 1000], then the
+                   answer; other requests are answered as normal
+  zoom-inline      the same call written into the content as
+                   <tool_call>...</tool_call> (a server without a parser)
+  zoom-bad         malformed calls (wrong arity, inverted box, unknown
+                   tool, not JSON), then the answer
+  zoom-loop        a tool call every time
 --delay adds a fixed wait to every reply (the benchmark's server).
 
 The log (--log) gets one line per event: CONN (a new connection), REQ
-(with the image size, thinking, max_tokens, temperature, stream) and
-INVALID; the port is written to --port-file once listening.
+(with the image size, thinking, max_tokens, temperature, stream, tools),
+TOOL (each tool result sent back: its call id, the image's size and mean
+colour, its text) and INVALID; the port is written to --port-file once
+listening.
 """
 
 import argparse
@@ -97,6 +108,85 @@ def png_size(data):
     return w, h
 
 
+def png_pixels(data):
+    """(width, height, mean (r, g, b)) of an RGB8 PNG (filters undone)."""
+    w, h = png_size(data)
+    pos, idat = 8, []
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat.append(data[pos + 8:pos + 8 + n])
+        pos += 12 + n
+    raw = zlib.decompress(b"".join(idat))
+    stride = 3 * w
+    prev = bytearray(stride)
+    sums = [0, 0, 0]
+    for y in range(h):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - 3] if x >= 3 else 0
+            b = prev[x]
+            c = prev[x - 3] if x >= 3 else 0
+            if f == 1:
+                line[x] = (line[x] + a) & 255
+            elif f == 2:
+                line[x] = (line[x] + b) & 255
+            elif f == 3:
+                line[x] = (line[x] + (a + b) // 2) & 255
+            elif f == 4:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                pr = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                line[x] = (line[x] + pr) & 255
+        for x in range(stride):
+            sums[x % 3] += line[x]
+        prev = line
+    return w, h, tuple(round(v / (w * h)) for v in sums)
+
+
+def image_of(part):
+    """The PNG bytes of an image_url content part."""
+    url = part.get("image_url", {}).get("url", "")
+    prefix = "data:image/png;base64,"
+    if not url.startswith(prefix):
+        raise ValueError("image is not a PNG data URL")
+    return base64.b64decode(url[len(prefix):], validate=True)
+
+
+def check_conversation(msgs):
+    """Tool results must answer the assistant's calls, in order: returns
+    the number of tool results, logging each."""
+    calls, results = [], 0
+    for m in msgs:
+        if m.get("role") == "assistant":
+            for tc in m.get("tool_calls") or []:
+                calls.append(tc.get("id"))
+            if "<tool_call>" in (m.get("content") or ""):
+                calls.append(None)
+        if m.get("role") == "tool":
+            cid = m.get("tool_call_id")
+            if results >= len(calls):
+                raise ValueError("a tool result without a call")
+            if calls[results] is not None and cid != calls[results]:
+                raise ValueError("tool result for %r answers %r" %
+                                 (cid, calls[results]))
+            content = m.get("content")
+            if not isinstance(content, list):
+                raise ValueError("tool content is not a list of parts")
+            img = "none"
+            text = ""
+            for part in content:
+                if part.get("type") == "image_url":
+                    w, h, mean = png_pixels(image_of(part))
+                    img = "%dx%d mean=%d,%d,%d" % ((w, h) + mean)
+                elif part.get("type") == "text":
+                    text = part.get("text", "")
+            results += 1
+            m["_log"] = "TOOL n=%d id=%s image=%s text=%s" % (
+                results, cid, img, text.replace("\n", " "))
+    return results
+
+
 def check_request(body):
     """The request, or raise ValueError saying what is wrong."""
     req = json.loads(body)
@@ -107,10 +197,24 @@ def check_request(body):
     msgs = req.get("messages")
     if not isinstance(msgs, list) or not msgs:
         raise ValueError("no messages")
-    user = msgs[-1]
-    if user.get("role") != "user" or not isinstance(user.get("content"),
-                                                   list):
-        raise ValueError("last message is not a user turn with parts")
+    users = [m for m in msgs if m.get("role") == "user"]
+    if len(users) != 1:
+        raise ValueError("want one user turn")
+    user = users[0]
+    if not isinstance(user.get("content"), list):
+        raise ValueError("the user turn has no parts")
+    req["_results"] = check_conversation(msgs)
+    if req["_results"] and msgs[-1].get("role") != "tool":
+        raise ValueError("a conversation must end with the tool result")
+    tools = req.get("tools")
+    if tools is not None:
+        if (not isinstance(tools, list) or len(tools) != 1 or
+                tools[0].get("function", {}).get("name") !=
+                "image_zoom_in_tool"):
+            raise ValueError("tools is not [image_zoom_in_tool]")
+        params = tools[0]["function"].get("parameters", {})
+        if "bbox_2d" not in params.get("properties", {}):
+            raise ValueError("the zoom tool has no bbox_2d")
     images = [p for p in user["content"] if p.get("type") == "image_url"]
     texts = [p for p in user["content"] if p.get("type") == "text"]
     if len(images) != 1 or len(texts) != 1:
@@ -269,8 +373,13 @@ class Handler(BaseHTTPRequestHandler):
         w, h = req["_image"]
         thinking = req["chat_template_kwargs"]["enable_thinking"]
         log("REQ image=%dx%d thinking=%d max_tokens=%d temperature=%g "
-            "stream=%d" % (w, h, thinking, req["max_tokens"],
-                           req["temperature"], req.get("stream", False)))
+            "stream=%d tools=%d results=%d" % (
+                w, h, thinking, req["max_tokens"], req["temperature"],
+                req.get("stream", False), req.get("tools") is not None,
+                req["_results"]))
+        for m in req["messages"]:
+            if "_log" in m:
+                log(m["_log"])
         if ARGS.delay and ARGS.script != "slow":
             time.sleep(ARGS.delay)
         self.reply(req, w, h, thinking)
@@ -342,6 +451,9 @@ class Handler(BaseHTTPRequestHandler):
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
             return
+        if s.startswith("zoom") and thinking and req.get("tools"):
+            self.zoom_reply(req, s, text)
+            return
         reasoning = []
         if thinking and s == "think":
             reasoning = tokens("The page has a heading and a table. ")
@@ -369,6 +481,69 @@ class Server(ThreadingHTTPServer):
         # clients that hang up (guards, kill -9) are part of the tests
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
+
+
+BAD_CALLS = [
+    ("image_zoom_in_tool", '{"bbox_2d": [1, 2, 3]}'),
+    ("image_zoom_in_tool", '{"bbox_2d": [900, 900, 100, 100]}'),
+    ("image_search", '{"query": "cats"}'),
+    ("image_zoom_in_tool", '{"bbox_2d": [0, 0, 10'),
+]
+GOOD_CALLS = [
+    '{"bbox_2d": [0, 0, 500, 500], "label": "top left"}',
+    '{"bbox_2d": [500, 500, 1000, 1000]}',
+]
+
+
+def zoom_reply(self, req, s, text):
+    """One step of a zoom conversation: a tool call or the answer."""
+    n = req["_results"]
+    calls = {"zoom1": 1, "zoom2": 2, "zoom-inline": 1,
+             "zoom-bad": len(BAD_CALLS), "zoom-loop": 10 ** 6}[s]
+    if n >= calls:
+        self.stream(tokens(text),
+                    reasoning=tokens("Now I can read it all. "),
+                    usage={"prompt_tokens": 500, "completion_tokens": 40,
+                           "total_tokens": 540})
+        return
+    if s == "zoom-bad":
+        name, args = BAD_CALLS[n]
+    else:
+        name, args = "image_zoom_in_tool", GOOD_CALLS[n % 2]
+    reasoning = tokens("The corner is small; I will look closer. ")
+    if s == "zoom-inline":
+        call = "<tool_call>\n" + json.dumps(
+            {"name": name, "arguments": json.loads(args)}) + "\n</tool_call>"
+        self.stream(["\n\n"] + tokens(call), reasoning=reasoning,
+                    usage={"prompt_tokens": 400, "completion_tokens": 30,
+                           "total_tokens": 430})
+        return
+    self.send_response(200)
+    self.send_header("Content-Type", "text/event-stream")
+    self.send_header("Transfer-Encoding", "chunked")
+    self.end_headers()
+    for r in reasoning:
+        self.delta(reasoning=r)
+    # the arguments arrive in two fragments, as vLLM streams them
+    half = len(args) // 2
+    self.event({"id": "x", "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {"tool_calls": [{
+                    "index": 0, "id": "call_%d" % n, "type": "function",
+                    "function": {"name": name, "arguments": args[:half]}}]},
+                    "finish_reason": None}]})
+    self.event({"id": "x", "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {"tool_calls": [{
+                    "index": 0, "function": {"arguments": args[half:]}}]},
+                    "finish_reason": None}]})
+    self.delta(finish="tool_calls")
+    self.event({"id": "x", "object": "chat.completion.chunk", "choices": [],
+                "usage": {"prompt_tokens": 400, "completion_tokens": 30,
+                          "total_tokens": 430}})
+    self.chunk(b"data: [DONE]\n\n")
+    self.chunk(b"")
+
+
+Handler.zoom_reply = zoom_reply
 
 
 def main():
