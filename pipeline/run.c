@@ -1094,7 +1094,8 @@ static void take_result(struct ed_pipeline *p, struct result *r,
 				d->r.needs_model++;
 			p->prog.pages_done++;
 			p->prog.tokens_out += r->pg.tokens_out;
-			report(p, d, r->page, &r->pg, id, r->pg.reasoning, false);
+			report(p, d, r->page, &r->pg, id, r->pg.reasoning,
+			       false);
 		}
 	}
 	pthread_mutex_lock(&p->mu);

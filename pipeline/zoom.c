@@ -119,10 +119,10 @@ double ed_pipeline_zoom_dpi(const struct ed_zoom_box *b, double width_pt,
 	double h_in = (b->y2 - b->y1) / 1000 * height_pt / 72;
 	/* a whole pixel under the budget on each side: the region's raster
 	 * rounds up */
-	double dpi = w_in > 0 && h_in > 0
-			 ? (floor(sqrt((double)max_pixels * w_in / h_in)) - 1) /
-			       w_in
-			 : 72;
+	double dpi =
+	    w_in > 0 && h_in > 0
+		? (floor(sqrt((double)max_pixels * w_in / h_in)) - 1) / w_in
+		: 72;
 
 	/* at least the first raster's sharpness; at most what still helps */
 	return dpi < 72 ? 72 : dpi > ED_ZOOM_MAX_DPI ? ED_ZOOM_MAX_DPI : dpi;

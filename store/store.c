@@ -182,20 +182,19 @@ int ed_store_open(struct ed_store **out, const char *path, int flags, char *err,
 		    "page_no = ?2 AND mode = ?3 AND ((model_id = ?4 AND "
 		    "prompt_id = ?5) OR status IN ('needs-model', 'error'))",
 		    err, errlen) ||
-	    prepare(
-		st, &st->ins,
-		"INSERT INTO pages(document_id, page_no, mode, model_id, "
-		"prompt_id, run_id, source, status, width, height, dpi, "
-		"grid_h, grid_w, image_tokens, text, markdown, reasoning, "
-		"finish_reason, error, tokens_in, tokens_out, ms_render, "
-		"ms_encode, ms_prefill, ms_decode, guard, attempts, "
-		"text_similarity, tool_errors, pass, chosen, created_at) "
-		"VALUES "
-		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-		"?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
-		"?25, ?26, ?27, ?28, ?29, ?30, ?31, "
-		"strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
-		err, errlen) ||
+	    prepare(st, &st->ins,
+		    "INSERT INTO pages(document_id, page_no, mode, model_id, "
+		    "prompt_id, run_id, source, status, width, height, dpi, "
+		    "grid_h, grid_w, image_tokens, text, markdown, reasoning, "
+		    "finish_reason, error, tokens_in, tokens_out, ms_render, "
+		    "ms_encode, ms_prefill, ms_decode, guard, attempts, "
+		    "text_similarity, tool_errors, pass, chosen, created_at) "
+		    "VALUES "
+		    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+		    "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
+		    "?25, ?26, ?27, ?28, ?29, ?30, ?31, "
+		    "strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+		    err, errlen) ||
 	    prepare(st, &st->ins_block,
 		    "INSERT INTO blocks(page_id, seq, kind, level, text, html, "
 		    "bbox) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -548,17 +548,7 @@ static void test_golden_models(void)
 
 static char tmp[512];
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
+#define sh t_sh
 
 static const char *tok_lines[] = {
     "Hello world, the quick brown fox.",
@@ -735,11 +725,7 @@ static void test_tokenizer(void)
 
 /* ---- tiny models in the real layout ---------------------------------- */
 
-static const char *build_dir(void)
-{
-	const char *b = getenv("ED_BUILD");
-	return b ? b : "build";
-}
+#define build_dir t_build_dir
 
 static int mkmodel(const char *dir, const char *opts)
 {

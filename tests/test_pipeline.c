@@ -7,8 +7,10 @@
  * the batch walk and its shards.
  */
 #include "tests/harness.h"
+#include "tests/util.h"
 
 #include <cairo-pdf.h>
+#include <math.h>
 #include <cairo.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -623,6 +625,332 @@ static void test_walk(void)
 	CHECK_INT(total, 23);
 }
 
+static void test_zoom_box(void)
+{
+	static const char *const bad[][2] = {
+	    {"image_zoom_in_tool", "{\"bbox_2d\": [1, 2, 3]}"},
+	    {"image_zoom_in_tool", "{\"bbox_2d\": [\"a\", 2, 3, 4]}"},
+	    {"image_zoom_in_tool", "{\"bbox_2d\": [300, 0, 100, 100]}"},
+	    {"image_zoom_in_tool", "{\"bbox_2d\": [1100, 0, 1200, 10]}"},
+	    {"image_zoom_in_tool", "{\"bbox_2d\": [1e999, 0, 10, 10]}"},
+	    {"image_zoom_in_tool", "{\"bbox\": [0, 0, 10, 10]}"},
+	    {"image_zoom_in_tool", "[0, 0, 10, 10]"},
+	    {"image_zoom_in_tool", "{bbox_2d: [0, 0, 10, 10]}"},
+	    {"image_zoom_in_tool", NULL},
+	    {"image_search", "{\"bbox_2d\": [0, 0, 10, 10]}"},
+	    {NULL, "{\"bbox_2d\": [0, 0, 10, 10]}"},
+	};
+	struct ed_zoom_box b;
+	struct ed_rect r;
+	char err[256];
+	int x0, y0, x1, y1;
+	double pts[4];
+
+	CHECK_INT(
+	    ed_pipeline_zoom_parse(
+		"image_zoom_in_tool",
+		"{\"bbox_2d\": [100, 200, 300, 400], \"label\": \"a table\"}",
+		&b, err, sizeof err),
+	    0);
+	CHECK(b.x1 == 100 && b.y1 == 200 && b.x2 == 300 && b.y2 == 400,
+	      "box %g %g %g %g", b.x1, b.y1, b.x2, b.y2);
+	CHECK_STR(b.label, "a table");
+	/* mapped: fractions, pixels of an odd-sized raster, points */
+	r = ed_pipeline_zoom_rect(&b);
+	CHECK(r.x0 == 0.1 && r.y0 == 0.2 && r.x1 == 0.3 && r.y1 == 0.4, "rect");
+	ed_render_rect_pixels(&r, 333, 777, &x0, &y0, &x1, &y1);
+	CHECK(x0 == 33 && x1 == 100 && y0 == 155 && y1 == 311,
+	      "pixels %d %d %d %d", x0, y0, x1, y1);
+	ed_pipeline_zoom_points(&b, 612, 792, pts);
+	CHECK(fabs(pts[0] - 61.2) < 1e-9 && fabs(pts[1] - 158.4) < 1e-9 &&
+		  fabs(pts[2] - 183.6) < 1e-9 && fabs(pts[3] - 316.8) < 1e-9,
+	      "points %g %g %g %g", pts[0], pts[1], pts[2], pts[3]);
+	/* clamped to the page */
+	CHECK_INT(
+	    ed_pipeline_zoom_parse("image_zoom_in_tool",
+				   "{\"bbox_2d\": [-50, 10, 1200, 990.5]}", &b,
+				   err, sizeof err),
+	    0);
+	CHECK(b.x1 == 0 && b.y1 == 10 && b.x2 == 1000 && b.y2 == 990.5,
+	      "clamped %g %g %g %g", b.x1, b.y1, b.x2, b.y2);
+	r = ed_pipeline_zoom_rect(&b);
+	ed_render_rect_pixels(&r, 333, 777, &x0, &y0, &x1, &y1);
+	CHECK(x0 == 0 && x1 == 333 && y0 == 7 && y1 == 770,
+	      "full width %d %d %d %d", x0, y0, x1, y1);
+	/* too small: grown around the centre, kept on the page */
+	CHECK_INT(ed_pipeline_zoom_parse("image_zoom_in_tool",
+					 "{\"bbox_2d\": [500, 500, 501, 501]}",
+					 &b, err, sizeof err),
+		  0);
+	CHECK(b.x1 == 490.5 && b.x2 == 510.5 && b.y1 == 490.5 && b.y2 == 510.5,
+	      "grown %g %g %g %g", b.x1, b.y1, b.x2, b.y2);
+	CHECK_INT(ed_pipeline_zoom_parse("image_zoom_in_tool",
+					 "{\"bbox_2d\": [995, 0, 1000, 3]}", &b,
+					 err, sizeof err),
+		  0);
+	CHECK(b.x1 == 980 && b.x2 == 1000 && b.y1 == 0 && b.y2 == 20,
+	      "edge %g %g %g %g", b.x1, b.y1, b.x2, b.y2);
+	r = ed_pipeline_zoom_rect(&b);
+	ed_render_rect_pixels(&r, 333, 777, &x0, &y0, &x1, &y1);
+	CHECK(x0 == 326 && x1 == 333 && y0 == 0 && y1 == 16,
+	      "edge pixels %d %d %d %d", x0, y0, x1, y1);
+	for (size_t i = 0; i < ED_ARRAY_LEN(bad); i++) {
+		err[0] = '\0';
+		CHECK(ed_pipeline_zoom_parse(bad[i][0], bad[i][1], &b, err,
+					     sizeof err) == ED_EFORMAT &&
+			  *err,
+		      "bad call %zu accepted", i);
+	}
+	/* the DPI that fills the budget, the crop under it */
+	{
+		struct ed_zoom_box full = {0, 0, 1000, 1000, ""};
+		struct ed_zoom_box tiny = {0, 0, 20, 20, ""};
+		double dpi =
+		    ed_pipeline_zoom_dpi(&full, 595.276, 841.89, 4842768);
+		double w = ceil(595.276 / 72 * dpi),
+		       h = ceil(841.89 / 72 * dpi);
+		CHECK(w * h <= 4842768 && w * h > 0.99 * 4842768,
+		      "A4 at %g dpi: %gx%g", dpi, w, h);
+		CHECK(ed_pipeline_zoom_dpi(&tiny, 595.276, 841.89, 4842768) ==
+			  ED_ZOOM_MAX_DPI,
+		      "capped");
+		CHECK(ed_pipeline_zoom_dpi(&full, 5000, 5000, 3136) == 72,
+		      "at least 72");
+	}
+}
+
+/* A one-page PDF with /Rotate 90 and a black box drawn at (10, 10) to
+ * (50, 40) in its own (unrotated, 200 x 100 point) space. */
+static void write_rotated_pdf(const char *path)
+{
+	static const char content[] = "0 g 10 10 40 30 re f\n";
+	char buf[2048];
+	size_t off[5], n = 0;
+	FILE *f;
+
+	n += (size_t)snprintf(buf + n, sizeof buf - n, "%%PDF-1.4\n");
+	off[1] = n;
+	n += (size_t)snprintf(buf + n, sizeof buf - n,
+			      "1 0 obj << /Type /Catalog /Pages 2 0 R >> "
+			      "endobj\n");
+	off[2] = n;
+	n += (size_t)snprintf(buf + n, sizeof buf - n,
+			      "2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 "
+			      ">> endobj\n");
+	off[3] = n;
+	n += (size_t)snprintf(buf + n, sizeof buf - n,
+			      "3 0 obj << /Type /Page /Parent 2 0 R /MediaBox "
+			      "[0 0 200 100] /Rotate 90 /Contents 4 0 R >> "
+			      "endobj\n");
+	off[4] = n;
+	n += (size_t)snprintf(buf + n, sizeof buf - n,
+			      "4 0 obj << /Length %zu >> stream\n%sendstream "
+			      "endobj\n",
+			      strlen(content), content);
+	{
+		size_t xref = n;
+		n += (size_t)snprintf(buf + n, sizeof buf - n,
+				      "xref\n0 5\n0000000000 65535 f \n");
+		for (int i = 1; i <= 4; i++)
+			n += (size_t)snprintf(buf + n, sizeof buf - n,
+					      "%010zu 00000 n \n", off[i]);
+		n += (size_t)snprintf(buf + n, sizeof buf - n,
+				      "trailer << /Size 5 /Root 1 0 R >>\n"
+				      "startxref\n%zu\n%%%%EOF\n",
+				      xref);
+	}
+	f = fopen(path, "wb");
+	fwrite(buf, 1, n, f);
+	fclose(f);
+}
+
+/* The dark pixels' bounding box. */
+static void dark_box(const struct ed_image *img, int *x0, int *y0, int *x1,
+		     int *y1)
+{
+	*x0 = *y0 = 1 << 30;
+	*x1 = *y1 = -1;
+	for (int y = 0; y < img->height; y++)
+		for (int x = 0; x < img->width; x++)
+			if (img->rgb[((size_t)y * img->width + x) * 3] < 128) {
+				*x0 = ED_MIN(*x0, x);
+				*y0 = ED_MIN(*y0, y);
+				*x1 = ED_MAX(*x1, x + 1);
+				*y1 = ED_MAX(*y1, y + 1);
+			}
+}
+
+static void test_zoom_rotated(void)
+{
+	char pdf[600], err[256];
+	struct ed_source src;
+	struct ed_doc *doc = NULL;
+	struct ed_page_info info;
+	struct ed_image full = {0}, reg = {0};
+	struct ed_zoom_box b;
+	struct ed_rect r;
+	double pts[4];
+	int x0, y0, x1, y1;
+
+	snprintf(pdf, sizeof pdf, "%s/rotated.pdf", dir);
+	write_rotated_pdf(pdf);
+	CHECK_INT(ed_pipeline_source_open(&src, pdf, 1 << 20, err, sizeof err),
+		  0);
+	CHECK_INT(ed_pipeline_doc_open(&src, NULL, NULL, &doc, err, sizeof err),
+		  0);
+	if (!doc)
+		return;
+	CHECK_INT(ed_render_page_info(doc, 0, &info, err, sizeof err), 0);
+	CHECK(info.width_pt == 100 && info.height_pt == 200,
+	      "shown %gx%g: the rotation applied", info.width_pt,
+	      info.height_pt);
+	CHECK_INT(ed_render_page(doc, 0, 72, NULL, &full, err, sizeof err), 0);
+	dark_box(&full, &x0, &y0, &x1, &y1);
+	/* turned a quarter clockwise: user (x, y) shows at (y, x) */
+	CHECK(x0 == 10 && y0 == 10 && x1 == 40 && y1 == 50,
+	      "box shown at %d,%d-%d,%d", x0, y0, x1, y1);
+	/* the box the model would give for it, on the 0-1000 scale */
+	CHECK_INT(ed_pipeline_zoom_parse("image_zoom_in_tool",
+					 "{\"bbox_2d\": [100, 50, 400, 250]}",
+					 &b, err, sizeof err),
+		  0);
+	ed_pipeline_zoom_points(&b, info.width_pt, info.height_pt, pts);
+	CHECK(pts[0] == 10 && pts[1] == 10 && pts[2] == 40 && pts[3] == 50,
+	      "points %g %g %g %g", pts[0], pts[1], pts[2], pts[3]);
+	r = ed_pipeline_zoom_rect(&b);
+	ed_render_rect_pixels(&r, full.width, full.height, &x0, &y0, &x1, &y1);
+	CHECK(x0 == 10 && y0 == 10 && x1 == 40 && y1 == 50,
+	      "pixels %d %d %d %d", x0, y0, x1, y1);
+	/* rendered from the vector source at four times the resolution:
+	 * the box alone, all of it */
+	CHECK_INT(ed_render_page(doc, 0, 288, &r, &reg, err, sizeof err), 0);
+	CHECK(reg.width == 120 && reg.height == 160, "region %dx%d", reg.width,
+	      reg.height);
+	dark_box(&reg, &x0, &y0, &x1, &y1);
+	CHECK(x0 == 0 && y0 == 0 && x1 == 120 && y1 == 160,
+	      "region dark %d,%d-%d,%d", x0, y0, x1, y1);
+	ed_render_image_release(&full);
+	ed_render_image_release(&reg);
+	ed_render_doc_close(doc);
+	ed_pipeline_source_release(&src);
+}
+
+static void test_small_text(void)
+{
+	struct ed_word w[30];
+	struct ed_text layer = {"", 0, w, 30};
+	char dense[2100];
+
+	for (int i = 0; i < 30; i++)
+		w[i] = (struct ed_word){0, 0, 0, 100.0 + i, 10, 105.0 + i};
+	/* 5 pt words on a 792 pt page seen 588 px high: 3.7 px */
+	CHECK(ed_pipeline_small_text(&layer, 792, 588, NULL, 0), "5 pt");
+	for (int i = 0; i < 30; i++)
+		w[i].y1 = w[i].y0 + 20;
+	CHECK(!ed_pipeline_small_text(&layer, 792, 588, NULL, 0), "20 pt");
+	/* no layer: characters per image token */
+	memset(dense, 'x', 2000);
+	dense[2000] = '\0';
+	CHECK(ed_pipeline_small_text(NULL, 792, 588, dense, 100), "dense");
+	dense[200] = '\0';
+	CHECK(!ed_pipeline_small_text(NULL, 792, 588, dense, 100), "sparse");
+}
+
+struct zoom_seen {
+	int pages;
+	size_t nzooms;
+	struct ed_store_zoom z;
+	int tool_errors;
+	char prompt[64];
+};
+
+static void on_zoom_page(void *ud, const struct ed_page_result *r)
+{
+	struct zoom_seen *zs = ud;
+
+	zs->pages++;
+	zs->nzooms = r->nzooms;
+	if (r->nzooms)
+		zs->z = r->zooms[0];
+	zs->tool_errors = r->tool_errors;
+}
+
+/* The zoom loop in process: the tiny model is made to call the tool
+ * (a test hook forces the call's tokens), the region is cut from the
+ * original pixels, tiled, appended, and generation continues. */
+static void test_native_zoom(void)
+{
+	char tok[600], model[600], png[600], db[600], err[256];
+	struct ed_pipeline_opts o;
+	struct ed_pipeline *p;
+	struct ed_run_result rr;
+	struct zoom_seen zs = {0};
+	struct ed_image img;
+	const char *paths[1] = {png};
+
+	snprintf(tok, sizeof tok, "%s/tok", dir);
+	snprintf(model, sizeof model, "%s/tiny", dir);
+	snprintf(png, sizeof png, "%s/quad.png", dir);
+	snprintf(db, sizeof db, "%s/zoom.db", dir);
+	if (t_sh("sh tests/mktok.sh '%s' >/dev/null 2>&1", tok) ||
+	    t_sh("'%s/tests/mkmodel' '%s' --tokenizer '%s' >/dev/null",
+		 t_build_dir(), model, tok)) {
+		CHECK(0, "cannot make the tiny model");
+		return;
+	}
+	/* four quadrants: red, green / blue, black */
+	ed_render_image_init(&img, 112, 168, err, sizeof err);
+	for (int y = 0; y < 168; y++)
+		for (int x = 0; x < 112; x++) {
+			uint8_t *px = img.rgb + ((size_t)y * 112 + x) * 3;
+			int q = (y >= 84) * 2 + (x >= 56);
+			px[0] = q == 0 ? 255 : 0;
+			px[1] = q == 1 ? 255 : 0;
+			px[2] = q == 2 ? 255 : 0;
+		}
+	{
+		unsigned char *data = NULL;
+		size_t n = 0;
+		FILE *f = fopen(png, "wb");
+		ed_render_png_encode(&img, 6, &data, &n, err, sizeof err);
+		fwrite(data, 1, n, f);
+		fclose(f);
+		free(data);
+	}
+	ed_render_image_release(&img);
+	ed_pipeline_opts_default(&o);
+	o.db_path = db;
+	o.model_dir = model;
+	o.mode = "think";
+	o.zoom = true;
+	o.max_tokens = 200;
+	o.repeat_retries = 0; /* the tiny model rambles: keep its one try */
+	o.tile.max_pixels = 40000;
+	o.force_text = "<tool_call>{\"name\": \"image_zoom_in_tool\", "
+		       "\"arguments\": {\"bbox_2d\": [0, 500, 500, 1000], "
+		       "\"label\": \"blue\"}}</tool_call>";
+	o.on_page = on_zoom_page;
+	o.ud = &zs;
+	CHECK_INT(ed_pipeline_open(&p, &o, err, sizeof err), 0);
+	CHECK_INT(ed_pipeline_run(p, paths, 1, &rr), 0);
+	ed_pipeline_close(p);
+	CHECK_INT(zs.pages, 1);
+	CHECK_INT(zs.nzooms, 1);
+	CHECK(zs.z.step == 1 && zs.z.x1 == 0 && zs.z.y1 == 500 &&
+		  zs.z.x2 == 500 && zs.z.y2 == 1000 && zs.z.width == 56 &&
+		  zs.z.height == 84,
+	      "zoom %d: %g %g %g %g, %dx%d", zs.z.step, zs.z.x1, zs.z.y1,
+	      zs.z.x2, zs.z.y2, zs.z.width, zs.z.height);
+	CHECK_INT(zs.tool_errors, 0);
+	CHECK_INT(count_rows(db, "SELECT count(*) FROM zooms WHERE label = "
+				 "'blue' AND width = 56 AND height = 84"),
+		  1);
+	CHECK_INT(count_rows(db, "SELECT count(*) FROM pages WHERE prompt_id = "
+				 "'ocr-v1+zoom' AND mode = 'think' AND "
+				 "tool_errors = 0 AND tokens_out > 0"),
+		  1);
+}
+
 int main(void)
 {
 	const char *base = getenv("ED_TMP");
@@ -643,5 +971,9 @@ int main(void)
 	test_repeats();
 	test_budget();
 	test_walk();
+	test_zoom_box();
+	test_zoom_rotated();
+	test_small_text();
+	test_native_zoom();
 	return t_done();
 }

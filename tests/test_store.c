@@ -500,6 +500,73 @@ static void test_merge(void)
 	ed_store_close(st);
 }
 
+/* Zooms stored with their page, and --mode auto's two results in one
+ * transaction: the chosen one is what export and search see. */
+static void test_zooms_and_choice(void)
+{
+	char path[600], err[256];
+	struct ed_store *st;
+	const struct ed_store_zoom zooms[] = {
+	    {1, 0, 0, 500, 500, "corner", 280, 420},
+	    {2, 500, 500, 1000, 1000, NULL, 280, 420}};
+	struct ed_store_page other = {
+	    .key = {0, 1, "auto", "ernie", "ocr-v1+alt"},
+	    .source = "model",
+	    .status = "done",
+	    .text = "first look kilo",
+	    .pass = "ocr",
+	    .chosen = 0,
+	};
+	struct ed_store_page chosen = {
+	    .key = {0, 1, "auto", "ernie", "ocr-v1"},
+	    .source = "model",
+	    .status = "done",
+	    .text = "second look lima",
+	    .pass = "think-zoom",
+	    .chosen = 1,
+	    .tools = true,
+	    .tool_errors = 2,
+	    .zooms = zooms,
+	    .nzooms = 2,
+	    .alt = &other,
+	};
+	int64_t doc, id = 0;
+
+	snprintf(path, sizeof path, "%s.zoom", dbpath);
+	CHECK_INT(ed_store_open(&st, path, 0, err, sizeof err), 0);
+	doc = add_doc(st, "zz", 1);
+	chosen.key.doc_id = other.key.doc_id = doc;
+	CHECK_INT(ed_store_page_put(st, &chosen, &id, err, sizeof err), 0);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages"), 2);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM zooms WHERE page_id = "
+			     "(SELECT id FROM pages WHERE chosen = 1)"),
+		  2);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM zooms WHERE label = "
+			     "'corner' AND x2 = 500 AND width = 280"),
+		  1);
+	CHECK_INT(scalar(st, "SELECT tool_errors FROM pages WHERE chosen"), 2);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages WHERE tool_errors IS "
+			     "NULL AND pass = 'ocr' AND chosen = 0"),
+		  1);
+	{
+		struct rows r = {0};
+		CHECK_INT(ed_store_search(st, "kilo OR lima", 10, "[", "]",
+					  collect, &r, err, sizeof err),
+			  0);
+		CHECK_INT(r.n, 1); /* the chosen result only */
+	}
+	{
+		struct rows r = {0};
+		ed_store_doc_export(st, doc, collect, &r, err, sizeof err);
+		CHECK_INT(r.n, 2); /* the document and one page */
+	}
+	/* both rows again, replaced, not added */
+	CHECK_INT(ed_store_page_put(st, &chosen, &id, err, sizeof err), 0);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM pages"), 2);
+	CHECK_INT(scalar(st, "SELECT count(*) FROM zooms"), 2);
+	ed_store_close(st);
+}
+
 int main(void)
 {
 	const char *base = getenv("ED_TMP");
@@ -513,5 +580,6 @@ int main(void)
 	test_bad_databases();
 	test_busy();
 	test_merge();
+	test_zooms_and_choice();
 	return t_done();
 }

@@ -7,6 +7,7 @@
 #define ED_TEST_UTIL_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -46,6 +47,27 @@ static inline double t_rel_err(const float *got, const double *exp, size_t n)
 			me = fabs(exp[i]);
 	}
 	return me > 0 ? md / me : md;
+}
+
+/* Run a shell command made with printf formatting; its status. */
+static inline int t_sh(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static inline int t_sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+/* The build directory (ED_BUILD, default "build"): tools live there. */
+static inline const char *t_build_dir(void)
+{
+	const char *b = getenv("ED_BUILD");
+	return b ? b : "build";
 }
 
 #endif
