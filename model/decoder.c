@@ -19,12 +19,11 @@ void ed_embed(const struct ed_model *m, const int32_t *ids, int64_t n,
 	      float *out)
 {
 	int64_t H = m->cfg.hidden;
-	size_t es = ed_model_dtype_size(m->embed.dt);
+	size_t rb = ed_k_row_bytes(m->embed.dt, H);
 
 	for (int64_t i = 0; i < n; i++)
 		ed_k_to_f32(out + i * H,
-			    (const char *)m->embed.data +
-				(size_t)ids[i] * H * es,
+			    (const char *)m->embed.data + (size_t)ids[i] * rb,
 			    m->embed.dt, (size_t)H);
 }
 

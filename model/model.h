@@ -37,6 +37,12 @@ enum ed_dtype {
 	ED_DT_I8,
 	ED_DT_U8,
 	ED_DT_BOOL,
+	/* ggml block formats (GGUF files only; spec/QUANT.md) */
+	ED_DT_Q8_0,
+	ED_DT_Q4_0,
+	ED_DT_Q4_K,
+	ED_DT_Q6_K,
+	ED_DT_COUNT
 };
 
 #define ED_TENSOR_MAX_DIMS 8
@@ -185,7 +191,7 @@ struct ed_model_info {
 	int experts[2], moe_k, expert_inter[2], shared_inter, dense_inter;
 	int vit_depth, vit_hidden, vit_heads;
 	int64_t params, params_active; /* active per text token */
-	int64_t bytes_by_dtype[10];    /* indexed by enum ed_dtype */
+	int64_t bytes_by_dtype[ED_DT_COUNT]; /* indexed by enum ed_dtype */
 	int64_t file_bytes;	       /* all shards */
 	int64_t resident_bytes;	       /* weights + small f32 copies */
 	int n_tensors, n_unknown;

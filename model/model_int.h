@@ -103,7 +103,7 @@ struct ed_model {
 	struct ed_tokenizer *tok;
 	struct ed_model_ids ids;
 	int n_tensors, n_unknown;
-	int64_t bytes_by_dtype[10];
+	int64_t bytes_by_dtype[ED_DT_COUNT];
 };
 
 /* ---- forward passes ------------------------------------------------ */

@@ -6,6 +6,7 @@
  * checked before any pointer is formed.
  */
 #include "model.h"
+#include "model/kernels/kernels.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +50,13 @@ size_t ed_model_dtype_size(enum ed_dtype dt)
 
 const char *ed_model_dtype_name(enum ed_dtype dt)
 {
+	switch (dt) {
+	case ED_DT_Q8_0: return "Q8_0";
+	case ED_DT_Q4_0: return "Q4_0";
+	case ED_DT_Q4_K: return "Q4_K";
+	case ED_DT_Q6_K: return "Q6_K";
+	default: break;
+	}
 	for (size_t i = 0; i < ED_ARRAY_LEN(dtypes); i++)
 		if (dtypes[i].dt == dt)
 			return dtypes[i].name;
@@ -87,6 +95,15 @@ double ed_model_tensor_get(const struct ed_tensor *t, int64_t i)
 {
 	const unsigned char *p = t->data;
 	size_t es = ed_model_dtype_size(t->dtype);
+	if (ed_k_is_quant(t->dtype)) {
+		/* the block that holds element i */
+		int bl = ed_k_block(t->dtype);
+		float v[256];
+		ed_k_dequantize_row(t->dtype,
+				    p + ed_k_row_bytes(t->dtype, i / bl * bl), v,
+				    bl);
+		return v[i % bl];
+	}
 	union {
 		double f64;
 		float f32;
@@ -114,6 +131,7 @@ double ed_model_tensor_get(const struct ed_tensor *t, int64_t i)
 	case ED_DT_I8: return (int8_t)p[i];
 	case ED_DT_U8:
 	case ED_DT_BOOL: return p[i];
+	default: break;
 	}
 	return 0;
 }

@@ -1328,6 +1328,248 @@ out:
 	free(zx);
 }
 
+/* ---- quantized blocks ------------------------------------------------ */
+
+static uint64_t qrng = 88172645463325252ull;
+static uint32_t qrand(void)
+{
+	qrng ^= qrng << 13;
+	qrng ^= qrng >> 7;
+	qrng ^= qrng << 17;
+	return (uint32_t)(qrng >> 32);
+}
+static float qgauss(void)
+{
+	float u = (qrand() + 1.0f) / 4294967297.0f, v = qrand() / 4294967296.0f;
+	return sqrtf(-2 * logf(u)) * cosf(6.2831853f * v);
+}
+
+/* The layouts of spec/QUANT.md written out again, independently: every
+ * weight of a block from its bytes. */
+static float spec_weight(enum ed_dtype dt, const uint8_t *b, int j)
+{
+	uint16_t h;
+	switch (dt) {
+	case ED_DT_Q8_0:
+		memcpy(&h, b, 2);
+		return ed_k_f16_to_f32(h) * (int8_t)b[2 + j];
+	case ED_DT_Q4_0:
+		memcpy(&h, b, 2);
+		return ed_k_f16_to_f32(h) *
+		       ((j < 16 ? b[2 + j] & 15 : b[2 + j - 16] >> 4) - 8);
+	case ED_DT_Q4_K: {
+		uint16_t hd, hm;
+		const uint8_t *sc = b + 4, *qs = b + 16;
+		int sub = j / 32, chunk = j / 64, sv, mv, q;
+		memcpy(&hd, b, 2);
+		memcpy(&hm, b + 2, 2);
+		if (sub < 4) {
+			sv = sc[sub] & 63;
+			mv = sc[sub + 4] & 63;
+		} else {
+			sv = (sc[sub + 4] & 15) | ((sc[sub - 4] >> 6) << 4);
+			mv = (sc[sub + 4] >> 4) | ((sc[sub] >> 6) << 4);
+		}
+		q = j % 64 < 32 ? qs[32 * chunk + j % 32] & 15
+				: qs[32 * chunk + j % 32] >> 4;
+		return ed_k_f16_to_f32(hd) * sv * q - ed_k_f16_to_f32(hm) * mv;
+	}
+	case ED_DT_Q6_K: {
+		const uint8_t *ql = b, *qh = b + 128;
+		const int8_t *sc = (const int8_t *)(b + 192);
+		int half = j / 128, l = j % 128, q, is;
+		memcpy(&h, b + 208, 2);
+		ql += 64 * half;
+		qh += 32 * half;
+		sc += 8 * half;
+		is = (l % 32) / 16;
+		switch (l / 32) {
+		case 0:
+			q = (ql[l] & 15) | ((qh[l] & 3) << 4);
+			break;
+		case 1:
+			q = (ql[l] & 15) | (((qh[l - 32] >> 2) & 3) << 4);
+			is += 2;
+			break;
+		case 2:
+			q = (ql[l - 64] >> 4) | (((qh[l - 64] >> 4) & 3) << 4);
+			is += 4;
+			break;
+		default:
+			q = (ql[l - 64] >> 4) | (((qh[l - 96] >> 6) & 3) << 4);
+			is += 6;
+			break;
+		}
+		return ed_k_f16_to_f32(h) * sc[is] * (q - 32);
+	}
+	default: return 0;
+	}
+}
+
+static void test_quant(void)
+{
+	static const enum ed_dtype dts[] = {ED_DT_Q8_0, ED_DT_Q4_0, ED_DT_Q4_K,
+					    ED_DT_Q6_K};
+	/* the largest relative RMS error quantizing Gaussian weights */
+	static const double max_rms[] = {0.008, 0.10, 0.085, 0.025};
+	static const int Ks[] = {256, 512, 2560};
+	enum ed_isa best = ed_k_isa_best();
+
+	for (size_t t = 0; t < ED_ARRAY_LEN(dts); t++) {
+		enum ed_dtype dt = dts[t];
+		int bl = ed_k_block(dt), K = 1024;
+		size_t rb = ed_k_row_bytes(dt, K);
+		uint8_t *raw = malloc(rb);
+		float *x = malloc(K * sizeof *x), *y = malloc(K * sizeof *y);
+		double se = 0, sx = 0;
+		int bad = 0;
+
+		CHECK_INT(rb, (size_t)K / bl *
+				  (dt == ED_DT_Q8_0   ? 34
+				   : dt == ED_DT_Q4_0 ? 18
+				   : dt == ED_DT_Q4_K ? 144
+						      : 210));
+		/* random bytes, with finite small fp16 scales: every weight as
+		 * the spec's formulas give it */
+		for (size_t i = 0; i < rb; i++)
+			raw[i] = (uint8_t)qrand();
+		for (int b = 0; b < K / bl; b++) {
+			size_t o = (size_t)b * (rb / (size_t)(K / bl));
+			uint16_t h = ed_k_f32_to_f16(0.01f + 0.001f * (b % 7));
+			if (dt == ED_DT_Q6_K)
+				memcpy(raw + o + 208, &h, 2);
+			else
+				memcpy(raw + o, &h, 2);
+			if (dt == ED_DT_Q4_K)
+				memcpy(raw + o + 2, &h, 2);
+		}
+		ed_k_dequantize_row(dt, raw, y, K);
+		for (int j = 0; j < K; j++) {
+			size_t o = (size_t)(j / bl) * (rb / (size_t)(K / bl));
+			if (y[j] != spec_weight(dt, raw + o, j % bl))
+				bad++;
+		}
+		CHECK(bad == 0, "%s: %d weights differ from the spec layout",
+		      ed_model_dtype_name(dt), bad);
+		/* quantizing: the error is small, and zeros stay zeros */
+		for (int j = 0; j < K; j++)
+			x[j] = qgauss() * (1 + (j / 256) % 3);
+		CHECK_INT(ed_k_quantize_row(dt, x, raw, K), 0);
+		ed_k_dequantize_row(dt, raw, y, K);
+		for (int j = 0; j < K; j++) {
+			se += (double)(x[j] - y[j]) * (x[j] - y[j]);
+			sx += (double)x[j] * x[j];
+		}
+		CHECK(sqrt(se / sx) < max_rms[t], "%s: relative RMS error %g",
+		      ed_model_dtype_name(dt), sqrt(se / sx));
+		memset(x, 0, K * sizeof *x);
+		ed_k_quantize_row(dt, x, raw, K);
+		ed_k_dequantize_row(dt, raw, y, K);
+		bad = 0;
+		for (int j = 0; j < K; j++)
+			bad += y[j] != 0;
+		CHECK(bad == 0, "%s: zeros", ed_model_dtype_name(dt));
+		CHECK_INT(ed_k_quantize_row(dt, x, raw, K - bl / 2), ED_EINVAL);
+		free(raw);
+		free(x);
+		free(y);
+
+		/* dot products: every instruction set against the reference */
+		for (size_t k = 0; k < ED_ARRAY_LEN(Ks); k++) {
+			int KK = Ks[k];
+			float *w = malloc(KK * sizeof *w), *ax = malloc(KK * 4);
+			uint8_t *wq = malloc(ed_k_row_bytes(dt, KK));
+			int8_t *aq = malloc(KK);
+			float *ad = malloc(KK / 32 * sizeof *ad);
+			int16_t *as = malloc(KK / 16 * sizeof *as);
+			struct ed_qact a = {aq, ad, as};
+			double ref, mag = 0;
+			for (int j = 0; j < KK; j++) {
+				w[j] = qgauss();
+				ax[j] = qgauss() * 3;
+			}
+			ed_k_quantize_row(dt, w, wq, KK);
+			ed_k_quantize_act(ax, KK, &a);
+			{
+				/* the activation blocks and their sums */
+				int wrong = 0;
+				for (int g = 0; g < KK / 16; g++) {
+					int sum = 0;
+					for (int j = 0; j < 16; j++)
+						sum += aq[16 * g + j];
+					wrong += sum != as[g];
+				}
+				for (int j = 0; j < KK; j++)
+					wrong += fabsf(ad[j / 32] * aq[j] - ax[j]) >
+						 ad[j / 32] * 0.5f + 1e-6f;
+				CHECK(wrong == 0, "activation blocks");
+			}
+			ref = ed_k_qdot_ref(dt, wq, &a, KK);
+			for (int j = 0; j < KK; j++)
+				mag += fabs((double)w[j] * ax[j]);
+			for (int isa = 0; isa <= (int)best; isa++) {
+				float got = ed_k_qdot((enum ed_isa)isa, dt, wq, &a, KK);
+				CHECK(fabs(got - ref) <= 1e-5 * mag,
+				      "%s K=%d %s: %g, reference %g",
+				      ed_model_dtype_name(dt), KK,
+				      ed_k_isa_name((enum ed_isa)isa), got, ref);
+			}
+			free(w);
+			free(ax);
+			free(wq);
+			free(aq);
+			free(ad);
+			free(as);
+		}
+		/* matrix products over quantized weights: decode (M = 1, int8
+		 * activations) and prefill (M > 1, dequantized panels) */
+		{
+			static const int Ms[] = {1, 3, 7};
+			struct ed_pool *pool;
+			int N = 37, KK = 512;
+			float *w = malloc((size_t)N * KK * sizeof *w);
+			uint8_t *wq = malloc(ed_k_row_bytes(dt, KK) * (size_t)N);
+			float *xx = malloc(7 * KK * sizeof *xx);
+			float *bias = malloc(N * sizeof *bias);
+			float *y = malloc(7 * N * sizeof *y), *yr = malloc(7 * N * 4);
+			ed_pool_new(&pool, 2);
+			for (int i = 0; i < N * KK; i++)
+				w[i] = qgauss();
+			for (int i = 0; i < 7 * KK; i++)
+				xx[i] = qgauss();
+			for (int i = 0; i < N; i++)
+				bias[i] = qgauss();
+			for (int r = 0; r < N; r++)
+				ed_k_quantize_row(dt, w + (size_t)r * KK,
+						  wq + ed_k_row_bytes(dt, KK) * (size_t)r,
+						  KK);
+			for (size_t mi = 0; mi < ED_ARRAY_LEN(Ms); mi++) {
+				int M = Ms[mi], bad = 0;
+				double tol = M == 1 ? 2e-2 : 1e-5;
+				ed_k_matmul(pool, y, xx, M, wq, dt, N, KK, bias);
+				ed_k_matmul_ref(yr, xx, M, wq, dt, N, KK, bias);
+				for (int m = 0; m < M; m++)
+					for (int n = 0; n < N; n++) {
+						double mag = fabs(bias[n]);
+						for (int k = 0; k < KK; k++)
+							mag += fabs(xx[m * KK + k] * w[n * KK + k]);
+						bad += fabs(y[m * N + n] - yr[m * N + n]) >
+						       tol * mag;
+					}
+				CHECK(bad == 0, "%s matmul M=%d: %d outputs off",
+				      ed_model_dtype_name(dt), M, bad);
+			}
+			ed_pool_free(pool);
+			free(w);
+			free(wq);
+			free(xx);
+			free(bias);
+			free(y);
+			free(yr);
+		}
+	}
+}
+
 int main(void)
 {
 	const char *base = getenv("ED_TMP");
@@ -1344,6 +1586,7 @@ int main(void)
 	test_dtypes();
 	test_conversions();
 	test_matmul();
+	test_quant();
 	test_attention();
 	test_pool();
 	test_sampler();

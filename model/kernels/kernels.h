@@ -17,6 +17,7 @@
 #ifndef ED_KERNELS_H
 #define ED_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,6 +63,36 @@ float ed_k_f16_to_f32(uint16_t h);
 uint16_t ed_k_f32_to_f16(float f);
 /* n elements of src (dtype dt) to float32. */
 void ed_k_to_f32(float *dst, const void *src, enum ed_dtype dt, size_t n);
+
+/* ---- quantized blocks (quant.c) ------------------------------------- */
+
+bool ed_k_is_quant(enum ed_dtype dt);
+/* Weights per block (1 for plain types). */
+int ed_k_block(enum ed_dtype dt);
+/* Bytes of n consecutive weights (n a multiple of the block). */
+size_t ed_k_row_bytes(enum ed_dtype dt, int64_t n);
+/* n weights (a multiple of the block) to and from float32. Quantizing
+ * also writes F32, F16 and BF16. 0 or ED_EINVAL. */
+int ed_k_quantize_row(enum ed_dtype dt, const float *x, void *out, int64_t n);
+void ed_k_dequantize_row(enum ed_dtype dt, const void *src, float *y,
+			 int64_t n);
+
+/* Activations quantized for integer dot products: per 32 values an int8
+ * block and its float scale, and the sum of each 16 int8 values (the
+ * formats' offsets and minimums need them). K a multiple of 32. */
+struct ed_qact {
+	int8_t *q;    /* [K] */
+	float *d;     /* [K / 32] */
+	int16_t *s16; /* [K / 16] */
+};
+void ed_k_quantize_act(const float *x, int64_t K, struct ed_qact *a);
+/* A quantized weight row (K weights) . the activations: AVX-512 VNNI,
+ * AVX2 or portable by level; the reference dequantizes and sums in
+ * double. K a multiple of the block. */
+float ed_k_qdot(enum ed_isa level, enum ed_dtype dt, const void *w,
+		const struct ed_qact *a, int64_t K);
+double ed_k_qdot_ref(enum ed_dtype dt, const void *w, const struct ed_qact *a,
+		     int64_t K);
 
 /* ---- matrix products ----------------------------------------------- */
 

@@ -158,6 +158,10 @@ void ed_k_to_f32(float *dst, const void *src, enum ed_dtype dt, size_t n)
 			dst[i] = ed_k_f16_to_f32(h[i]);
 		return;
 	default:
+		if (ed_k_is_quant(dt)) {
+			ed_k_dequantize_row(dt, src, dst, (int64_t)n);
+			return;
+		}
 		for (size_t i = 0; i < n; i++)
 			dst[i] = 0;
 	}
@@ -177,6 +181,25 @@ static float wget(const void *W, enum ed_dtype wt, size_t i)
 void ed_k_matmul_ref(float *y, const float *x, int64_t M, const void *W,
 		     enum ed_dtype wt, int64_t N, int64_t K, const float *bias)
 {
+	if (ed_k_is_quant(wt)) {
+		/* the rows dequantized, then summed in double */
+		float *row = malloc((size_t)K * sizeof *row);
+		if (!row)
+			return;
+		for (int64_t n = 0; n < N; n++) {
+			ed_k_dequantize_row(
+			    wt, (const char *)W + ed_k_row_bytes(wt, K) * (size_t)n,
+			    row, K);
+			for (int64_t m = 0; m < M; m++) {
+				double acc = bias ? bias[n] : 0;
+				for (int64_t k = 0; k < K; k++)
+					acc += (double)x[m * K + k] * row[k];
+				y[m * N + n] = (float)acc;
+			}
+		}
+		free(row);
+		return;
+	}
 	for (int64_t m = 0; m < M; m++)
 		for (int64_t n = 0; n < N; n++) {
 			double acc = bias ? bias[n] : 0;
@@ -326,14 +349,13 @@ static float row_dot(enum ed_isa level, const void *W, enum ed_dtype wt,
 static void pack_panel(float *p, const void *W, enum ed_dtype wt, int64_t K,
 		       int64_t n0, int nr, int64_t k0, int kc)
 {
-	size_t es = ed_model_dtype_size(wt);
+	size_t rb = ed_k_row_bytes(wt, K), ob = ed_k_row_bytes(wt, k0);
 	float row[KC];
 
 	for (int r = 0; r < NR; r++) {
 		if (r < nr)
 			ed_k_to_f32(row,
-				    (const char *)W +
-					((size_t)(n0 + r) * K + k0) * es,
+				    (const char *)W + (size_t)(n0 + r) * rb + ob,
 				    wt, (size_t)kc);
 		else
 			memset(row, 0, sizeof row);
@@ -451,7 +473,22 @@ struct mm_job {
 	const float *bias;
 	enum ed_isa level;
 	float *scratch; /* per thread: NR * KC floats */
+	struct ed_qact act; /* M = 1 over quantized weights */
 };
+
+static void mm_qrows(void *ctx, int64_t b, int64_t e, int tid)
+{
+	struct mm_job *j = ctx;
+	size_t rb = ed_k_row_bytes(j->wt, j->K);
+
+	(void)tid;
+	for (int64_t n = b; n < e; n++) {
+		float v = ed_k_qdot(j->level, j->wt,
+				    (const char *)j->W + (size_t)n * rb, &j->act,
+				    j->K);
+		j->y[n] = j->bias ? v + j->bias[n] : v;
+	}
+}
 
 static void mm_rows(void *ctx, int64_t b, int64_t e, int tid)
 {
@@ -508,7 +545,7 @@ void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
 		 const void *W, enum ed_dtype wt, int64_t N, int64_t K,
 		 const float *bias)
 {
-	struct mm_job j = {y, x, M, N, K, W, wt, bias, isa(), NULL};
+	struct mm_job j = {y, x, M, N, K, W, wt, bias, isa(), NULL, {0}};
 
 	if (M <= 0 || N <= 0)
 		return;
@@ -517,7 +554,21 @@ void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
 			y[i] = bias ? bias[i % N] : 0;
 		return;
 	}
-	if (M == 1) {
+	if (M == 1 && ed_k_is_quant(wt)) {
+		/* int8 activations once, then integer dot products per row */
+		void *buf = malloc((size_t)K + (size_t)K / 32 * sizeof(float) +
+				   (size_t)K / 16 * sizeof(int16_t) + 64);
+		if (buf) {
+			j.act.d = buf;
+			j.act.s16 = (int16_t *)(j.act.d + K / 32);
+			j.act.q = (int8_t *)(j.act.s16 + K / 16);
+			ed_k_quantize_act(x, K, &j.act);
+			ed_pool_for(p, N, 16, mm_qrows, &j);
+			free(buf);
+			return;
+		}
+	}
+	if (M == 1 && !ed_k_is_quant(wt)) {
 		ed_pool_for(p, N, 16, mm_rows, &j);
 		return;
 	}

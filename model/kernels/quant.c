@@ -1,0 +1,840 @@
+/*
+ * quant.c - ggml's block formats (Q8_0, Q4_0, Q4_K, Q6_K; layouts bit for
+ * bit, spec/QUANT.md): quantizing rows, dequantizing them, and the dot
+ * products of quantized weight rows with activations quantized to int8
+ * (per 32 values, one float scale, with the sums of each 16 for the
+ * formats' offsets). The integer dot products run on AVX-512 VNNI
+ * (vpdpbusd), AVX2 (maddubs) or portable C; ed_k_qdot_ref dequantizes
+ * and sums in double, the reference the tests compare against.
+ *
+ * The quantizers follow the reference algorithms of ggml: Q8_0 and Q4_0
+ * by the block's largest magnitude, Q4_K with a weighted search for each
+ * sub-block's scale and minimum, Q6_K with a signed-scale search; then
+ * the sub-block scales are quantized and the weights re-quantized against
+ * them.
+ */
+#include "kernels.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+struct blk_q8_0 {
+	uint16_t d;
+	int8_t qs[32];
+};
+struct blk_q4_0 {
+	uint16_t d;
+	uint8_t qs[16];
+};
+struct blk_q4_k {
+	uint16_t d, dmin;
+	uint8_t scales[12];
+	uint8_t qs[128];
+};
+struct blk_q6_k {
+	uint8_t ql[128];
+	uint8_t qh[64];
+	int8_t scales[16];
+	uint16_t d;
+};
+
+_Static_assert(sizeof(struct blk_q8_0) == 34, "Q8_0 block");
+_Static_assert(sizeof(struct blk_q4_0) == 18, "Q4_0 block");
+_Static_assert(sizeof(struct blk_q4_k) == 144, "Q4_K block");
+_Static_assert(sizeof(struct blk_q6_k) == 210, "Q6_K block");
+
+static const struct {
+	enum ed_dtype dt;
+	int block, bytes;
+} qtypes[] = {
+    {ED_DT_Q8_0, 32, 34},
+    {ED_DT_Q4_0, 32, 18},
+    {ED_DT_Q4_K, 256, 144},
+    {ED_DT_Q6_K, 256, 210},
+};
+
+bool ed_k_is_quant(enum ed_dtype dt)
+{
+	return dt == ED_DT_Q8_0 || dt == ED_DT_Q4_0 || dt == ED_DT_Q4_K ||
+	       dt == ED_DT_Q6_K;
+}
+
+int ed_k_block(enum ed_dtype dt)
+{
+	for (size_t i = 0; i < ED_ARRAY_LEN(qtypes); i++)
+		if (qtypes[i].dt == dt)
+			return qtypes[i].block;
+	return 1;
+}
+
+size_t ed_k_row_bytes(enum ed_dtype dt, int64_t n)
+{
+	for (size_t i = 0; i < ED_ARRAY_LEN(qtypes); i++)
+		if (qtypes[i].dt == dt)
+			return (size_t)(n / qtypes[i].block) *
+			       (size_t)qtypes[i].bytes;
+	return (size_t)n * ed_model_dtype_size(dt);
+}
+
+static int nearest_int(float f)
+{
+	return (int)lrintf(f);
+}
+
+/* ---- dequantization ------------------------------------------------- */
+
+static void q4k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
+{
+	if (j < 4) {
+		*sc = q[j] & 63;
+		*m = q[j + 4] & 63;
+	} else {
+		*sc = (uint8_t)((q[j + 4] & 15) | ((q[j - 4] >> 6) << 4));
+		*m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+	}
+}
+
+/* The 6-bit value of element i (0..255) of a Q6_K block, 0..63. */
+static int q6k_value(const struct blk_q6_k *b, int i)
+{
+	int h = i / 128, r = i % 128, l = r % 32, part = r / 32;
+	const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+	int lo = part == 0   ? ql[l] & 15
+		 : part == 1 ? ql[l + 32] & 15
+		 : part == 2 ? ql[l] >> 4
+			     : ql[l + 32] >> 4;
+	return lo | (((qh[l] >> (2 * part)) & 3) << 4);
+}
+
+void ed_k_dequantize_row(enum ed_dtype dt, const void *src, float *y,
+			 int64_t n)
+{
+	switch (dt) {
+	case ED_DT_Q8_0:
+		for (int64_t b = 0; b < n / 32; b++) {
+			const struct blk_q8_0 *x = (const struct blk_q8_0 *)src + b;
+			float d = ed_k_f16_to_f32(x->d);
+			for (int j = 0; j < 32; j++)
+				y[b * 32 + j] = d * x->qs[j];
+		}
+		break;
+	case ED_DT_Q4_0:
+		for (int64_t b = 0; b < n / 32; b++) {
+			const struct blk_q4_0 *x = (const struct blk_q4_0 *)src + b;
+			float d = ed_k_f16_to_f32(x->d);
+			for (int j = 0; j < 16; j++) {
+				y[b * 32 + j] = d * ((x->qs[j] & 15) - 8);
+				y[b * 32 + j + 16] = d * ((x->qs[j] >> 4) - 8);
+			}
+		}
+		break;
+	case ED_DT_Q4_K:
+		for (int64_t b = 0; b < n / 256; b++) {
+			const struct blk_q4_k *x = (const struct blk_q4_k *)src + b;
+			float d = ed_k_f16_to_f32(x->d),
+			      dmin = ed_k_f16_to_f32(x->dmin);
+			float *o = y + b * 256;
+			for (int c = 0; c < 4; c++) {
+				uint8_t sc, m;
+				const uint8_t *q = x->qs + 32 * c;
+				q4k_scale_min(2 * c, x->scales, &sc, &m);
+				for (int l = 0; l < 32; l++)
+					o[64 * c + l] = d * sc * (q[l] & 15) - dmin * m;
+				q4k_scale_min(2 * c + 1, x->scales, &sc, &m);
+				for (int l = 0; l < 32; l++)
+					o[64 * c + 32 + l] =
+					    d * sc * (q[l] >> 4) - dmin * m;
+			}
+		}
+		break;
+	case ED_DT_Q6_K:
+		for (int64_t b = 0; b < n / 256; b++) {
+			const struct blk_q6_k *x = (const struct blk_q6_k *)src + b;
+			float d = ed_k_f16_to_f32(x->d);
+			for (int i = 0; i < 256; i++)
+				y[b * 256 + i] = d * x->scales[i / 16] *
+						 (q6k_value(x, i) - 32);
+		}
+		break;
+	default: ed_k_to_f32(y, src, dt, (size_t)n);
+	}
+}
+
+/* ---- quantization --------------------------------------------------- */
+
+static void quantize_q8_0(const float *x, struct blk_q8_0 *y, int64_t n)
+{
+	for (int64_t b = 0; b < n / 32; b++, x += 32) {
+		float amax = 0, d, id;
+		for (int j = 0; j < 32; j++)
+			amax = fmaxf(amax, fabsf(x[j]));
+		d = amax / 127;
+		id = d ? 1 / d : 0;
+		y[b].d = ed_k_f32_to_f16(d);
+		for (int j = 0; j < 32; j++)
+			y[b].qs[j] = (int8_t)roundf(x[j] * id);
+	}
+}
+
+static void quantize_q4_0(const float *x, struct blk_q4_0 *y, int64_t n)
+{
+	for (int64_t b = 0; b < n / 32; b++, x += 32) {
+		float amax = 0, max = 0, d, id;
+		for (int j = 0; j < 32; j++)
+			if (fabsf(x[j]) > amax) {
+				amax = fabsf(x[j]);
+				max = x[j];
+			}
+		d = max / -8;
+		id = d ? 1 / d : 0;
+		y[b].d = ed_k_f32_to_f16(d);
+		for (int j = 0; j < 16; j++) {
+			int a = (int)(x[j] * id + 8.5f), c = (int)(x[16 + j] * id + 8.5f);
+			a = a > 15 ? 15 : a < 0 ? 0 : a;
+			c = c > 15 ? 15 : c < 0 ? 0 : c;
+			y[b].qs[j] = (uint8_t)(a | (c << 4));
+		}
+	}
+}
+
+/* Scale and minimum for n values in 0..nmax, minimizing the weighted
+ * squared error over a range of candidate scales (ggml's search).
+ * Returns the scale, *the_min the (non-negative) minimum to subtract. */
+static float make_qkx2(int n, int nmax, const float *x, const float *w,
+		       uint8_t *L, float *the_min, uint8_t *Laux, float rmin,
+		       float rdelta, int nstep)
+{
+	float min = x[0], max = x[0], sum_w = w[0], sum_x = w[0] * x[0];
+	float iscale, scale, best;
+
+	for (int i = 1; i < n; i++) {
+		min = fminf(min, x[i]);
+		max = fmaxf(max, x[i]);
+		sum_w += w[i];
+		sum_x += w[i] * x[i];
+	}
+	if (min > 0)
+		min = 0;
+	if (max == min) {
+		memset(L, 0, (size_t)n);
+		*the_min = -min;
+		return 0;
+	}
+	iscale = nmax / (max - min);
+	scale = 1 / iscale;
+	best = 0;
+	for (int i = 0; i < n; i++) {
+		int l = nearest_int(iscale * (x[i] - min));
+		float diff;
+		L[i] = (uint8_t)(l < 0 ? 0 : l > nmax ? nmax : l);
+		diff = scale * L[i] + min - x[i];
+		best += w[i] * diff * diff;
+	}
+	for (int is = 0; is <= nstep; is++) {
+		float sum_l = 0, sum_l2 = 0, sum_xl = 0, D;
+		iscale = (rmin + rdelta * is + nmax) / (max - min);
+		for (int i = 0; i < n; i++) {
+			int l = nearest_int(iscale * (x[i] - min));
+			l = l < 0 ? 0 : l > nmax ? nmax : l;
+			Laux[i] = (uint8_t)l;
+			sum_l += w[i] * l;
+			sum_l2 += w[i] * l * l;
+			sum_xl += w[i] * l * x[i];
+		}
+		D = sum_w * sum_l2 - sum_l * sum_l;
+		if (D > 0) {
+			float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+			float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+			float mad = 0;
+			if (this_min > 0) {
+				this_min = 0;
+				this_scale = sum_xl / sum_l2;
+			}
+			for (int i = 0; i < n; i++) {
+				float diff = this_scale * Laux[i] + this_min - x[i];
+				mad += w[i] * diff * diff;
+			}
+			if (mad < best) {
+				memcpy(L, Laux, (size_t)n);
+				best = mad;
+				scale = this_scale;
+				min = this_min;
+			}
+		}
+	}
+	*the_min = -min;
+	return scale;
+}
+
+static void quantize_q4_k(const float *x, struct blk_q4_k *y, int64_t n)
+{
+	for (int64_t b = 0; b < n / 256; b++, x += 256) {
+		uint8_t L[256], Laux[32];
+		float w[32], mins[8], scales[8], max_scale = 0, max_min = 0;
+		float inv_scale, inv_min, d, dmin;
+
+		for (int j = 0; j < 8; j++) {
+			float sum_x2 = 0, av;
+			for (int l = 0; l < 32; l++)
+				sum_x2 += x[32 * j + l] * x[32 * j + l];
+			av = sqrtf(sum_x2 / 32);
+			for (int l = 0; l < 32; l++)
+				w[l] = av + fabsf(x[32 * j + l]);
+			scales[j] = make_qkx2(32, 15, x + 32 * j, w, L + 32 * j,
+					      &mins[j], Laux, -1.f, 0.1f, 20);
+			max_scale = fmaxf(max_scale, scales[j]);
+			max_min = fmaxf(max_min, mins[j]);
+		}
+		inv_scale = max_scale > 0 ? 63 / max_scale : 0;
+		inv_min = max_min > 0 ? 63 / max_min : 0;
+		memset(y[b].scales, 0, sizeof y[b].scales);
+		for (int j = 0; j < 8; j++) {
+			int ls = nearest_int(inv_scale * scales[j]);
+			int lm = nearest_int(inv_min * mins[j]);
+			ls = ls > 63 ? 63 : ls;
+			lm = lm > 63 ? 63 : lm;
+			if (j < 4) {
+				y[b].scales[j] = (uint8_t)ls;
+				y[b].scales[j + 4] = (uint8_t)lm;
+			} else {
+				y[b].scales[j + 4] =
+				    (uint8_t)((ls & 15) | ((lm & 15) << 4));
+				y[b].scales[j - 4] |= (uint8_t)((ls >> 4) << 6);
+				y[b].scales[j] |= (uint8_t)((lm >> 4) << 6);
+			}
+		}
+		y[b].d = ed_k_f32_to_f16(max_scale / 63);
+		y[b].dmin = ed_k_f32_to_f16(max_min / 63);
+		d = ed_k_f16_to_f32(y[b].d);
+		dmin = ed_k_f16_to_f32(y[b].dmin);
+		/* the weights again, against the scales as stored */
+		for (int j = 0; j < 8; j++) {
+			uint8_t sc, m;
+			float dd, dm;
+			q4k_scale_min(j, y[b].scales, &sc, &m);
+			dd = d * sc;
+			dm = dmin * m;
+			for (int l = 0; l < 32; l++) {
+				int q = dd ? nearest_int((x[32 * j + l] + dm) / dd) : 0;
+				L[32 * j + l] = (uint8_t)(q < 0 ? 0 : q > 15 ? 15 : q);
+			}
+		}
+		for (int c = 0; c < 4; c++)
+			for (int l = 0; l < 32; l++)
+				y[b].qs[32 * c + l] =
+				    (uint8_t)(L[64 * c + l] |
+					      (L[64 * c + 32 + l] << 4));
+	}
+}
+
+/* Signed scale for n values in -nmax..nmax-1, weighted by x^2 (ggml's
+ * make_qx_quants, rmse type 1). L receives values + nmax. */
+static float make_qx(int n, int nmax, const float *x, int8_t *L)
+{
+	float max = 0, amax = 0, iscale, sumlx = 0, suml2 = 0, scale, best;
+
+	for (int i = 0; i < n; i++)
+		if (fabsf(x[i]) > amax) {
+			amax = fabsf(x[i]);
+			max = x[i];
+		}
+	if (amax < 1e-30f) {
+		memset(L, 0, (size_t)n);
+		return 0;
+	}
+	iscale = -nmax / max;
+	for (int i = 0; i < n; i++) {
+		int l = nearest_int(iscale * x[i]);
+		float w = x[i] * x[i];
+		l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+		L[i] = (int8_t)(l + nmax);
+		sumlx += w * x[i] * l;
+		suml2 += w * l * l;
+	}
+	scale = suml2 ? sumlx / suml2 : 0;
+	best = scale * sumlx;
+	for (int is = -9; is <= 9; is++) {
+		if (!is)
+			continue;
+		iscale = -(nmax + 0.1f * is) / max;
+		sumlx = suml2 = 0;
+		for (int i = 0; i < n; i++) {
+			int l = nearest_int(iscale * x[i]);
+			float w = x[i] * x[i];
+			l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+			sumlx += w * x[i] * l;
+			suml2 += w * l * l;
+		}
+		if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+			for (int i = 0; i < n; i++) {
+				int l = nearest_int(iscale * x[i]);
+				l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+				L[i] = (int8_t)(l + nmax);
+			}
+			scale = sumlx / suml2;
+			best = scale * sumlx;
+		}
+	}
+	return scale;
+}
+
+static void quantize_q6_k(const float *x, struct blk_q6_k *y, int64_t n)
+{
+	for (int64_t b = 0; b < n / 256; b++, x += 256) {
+		int8_t L[256];
+		float scales[16], max_scale = 0, amax = 0, iscale, d;
+
+		for (int g = 0; g < 16; g++) {
+			scales[g] = make_qx(16, 32, x + 16 * g, L + 16 * g);
+			if (fabsf(scales[g]) > amax) {
+				amax = fabsf(scales[g]);
+				max_scale = scales[g];
+			}
+		}
+		if (amax == 0) {
+			memset(&y[b], 0, sizeof y[b]);
+			continue;
+		}
+		iscale = -128 / max_scale;
+		y[b].d = ed_k_f32_to_f16(1 / iscale);
+		for (int g = 0; g < 16; g++) {
+			int s = nearest_int(iscale * scales[g]);
+			y[b].scales[g] = (int8_t)(s > 127 ? 127 : s < -128 ? -128 : s);
+		}
+		d = ed_k_f16_to_f32(y[b].d);
+		for (int g = 0; g < 16; g++) {
+			float dd = d * y[b].scales[g];
+			for (int i = 0; i < 16; i++) {
+				int l = dd ? nearest_int(x[16 * g + i] / dd) : 0;
+				l = l < -32 ? -32 : l > 31 ? 31 : l;
+				L[16 * g + i] = (int8_t)(l + 32);
+			}
+		}
+		memset(y[b].qh, 0, sizeof y[b].qh);
+		for (int h = 0; h < 2; h++) {
+			uint8_t *ql = y[b].ql + 64 * h, *qh = y[b].qh + 32 * h;
+			const int8_t *Lh = L + 128 * h;
+			for (int l = 0; l < 32; l++) {
+				int q1 = Lh[l], q2 = Lh[l + 32], q3 = Lh[l + 64],
+				    q4 = Lh[l + 96];
+				ql[l] = (uint8_t)((q1 & 15) | ((q3 & 15) << 4));
+				ql[l + 32] = (uint8_t)((q2 & 15) | ((q4 & 15) << 4));
+				qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) |
+						  ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+			}
+		}
+	}
+}
+
+int ed_k_quantize_row(enum ed_dtype dt, const float *x, void *out, int64_t n)
+{
+	if (n % ed_k_block(dt))
+		return ED_EINVAL;
+	switch (dt) {
+	case ED_DT_Q8_0: quantize_q8_0(x, out, n); return 0;
+	case ED_DT_Q4_0: quantize_q4_0(x, out, n); return 0;
+	case ED_DT_Q4_K: quantize_q4_k(x, out, n); return 0;
+	case ED_DT_Q6_K: quantize_q6_k(x, out, n); return 0;
+	case ED_DT_F32: memcpy(out, x, (size_t)n * sizeof *x); return 0;
+	case ED_DT_F16:
+		for (int64_t i = 0; i < n; i++)
+			((uint16_t *)out)[i] = ed_k_f32_to_f16(x[i]);
+		return 0;
+	case ED_DT_BF16:
+		for (int64_t i = 0; i < n; i++)
+			((uint16_t *)out)[i] = ed_k_f32_to_bf16(x[i]);
+		return 0;
+	default: return ED_EINVAL;
+	}
+}
+
+/* ---- activations ---------------------------------------------------- */
+
+void ed_k_quantize_act(const float *x, int64_t K, struct ed_qact *a)
+{
+	for (int64_t b = 0; b < K / 32; b++) {
+		float amax = 0, d, id;
+		for (int j = 0; j < 32; j++)
+			amax = fmaxf(amax, fabsf(x[b * 32 + j]));
+		d = amax / 127;
+		id = d ? 1 / d : 0;
+		a->d[b] = d;
+		for (int h = 0; h < 2; h++) {
+			int s = 0;
+			for (int j = 16 * h; j < 16 * h + 16; j++) {
+				int q = nearest_int(x[b * 32 + j] * id);
+				a->q[b * 32 + j] = (int8_t)q;
+				s += q;
+			}
+			a->s16[2 * b + h] = (int16_t)s;
+		}
+	}
+}
+
+/* ---- dot products: reference and portable --------------------------- */
+
+double ed_k_qdot_ref(enum ed_dtype dt, const void *w, const struct ed_qact *a,
+		     int64_t K)
+{
+	float row[256];
+	double acc = 0;
+	int blk = ed_k_block(dt) > 32 ? 256 : 32;
+
+	for (int64_t k0 = 0; k0 < K; k0 += blk) {
+		ed_k_dequantize_row(dt,
+				    (const char *)w + ed_k_row_bytes(dt, k0), row,
+				    blk);
+		for (int j = 0; j < blk; j++)
+			acc += (double)row[j] * a->d[(k0 + j) / 32] *
+			       a->q[k0 + j];
+	}
+	return acc;
+}
+
+static float qdot_portable(enum ed_dtype dt, const void *w,
+			   const struct ed_qact *a, int64_t K)
+{
+	const int8_t *q = a->q;
+	float acc = 0;
+
+	switch (dt) {
+	case ED_DT_Q8_0:
+		for (int64_t b = 0; b < K / 32; b++) {
+			const struct blk_q8_0 *x = (const struct blk_q8_0 *)w + b;
+			int s = 0;
+			for (int j = 0; j < 32; j++)
+				s += x->qs[j] * q[b * 32 + j];
+			acc += ed_k_f16_to_f32(x->d) * a->d[b] * (float)s;
+		}
+		break;
+	case ED_DT_Q4_0:
+		for (int64_t b = 0; b < K / 32; b++) {
+			const struct blk_q4_0 *x = (const struct blk_q4_0 *)w + b;
+			int s = 0;
+			for (int j = 0; j < 16; j++)
+				s += (x->qs[j] & 15) * q[b * 32 + j] +
+				     (x->qs[j] >> 4) * q[b * 32 + 16 + j];
+			s -= 8 * (a->s16[2 * b] + a->s16[2 * b + 1]);
+			acc += ed_k_f16_to_f32(x->d) * a->d[b] * (float)s;
+		}
+		break;
+	case ED_DT_Q4_K:
+		for (int64_t b = 0; b < K / 256; b++) {
+			const struct blk_q4_k *x = (const struct blk_q4_k *)w + b;
+			float d = ed_k_f16_to_f32(x->d),
+			      dmin = ed_k_f16_to_f32(x->dmin);
+			for (int j = 0; j < 8; j++) {
+				const uint8_t *qs = x->qs + 32 * (j / 2);
+				const int8_t *qa = q + b * 256 + 32 * j;
+				int64_t ab = b * 8 + j;
+				uint8_t sc, m;
+				int s = 0;
+				q4k_scale_min(j, x->scales, &sc, &m);
+				for (int l = 0; l < 32; l++)
+					s += (j & 1 ? qs[l] >> 4 : qs[l] & 15) * qa[l];
+				acc += a->d[ab] *
+				       (d * sc * (float)s -
+					dmin * m *
+					    (float)(a->s16[2 * ab] + a->s16[2 * ab + 1]));
+			}
+		}
+		break;
+	case ED_DT_Q6_K:
+		for (int64_t b = 0; b < K / 256; b++) {
+			const struct blk_q6_k *x = (const struct blk_q6_k *)w + b;
+			float d = ed_k_f16_to_f32(x->d);
+			for (int g = 0; g < 16; g++) {
+				int s = 0;
+				for (int i = 16 * g; i < 16 * g + 16; i++)
+					s += q6k_value(x, i) * q[b * 256 + i];
+				s -= 32 * a->s16[b * 16 + g];
+				acc += d * x->scales[g] * a->d[b * 8 + g / 2] * (float)s;
+			}
+		}
+		break;
+	default: break;
+	}
+	return acc;
+}
+
+/* ---- AVX2 ------------------------------------------------------------ */
+
+#if defined(__x86_64__)
+/* 32 u8 x s8 products summed in pairs, then in fours: 8 int32. */
+__attribute__((target("avx2"))) static inline __m256i
+dot32_avx2(__m256i u, __m256i s)
+{
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s),
+				 _mm256_set1_epi16(1));
+}
+
+__attribute__((target("avx2"))) static inline int hsum_avx2(__m256i v)
+{
+	__m128i s = _mm_add_epi32(_mm256_castsi256_si128(v),
+				  _mm256_extracti128_si256(v, 1));
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+	return _mm_cvtsi128_si32(s);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static float
+qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
+{
+	const int8_t *q = a->q;
+	const __m256i m4 = _mm256_set1_epi8(15);
+	float acc = 0;
+
+	switch (dt) {
+	case ED_DT_Q8_0:
+		for (int64_t b = 0; b < K / 32; b++) {
+			const struct blk_q8_0 *x = (const struct blk_q8_0 *)w + b;
+			__m256i wv = _mm256_loadu_si256((const __m256i *)x->qs);
+			__m256i av = _mm256_loadu_si256((const __m256i *)(q + b * 32));
+			/* |w| x (a with w's sign): unsigned x signed */
+			__m256i p = dot32_avx2(_mm256_sign_epi8(wv, wv),
+					       _mm256_sign_epi8(av, wv));
+			acc += ed_k_f16_to_f32(x->d) * a->d[b] * (float)hsum_avx2(p);
+		}
+		break;
+	case ED_DT_Q4_0:
+		for (int64_t b = 0; b < K / 32; b++) {
+			const struct blk_q4_0 *x = (const struct blk_q4_0 *)w + b;
+			__m128i v = _mm_loadu_si128((const __m128i *)x->qs);
+			__m256i wv = _mm256_and_si256(
+			    _mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
+			__m256i av = _mm256_loadu_si256((const __m256i *)(q + b * 32));
+			int s = hsum_avx2(dot32_avx2(wv, av)) -
+				8 * (a->s16[2 * b] + a->s16[2 * b + 1]);
+			acc += ed_k_f16_to_f32(x->d) * a->d[b] * (float)s;
+		}
+		break;
+	case ED_DT_Q4_K:
+		for (int64_t b = 0; b < K / 256; b++) {
+			const struct blk_q4_k *x = (const struct blk_q4_k *)w + b;
+			float d = ed_k_f16_to_f32(x->d),
+			      dmin = ed_k_f16_to_f32(x->dmin), sumf = 0, summ = 0;
+			for (int c = 0; c < 4; c++) {
+				__m256i v = _mm256_loadu_si256(
+				    (const __m256i *)(x->qs + 32 * c));
+				__m256i lo = _mm256_and_si256(v, m4);
+				__m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+				const int8_t *qa = q + b * 256 + 64 * c;
+				int s0 = hsum_avx2(dot32_avx2(
+				    lo, _mm256_loadu_si256((const __m256i *)qa)));
+				int s1 = hsum_avx2(dot32_avx2(
+				    hi, _mm256_loadu_si256((const __m256i *)(qa + 32))));
+				int64_t ab = b * 8 + 2 * c;
+				uint8_t sc0, m0, sc1, m1;
+				q4k_scale_min(2 * c, x->scales, &sc0, &m0);
+				q4k_scale_min(2 * c + 1, x->scales, &sc1, &m1);
+				sumf += a->d[ab] * sc0 * (float)s0 +
+					a->d[ab + 1] * sc1 * (float)s1;
+				summ += a->d[ab] * m0 *
+					    (float)(a->s16[2 * ab] + a->s16[2 * ab + 1]) +
+					a->d[ab + 1] * m1 *
+					    (float)(a->s16[2 * ab + 2] +
+						    a->s16[2 * ab + 3]);
+			}
+			acc += d * sumf - dmin * summ;
+		}
+		break;
+	default: return qdot_portable(dt, w, a, K);
+	}
+	return acc;
+}
+
+/* ---- AVX-512 VNNI ----------------------------------------------------- */
+
+__attribute__((target("avx512f,avx512bw,avx512vnni,f16c"))) static float
+qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
+{
+	const int8_t *q = a->q;
+	const __m256i m4 = _mm256_set1_epi8(15);
+	__m512 acc = _mm512_setzero_ps();
+	float tail = 0;
+
+	switch (dt) {
+	case ED_DT_Q8_0: {
+		const __m512i off = _mm512_set1_epi8((char)0x80);
+		int64_t b = 0;
+		for (; b + 2 <= K / 32; b += 2) {
+			const struct blk_q8_0 *x = (const struct blk_q8_0 *)w + b;
+			__m512i wv = _mm512_inserti64x4(
+			    _mm512_castsi256_si512(
+				_mm256_loadu_si256((const __m256i *)x[0].qs)),
+			    _mm256_loadu_si256((const __m256i *)x[1].qs), 1);
+			__m512i av = _mm512_loadu_si512(q + b * 32);
+			/* (w + 128) is unsigned; 128 x sum(a) taken off below */
+			__m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+							_mm512_xor_si512(wv, off), av);
+			float s0 = ed_k_f16_to_f32(x[0].d) * a->d[b],
+			      s1 = ed_k_f16_to_f32(x[1].d) * a->d[b + 1];
+			__m512 sv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0),
+							 _mm512_set1_ps(s1));
+			acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sv, acc);
+			tail -= 128 * (s0 * (float)(a->s16[2 * b] + a->s16[2 * b + 1]) +
+				       s1 * (float)(a->s16[2 * b + 2] +
+						    a->s16[2 * b + 3]));
+		}
+		for (; b < K / 32; b++) {
+			const struct blk_q8_0 *x = (const struct blk_q8_0 *)w + b;
+			int s = 0;
+			for (int j = 0; j < 32; j++)
+				s += x->qs[j] * q[b * 32 + j];
+			tail += ed_k_f16_to_f32(x->d) * a->d[b] * (float)s;
+		}
+		break;
+	}
+	case ED_DT_Q4_0: {
+		int64_t b = 0;
+		for (; b + 2 <= K / 32; b += 2) {
+			const struct blk_q4_0 *x = (const struct blk_q4_0 *)w + b;
+			__m128i v0 = _mm_loadu_si128((const __m128i *)x[0].qs);
+			__m128i v1 = _mm_loadu_si128((const __m128i *)x[1].qs);
+			__m256i w0 = _mm256_and_si256(
+			    _mm256_set_m128i(_mm_srli_epi16(v0, 4), v0), m4);
+			__m256i w1 = _mm256_and_si256(
+			    _mm256_set_m128i(_mm_srli_epi16(v1, 4), v1), m4);
+			__m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(w0),
+							w1, 1);
+			__m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv,
+							_mm512_loadu_si512(q + b * 32));
+			float s0 = ed_k_f16_to_f32(x[0].d) * a->d[b],
+			      s1 = ed_k_f16_to_f32(x[1].d) * a->d[b + 1];
+			__m512 sv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0),
+							 _mm512_set1_ps(s1));
+			acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sv, acc);
+			tail -= 8 * (s0 * (float)(a->s16[2 * b] + a->s16[2 * b + 1]) +
+				     s1 * (float)(a->s16[2 * b + 2] +
+						  a->s16[2 * b + 3]));
+		}
+		if (b < K / 32) {
+			struct ed_qact t = {a->q + b * 32, a->d + b, a->s16 + 2 * b};
+			tail += qdot_portable(dt, (const struct blk_q4_0 *)w + b, &t,
+					      K - b * 32);
+		}
+		break;
+	}
+	case ED_DT_Q4_K:
+		for (int64_t b = 0; b < K / 256; b++) {
+			const struct blk_q4_k *x = (const struct blk_q4_k *)w + b;
+			float d = ed_k_f16_to_f32(x->d),
+			      dmin = ed_k_f16_to_f32(x->dmin), summ = 0;
+			uint8_t sc[8], m[8];
+			for (int j = 0; j < 8; j++)
+				q4k_scale_min(j, x->scales, &sc[j], &m[j]);
+			for (int c = 0; c < 4; c++) {
+				__m256i v = _mm256_loadu_si256(
+				    (const __m256i *)(x->qs + 32 * c));
+				__m512i wv = _mm512_inserti64x4(
+				    _mm512_castsi256_si512(_mm256_and_si256(v, m4)),
+				    _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);
+				__m512i p = _mm512_dpbusd_epi32(
+				    _mm512_setzero_si512(), wv,
+				    _mm512_loadu_si512(q + b * 256 + 64 * c));
+				int64_t ab = b * 8 + 2 * c;
+				__m512 sv = _mm512_mask_blend_ps(
+				    0xFF00, _mm512_set1_ps(d * sc[2 * c] * a->d[ab]),
+				    _mm512_set1_ps(d * sc[2 * c + 1] * a->d[ab + 1]));
+				acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sv, acc);
+			}
+			for (int j = 0; j < 8; j++) {
+				int64_t ab = b * 8 + j;
+				summ += a->d[ab] * m[j] *
+					(float)(a->s16[2 * ab] + a->s16[2 * ab + 1]);
+			}
+			tail -= dmin * summ;
+		}
+		break;
+	case ED_DT_Q6_K: {
+		static const int32_t grp[16] = {0, 0, 0, 0, 1, 1, 1, 1,
+						2, 2, 2, 2, 3, 3, 3, 3};
+		const __m512i gidx = _mm512_loadu_si512(grp);
+		for (int64_t b = 0; b < K / 256; b++) {
+			const struct blk_q6_k *x = (const struct blk_q6_k *)w + b;
+			float d = ed_k_f16_to_f32(x->d), gs[16], offs = 0;
+			for (int g = 0; g < 16; g++) {
+				gs[g] = d * x->scales[g] * a->d[b * 8 + g / 2];
+				offs += gs[g] * (float)a->s16[b * 16 + g];
+			}
+			tail -= 32 * offs;
+			for (int h = 0; h < 2; h++) {
+				const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
+				__m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+				__m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+				__m256i hh = _mm256_loadu_si256((const __m256i *)qh);
+				const __m256i m2 = _mm256_set1_epi8(3);
+				/* elements 0-31, 32-63, 64-95, 96-127 of the half */
+				__m256i e0 = _mm256_or_si256(
+				    _mm256_and_si256(l0, m4),
+				    _mm256_slli_epi16(_mm256_and_si256(hh, m2), 4));
+				__m256i e1 = _mm256_or_si256(
+				    _mm256_and_si256(l1, m4),
+				    _mm256_slli_epi16(
+					_mm256_and_si256(_mm256_srli_epi16(hh, 2), m2), 4));
+				__m256i e2 = _mm256_or_si256(
+				    _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+				    _mm256_slli_epi16(
+					_mm256_and_si256(_mm256_srli_epi16(hh, 4), m2), 4));
+				__m256i e3 = _mm256_or_si256(
+				    _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+				    _mm256_slli_epi16(
+					_mm256_and_si256(_mm256_srli_epi16(hh, 6), m2), 4));
+				const int8_t *qa = q + b * 256 + 128 * h;
+				__m512i p0 = _mm512_dpbusd_epi32(
+				    _mm512_setzero_si512(),
+				    _mm512_inserti64x4(_mm512_castsi256_si512(e0), e1, 1),
+				    _mm512_loadu_si512(qa));
+				__m512i p1 = _mm512_dpbusd_epi32(
+				    _mm512_setzero_si512(),
+				    _mm512_inserti64x4(_mm512_castsi256_si512(e2), e3, 1),
+				    _mm512_loadu_si512(qa + 64));
+				/* each group of 16 is 4 lanes */
+				__m512 s0 = _mm512_permutexvar_ps(
+				    gidx, _mm512_castps128_ps512(_mm_loadu_ps(gs + 8 * h)));
+				__m512 s1 = _mm512_permutexvar_ps(
+				    gidx,
+				    _mm512_castps128_ps512(_mm_loadu_ps(gs + 8 * h + 4)));
+				acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), s0, acc);
+				acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), s1, acc);
+			}
+		}
+		break;
+	}
+	default: return qdot_portable(dt, w, a, K);
+	}
+	return _mm512_reduce_add_ps(acc) + tail;
+}
+
+static bool has_vnni(void)
+{
+	static _Atomic int v = -1;
+	int x = atomic_load_explicit(&v, memory_order_relaxed);
+
+	if (x < 0) {
+		__builtin_cpu_init();
+		x = __builtin_cpu_supports("avx512vnni") &&
+		    __builtin_cpu_supports("avx512bw");
+		atomic_store_explicit(&v, x, memory_order_relaxed);
+	}
+	return x;
+}
+#endif
+
+float ed_k_qdot(enum ed_isa level, enum ed_dtype dt, const void *w,
+		const struct ed_qact *a, int64_t K)
+{
+#if defined(__x86_64__)
+	if (level == ED_ISA_AVX512 && has_vnni())
+		return qdot_vnni(dt, w, a, K);
+	if (level >= ED_ISA_AVX2)
+		return qdot_avx2(dt, w, a, K);
+#endif
+	(void)level;
+	return qdot_portable(dt, w, a, K);
+}
