@@ -100,6 +100,7 @@ enum {
 	O_ZOOM,
 	O_ZOOM_STEPS,
 	O_SAVE_ZOOMS,
+	O_TYPE,
 	O_FIRST_FREE,
 };
 

@@ -1,12 +1,14 @@
 /*
- * model.c - `ernie-doc model info|check|eval`: what a checkpoint holds,
- * whether it loads and runs, and a golden-style evaluation that writes
- * every intermediate tensor to a safetensors file.
+ * model.c - `ernie-doc model info|check|eval|quantize`: what a checkpoint
+ * holds, whether it loads and runs, a golden-style evaluation that writes
+ * every intermediate tensor to a safetensors file, and quantization into
+ * one GGUF file.
  */
 #include "cmd.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "model/model.h"
 #include "pipeline/pipeline.h"
@@ -14,19 +16,23 @@
 static const struct opt model_opts[] = {
     {"help", 'h', false, O_HELP}, {"verbose", 'v', false, O_VERBOSE},
     {"out", 'o', true, O_OUT},	  {"threads", 0, true, O_THREADS},
+    {"type", 0, true, O_TYPE},	  {"quiet", 'q', false, O_QUIET},
     {NULL, 0, false, 0},
 };
 
 void usage_model(FILE *f)
 {
-	fputs("usage: ernie-doc model info [-v] MODEL_DIR\n"
-	      "       ernie-doc model check [--threads N] MODEL_DIR\n"
-	      "       ernie-doc model eval [--threads N] MODEL_DIR INPUTS.json "
+	fputs("usage: ernie-doc model info [-v] MODEL\n"
+	      "       ernie-doc model check [--threads N] MODEL\n"
+	      "       ernie-doc model eval [--threads N] MODEL INPUTS.json "
 	      "-o OUT.safetensors\n"
-	      "  Describe a checkpoint, check that it loads and runs, or run "
-	      "a\n"
-	      "  golden-style inputs.json and write every intermediate "
-	      "tensor.\n",
+	      "       ernie-doc model quantize [-q] --type "
+	      "bf16|q8_0|q6_k|q4_k|q4_k_m|q4_0\n"
+	      "         MODEL OUT.gguf\n"
+	      "  Describe a checkpoint (a directory or a GGUF file), check that "
+	      "it\n"
+	      "  loads and runs, run a golden-style inputs.json and write every\n"
+	      "  intermediate tensor, or quantize it into one GGUF file.\n",
 	      f);
 }
 
@@ -52,6 +58,53 @@ static const char *human(int64_t v, char *buf, size_t n)
 	else
 		snprintf(buf, n, "%lld", (long long)v);
 	return buf;
+}
+
+struct qprogress {
+	bool tty;
+	double t0;
+};
+
+static void on_quantized(void *ud, const struct ed_quantize_progress *p)
+{
+	struct qprogress *q = ud;
+	double s = (ed_now_ms() - q->t0) / 1000;
+
+	if (!q->tty)
+		return;
+	fprintf(stderr,
+		"\r\033[Kernie-doc: %zu/%zu tensors, %.0f/%.0f MiB read, "
+		"%.0f MiB written, %.0f MiB/s",
+		p->tensor, p->tensors, p->bytes_in / 1048576.0,
+		p->bytes_total / 1048576.0, p->bytes_out / 1048576.0,
+		s > 0 ? p->bytes_in / 1048576.0 / s : 0.0);
+	fflush(stderr);
+}
+
+static int quantize(const char *src, const char *out, const char *type)
+{
+	struct qprogress q = {!g_quiet && isatty(2), ed_now_ms()};
+	int kind = type ? ed_model_quant_kind(type) : -1, rc;
+	char err[512];
+
+	if (kind < 0) {
+		msg("model quantize: --type is bf16, q8_0, q6_k, q4_k, q4_k_m "
+		    "or q4_0");
+		return EX_USAGE_;
+	}
+	rc = ed_model_quantize(src, out, kind, on_quantized, &q, err,
+			       sizeof err);
+	if (q.tty)
+		fputs("\r\033[K", stderr);
+	if (rc) {
+		msg("%s", err);
+		return exit_status(rc);
+	}
+	if (!g_quiet)
+		msg("wrote '%s' (%s) in %.1f s", out,
+		    ed_model_quant_kind_name(kind),
+		    (ed_now_ms() - q.t0) / 1000);
+	return 0;
 }
 
 static void print_info(const struct ed_model_info *i)
@@ -84,12 +137,15 @@ static void print_info(const struct ed_model_info *i)
 	       i->n_tensors, i->n_shards, i->n_shards == 1 ? "" : "s",
 	       i->n_unknown);
 	printf("dtypes           ");
-	for (int d = 0; d < 10; d++)
+	for (int d = 0; d < ED_DT_COUNT; d++)
 		if (i->bytes_by_dtype[d])
 			printf(" %s %.1f MiB",
 			       ed_model_dtype_name((enum ed_dtype)d),
 			       i->bytes_by_dtype[d] / 1048576.0);
 	printf("\n");
+	if (i->params > 0)
+		printf("bits per weight   %.2f\n",
+		       8.0 * (double)i->file_bytes / (double)i->params);
 	printf("file size         %.1f MiB\n", i->file_bytes / 1048576.0);
 	printf("resident memory   %.1f MiB (weights mapped in place)\n",
 	       i->resident_bytes / 1048576.0);
@@ -100,7 +156,7 @@ static void print_info(const struct ed_model_info *i)
 int cmd_model(int argc, char **argv)
 {
 	struct optstate os = {0};
-	const char *arg, *pos[3] = {NULL}, *out = NULL;
+	const char *arg, *pos[3] = {NULL}, *out = NULL, *type = NULL;
 	int npos = 0, id, verbose = 0, rc;
 	long threads = 1;
 	struct ed_model *m;
@@ -120,6 +176,8 @@ int cmd_model(int argc, char **argv)
 		case O_HELP: usage_model(stdout); return 0;
 		case O_VERBOSE: verbose = 1; break;
 		case O_OUT: out = arg; break;
+		case O_TYPE: type = arg; break;
+		case O_QUIET: g_quiet = true; break;
 		case O_THREADS:
 			if (ed_parse_int(arg, 1, 256, &threads)) {
 				msg("model: bad --threads '%s' (1 to 256)",
@@ -130,14 +188,21 @@ int cmd_model(int argc, char **argv)
 		}
 	}
 	if (npos < 2) {
-		msg("model: expected info, check or eval and a model "
-		    "directory");
+		msg("model: expected info, check, eval or quantize and a "
+		    "model");
 		goto usage_err;
 	}
 	if (strcmp(pos[0], "info") && strcmp(pos[0], "check") &&
-	    strcmp(pos[0], "eval")) {
-		msg("model: '%s' is not info, check or eval", pos[0]);
+	    strcmp(pos[0], "eval") && strcmp(pos[0], "quantize")) {
+		msg("model: '%s' is not info, check, eval or quantize", pos[0]);
 		goto usage_err;
+	}
+	if (strcmp(pos[0], "quantize") == 0) {
+		if (npos != 3) {
+			msg("model quantize: needs MODEL OUT.gguf");
+			goto usage_err;
+		}
+		return quantize(pos[1], pos[2], type);
 	}
 	if (strcmp(pos[0], "eval") == 0 && (npos != 3 || !out)) {
 		msg("model eval: needs MODEL_DIR INPUTS.json -o "

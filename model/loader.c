@@ -1,7 +1,8 @@
 /*
- * loader.c - open a checkpoint directory: config.json, the safetensors
- * shards (model.safetensors.index.json or a single model.safetensors), the
- * tokenizer. Every tensor the config implies is looked up by its on-disk
+ * loader.c - open a checkpoint: a directory (config.json, the safetensors
+ * shards of model.safetensors.index.json or a single model.safetensors,
+ * the tokenizer) or one GGUF file holding all of it (config and tokenizer
+ * as metadata, spec/QUANT.md). Every tensor the config implies is looked up by its on-disk
  * (-PT) name, checked for dtype and shape, and bound in place; small
  * tensors (norms, biases, routers) are converted to float32 once. Unknown
  * tensors are counted and reported through the note callback.
@@ -52,12 +53,24 @@ static struct slot *lookup(struct binder *b, const char *name)
 	return NULL;
 }
 
+/* The i-th tensor of shard s (a GGUF file is one shard). */
+static size_t shard_count(const struct ed_model *m, int s)
+{
+	return m->gguf ? ed_gguf_count(m->gguf) : ed_model_st_count(m->shards[s]);
+}
+
+static const struct ed_tensor *shard_at(const struct ed_model *m, int s,
+					size_t k)
+{
+	return m->gguf ? ed_gguf_at(m->gguf, k) : ed_model_st_at(m->shards[s], k);
+}
+
 static int index_tensors(struct binder *b)
 {
 	size_t n = 0;
 
 	for (int s = 0; s < b->m->n_shards; s++)
-		n += ed_model_st_count(b->m->shards[s]);
+		n += shard_count(b->m, s);
 	b->cap = 16;
 	while (b->cap < 2 * n)
 		b->cap *= 2;
@@ -65,10 +78,8 @@ static int index_tensors(struct binder *b)
 	if (!b->tab)
 		return ed_err(b->err, b->errlen, ED_ENOMEM, "out of memory");
 	for (int s = 0; s < b->m->n_shards; s++)
-		for (size_t k = 0; k < ed_model_st_count(b->m->shards[s]);
-		     k++) {
-			const struct ed_tensor *t =
-			    ed_model_st_at(b->m->shards[s], k);
+		for (size_t k = 0; k < shard_count(b->m, s); k++) {
+			const struct ed_tensor *t = shard_at(b->m, s, k);
 			size_t i = (size_t)fnv(t->name) & (b->cap - 1);
 			while (b->tab[i].t) {
 				if (strcmp(b->tab[i].t->name, t->name) == 0)
@@ -88,7 +99,8 @@ static int index_tensors(struct binder *b)
 /* ---- binding ------------------------------------------------------- */
 
 static const struct ed_tensor *need(struct binder *b, const char *name,
-				    int ndim, int64_t d0, int64_t d1)
+				    int ndim, int64_t d0, int64_t d1,
+				    bool quant_ok)
 {
 	struct slot *s;
 	const struct ed_tensor *t;
@@ -104,10 +116,11 @@ static const struct ed_tensor *need(struct binder *b, const char *name,
 	t = s->t;
 	s->used = true;
 	if (t->dtype != ED_DT_BF16 && t->dtype != ED_DT_F16 &&
-	    t->dtype != ED_DT_F32) {
+	    t->dtype != ED_DT_F32 && !(quant_ok && ed_k_is_quant(t->dtype))) {
 		b->rc = ed_err(b->err, b->errlen, ED_ECONFIG,
-			       "tensor '%s' is %s; BF16, F16 or F32 expected",
-			       name, ed_model_dtype_name(t->dtype));
+			       "tensor '%s' is %s; BF16, F16 or F32 expected%s",
+			       name, ed_model_dtype_name(t->dtype),
+			       quant_ok ? " (or a ggml block format)" : "");
 		return NULL;
 	}
 	if (t->ndim != ndim || t->shape[0] != d0 ||
@@ -138,7 +151,7 @@ static const struct ed_tensor *need(struct binder *b, const char *name,
 static struct ed_wt mat(struct binder *b, const char *name, int64_t rows,
 			int64_t cols)
 {
-	const struct ed_tensor *t = need(b, name, 2, rows, cols);
+	const struct ed_tensor *t = need(b, name, 2, rows, cols, true);
 	struct ed_wt w = {0};
 
 	if (t) {
@@ -154,7 +167,7 @@ static struct ed_wt mat(struct binder *b, const char *name, int64_t rows,
 static const float *small(struct binder *b, const char *name, int ndim,
 			  int64_t d0, int64_t d1)
 {
-	const struct ed_tensor *t = need(b, name, ndim, d0, d1);
+	const struct ed_tensor *t = need(b, name, ndim, d0, d1, false);
 	size_t n = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
 	float *f;
 
@@ -504,6 +517,40 @@ static void resolve_ids(struct ed_model *m)
 	d->think_end = tok_or(t, "</think>", -1);
 }
 
+/* A GGUF file's tokenizer: the .model bytes and the JSON side files. */
+static char *meta_text(const struct ed_model *m, const char *key)
+{
+	size_t n;
+	const unsigned char *s = ed_gguf_string(m->gguf, key, &n);
+	char *t = s ? malloc(n + 1) : NULL;
+
+	if (t) {
+		memcpy(t, s, n);
+		t[n] = '\0';
+	}
+	return t;
+}
+
+static int open_gguf_tokenizer(struct ed_model *m, char *err, size_t errlen)
+{
+	size_t n;
+	const unsigned char *model =
+	    ed_gguf_u8_array(m->gguf, "ernie_doc.tokenizer.model", &n);
+	char *a, *c, *s;
+	int rc;
+
+	if (!model)
+		return ED_ENOENT;
+	a = meta_text(m, "ernie_doc.tokenizer.added_tokens");
+	c = meta_text(m, "ernie_doc.tokenizer.tokenizer_config");
+	s = meta_text(m, "ernie_doc.tokenizer.special_tokens_map");
+	rc = ed_tok_open_parts(&m->tok, model, n, a, c, s, err, errlen);
+	free(a);
+	free(c);
+	free(s);
+	return rc;
+}
+
 int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 		  void *ud, char *err, size_t errlen)
 {
@@ -519,20 +566,42 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 	if (!m)
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	ed_arena_init(&m->params, 1 << 20);
-	snprintf(path, sizeof path, "%s/config.json", dir);
-	text = read_small_file(path, 4u << 20, &len);
-	if (!text) {
-		rc = ed_err(err, errlen,
-			    errno == ENOENT ? ED_ENOENT : ED_ECONFIG,
-			    "cannot read '%s': %s", path, strerror(errno));
-		goto fail;
+	if (ed_gguf_sniff(dir)) {
+		/* one file: the config and the tokenizer are metadata */
+		const unsigned char *cfg;
+		if ((rc = ed_gguf_open(&m->gguf, dir, err, errlen)))
+			goto fail;
+		cfg = ed_gguf_string(m->gguf, "ernie_doc.config", &len);
+		if (!cfg) {
+			rc = ed_err(err, errlen, ED_ECONFIG,
+				    "'%s' has no ernie_doc.config: a GGUF file "
+				    "not made by 'ernie-doc model quantize'",
+				    dir);
+			goto fail;
+		}
+		rc = ed_config_parse(&m->cfg, (const char *)cfg, len, note, ud,
+				     err, errlen);
+		if (rc)
+			goto fail;
+		m->n_shards = 1;
+		m->file_bytes = (int64_t)ed_gguf_size(m->gguf);
+	} else {
+		snprintf(path, sizeof path, "%s/config.json", dir);
+		text = read_small_file(path, 4u << 20, &len);
+		if (!text) {
+			rc = ed_err(err, errlen,
+				    errno == ENOENT ? ED_ENOENT : ED_ECONFIG,
+				    "cannot read '%s': %s", path,
+				    strerror(errno));
+			goto fail;
+		}
+		rc = ed_config_parse(&m->cfg, text, len, note, ud, err, errlen);
+		free(text);
+		if (rc)
+			goto fail;
+		if ((rc = open_shards(m, dir, err, errlen)))
+			goto fail;
 	}
-	rc = ed_config_parse(&m->cfg, text, len, note, ud, err, errlen);
-	free(text);
-	if (rc)
-		goto fail;
-	if ((rc = open_shards(m, dir, err, errlen)))
-		goto fail;
 
 	b.m = m;
 	b.err = err;
@@ -578,7 +647,8 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 		}
 	free(b.tab);
 
-	rc = ed_tok_open(&m->tok, dir, err, errlen);
+	rc = m->gguf ? open_gguf_tokenizer(m, err, errlen)
+		     : ed_tok_open(&m->tok, dir, err, errlen);
 	if (rc == ED_ENOENT) {
 		m->tok = NULL;
 		rc = 0;
@@ -606,12 +676,13 @@ void ed_model_close(struct ed_model *m)
 	free(m->layers);
 	free(m->vis.blocks);
 	ed_arena_release(&m->params);
-	for (int i = 0; i < m->n_shards; i++) {
+	for (int i = 0; m->shards && i < m->n_shards; i++) {
 		ed_model_st_close(m->shards[i]);
 		free(m->shard_files[i]);
 	}
 	free(m->shards);
 	free(m->shard_files);
+	ed_gguf_close(m->gguf);
 	ed_tok_close(m->tok);
 	free(m);
 }

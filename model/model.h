@@ -107,6 +107,78 @@ int ed_model_st_write(const char *path, const struct ed_tensor *tensors,
 /* Versions of the libraries model/ links against ("jansson 2.14"). */
 void ed_model_versions(char *buf, size_t len);
 
+/* ---- GGUF ----------------------------------------------------------- */
+
+/*
+ * GGUF v3 files (spec/QUANT.md). The reader maps the file and checks
+ * every length, offset and shape before use; tensors come back as views
+ * with torch-order shapes ([out, in]) and ed_dtype types (F32, F16, BF16,
+ * Q8_0, Q4_0, Q4_K, Q6_K; other ggml types are refused with ED_ECONFIG).
+ */
+struct ed_gguf;
+bool ed_gguf_sniff(const char *path); /* starts with "GGUF" */
+int ed_gguf_open(struct ed_gguf **out, const char *path, char *err,
+		 size_t errlen);
+void ed_gguf_close(struct ed_gguf *g);
+size_t ed_gguf_count(const struct ed_gguf *g);
+const struct ed_tensor *ed_gguf_at(const struct ed_gguf *g, size_t i);
+size_t ed_gguf_size(const struct ed_gguf *g);
+/* Metadata: a string's bytes (not terminated), a u8 array, an unsigned
+ * integer of any width. NULL / false when absent or of another type. */
+const unsigned char *ed_gguf_string(const struct ed_gguf *g, const char *key,
+				    size_t *len);
+const unsigned char *ed_gguf_u8_array(const struct ed_gguf *g, const char *key,
+				      size_t *len);
+bool ed_gguf_uint(const struct ed_gguf *g, const char *key, uint64_t *v);
+/* The ggml type id of a dtype, or -1. */
+int ed_gguf_type_id(enum ed_dtype dt);
+
+/*
+ * The writer: metadata and tensor infos first (offsets follow from the
+ * types), then each tensor's bytes in the order declared. The file is
+ * written as PATH.partial and renamed when closed whole; abort removes it.
+ */
+struct ed_gguf_writer;
+int ed_gguf_writer_open(struct ed_gguf_writer **out, const char *path,
+			char *err, size_t errlen);
+int ed_gguf_writer_u32(struct ed_gguf_writer *w, const char *key, uint32_t v);
+int ed_gguf_writer_string(struct ed_gguf_writer *w, const char *key,
+			  const char *s, size_t n);
+int ed_gguf_writer_bytes(struct ed_gguf_writer *w, const char *key,
+			 const void *p, size_t n);
+/* shape in torch order; the innermost dimension a multiple of the block */
+int ed_gguf_writer_tensor(struct ed_gguf_writer *w, const char *name,
+			  enum ed_dtype dt, int ndim, const int64_t *shape);
+int ed_gguf_writer_data(struct ed_gguf_writer *w, const void *p, size_t n,
+			char *err, size_t errlen);
+int ed_gguf_writer_close(struct ed_gguf_writer *w, char *err, size_t errlen);
+void ed_gguf_writer_abort(struct ed_gguf_writer *w);
+
+/* ---- quantization ------------------------------------------------ */
+
+/*
+ * Write the checkpoint at src (a directory or a GGUF file) as one GGUF
+ * file: the language model's matrices in the block format of kind
+ * ("bf16", "q8_0", "q6_k", "q4_k", "q4_0", or "q4_k_m": Q4_K with the
+ * value projections and the output head in Q6_K; rows that do not fill
+ * the blocks fall back to Q8_0, then BF16), the vision tower in BF16,
+ * norms, biases and routers in F32; config.json and the tokenizer as
+ * metadata. One tensor in memory at a time; progress after each.
+ */
+struct ed_quantize_progress {
+	size_t tensor, tensors;
+	const char *name; /* the tensor just written */
+	enum ed_dtype dtype;
+	int64_t bytes_in, bytes_out, bytes_total, weights;
+};
+typedef void (*ed_quantize_fn)(void *ud, const struct ed_quantize_progress *p);
+/* The index of a kind name, or -1. */
+int ed_model_quant_kind(const char *name);
+const char *ed_model_quant_kind_name(int kind);
+int ed_model_quantize(const char *src, const char *out, int kind,
+		      ed_quantize_fn progress, void *ud, char *err,
+		      size_t errlen);
+
 /* ---- tokenizer ---------------------------------------------------- */
 
 /*
@@ -124,6 +196,11 @@ int ed_tok_open(struct ed_tokenizer **out, const char *dir, char *err,
 /* The same from the bytes of a .model file, no added tokens. */
 int ed_tok_open_mem(struct ed_tokenizer **out, const void *data, size_t len,
 		    char *err, size_t errlen);
+/* From the bytes of a .model file and the side files' texts (each may be
+ * NULL): the tokenizer a GGUF file carries. */
+int ed_tok_open_parts(struct ed_tokenizer **out, const void *model, size_t len,
+		      const char *added_json, const char *config_json,
+		      const char *special_json, char *err, size_t errlen);
 void ed_tok_close(struct ed_tokenizer *t);
 
 /* Vocabulary size (pieces plus added tokens beyond them). */

@@ -91,6 +91,7 @@ struct ed_vision {
 struct ed_model {
 	struct ed_config cfg;
 	struct ed_st **shards;
+	struct ed_gguf *gguf; /* a GGUF file instead of shards */
 	int n_shards;
 	int64_t file_bytes;
 	struct ed_wt embed, head;

@@ -425,18 +425,20 @@ static json_t *load_json(const char *dir, const char *name)
 	return json_load_file(path, JSON_DISABLE_EOF_CHECK, &je);
 }
 
-static int load_added(struct ed_tokenizer *t, const char *dir)
+/* The side files' contents (each may be NULL); they are released. */
+static int load_added_json(struct ed_tokenizer *t, json_t *added,
+			   json_t *config, json_t *special)
 {
 	json_t *j, *v;
 	const char *k;
 	int rc = 0;
 
-	if ((j = load_json(dir, "added_tokens.json"))) {
+	if ((j = added)) {
 		json_object_foreach(j, k, v) if (json_is_integer(v) && !rc) rc =
 		    add_token(t, k, (int32_t)json_integer_value(v), true);
 		json_decref(j);
 	}
-	if ((j = load_json(dir, "tokenizer_config.json"))) {
+	if ((j = config)) {
 		json_t *dec = json_object_get(j, "added_tokens_decoder");
 		json_object_foreach(dec, k, v)
 		{
@@ -451,7 +453,7 @@ static int load_added(struct ed_tokenizer *t, const char *dir)
 		}
 		json_decref(j);
 	}
-	if ((j = load_json(dir, "special_tokens_map.json"))) {
+	if ((j = special)) {
 		json_object_foreach(j, k, v)
 		{
 			size_t i;
@@ -483,6 +485,37 @@ static int load_added(struct ed_tokenizer *t, const char *dir)
 		json_decref(j);
 	}
 	return rc;
+}
+
+static int load_added(struct ed_tokenizer *t, const char *dir)
+{
+	return load_added_json(t, load_json(dir, "added_tokens.json"),
+			       load_json(dir, "tokenizer_config.json"),
+			       load_json(dir, "special_tokens_map.json"));
+}
+
+static json_t *parse_or_null(const char *text)
+{
+	return text ? json_loads(text, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+}
+
+int ed_tok_open_parts(struct ed_tokenizer **out, const void *model, size_t len,
+		      const char *added_json, const char *config_json,
+		      const char *special_json, char *err, size_t errlen)
+{
+	int rc = ed_tok_open_mem(out, model, len, err, errlen);
+
+	if (rc)
+		return rc;
+	if ((rc = load_added_json(*out, parse_or_null(added_json),
+				  parse_or_null(config_json),
+				  parse_or_null(special_json)))) {
+		ed_tok_close(*out);
+		*out = NULL;
+		return ed_err(err, errlen, rc, "tokenizer side files: %s",
+			      ed_strerror(rc));
+	}
+	return 0;
 }
 
 int ed_tok_open(struct ed_tokenizer **out, const char *dir, char *err,
