@@ -219,7 +219,7 @@ static int bench_engine(const char *dir, int threads)
 	const float *logits;
 	char err[512];
 	double bw, gf, t0, ms_v, ms_d;
-	int64_t H, bytes_tok = 0;
+	int64_t H, bytes_tok = 0, weights_tok = 0;
 	const int steps = 16;
 
 	bw = memcpy_gbs();
@@ -231,23 +231,10 @@ static int bench_engine(const char *dir, int threads)
 	}
 	ed_model_get_info(m, &info);
 	H = info.hidden;
-	/* weight bytes one decode step reads (BF16): attention, the dense
-	 * MLP or the k chosen experts plus shared ones and the router, the
-	 * head; the embedding row is noise */
-	for (int l = 0; l < info.layers; l++) {
-		int64_t qd = (int64_t)info.heads * info.head_dim,
-			kvd = (int64_t)info.kv_heads * info.head_dim;
-		bytes_tok += 2 * (2 * H * qd + 2 * H * kvd);
-		if (l < info.layers - info.moe_layers)
-			bytes_tok += 2 * 3 * H * info.dense_inter;
-		else
-			bytes_tok +=
-			    2 * 3 * H *
-				((int64_t)info.moe_k * info.expert_inter[0] +
-				 info.shared_inter) +
-			    4 * H * info.experts[0];
-	}
-	bytes_tok += 2 * (int64_t)info.vocab * H;
+	/* weight bytes one decode step reads, as stored: attention, the
+	 * dense MLP or the k chosen experts plus shared ones and the
+	 * router, the head; the embedding row is noise */
+	bytes_tok = ed_model_decode_bytes(m, &weights_tok);
 
 	/* decode */
 	{
@@ -318,7 +305,7 @@ static int bench_engine(const char *dir, int threads)
 		ed_session_timings(s, &ms_v, &ms_d);
 		/* 2 flops per weight read per token, less the head (last
 		 * token only); attention over half the prompt on average */
-		flop_tok = (double)(bytes_tok - 2 * (int64_t)info.vocab * H) +
+		flop_tok = 2.0 * (double)weights_tok +
 			   (double)info.layers * 4.0 * n / 2 * info.heads *
 			       info.head_dim;
 		bench_line("prefill_1000_image_tokens", n / (ms_d / 1000.0),

@@ -152,6 +152,9 @@ static void usage(FILE *f)
 	      "patches\n"
 	      "  --limit N                search: at most N results "
 	      "(default 20)\n"
+	      "  --type TYPE              model quantize: bf16, q8_0, q6_k, "
+	      "q4_k, q4_k_m\n"
+	      "                           or q4_0\n"
 	      "\n",
 	      f);
 	fputs("exit status: 0 done, 1 some inputs failed or need the model, "

@@ -76,7 +76,7 @@ struct ed_gguf {
 	struct ed_tensor *t;
 	char **names;
 	size_t nt;
-	char *strbuf; /* NUL-terminated copies of string values */
+	bool owned; /* the map is ours */
 };
 
 struct cur {
@@ -182,7 +182,7 @@ void ed_gguf_close(struct ed_gguf *g)
 	free(g->kv);
 	free(g->t);
 	free(g->names);
-	if (g->map)
+	if (g->map && g->owned)
 		munmap(g->map, g->size);
 	free(g);
 }
@@ -200,14 +200,14 @@ bool ed_gguf_sniff(const char *path)
 	return yes;
 }
 
+static int parse(struct ed_gguf *g, const char *path, char *err,
+		 size_t errlen);
+
 int ed_gguf_open(struct ed_gguf **out, const char *path, char *err,
 		 size_t errlen)
 {
 	struct ed_gguf *g = calloc(1, sizeof *g);
 	struct stat sb;
-	struct cur c;
-	uint64_t nt, nkv, align = 32, data;
-	uint32_t version;
 	int fd, rc;
 
 	*out = NULL;
@@ -230,8 +230,42 @@ int ed_gguf_open(struct ed_gguf **out, const char *path, char *err,
 	if (g->map == MAP_FAILED) {
 		g->map = NULL;
 		ed_gguf_close(g);
-		return ed_err(err, errlen, ED_ECONFIG, "cannot map '%s'", path);
+		return ed_err(err, errlen, ED_ECONFIG, "'%s' is not a GGUF file",
+			      path);
 	}
+	g->owned = true;
+	if ((rc = parse(g, path, err, errlen)))
+		return rc; /* parse closed g */
+	*out = g;
+	return 0;
+}
+
+int ed_gguf_open_mem(struct ed_gguf **out, const void *data, size_t len,
+		     char *err, size_t errlen)
+{
+	struct ed_gguf *g = calloc(1, sizeof *g);
+	int rc;
+
+	*out = NULL;
+	if (!g)
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	g->map = (unsigned char *)(uintptr_t)data;
+	g->size = len;
+	if ((rc = parse(g, "(memory)", err, errlen)))
+		return rc;
+	*out = g;
+	return 0;
+}
+
+/* Parse the mapped file; closes g on failure. */
+static int parse(struct ed_gguf *g, const char *path, char *err,
+		 size_t errlen)
+{
+	struct cur c;
+	uint64_t nt, nkv, align = 32, data;
+	uint32_t version;
+	int rc;
+
 	c = (struct cur){g->map, g->map + g->size, false};
 	if (g->size < 24 || memcmp(g->map, "GGUF", 4) != 0) {
 		ed_gguf_close(g);
@@ -384,7 +418,6 @@ int ed_gguf_open(struct ed_gguf **out, const char *path, char *err,
 		}
 		t->data = g->map + data + off;
 	}
-	*out = g;
 	return 0;
 }
 

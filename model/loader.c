@@ -766,3 +766,37 @@ void ed_model_get_info(const struct ed_model *m, struct ed_model_info *i)
 	i->n_shards = m->n_shards;
 	i->has_tokenizer = m->tok != NULL;
 }
+
+static int64_t wt_bytes(const struct ed_wt *w, int64_t *n)
+{
+	if (!w->data)
+		return 0;
+	*n += w->rows * w->cols;
+	return (int64_t)ed_k_row_bytes(w->dt, w->cols) * w->rows;
+}
+
+int64_t ed_model_decode_bytes(const struct ed_model *m, int64_t *weights)
+{
+	const struct ed_config *c = &m->cfg;
+	int64_t n = 0, b = 0, head_n = 0;
+
+	for (int l = 0; l < c->layers; l++) {
+		const struct ed_layer *L = &m->layers[l];
+		b += wt_bytes(&L->q, &n) + wt_bytes(&L->k, &n) +
+		     wt_bytes(&L->v, &n) + wt_bytes(&L->o, &n) +
+		     wt_bytes(&L->gate, &n) + wt_bytes(&L->up, &n) +
+		     wt_bytes(&L->down, &n);
+		if (L->moe && L->experts[0]) {
+			const struct ed_expert *e = &L->experts[0][0];
+			for (int k = 0; k < c->moe_k; k++)
+				b += wt_bytes(&e->gate, &n) + wt_bytes(&e->up, &n) +
+				     wt_bytes(&e->down, &n);
+			b += (int64_t)c->hidden * c->experts[0] * 4; /* router */
+			n += (int64_t)c->hidden * c->experts[0];
+		}
+	}
+	b += wt_bytes(&m->head, &head_n);
+	if (weights)
+		*weights = n; /* the head apart: prefill computes it once */
+	return b;
+}

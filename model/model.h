@@ -119,6 +119,9 @@ struct ed_gguf;
 bool ed_gguf_sniff(const char *path); /* starts with "GGUF" */
 int ed_gguf_open(struct ed_gguf **out, const char *path, char *err,
 		 size_t errlen);
+/* The same over bytes the caller keeps (tests, fuzzing). */
+int ed_gguf_open_mem(struct ed_gguf **out, const void *data, size_t len,
+		     char *err, size_t errlen);
 void ed_gguf_close(struct ed_gguf *g);
 size_t ed_gguf_count(const struct ed_gguf *g);
 const struct ed_tensor *ed_gguf_at(const struct ed_gguf *g, size_t i);
@@ -277,6 +280,11 @@ struct ed_model_info {
 };
 
 void ed_model_get_info(const struct ed_model *m, struct ed_model_info *i);
+/* Bytes of weights one text decode step reads: attention, the dense MLP
+ * or the k chosen experts with the shared ones and the router, the
+ * head (as stored: quantized rows count their blocks). *weights (may be
+ * NULL) receives how many weights that is without the head. */
+int64_t ed_model_decode_bytes(const struct ed_model *m, int64_t *weights);
 /* The tokenizer, or NULL when the directory has none. */
 const struct ed_tokenizer *ed_model_tokenizer(const struct ed_model *m);
 

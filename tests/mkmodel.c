@@ -15,6 +15,13 @@
  *        [--vit-heads N] [--vit-inter N] [--vocab N] [--shards N]
  *        [--dtype bf16|f16|f32] [--seed N] [--tokenizer DIR]
  *        [--moe-start N] [--untied] [--extra]
+ *        [--gguf bf16|q8_0|q4_0|q4_k|q6_k]
+ *
+ * With --gguf the weights go to DIR/model.gguf instead (config.json and
+ * the tokenizer as metadata, as `ernie-doc model quantize` writes them):
+ * matrices as random blocks of that type, written directly (quantizing
+ * tens of GB of random floats would take minutes), norms, biases and
+ * routers in F32, the vision tower in BF16.
  */
 #include <errno.h>
 #include <math.h>
@@ -25,6 +32,7 @@
 
 #include "common/common.h"
 #include "model/kernels/kernels.h"
+#include "tests/util.h"
 
 struct spec {
 	char name[160];
@@ -114,6 +122,120 @@ static void write_data(FILE *f, const struct spec *s)
 	fwrite(buf, 1, fill, f);
 }
 
+/* Random blocks of a quantized type whose weights lie within about
+ * +-amp. */
+static void random_blocks(enum ed_dtype dt, unsigned char *p, int64_t n,
+			  double amp)
+{
+	int bl = ed_k_block(dt);
+	size_t bb = ed_k_row_bytes(dt, bl);
+
+	for (int64_t b = 0; b < n / bl; b++, p += bb) {
+		uint16_t d, dm;
+		for (size_t i = 0; i < bb; i++)
+			p[i] = (unsigned char)(urand() * 256);
+		switch (dt) {
+		case ED_DT_Q8_0:
+			d = ed_k_f32_to_f16((float)(amp / 127));
+			memcpy(p, &d, 2);
+			break;
+		case ED_DT_Q4_0:
+			d = ed_k_f32_to_f16((float)(amp / 8));
+			memcpy(p, &d, 2);
+			break;
+		case ED_DT_Q4_K:
+			d = ed_k_f32_to_f16((float)(2 * amp / (15 * 32)));
+			dm = ed_k_f32_to_f16((float)(amp / 32));
+			memcpy(p, &d, 2);
+			memcpy(p + 2, &dm, 2);
+			break;
+		case ED_DT_Q6_K:
+			d = ed_k_f32_to_f16((float)(amp / (32 * 64)));
+			memcpy(p + 208, &d, 2);
+			break;
+		default: break;
+		}
+	}
+}
+
+static int write_gguf(const char *dir, enum ed_dtype qt)
+{
+	static const char *const side[][2] = {
+	    {"added_tokens.json", "ernie_doc.tokenizer.added_tokens"},
+	    {"tokenizer_config.json", "ernie_doc.tokenizer.tokenizer_config"},
+	    {"special_tokens_map.json",
+	     "ernie_doc.tokenizer.special_tokens_map"},
+	};
+	struct ed_gguf_writer *w;
+	char path[4096], err[256];
+	size_t n;
+	unsigned char *text;
+
+	snprintf(path, sizeof path, "%s/model.gguf", dir);
+	if (ed_gguf_writer_open(&w, path, err, sizeof err)) {
+		fprintf(stderr, "mkmodel: %s\n", err);
+		return 73;
+	}
+	snprintf(path, sizeof path, "%s/config.json", dir);
+	text = t_read_file(path, &n);
+	ed_gguf_writer_string(w, "ernie_doc.config", (const char *)text, n);
+	free(text);
+	snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+	if ((text = t_read_file(path, &n))) {
+		ed_gguf_writer_bytes(w, "ernie_doc.tokenizer.model", text, n);
+		free(text);
+	}
+	for (size_t k = 0; k < ED_ARRAY_LEN(side); k++) {
+		snprintf(path, sizeof path, "%s/%s", dir, side[k][0]);
+		if ((text = t_read_file(path, &n))) {
+			ed_gguf_writer_string(w, side[k][1], (const char *)text, n);
+			free(text);
+		}
+	}
+	for (size_t i = 0; i < nspecs; i++) {
+		struct spec *s = &specs[i];
+		bool vision = strstr(s->name, "vision") || strstr(s->name, "resampler");
+		s->dt = s->kind != 0 ? ED_DT_F32
+			: vision || s->shape[1] % ed_k_block(qt) ? ED_DT_BF16
+								 : qt;
+		if (ed_gguf_writer_tensor(w, s->name, s->dt, s->ndim, s->shape)) {
+			fprintf(stderr, "mkmodel: cannot declare %s\n", s->name);
+			ed_gguf_writer_abort(w);
+			return 70;
+		}
+	}
+	for (size_t i = 0; i < nspecs; i++) {
+		struct spec *s = &specs[i];
+		int64_t inner = s->ndim == 2 ? s->shape[1] : s->shape[0];
+		int64_t rows = s->ndim == 2 ? s->shape[0] : 1;
+		size_t rb = ed_k_row_bytes(s->dt, inner);
+		unsigned char *buf = malloc(rb * (size_t)rows);
+		if (!buf)
+			return 70;
+		if (ed_k_is_quant(s->dt)) {
+			random_blocks(s->dt, buf, inner * rows,
+				      1.7 / sqrt((double)inner));
+		} else {
+			/* floats as the safetensors path makes them */
+			FILE *m = fmemopen(buf, rb * (size_t)rows, "wb");
+			write_data(m, s);
+			fclose(m);
+		}
+		if (ed_gguf_writer_data(w, buf, rb * (size_t)rows, err, sizeof err)) {
+			fprintf(stderr, "mkmodel: %s\n", err);
+			free(buf);
+			ed_gguf_writer_abort(w);
+			return 74;
+		}
+		free(buf);
+	}
+	if (ed_gguf_writer_close(w, err, sizeof err)) {
+		fprintf(stderr, "mkmodel: %s\n", err);
+		return 74;
+	}
+	return 0;
+}
+
 static int geti(const char *s)
 {
 	return (int)strtol(s, NULL, 10);
@@ -146,7 +268,7 @@ int main(int argc, char **argv)
 	    inter = 128, experts = 8, moe_k = 2, ei_t = 32, ei_v = 16,
 	    shared = 2, vh = 32, vheads = 2, vinter = 128, vocab = 0,
 	    shards = 2, seed = 1, moe_start = 1;
-	enum ed_dtype dt = ED_DT_BF16;
+	enum ed_dtype dt = ED_DT_BF16, gguf = ED_DT_COUNT;
 	char path[4096];
 	FILE *f;
 
@@ -215,6 +337,12 @@ int main(int argc, char **argv)
 			moe_start = geti(v);
 		else if (!strcmp(a, "--tokenizer"))
 			tokdir = v;
+		else if (!strcmp(a, "--gguf"))
+			gguf = !strcmp(v, "q8_0")   ? ED_DT_Q8_0
+			       : !strcmp(v, "q4_0") ? ED_DT_Q4_0
+			       : !strcmp(v, "q4_k") ? ED_DT_Q4_K
+			       : !strcmp(v, "q6_k") ? ED_DT_Q6_K
+						    : ED_DT_BF16;
 		else if (!strcmp(a, "--dtype"))
 			dt = !strcmp(v, "f32")	 ? ED_DT_F32
 			     : !strcmp(v, "f16") ? ED_DT_F16
@@ -400,7 +528,7 @@ int main(int argc, char **argv)
 	}
 
 	/* shards: contiguous runs of tensors of about equal size */
-	{
+	if (gguf == ED_DT_COUNT) {
 		uint64_t total = 0, acc = 0;
 		for (size_t i = 0; i < nspecs; i++)
 			total += bytes(&specs[i]);
@@ -410,7 +538,7 @@ int main(int argc, char **argv)
 			acc += bytes(&specs[i]);
 		}
 	}
-	for (int sh = 0; sh < shards; sh++) {
+	for (int sh = 0; gguf == ED_DT_COUNT && sh < shards; sh++) {
 		struct ed_buf h;
 		uint64_t off = 0, hl;
 		size_t pad;
@@ -458,15 +586,19 @@ int main(int argc, char **argv)
 		}
 		ed_buf_release(&h);
 	}
-	snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-	f = fopen(path, "w");
-	fprintf(f, "{\"metadata\": {}, \"weight_map\": {");
-	for (size_t i = 0; i < nspecs; i++)
-		fprintf(f, "%s\n  \"%s\": \"model-%05d-of-%05d.safetensors\"",
-			i ? "," : "", specs[i].name, specs[i].shard + 1,
-			shards);
-	fprintf(f, "\n}}\n");
-	fclose(f);
+	if (gguf == ED_DT_COUNT) {
+		snprintf(path, sizeof path, "%s/model.safetensors.index.json",
+			 dir);
+		f = fopen(path, "w");
+		fprintf(f, "{\"metadata\": {}, \"weight_map\": {");
+		for (size_t i = 0; i < nspecs; i++)
+			fprintf(f,
+				"%s\n  \"%s\": \"model-%05d-of-%05d.safetensors\"",
+				i ? "," : "", specs[i].name,
+				specs[i].shard + 1, shards);
+		fprintf(f, "\n}}\n");
+		fclose(f);
+	}
 
 	/* config.json in Baidu's original shape */
 	snprintf(path, sizeof path, "%s/config.json", dir);
@@ -527,6 +659,11 @@ int main(int argc, char **argv)
 		fprintf(f, "  \"rope_3d\": false\n");
 	fprintf(f, "}\n");
 	fclose(f);
+	if (gguf != ED_DT_COUNT) {
+		int rc = write_gguf(dir, gguf);
+		free(specs);
+		return rc;
+	}
 	free(specs);
 	return 0;
 }

@@ -1482,7 +1482,8 @@ static void test_quant(void)
 			int8_t *aq = malloc(KK);
 			float *ad = malloc(KK / 32 * sizeof *ad);
 			int16_t *as = malloc(KK / 16 * sizeof *as);
-			struct ed_qact a = {aq, ad, as};
+			float *ads = malloc(KK / 32 * sizeof *ads);
+			struct ed_qact a = {aq, ad, as, ads};
 			double ref, mag = 0;
 			for (int j = 0; j < KK; j++) {
 				w[j] = qgauss();
@@ -1508,7 +1509,14 @@ static void test_quant(void)
 			for (int j = 0; j < KK; j++)
 				mag += fabs((double)w[j] * ax[j]);
 			for (int isa = 0; isa <= (int)best; isa++) {
-				float got = ed_k_qdot((enum ed_isa)isa, dt, wq, &a, KK);
+				/* each kernel on activations in its own order */
+				int8_t *q2 = malloc(KK);
+				struct ed_qact a2 = {q2, ad, as, ads};
+				float got;
+				memcpy(q2, aq, KK);
+				ed_k_act_order((enum ed_isa)isa, dt, &a2, KK);
+				got = ed_k_qdot((enum ed_isa)isa, dt, wq, &a2, KK);
+				free(q2);
 				CHECK(fabs(got - ref) <= 1e-5 * mag,
 				      "%s K=%d %s: %g, reference %g",
 				      ed_model_dtype_name(dt), KK,
@@ -1520,6 +1528,7 @@ static void test_quant(void)
 			free(aq);
 			free(ad);
 			free(as);
+			free(ads);
 		}
 		/* matrix products over quantized weights: decode (M = 1, int8
 		 * activations) and prefill (M > 1, dequantized panels) */

@@ -84,15 +84,27 @@ struct ed_qact {
 	int8_t *q;    /* [K] */
 	float *d;     /* [K / 32] */
 	int16_t *s16; /* [K / 16] */
+	float *ds;    /* [K / 32]: d times the block's sum */
 };
 void ed_k_quantize_act(const float *x, int64_t K, struct ed_qact *a);
-/* A quantized weight row (K weights) . the activations: AVX-512 VNNI,
- * AVX2 or portable by level; the reference dequantizes and sums in
- * double. K a multiple of the block. */
+/* Put the activations in the order the level's kernel for dt reads
+ * them (the int8 values only); true when they were moved. Call once per
+ * activation vector, before ed_k_qdot at that level. */
+bool ed_k_act_order(enum ed_isa level, enum ed_dtype dt, struct ed_qact *a,
+		    int64_t K);
+/* A quantized weight row (K weights) . the activations (in the order
+ * ed_k_act_order gave them): AVX-512 VNNI, AVX2 or portable by level;
+ * the reference dequantizes and sums in double, activations in natural
+ * order. K a multiple of the block. */
 float ed_k_qdot(enum ed_isa level, enum ed_dtype dt, const void *w,
 		const struct ed_qact *a, int64_t K);
 double ed_k_qdot_ref(enum ed_dtype dt, const void *w, const struct ed_qact *a,
 		     int64_t K);
+/* n consecutive rows (rb bytes apart) into y[0..n): several rows per
+ * pass where the level has such a kernel. */
+void ed_k_qdot_rows(enum ed_isa level, enum ed_dtype dt, const void *w,
+		    size_t rb, int64_t n, const struct ed_qact *a, int64_t K,
+		    float *y);
 
 /* ---- matrix products ----------------------------------------------- */
 

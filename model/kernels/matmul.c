@@ -482,12 +482,11 @@ static void mm_qrows(void *ctx, int64_t b, int64_t e, int tid)
 	size_t rb = ed_k_row_bytes(j->wt, j->K);
 
 	(void)tid;
-	for (int64_t n = b; n < e; n++) {
-		float v = ed_k_qdot(j->level, j->wt,
-				    (const char *)j->W + (size_t)n * rb, &j->act,
-				    j->K);
-		j->y[n] = j->bias ? v + j->bias[n] : v;
-	}
+	ed_k_qdot_rows(j->level, j->wt, (const char *)j->W + (size_t)b * rb, rb,
+		       e - b, &j->act, j->K, j->y + b);
+	if (j->bias)
+		for (int64_t n = b; n < e; n++)
+			j->y[n] += j->bias[n];
 }
 
 static void mm_rows(void *ctx, int64_t b, int64_t e, int tid)
@@ -556,13 +555,15 @@ void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
 	}
 	if (M == 1 && ed_k_is_quant(wt)) {
 		/* int8 activations once, then integer dot products per row */
-		void *buf = malloc((size_t)K + (size_t)K / 32 * sizeof(float) +
+		void *buf = malloc((size_t)K + (size_t)K / 32 * 2 * sizeof(float) +
 				   (size_t)K / 16 * sizeof(int16_t) + 64);
 		if (buf) {
 			j.act.d = buf;
-			j.act.s16 = (int16_t *)(j.act.d + K / 32);
+			j.act.ds = j.act.d + K / 32;
+			j.act.s16 = (int16_t *)(j.act.ds + K / 32);
 			j.act.q = (int8_t *)(j.act.s16 + K / 16);
 			ed_k_quantize_act(x, K, &j.act);
+			ed_k_act_order(j.level, wt, &j.act, K);
 			ed_pool_for(p, N, 16, mm_qrows, &j);
 			free(buf);
 			return;

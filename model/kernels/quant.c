@@ -473,6 +473,7 @@ void ed_k_quantize_act(const float *x, int64_t K, struct ed_qact *a)
 			}
 			a->s16[2 * b + h] = (int16_t)s;
 		}
+		a->ds[b] = d * (float)(a->s16[2 * b] + a->s16[2 * b + 1]);
 	}
 }
 
@@ -650,7 +651,36 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 
 /* ---- AVX-512 VNNI ----------------------------------------------------- */
 
-__attribute__((target("avx512f,avx512bw,avx512vnni,f16c"))) static float
+#define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma"
+/* Weights stream from memory once per token: the hardware prefetcher
+ * alone leaves a core at half its bandwidth, so each kernel asks for
+ * the bytes this far ahead (measured: Q4_K on 2 cores, 12 GB/s without,
+ * 24 GB/s with 4 KiB). */
+#define PF_AHEAD 4096
+#define PREFETCH(p, n)                                                         \
+	for (int pf_ = 0; pf_ < (n); pf_ += 64)                               \
+	_mm_prefetch((const char *)(p) + PF_AHEAD + pf_, _MM_HINT_T0)
+
+__attribute__((target(VNNI_TARGET))) static inline float h2f(uint16_t h)
+{
+	return _cvtsh_ss(h);
+}
+
+/* The 8 scales and 8 minimums of a Q4_K block, as bytes (ggml's masks). */
+static inline void q4k_unpack(const uint8_t *scales, uint32_t u[4])
+{
+	const uint32_t m1 = 0x3f3f3f3f, m2 = 0x0f0f0f0f, m3 = 0x03030303;
+	uint32_t aux;
+
+	memcpy(u, scales, 12);
+	u[3] = ((u[2] >> 4) & m2) | (((u[1] >> 6) & m3) << 4);
+	aux = u[1] & m1;
+	u[1] = (u[2] & m2) | (((u[0] >> 6) & m3) << 4);
+	u[2] = aux;
+	u[0] &= m1;
+}
+
+__attribute__((target(VNNI_TARGET))) static float
 qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 {
 	const int8_t *q = a->q;
@@ -664,29 +694,29 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 		int64_t b = 0;
 		for (; b + 2 <= K / 32; b += 2) {
 			const struct blk_q8_0 *x = (const struct blk_q8_0 *)w + b;
-			__m512i wv = _mm512_inserti64x4(
+			__m512i wv;
+			PREFETCH(x, 68);
+			wv = _mm512_inserti64x4(
 			    _mm512_castsi256_si512(
 				_mm256_loadu_si256((const __m256i *)x[0].qs)),
 			    _mm256_loadu_si256((const __m256i *)x[1].qs), 1);
-			__m512i av = _mm512_loadu_si512(q + b * 32);
-			/* (w + 128) is unsigned; 128 x sum(a) taken off below */
+			/* (w + 128) is unsigned; 128 x sum(a) is taken off */
 			__m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-							_mm512_xor_si512(wv, off), av);
-			float s0 = ed_k_f16_to_f32(x[0].d) * a->d[b],
-			      s1 = ed_k_f16_to_f32(x[1].d) * a->d[b + 1];
-			__m512 sv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0),
-							 _mm512_set1_ps(s1));
+							_mm512_xor_si512(wv, off),
+							_mm512_loadu_si512(q + b * 32));
+			float d0 = h2f(x[0].d), d1 = h2f(x[1].d);
+			__m512 sv = _mm512_mask_blend_ps(
+			    0xFF00, _mm512_set1_ps(d0 * a->d[b]),
+			    _mm512_set1_ps(d1 * a->d[b + 1]));
 			acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sv, acc);
-			tail -= 128 * (s0 * (float)(a->s16[2 * b] + a->s16[2 * b + 1]) +
-				       s1 * (float)(a->s16[2 * b + 2] +
-						    a->s16[2 * b + 3]));
+			tail -= 128 * (d0 * a->ds[b] + d1 * a->ds[b + 1]);
 		}
 		for (; b < K / 32; b++) {
 			const struct blk_q8_0 *x = (const struct blk_q8_0 *)w + b;
 			int s = 0;
 			for (int j = 0; j < 32; j++)
 				s += x->qs[j] * q[b * 32 + j];
-			tail += ed_k_f16_to_f32(x->d) * a->d[b] * (float)s;
+			tail += h2f(x->d) * a->d[b] * (float)s;
 		}
 		break;
 	}
@@ -695,6 +725,7 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 		for (; b + 2 <= K / 32; b += 2) {
 			const struct blk_q4_0 *x = (const struct blk_q4_0 *)w + b;
 			__m128i v0 = _mm_loadu_si128((const __m128i *)x[0].qs);
+			PREFETCH(x, 36);
 			__m128i v1 = _mm_loadu_si128((const __m128i *)x[1].qs);
 			__m256i w0 = _mm256_and_si256(
 			    _mm256_set_m128i(_mm_srli_epi16(v0, 4), v0), m4);
@@ -704,71 +735,110 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 							w1, 1);
 			__m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv,
 							_mm512_loadu_si512(q + b * 32));
-			float s0 = ed_k_f16_to_f32(x[0].d) * a->d[b],
-			      s1 = ed_k_f16_to_f32(x[1].d) * a->d[b + 1];
-			__m512 sv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0),
-							 _mm512_set1_ps(s1));
+			float d0 = h2f(x[0].d), d1 = h2f(x[1].d);
+			__m512 sv = _mm512_mask_blend_ps(
+			    0xFF00, _mm512_set1_ps(d0 * a->d[b]),
+			    _mm512_set1_ps(d1 * a->d[b + 1]));
 			acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sv, acc);
-			tail -= 8 * (s0 * (float)(a->s16[2 * b] + a->s16[2 * b + 1]) +
-				     s1 * (float)(a->s16[2 * b + 2] +
-						  a->s16[2 * b + 3]));
+			tail -= 8 * (d0 * a->ds[b] + d1 * a->ds[b + 1]);
 		}
 		if (b < K / 32) {
-			struct ed_qact t = {a->q + b * 32, a->d + b, a->s16 + 2 * b};
+			struct ed_qact t = {a->q + b * 32, a->d + b, a->s16 + 2 * b,
+					    a->ds + b};
 			tail += qdot_portable(dt, (const struct blk_q4_0 *)w + b, &t,
 					      K - b * 32);
 		}
 		break;
 	}
-	case ED_DT_Q4_K:
+	case ED_DT_Q4_K: {
+		/* activations in the order 0 2 1 3 4 6 5 7 (see ed_k_act_order):
+		 * one 64-byte load of qs gives sub-blocks 0|2 in its low
+		 * nibbles and 1|3 in its high ones; lanes 0-7 and 8-15 of each
+		 * product take those sub-blocks' scales */
+		const __m512i sel[4] = {
+		    _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0),
+		    _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),
+		    _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4),
+		    _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 5, 5, 5, 5, 5, 5, 5, 5)};
+		const __m512i m4z = _mm512_set1_epi8(15);
+		__m256 macc = _mm256_setzero_ps();
 		for (int64_t b = 0; b < K / 256; b++) {
 			const struct blk_q4_k *x = (const struct blk_q4_k *)w + b;
-			float d = ed_k_f16_to_f32(x->d),
-			      dmin = ed_k_f16_to_f32(x->dmin), summ = 0;
-			uint8_t sc[8], m[8];
-			for (int j = 0; j < 8; j++)
-				q4k_scale_min(j, x->scales, &sc[j], &m[j]);
-			for (int c = 0; c < 4; c++) {
-				__m256i v = _mm256_loadu_si256(
-				    (const __m256i *)(x->qs + 32 * c));
-				__m512i wv = _mm512_inserti64x4(
-				    _mm512_castsi256_si512(_mm256_and_si256(v, m4)),
-				    _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);
-				__m512i p = _mm512_dpbusd_epi32(
-				    _mm512_setzero_si512(), wv,
-				    _mm512_loadu_si512(q + b * 256 + 64 * c));
-				int64_t ab = b * 8 + 2 * c;
-				__m512 sv = _mm512_mask_blend_ps(
-				    0xFF00, _mm512_set1_ps(d * sc[2 * c] * a->d[ab]),
-				    _mm512_set1_ps(d * sc[2 * c + 1] * a->d[ab + 1]));
-				acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sv, acc);
+			const int8_t *qa = q + b * 256;
+			uint32_t u[4];
+			PREFETCH(x, 144);
+			__m256 da = _mm256_loadu_ps(a->d + b * 8);
+			__m256 sc, mn;
+			__m512 scz;
+			q4k_unpack(x->scales, u);
+			sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+			    _mm_loadl_epi64((const __m128i *)u)));
+			mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+			    _mm_loadl_epi64((const __m128i *)(u + 2))));
+			/* d sc_j da_j for the products, dmin m_j da_j sum_j */
+			scz = _mm512_castps256_ps512(
+			    _mm256_mul_ps(_mm256_mul_ps(sc, da),
+					  _mm256_set1_ps(h2f(x->d))));
+			macc = _mm256_fmadd_ps(
+			    _mm256_mul_ps(mn, _mm256_set1_ps(h2f(x->dmin))),
+			    _mm256_loadu_ps(a->ds + b * 8), macc);
+			for (int h = 0; h < 2; h++) {
+				__m512i v = _mm512_loadu_si512(x->qs + 64 * h);
+				__m512i lo = _mm512_and_si512(v, m4z);
+				__m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4z);
+				__m512i p0 = _mm512_dpbusd_epi32(
+				    _mm512_setzero_si512(), lo,
+				    _mm512_loadu_si512(qa + 128 * h));
+				__m512i p1 = _mm512_dpbusd_epi32(
+				    _mm512_setzero_si512(), hi,
+				    _mm512_loadu_si512(qa + 128 * h + 64));
+				acc = _mm512_fmadd_ps(
+				    _mm512_cvtepi32_ps(p0),
+				    _mm512_permutexvar_ps(sel[2 * h], scz), acc);
+				acc = _mm512_fmadd_ps(
+				    _mm512_cvtepi32_ps(p1),
+				    _mm512_permutexvar_ps(sel[2 * h + 1], scz), acc);
 			}
-			for (int j = 0; j < 8; j++) {
-				int64_t ab = b * 8 + j;
-				summ += a->d[ab] * m[j] *
-					(float)(a->s16[2 * ab] + a->s16[2 * ab + 1]);
-			}
-			tail -= dmin * summ;
+		}
+		{
+			__m128 hs = _mm_add_ps(_mm256_castps256_ps128(macc),
+					       _mm256_extractf128_ps(macc, 1));
+			hs = _mm_add_ps(hs, _mm_movehl_ps(hs, hs));
+			hs = _mm_add_ss(hs, _mm_movehdup_ps(hs));
+			tail -= _mm_cvtss_f32(hs);
 		}
 		break;
+	}
 	case ED_DT_Q6_K: {
 		static const int32_t grp[16] = {0, 0, 0, 0, 1, 1, 1, 1,
 						2, 2, 2, 2, 3, 3, 3, 3};
 		const __m512i gidx = _mm512_loadu_si512(grp);
+		const __m256i m2 = _mm256_set1_epi8(3);
 		for (int64_t b = 0; b < K / 256; b++) {
 			const struct blk_q6_k *x = (const struct blk_q6_k *)w + b;
-			float d = ed_k_f16_to_f32(x->d), gs[16], offs = 0;
-			for (int g = 0; g < 16; g++) {
-				gs[g] = d * x->scales[g] * a->d[b * 8 + g / 2];
-				offs += gs[g] * (float)a->s16[b * 16 + g];
+			float d = h2f(x->d), gs[16];
+			PREFETCH(x, 210);
+			__m512 gsv, s16v;
+			/* d sc_g da for each group of 16; 32 x their sums off */
+			{
+				__m128i sc8 = _mm_loadu_si128((const __m128i *)x->scales);
+				__m512 scf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc8));
+				__m512 dav = _mm512_permutexvar_ps(
+				    _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1,
+						     1, 0, 0),
+				    _mm512_castps256_ps512(_mm256_loadu_ps(a->d + b * 8)));
+				gsv = _mm512_mul_ps(_mm512_mul_ps(scf, dav),
+						    _mm512_set1_ps(d));
+				s16v = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(
+				    _mm256_loadu_si256((const __m256i *)(a->s16 + b * 16))));
+				tail -= 32 * _mm512_reduce_add_ps(_mm512_mul_ps(gsv, s16v));
+				_mm512_storeu_ps(gs, gsv);
 			}
-			tail -= 32 * offs;
 			for (int h = 0; h < 2; h++) {
 				const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
 				__m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
 				__m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
 				__m256i hh = _mm256_loadu_si256((const __m256i *)qh);
-				const __m256i m2 = _mm256_set1_epi8(3);
 				/* elements 0-31, 32-63, 64-95, 96-127 of the half */
 				__m256i e0 = _mm256_or_si256(
 				    _mm256_and_si256(l0, m4),
@@ -819,12 +889,45 @@ static bool has_vnni(void)
 	if (x < 0) {
 		__builtin_cpu_init();
 		x = __builtin_cpu_supports("avx512vnni") &&
-		    __builtin_cpu_supports("avx512bw");
+		    __builtin_cpu_supports("avx512bw") &&
+		    __builtin_cpu_supports("avx512vl");
 		atomic_store_explicit(&v, x, memory_order_relaxed);
 	}
 	return x;
 }
 #endif
+
+bool ed_k_act_order(enum ed_isa level, enum ed_dtype dt, struct ed_qact *a,
+		    int64_t K)
+{
+#if defined(__x86_64__)
+	if (level == ED_ISA_AVX512 && has_vnni() && dt == ED_DT_Q4_K) {
+		/* sub-blocks 0 2 1 3 4 6 5 7 of every 256: the int8 values
+		 * only (scales and sums stay in their natural order) */
+		static const int order[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+		int8_t t[256];
+		for (int64_t b = 0; b < K / 256; b++) {
+			for (int j = 0; j < 8; j++)
+				memcpy(t + 32 * j, a->q + b * 256 + 32 * order[j], 32);
+			memcpy(a->q + b * 256, t, 256);
+		}
+		return true;
+	}
+#endif
+	(void)level;
+	(void)dt;
+	(void)a;
+	(void)K;
+	return false;
+}
+
+void ed_k_qdot_rows(enum ed_isa level, enum ed_dtype dt, const void *w,
+		    size_t rb, int64_t n, const struct ed_qact *a, int64_t K,
+		    float *y)
+{
+	for (int64_t r = 0; r < n; r++)
+		y[r] = ed_k_qdot(level, dt, (const char *)w + rb * (size_t)r, a, K);
+}
 
 float ed_k_qdot(enum ed_isa level, enum ed_dtype dt, const void *w,
 		const struct ed_qact *a, int64_t K)
