@@ -252,6 +252,31 @@ mkdir -p "$T/notok" && cp "$T/tiny"/*.json "$T/tiny"/*.safetensors "$T/notok/" &
 expect 78 $E ocr --db "$T/m.db" --model "$T/notok" "$C/smile.png"
 check "no tokenizer message" grep -q "has no tokenizer.model" "$T/err"
 
+# ---- quantized models: GGUF ---------------------------------------------
+# rows of 256 and more, so the K formats apply
+"$BUILD/tests/mkmodel" "$T/t256" --tokenizer "$T/tok" --shards 2 --hidden 256 \
+	--inter 512 --expert-inter 256,256 --heads 4 --head-dim 64 --kv-heads 2 >/dev/null
+expect 0 $E model quantize -q --type q4_k_m "$T/t256" "$T/t256.gguf"
+check "quantize: one file, no leftovers" test -f "$T/t256.gguf" -a ! -e "$T/t256.gguf.partial"
+expect 0 $E model info "$T/t256.gguf"
+check "info: Q4_K and Q6_K in the file" grep -q "Q4_K .*MiB.*Q6_K\|Q6_K .*MiB.*Q4_K" "$T/out"
+check "info: about 4.8 bits per weight" grep -q "^bits per weight   [4-5]\." "$T/out"
+check "info: the tokenizer inside" grep -q "^tokenizer         tokenizer.model" "$T/out"
+expect 0 $E model check "$T/t256.gguf"
+expect 0 $E ocr --db "$T/q.db" --model "$T/t256.gguf" --max-tokens 6 --max-pixels 100000 "$C/smile.png"
+check "ocr on a GGUF model" grep -q '"source":"model".*"tokens_out":[1-6]' "$T/out"
+check "its model id" test "$(q "$T/q.db" "SELECT model_id FROM pages")" = "native/t256.gguf"
+expect 0 $E model quantize -q --type q8_0 "$T/t256.gguf" "$T/t256.q8.gguf"
+expect 0 $E model info "$T/t256.q8.gguf"
+check "re-quantizing a GGUF file" grep -q "Q8_0" "$T/out"
+expect 64 $E model quantize --type q3_k "$T/t256" "$T/x.gguf"
+expect 64 $E model quantize "$T/t256" "$T/x.gguf"
+expect 66 $E model quantize --type q8_0 "$T/no-such-model" "$T/x.gguf"
+expect 73 $E model quantize --type q8_0 "$T/t256" "$T/no/such/dir/x.gguf"
+head -c 3000 "$T/t256.gguf" >"$T/cut.gguf"
+expect 78 $E model info "$T/cut.gguf"
+check "a cut file is named" grep -q "cut.gguf" "$T/err"
+
 # ---- 1,000 pages: memory bound, and interruption -----------------------
 "$BUILD/tests/mkpdf" "$T/big.pdf" 1000
 rm -f "$T/big.db"
