@@ -12,9 +12,16 @@
  *                              bandwidth and OpenBLAS sgemm as rooflines,
  *                              decode, 1,000-token image prefill, ViT,
  *                              peak RSS; prints BENCH lines itself
+ *   bench decode MODEL THREADS TAG TARGET RSS_GIB
+ *                              decode tokens/s against the memory
+ *                              roofline (and peak RSS against a budget)
+ *   bench quality REF QUANT THREADS TAG
+ *                              top-1 agreement and mean KL of a
+ *                              quantized checkpoint against its source
  *
  * The others print one line "<value> <unit>" on stdout.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,6 +356,150 @@ static int bench_engine(const char *dir, int threads)
 	return 0;
 }
 
+static double rss_mib(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss / 1024.0;
+}
+
+/*
+ * Decode on a (quantized) checkpoint: tokens/s against the memory
+ * roofline (weights read per token over memcpy bandwidth), and peak RSS.
+ * With a RSS budget in GiB, the peak is also printed against it.
+ */
+static int bench_decode(const char *path, int threads, const char *tag,
+			double target, double rss_budget_gib)
+{
+	struct ed_model *m;
+	struct ed_session *s;
+	struct ed_prompt p;
+	const float *logits;
+	char err[512];
+	int32_t ids[8] = {1, 5, 9, 33, 7, 11, 13, 17};
+	int64_t bytes_tok;
+	double bw = memcpy_gbs(), t0, tps, ms_load;
+	const int steps = 24;
+	char name[96];
+
+	t0 = ed_now_ms();
+	if (ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
+	    ed_session_new(&s, m, &(struct ed_session_opts){threads, 256}, err,
+			   sizeof err)) {
+		fprintf(stderr, "bench: %s\n", err);
+		return 1;
+	}
+	ms_load = ed_now_ms() - t0;
+	bytes_tok = ed_model_decode_bytes(m, NULL);
+	ed_model_prompt_ids(m, ids, 8, NULL, 0, &p, err, sizeof err);
+	ed_session_prefill(s, &p, &logits, err, sizeof err);
+	ed_model_prompt_release(&p);
+	for (int i = 0; i < 4; i++) /* warm: the weights paged in */
+		ed_session_step(s, 3 + i, &logits, err, sizeof err);
+	/* best of three runs, as the memcpy reference is */
+	tps = 0;
+	for (int r = 0; r < 3; r++) {
+		double v;
+		t0 = ed_now_ms();
+		for (int i = 0; i < steps; i++)
+			ed_session_step(s, 40 + i + r * steps, &logits, err,
+					sizeof err);
+		v = steps / ((ed_now_ms() - t0) / 1000.0);
+		tps = v > tps ? v : tps;
+	}
+	snprintf(name, sizeof name, "decode_%s_tokens_per_s", tag);
+	bench_line(name, tps, "tok/s", bw / (bytes_tok / 1e9), target);
+	printf("  (%.0f MB of weights per token, %.1f GB/s streamed; memcpy "
+	       "%.1f GB/s; opened in %.1f s)\n",
+	       bytes_tok / 1e6, tps * bytes_tok / 1e9, bw, ms_load / 1000);
+	if (rss_budget_gib > 0) {
+		snprintf(name, sizeof name, "peak_rss_%s", tag);
+		printf("BENCH %s %.0f MiB ratio=%.2f target=1.00\n", name,
+		       rss_mib(), rss_budget_gib * 1024 / rss_mib());
+		struct ed_model_info info;
+		ed_model_get_info(m, &info);
+		printf("  (ratio: the %.0f GiB budget over the peak RSS; the "
+		       "file is %.1f GiB, mapped)\n",
+		       rss_budget_gib, info.file_bytes / 1073741824.0);
+	}
+	ed_session_free(s);
+	ed_model_close(m);
+	return 0;
+}
+
+/*
+ * How much quantization changes the model: the same N-token prompt fed
+ * step by step (decode, as users run it) through the reference and the
+ * quantized checkpoint; the share of positions whose top token agrees
+ * and the mean KL divergence of the quantized distribution from the
+ * reference one.
+ */
+static int bench_quality(const char *ref, const char *quant, int threads,
+			 const char *tag)
+{
+	struct ed_model *m[2];
+	struct ed_session *s[2];
+	const float *lg[2];
+	char err[512], name[96];
+	const int N = 48;
+	int agree = 0;
+	double kl = 0;
+	int32_t vocab;
+	struct ed_model_info info;
+
+	for (int k = 0; k < 2; k++)
+		if (ed_model_open(&m[k], k ? quant : ref, NULL, NULL, err,
+				  sizeof err) ||
+		    ed_session_new(&s[k], m[k],
+				   &(struct ed_session_opts){threads, 256}, err,
+				   sizeof err)) {
+			fprintf(stderr, "bench: %s\n", err);
+			return 1;
+		}
+	ed_model_get_info(m[0], &info);
+	vocab = info.vocab;
+	for (int t = 0; t < N; t++) {
+		int32_t id = (int32_t)((t * 7919 + 13) % (vocab - 10) + 5);
+		int best[2] = {0, 0};
+		double mx[2] = {-1e30, -1e30}, z[2] = {0, 0};
+		for (int k = 0; k < 2; k++) {
+			if (t == 0) {
+				struct ed_prompt p;
+				ed_model_prompt_ids(m[k], &id, 1, NULL, 0, &p, err,
+						    sizeof err);
+				ed_session_prefill(s[k], &p, &lg[k], err, sizeof err);
+				ed_model_prompt_release(&p);
+			} else {
+				ed_session_step(s[k], id, &lg[k], err, sizeof err);
+			}
+			for (int32_t v = 0; v < vocab; v++)
+				if (lg[k][v] > mx[k]) {
+					mx[k] = lg[k][v];
+					best[k] = v;
+				}
+			for (int32_t v = 0; v < vocab; v++)
+				z[k] += exp(lg[k][v] - mx[k]);
+		}
+		agree += best[0] == best[1];
+		for (int32_t v = 0; v < vocab; v++) {
+			double lp = lg[0][v] - mx[0] - log(z[0]);
+			double lq = lg[1][v] - mx[1] - log(z[1]);
+			kl += exp(lp) * (lp - lq);
+		}
+	}
+	snprintf(name, sizeof name, "%s_top1_agreement", tag);
+	bench_line(name, (double)agree / N, "", 1, 0.0);
+	snprintf(name, sizeof name, "%s_mean_kl", tag);
+	printf("BENCH %s %.5f nats ratio=0.00 target=0.00\n", name, kl / N);
+	printf("  (%d positions, decode path, against the BF16 checkpoint)\n",
+	       N);
+	for (int k = 0; k < 2; k++) {
+		ed_session_free(s[k]);
+		ed_model_close(m[k]);
+	}
+	return 0;
+}
+
 static int num(const char *s)
 {
 	long v = 0;
@@ -365,6 +516,11 @@ int main(int argc, char **argv)
 		return bench_resize_ref(num(argv[2]), num(argv[3]));
 	if (argc == 4 && strcmp(argv[1], "engine") == 0)
 		return bench_engine(argv[2], num(argv[3]));
+	if (argc == 7 && strcmp(argv[1], "decode") == 0)
+		return bench_decode(argv[2], num(argv[3]), argv[4],
+				    atof(argv[5]), atof(argv[6]));
+	if (argc == 6 && strcmp(argv[1], "quality") == 0)
+		return bench_quality(argv[2], argv[3], num(argv[4]), argv[5]);
 	fprintf(stderr, "usage: bench render FILE DPI THREADS | tile W H N | "
 			"resize-ref W H\n");
 	return 2;

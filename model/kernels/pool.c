@@ -57,7 +57,7 @@ static void *worker(void *arg)
 		while ((g = atomic_load_explicit(
 			    &p->gen, memory_order_acquire)) == seen &&
 		       !atomic_load(&p->quit)) {
-			if (++spins < 20000)
+			if (++spins < 200000)
 				continue;
 			pthread_mutex_lock(&p->mu);
 			while (atomic_load(&p->gen) == seen &&
