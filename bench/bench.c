@@ -15,6 +15,13 @@
  *   bench decode MODEL THREADS TAG TARGET RSS_GIB
  *                              decode tokens/s against the memory
  *                              roofline (and peak RSS against a budget)
+ *   bench prefill MODEL THREADS N TAG REF_GOPS
+ *                              prefill of N text tokens, effective GOP/s
+ *   bench vit MODEL THREADS GH GW TARGET_S
+ *                              the vision tower on a GH x GW-patch image
+ *   bench page MODEL THREADS GEN TAG
+ *                              a 1,000-image-token page and GEN tokens,
+ *                              with the share of each stage
  *   bench quality REF QUANT THREADS TAG
  *                              top-1 agreement and mean KL of a
  *                              quantized checkpoint against its source
@@ -394,7 +401,9 @@ static int bench_decode(const char *path, int threads, const char *tag,
 	ed_model_prompt_ids(m, ids, 8, NULL, 0, &p, err, sizeof err);
 	ed_session_prefill(s, &p, &logits, err, sizeof err);
 	ed_model_prompt_release(&p);
-	for (int i = 0; i < 4; i++) /* warm: the weights paged in */
+	/* warm: the routed experts' pages mapped in (a page fault costs more
+	 * than reading the page), as in any run past its first tokens */
+	for (int i = 0; i < 32; i++)
 		ed_session_step(s, 3 + i, &logits, err, sizeof err);
 	/* best of three runs, as the memcpy reference is */
 	tps = 0;
@@ -500,6 +509,176 @@ static int bench_quality(const char *ref, const char *quant, int threads,
 	return 0;
 }
 
+/*
+ * Prefill of n text tokens: the decoder's effective rate, counting two
+ * operations per weight each token uses (attention, its k experts and
+ * the shared ones, the router) and the attention's products; the head
+ * is left out (it runs for the last token only).
+ */
+static int bench_prefill(const char *path, int threads, int n,
+			 const char *tag, double ref_gops)
+{
+	struct ed_model *m;
+	struct ed_session *s;
+	struct ed_model_info info;
+	struct ed_prompt p;
+	const float *logits;
+	char err[512], name[96];
+	int32_t *ids = malloc((size_t)n * sizeof *ids);
+	int64_t weights = 0;
+	double best = 1e30, ops, ms_v, ms_d;
+
+	if (!ids || ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
+	    ed_session_new(&s, m, &(struct ed_session_opts){threads, n + 8},
+			   err, sizeof err)) {
+		fprintf(stderr, "bench: %s\n", ids ? err : "out of memory");
+		return 1;
+	}
+	ed_model_get_info(m, &info);
+	ed_model_decode_bytes(m, &weights);
+	for (int i = 0; i < n; i++)
+		ids[i] = (int32_t)((i * 7919 + 13) % (info.vocab - 10) + 5);
+	ed_model_prompt_ids(m, ids, (size_t)n, NULL, 0, &p, err, sizeof err);
+	for (int r = 0; r < 2; r++) {
+		ed_session_prefill(s, &p, &logits, err, sizeof err);
+		ed_session_timings(s, &ms_v, &ms_d);
+		best = ms_d < best ? ms_d : best;
+	}
+	ops = 2.0 * (double)weights * n +
+	      (double)info.layers * 4.0 * n * n / 2 * info.heads * info.head_dim;
+	snprintf(name, sizeof name, "prefill_%s_%d_tokens", tag, n);
+	bench_line(name, ops / (best / 1000) / 1e9, "GOP/s", ref_gops, 0.0);
+	printf("  (%d tokens in %.0f ms: %.1f tokens/s)\n", n, best,
+	       n / (best / 1000));
+	ed_model_prompt_release(&p);
+	ed_session_free(s);
+	ed_model_close(m);
+	free(ids);
+	return 0;
+}
+
+/*
+ * A page end to end on a checkpoint: one image of 1,000 tokens (40 x 100
+ * patches) and a short text, then 500 generated tokens; seconds, and the
+ * share of the vision tower, the prefill and the decode. With tokens = 0
+ * only the vision tower runs (its own line).
+ */
+static int bench_page(const char *path, int threads, int gen, const char *tag)
+{
+	struct ed_model *m;
+	struct ed_session *s;
+	struct ed_model_ids sp;
+	struct ed_prompt p;
+	struct ed_gen_result r;
+	struct ed_gen_params g = {.max_new_tokens = gen, .ignore_eos = true};
+	const int gh = 40, gw = 100, np = gh * gw, tok = np / 4;
+	float *px = malloc((size_t)np * 588 * sizeof *px);
+	int32_t *ids = malloc((size_t)(tok + 16) * sizeof *ids);
+	struct ed_image_in im = {px, 1, gh, gw};
+	char err[512], name[96];
+	double t0, total;
+	int n = 0;
+
+	if (!px || !ids || ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
+	    ed_session_new(&s, m,
+			   &(struct ed_session_opts){threads, tok + gen + 64},
+			   err, sizeof err)) {
+		fprintf(stderr, "bench: %s\n", px && ids ? err : "out of memory");
+		return 1;
+	}
+	ed_model_get_ids(m, &sp);
+	for (long i = 0; i < (long)np * 588; i++)
+		px[i] = (float)((i * 7919) % 200) / 100.0f - 1.0f;
+	ids[n++] = 1;
+	ids[n++] = sp.image_start >= 0 ? sp.image_start : 5;
+	for (int i = 0; i < tok; i++)
+		ids[n++] = sp.image;
+	ids[n++] = sp.image_end >= 0 ? sp.image_end : 6;
+	for (int i = 0; i < 8; i++)
+		ids[n++] = 20 + i;
+	if (ed_model_prompt_ids(m, ids, (size_t)n, &im, 1, &p, err,
+				sizeof err)) {
+		fprintf(stderr, "bench: %s\n", err);
+		return 1;
+	}
+	t0 = ed_now_ms();
+	if (ed_session_generate(s, &p, &g, NULL, NULL, &r, err, sizeof err)) {
+		fprintf(stderr, "bench: %s\n", err);
+		return 1;
+	}
+	total = (ed_now_ms() - t0) / 1000;
+	snprintf(name, sizeof name, "page_%s_seconds", tag);
+	printf("BENCH %s %.1f s ratio=0.00 target=0.00\n", name, total);
+	printf("  (%d prompt tokens with a %d-patch image, %zu generated: "
+	       "vision %.1f s (%.0f%%), prefill %.1f s (%.0f%%), decode "
+	       "%.1f s (%.0f%%, %.1f tokens/s))\n",
+	       n, np, r.n_tokens, r.ms_vision / 1000,
+	       100 * r.ms_vision / 1000 / total, r.ms_prefill / 1000,
+	       100 * r.ms_prefill / 1000 / total, r.ms_decode / 1000,
+	       100 * r.ms_decode / 1000 / total,
+	       r.n_tokens / (r.ms_decode / 1000));
+	ed_gen_result_release(&r);
+	ed_model_prompt_release(&p);
+	ed_session_free(s);
+	ed_model_close(m);
+	free(px);
+	free(ids);
+	return 0;
+}
+
+/* The vision tower alone on a gh x gw-patch image: seconds. */
+static int bench_vit(const char *path, int threads, int gh, int gw,
+		     double target_s)
+{
+	struct ed_model *m;
+	struct ed_session *s;
+	struct ed_model_info info;
+	struct ed_model_ids sp;
+	struct ed_prompt p;
+	const float *logits;
+	const int np = gh * gw, tok = np / 4;
+	float *px = malloc((size_t)np * 588 * sizeof *px);
+	int32_t *ids = malloc((size_t)(tok + 4) * sizeof *ids);
+	struct ed_image_in im = {px, 1, gh, gw};
+	char err[512];
+	double ms_v, ms_d;
+	int n = 0;
+
+	if (!px || !ids || ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
+	    ed_session_new(&s, m, &(struct ed_session_opts){threads, tok + 8},
+			   err, sizeof err)) {
+		fprintf(stderr, "bench: %s\n", px && ids ? err : "out of memory");
+		return 1;
+	}
+	ed_model_get_info(m, &info);
+	ed_model_get_ids(m, &sp);
+	for (long i = 0; i < (long)np * 588; i++)
+		px[i] = (float)((i * 7919) % 200) / 100.0f - 1.0f;
+	ids[n++] = sp.image_start >= 0 ? sp.image_start : 5;
+	for (int i = 0; i < tok; i++)
+		ids[n++] = sp.image;
+	ids[n++] = sp.image_end >= 0 ? sp.image_end : 6;
+	if (ed_model_prompt_ids(m, ids, (size_t)n, &im, 1, &p, err,
+				sizeof err) ||
+	    ed_session_prefill(s, &p, &logits, err, sizeof err)) {
+		fprintf(stderr, "bench: %s\n", err);
+		return 1;
+	}
+	ed_session_timings(s, &ms_v, &ms_d);
+	printf("BENCH vit_%d_patches_%d_blocks %.1f s ratio=%.2f "
+	       "target=1.00\n",
+	       np, info.vit_depth, ms_v / 1000, target_s / (ms_v / 1000));
+	printf("  (ratio: the %.0f s target over the time; the resampler "
+	       "included)\n",
+	       target_s);
+	ed_model_prompt_release(&p);
+	ed_session_free(s);
+	ed_model_close(m);
+	free(px);
+	free(ids);
+	return 0;
+}
+
 static int num(const char *s)
 {
 	long v = 0;
@@ -519,6 +698,14 @@ int main(int argc, char **argv)
 	if (argc == 7 && strcmp(argv[1], "decode") == 0)
 		return bench_decode(argv[2], num(argv[3]), argv[4],
 				    atof(argv[5]), atof(argv[6]));
+	if (argc == 7 && strcmp(argv[1], "prefill") == 0)
+		return bench_prefill(argv[2], num(argv[3]), num(argv[4]), argv[5],
+				     atof(argv[6]));
+	if (argc == 6 && strcmp(argv[1], "page") == 0)
+		return bench_page(argv[2], num(argv[3]), num(argv[4]), argv[5]);
+	if (argc == 7 && strcmp(argv[1], "vit") == 0)
+		return bench_vit(argv[2], num(argv[3]), num(argv[4]), num(argv[5]),
+				 atof(argv[6]));
 	if (argc == 6 && strcmp(argv[1], "quality") == 0)
 		return bench_quality(argv[2], argv[3], num(argv[4]), argv[5]);
 	fprintf(stderr, "usage: bench render FILE DPI THREADS | tile W H N | "

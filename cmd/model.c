@@ -26,9 +26,9 @@ void usage_model(FILE *f)
 	      "       ernie-doc model check [--threads N] MODEL\n"
 	      "       ernie-doc model eval [--threads N] MODEL INPUTS.json "
 	      "-o OUT.safetensors\n"
-	      "       ernie-doc model quantize [-q] --type "
-	      "bf16|q8_0|q6_k|q4_k|q4_k_m|q4_0\n"
-	      "         MODEL OUT.gguf\n"
+	      "       ernie-doc model quantize [-q] [--threads N] --type "
+	      "bf16|q8_0|q6_k|\n"
+	      "         q4_k|q4_k_m|q4_0 MODEL OUT.gguf\n"
 	      "  Describe a checkpoint (a directory or a GGUF file), check that "
 	      "it\n"
 	      "  loads and runs, run a golden-style inputs.json and write every\n"
@@ -81,7 +81,8 @@ static void on_quantized(void *ud, const struct ed_quantize_progress *p)
 	fflush(stderr);
 }
 
-static int quantize(const char *src, const char *out, const char *type)
+static int quantize(const char *src, const char *out, const char *type,
+		    int threads)
 {
 	struct qprogress q = {!g_quiet && isatty(2), ed_now_ms()};
 	int kind = type ? ed_model_quant_kind(type) : -1, rc;
@@ -92,7 +93,7 @@ static int quantize(const char *src, const char *out, const char *type)
 		    "or q4_0");
 		return EX_USAGE_;
 	}
-	rc = ed_model_quantize(src, out, kind, on_quantized, &q, err,
+	rc = ed_model_quantize(src, out, kind, threads, on_quantized, &q, err,
 			       sizeof err);
 	if (q.tty)
 		fputs("\r\033[K", stderr);
@@ -159,6 +160,7 @@ int cmd_model(int argc, char **argv)
 	const char *arg, *pos[3] = {NULL}, *out = NULL, *type = NULL;
 	int npos = 0, id, verbose = 0, rc;
 	long threads = 1;
+	bool threads_given = false;
 	struct ed_model *m;
 	char err[512];
 
@@ -184,6 +186,7 @@ int cmd_model(int argc, char **argv)
 				    arg);
 				goto usage_err;
 			}
+			threads_given = true;
 			break;
 		}
 	}
@@ -202,7 +205,9 @@ int cmd_model(int argc, char **argv)
 			msg("model quantize: needs MODEL OUT.gguf");
 			goto usage_err;
 		}
-		return quantize(pos[1], pos[2], type);
+		return quantize(pos[1], pos[2], type,
+				threads_given ? (int)threads
+					      : (int)sysconf(_SC_NPROCESSORS_ONLN));
 	}
 	if (strcmp(pos[0], "eval") == 0 && (npos != 3 || !out)) {
 		msg("model eval: needs MODEL_DIR INPUTS.json -o "

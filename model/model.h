@@ -166,7 +166,9 @@ void ed_gguf_writer_abort(struct ed_gguf_writer *w);
  * value projections and the output head in Q6_K; rows that do not fill
  * the blocks fall back to Q8_0, then BF16), the vision tower in BF16,
  * norms, biases and routers in F32; config.json and the tokenizer as
- * metadata. One tensor in memory at a time; progress after each.
+ * metadata. One tensor in memory at a time, its rows quantized by
+ * threads; progress after each tensor. The output does not depend on
+ * the thread count.
  */
 struct ed_quantize_progress {
 	size_t tensor, tensors;
@@ -178,7 +180,7 @@ typedef void (*ed_quantize_fn)(void *ud, const struct ed_quantize_progress *p);
 /* The index of a kind name, or -1. */
 int ed_model_quant_kind(const char *name);
 const char *ed_model_quant_kind_name(int kind);
-int ed_model_quantize(const char *src, const char *out, int kind,
+int ed_model_quantize(const char *src, const char *out, int kind, int threads,
 		      ed_quantize_fn progress, void *ud, char *err,
 		      size_t errlen);
 

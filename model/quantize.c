@@ -232,6 +232,29 @@ static int copy_meta(struct ed_gguf_writer *w, const struct ed_model *m,
 	return rc ? ed_err(err, errlen, ED_ENOMEM, "out of memory") : 0;
 }
 
+struct qjob {
+	const struct ed_tensor *t;
+	enum ed_dtype dt;
+	unsigned char *out;
+	size_t rb_in, rb_out;
+	int64_t inner;
+	float *rowbuf; /* inner floats per thread */
+	int unused;
+};
+
+static void quantize_rows(void *ctx, int64_t b, int64_t e, int tid)
+{
+	struct qjob *j = ctx;
+	float *row = j->rowbuf + (size_t)tid * (size_t)j->inner;
+
+	for (int64_t r = b; r < e; r++) {
+		ed_k_to_f32(row, (const char *)j->t->data + j->rb_in * (size_t)r,
+			    j->t->dtype, (size_t)j->inner);
+		ed_k_quantize_row(j->dt, row, j->out + j->rb_out * (size_t)r,
+				  j->inner);
+	}
+}
+
 static size_t n_tensors(const struct ed_model *m)
 {
 	size_t n = 0;
@@ -262,10 +285,11 @@ static bool floating(enum ed_dtype dt)
 	       ed_k_is_quant(dt);
 }
 
-int ed_model_quantize(const char *src, const char *out, int kind,
+int ed_model_quantize(const char *src, const char *out, int kind, int threads,
 		      ed_quantize_fn progress, void *ud, char *err,
 		      size_t errlen)
 {
+	struct ed_pool *pool = NULL;
 	struct ed_model *m = NULL;
 	struct ed_gguf_writer *w = NULL;
 	struct ed_quantize_progress pr = {0};
@@ -276,8 +300,12 @@ int ed_model_quantize(const char *src, const char *out, int kind,
 
 	if (kind < 0 || kind >= (int)ED_ARRAY_LEN(kinds))
 		return ed_err(err, errlen, ED_EINVAL, "unknown quantization");
-	if ((rc = ed_model_open(&m, src, NULL, NULL, err, errlen)))
+	if (ed_pool_new(&pool, threads > 0 ? threads : 1))
+		return ed_err(err, errlen, ED_ENOMEM, "cannot start threads");
+	if ((rc = ed_model_open(&m, src, NULL, NULL, err, errlen))) {
+		ed_pool_free(pool);
 		return rc;
+	}
 	if ((rc = collect_roles(m, &roles))) {
 		rc = ed_err(err, errlen, rc, "out of memory");
 		goto out;
@@ -326,11 +354,21 @@ int ed_model_quantize(const char *src, const char *out, int kind,
 				    "out of memory for tensor '%s'", t->name);
 			goto out;
 		}
-		for (int64_t r = 0; r < rows; r++) {
-			ed_k_to_f32(row, (const char *)t->data + rb_in * (size_t)r,
-				    t->dtype, (size_t)inner);
-			ed_k_quantize_row(types[i], row, buf + rb_out * (size_t)r,
-					  inner);
+		{
+			/* rows are independent: all threads on one tensor */
+			struct qjob j = {t,    types[i], buf,  rb_in,
+					 rb_out, inner,	  NULL, 0};
+			j.rowbuf = calloc((size_t)ed_pool_threads(pool),
+					  (size_t)inner * sizeof(float));
+			if (!j.rowbuf) {
+				free(buf);
+				free(row);
+				rc = ed_err(err, errlen, ED_ENOMEM,
+					    "out of memory");
+				goto out;
+			}
+			ed_pool_for(pool, rows, 1, quantize_rows, &j);
+			free(j.rowbuf);
 		}
 		rc = ed_gguf_writer_data(w, buf, rb_out * (size_t)rows, err,
 					 errlen);
@@ -354,5 +392,6 @@ out:
 	free_roles(&roles);
 	free(types);
 	ed_model_close(m);
+	ed_pool_free(pool);
 	return rc;
 }

@@ -1602,8 +1602,8 @@ static void golden_quantized(const char *name, const char *kind,
 	snprintf(inputs, sizeof inputs, "%s/inputs.json", dir);
 	snprintf(path, sizeof path, "%s/expected.safetensors", dir);
 	snprintf(gguf, sizeof gguf, "%s/%s.%s.gguf", tmp, name, kind);
-	rc = ed_model_quantize(dir, gguf, ed_model_quant_kind(kind), NULL, NULL,
-			       err, sizeof err);
+	rc = ed_model_quantize(dir, gguf, ed_model_quant_kind(kind), 2, NULL,
+			       NULL, err, sizeof err);
 	CHECK(rc == 0, "%s %s: %s", name, kind, err);
 	if (rc || ed_model_open(&m, gguf, NULL, NULL, err, sizeof err)) {
 		CHECK(0, "%s %s: cannot open: %s", name, kind, err);

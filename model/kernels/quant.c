@@ -81,9 +81,16 @@ size_t ed_k_row_bytes(enum ed_dtype dt, int64_t n)
 	return (size_t)n * ed_model_dtype_size(dt);
 }
 
-static int nearest_int(float f)
+/* Round to nearest, ties to even, for |f| < 2^22 (the quantizers' range):
+ * adding 1.5 x 2^23 leaves the integer in the mantissa's low bits. The
+ * same result as lrintf in the default rounding mode, without a call. */
+static inline int nearest_int(float f)
 {
-	return (int)lrintf(f);
+	float v = f + 12582912.f;
+	int32_t i;
+
+	memcpy(&i, &v, 4);
+	return (i & 0x007fffff) - 0x00400000;
 }
 
 /* ---- dequantization ------------------------------------------------- */
