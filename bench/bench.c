@@ -474,12 +474,14 @@ static int bench_quality(const char *ref, const char *quant, int threads,
 		for (int k = 0; k < 2; k++) {
 			if (t == 0) {
 				struct ed_prompt p;
-				ed_model_prompt_ids(m[k], &id, 1, NULL, 0, &p, err,
-						    sizeof err);
-				ed_session_prefill(s[k], &p, &lg[k], err, sizeof err);
+				ed_model_prompt_ids(m[k], &id, 1, NULL, 0, &p,
+						    err, sizeof err);
+				ed_session_prefill(s[k], &p, &lg[k], err,
+						   sizeof err);
 				ed_model_prompt_release(&p);
 			} else {
-				ed_session_step(s[k], id, &lg[k], err, sizeof err);
+				ed_session_step(s[k], id, &lg[k], err,
+						sizeof err);
 			}
 			for (int32_t v = 0; v < vocab; v++)
 				if (lg[k][v] > mx[k]) {
@@ -515,8 +517,8 @@ static int bench_quality(const char *ref, const char *quant, int threads,
  * the shared ones, the router) and the attention's products; the head
  * is left out (it runs for the last token only).
  */
-static int bench_prefill(const char *path, int threads, int n,
-			 const char *tag, double ref_gops)
+static int bench_prefill(const char *path, int threads, int n, const char *tag,
+			 double ref_gops)
 {
 	struct ed_model *m;
 	struct ed_session *s;
@@ -544,8 +546,8 @@ static int bench_prefill(const char *path, int threads, int n,
 		ed_session_timings(s, &ms_v, &ms_d);
 		best = ms_d < best ? ms_d : best;
 	}
-	ops = 2.0 * (double)weights * n +
-	      (double)info.layers * 4.0 * n * n / 2 * info.heads * info.head_dim;
+	ops = 2.0 * (double)weights * n + (double)info.layers * 4.0 * n * n /
+					      2 * info.heads * info.head_dim;
 	snprintf(name, sizeof name, "prefill_%s_%d_tokens", tag, n);
 	bench_line(name, ops / (best / 1000) / 1e9, "GOP/s", ref_gops, 0.0);
 	printf("  (%d tokens in %.0f ms: %.1f tokens/s)\n", n, best,
@@ -579,11 +581,13 @@ static int bench_page(const char *path, int threads, int gen, const char *tag)
 	double t0, total;
 	int n = 0;
 
-	if (!px || !ids || ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
+	if (!px || !ids ||
+	    ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
 	    ed_session_new(&s, m,
 			   &(struct ed_session_opts){threads, tok + gen + 64},
 			   err, sizeof err)) {
-		fprintf(stderr, "bench: %s\n", px && ids ? err : "out of memory");
+		fprintf(stderr, "bench: %s\n",
+			px && ids ? err : "out of memory");
 		return 1;
 	}
 	ed_model_get_ids(m, &sp);
@@ -644,10 +648,12 @@ static int bench_vit(const char *path, int threads, int gh, int gw,
 	double ms_v, ms_d;
 	int n = 0;
 
-	if (!px || !ids || ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
+	if (!px || !ids ||
+	    ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
 	    ed_session_new(&s, m, &(struct ed_session_opts){threads, tok + 8},
 			   err, sizeof err)) {
-		fprintf(stderr, "bench: %s\n", px && ids ? err : "out of memory");
+		fprintf(stderr, "bench: %s\n",
+			px && ids ? err : "out of memory");
 		return 1;
 	}
 	ed_model_get_info(m, &info);
@@ -699,13 +705,13 @@ int main(int argc, char **argv)
 		return bench_decode(argv[2], num(argv[3]), argv[4],
 				    atof(argv[5]), atof(argv[6]));
 	if (argc == 7 && strcmp(argv[1], "prefill") == 0)
-		return bench_prefill(argv[2], num(argv[3]), num(argv[4]), argv[5],
-				     atof(argv[6]));
+		return bench_prefill(argv[2], num(argv[3]), num(argv[4]),
+				     argv[5], atof(argv[6]));
 	if (argc == 6 && strcmp(argv[1], "page") == 0)
 		return bench_page(argv[2], num(argv[3]), num(argv[4]), argv[5]);
 	if (argc == 7 && strcmp(argv[1], "vit") == 0)
-		return bench_vit(argv[2], num(argv[3]), num(argv[4]), num(argv[5]),
-				 atof(argv[6]));
+		return bench_vit(argv[2], num(argv[3]), num(argv[4]),
+				 num(argv[5]), atof(argv[6]));
 	if (argc == 6 && strcmp(argv[1], "quality") == 0)
 		return bench_quality(argv[2], argv[3], num(argv[4]), argv[5]);
 	fprintf(stderr, "usage: bench render FILE DPI THREADS | tile W H N | "

@@ -22,18 +22,19 @@ static const struct opt model_opts[] = {
 
 void usage_model(FILE *f)
 {
-	fputs("usage: ernie-doc model info [-v] MODEL\n"
-	      "       ernie-doc model check [--threads N] MODEL\n"
-	      "       ernie-doc model eval [--threads N] MODEL INPUTS.json "
-	      "-o OUT.safetensors\n"
-	      "       ernie-doc model quantize [-q] [--threads N] --type "
-	      "bf16|q8_0|q6_k|\n"
-	      "         q4_k|q4_k_m|q4_0 MODEL OUT.gguf\n"
-	      "  Describe a checkpoint (a directory or a GGUF file), check that "
-	      "it\n"
-	      "  loads and runs, run a golden-style inputs.json and write every\n"
-	      "  intermediate tensor, or quantize it into one GGUF file.\n",
-	      f);
+	fputs(
+	    "usage: ernie-doc model info [-v] MODEL\n"
+	    "       ernie-doc model check [--threads N] MODEL\n"
+	    "       ernie-doc model eval [--threads N] MODEL INPUTS.json "
+	    "-o OUT.safetensors\n"
+	    "       ernie-doc model quantize [-q] [--threads N] --type "
+	    "bf16|q8_0|q6_k|\n"
+	    "         q4_k|q4_k_m|q4_0 MODEL OUT.gguf\n"
+	    "  Describe a checkpoint (a directory or a GGUF file), check that "
+	    "it\n"
+	    "  loads and runs, run a golden-style inputs.json and write every\n"
+	    "  intermediate tensor, or quantize it into one GGUF file.\n",
+	    f);
 }
 
 static void on_note(void *ud, const char *note)
@@ -206,8 +207,9 @@ int cmd_model(int argc, char **argv)
 			goto usage_err;
 		}
 		return quantize(pos[1], pos[2], type,
-				threads_given ? (int)threads
-					      : (int)sysconf(_SC_NPROCESSORS_ONLN));
+				threads_given
+				    ? (int)threads
+				    : (int)sysconf(_SC_NPROCESSORS_ONLN));
 	}
 	if (strcmp(pos[0], "eval") == 0 && (npos != 3 || !out)) {
 		msg("model eval: needs MODEL_DIR INPUTS.json -o "

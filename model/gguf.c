@@ -37,9 +37,8 @@ static const struct {
 	enum ed_dtype dt;
 	int ggml;
 } type_ids[] = {
-    {ED_DT_F32, 0},  {ED_DT_F16, 1},   {ED_DT_Q4_0, 2},
-    {ED_DT_Q8_0, 8}, {ED_DT_Q4_K, 12}, {ED_DT_Q6_K, 14},
-    {ED_DT_BF16, 30},
+    {ED_DT_F32, 0},   {ED_DT_F16, 1},	{ED_DT_Q4_0, 2},  {ED_DT_Q8_0, 8},
+    {ED_DT_Q4_K, 12}, {ED_DT_Q6_K, 14}, {ED_DT_BF16, 30},
 };
 
 int ed_gguf_type_id(enum ed_dtype dt)
@@ -159,7 +158,8 @@ static bool skip_value(struct cur *c, int t, int depth)
 		if (c->bad)
 			return false;
 		if (scalar_size(et))
-			return n <= (uint64_t)(c->end - c->p) / scalar_size(et) &&
+			return n <= (uint64_t)(c->end - c->p) /
+					scalar_size(et) &&
 			       take(c, NULL, n * scalar_size(et));
 		if (et != GT_STRING && et != GT_ARRAY)
 			return false;
@@ -200,8 +200,7 @@ bool ed_gguf_sniff(const char *path)
 	return yes;
 }
 
-static int parse(struct ed_gguf *g, const char *path, char *err,
-		 size_t errlen);
+static int parse(struct ed_gguf *g, const char *path, char *err, size_t errlen);
 
 int ed_gguf_open(struct ed_gguf **out, const char *path, char *err,
 		 size_t errlen)
@@ -230,8 +229,8 @@ int ed_gguf_open(struct ed_gguf **out, const char *path, char *err,
 	if (g->map == MAP_FAILED) {
 		g->map = NULL;
 		ed_gguf_close(g);
-		return ed_err(err, errlen, ED_ECONFIG, "'%s' is not a GGUF file",
-			      path);
+		return ed_err(err, errlen, ED_ECONFIG,
+			      "'%s' is not a GGUF file", path);
 	}
 	g->owned = true;
 	if ((rc = parse(g, path, err, errlen)))
@@ -258,8 +257,7 @@ int ed_gguf_open_mem(struct ed_gguf **out, const void *data, size_t len,
 }
 
 /* Parse the mapped file; closes g on failure. */
-static int parse(struct ed_gguf *g, const char *path, char *err,
-		 size_t errlen)
+static int parse(struct ed_gguf *g, const char *path, char *err, size_t errlen)
 {
 	struct cur c;
 	uint64_t nt, nkv, align = 32, data;
@@ -269,8 +267,8 @@ static int parse(struct ed_gguf *g, const char *path, char *err,
 	c = (struct cur){g->map, g->map + g->size, false};
 	if (g->size < 24 || memcmp(g->map, "GGUF", 4) != 0) {
 		ed_gguf_close(g);
-		return ed_err(err, errlen, ED_ECONFIG, "'%s' is not a GGUF file",
-			      path);
+		return ed_err(err, errlen, ED_ECONFIG,
+			      "'%s' is not a GGUF file", path);
 	}
 	take(&c, NULL, 4);
 	version = u32(&c);
@@ -286,7 +284,8 @@ static int parse(struct ed_gguf *g, const char *path, char *err,
 	if (nt > g->size / 8 || nkv > g->size / 8) {
 		ed_gguf_close(g);
 		return ed_err(err, errlen, ED_ECONFIG,
-			      "'%s': impossible tensor or metadata count", path);
+			      "'%s': impossible tensor or metadata count",
+			      path);
 	}
 	g->kv = calloc(nkv ? nkv : 1, sizeof *g->kv);
 	g->t = calloc(nt ? nt : 1, sizeof *g->t);
@@ -378,7 +377,8 @@ static int parse(struct ed_gguf *g, const char *path, char *err,
 		t->name = g->names[i];
 		t->dtype = (enum ed_dtype)dt;
 		t->ndim = (int)nd;
-		for (uint32_t d = 0; d < nd; d++) /* torch order: outermost first */
+		for (uint32_t d = 0; d < nd;
+		     d++) /* torch order: outermost first */
 			t->shape[d] = dims[nd - 1 - d];
 		if (dims[0] % ed_k_block(t->dtype)) {
 			rc = ed_err(err, errlen, ED_ECONFIG,
@@ -537,8 +537,9 @@ int ed_gguf_writer_open(struct ed_gguf_writer **out, const char *path,
 	ed_buf_init(&w->infos, 0);
 	w->f = fopen(w->tmp, "wb");
 	if (!w->f) {
-		int rc = ed_err(err, errlen, ED_ECREATE, "cannot create '%s': %s",
-				w->tmp, strerror(errno));
+		int rc =
+		    ed_err(err, errlen, ED_ECREATE, "cannot create '%s': %s",
+			   w->tmp, strerror(errno));
 		ed_gguf_writer_abort(w);
 		return rc;
 	}
@@ -561,7 +562,7 @@ int ed_gguf_writer_string(struct ed_gguf_writer *w, const char *key,
 			  const char *s, size_t n)
 {
 	return kv_head(w, key, GT_STRING) || put_str(&w->kvs, s, n) ? ED_ENOMEM
-								     : 0;
+								    : 0;
 }
 
 int ed_gguf_writer_bytes(struct ed_gguf_writer *w, const char *key,
@@ -571,7 +572,7 @@ int ed_gguf_writer_bytes(struct ed_gguf_writer *w, const char *key,
 	uint64_t cnt = n;
 
 	return kv_head(w, key, GT_ARRAY) || put(&w->kvs, &et, 4) ||
-			   put(&w->kvs, &cnt, 8) || put(&w->kvs, p, n)
+		       put(&w->kvs, &cnt, 8) || put(&w->kvs, p, n)
 		   ? ED_ENOMEM
 		   : 0;
 }
@@ -617,7 +618,8 @@ static void write_header(struct ed_gguf_writer *w)
 
 	w->header_done = true;
 	if (fwrite("GGUF", 1, 4, w->f) != 4 || fwrite(&v, 4, 1, w->f) != 1 ||
-	    fwrite(&w->nt, 8, 1, w->f) != 1 || fwrite(&w->nkv, 8, 1, w->f) != 1 ||
+	    fwrite(&w->nt, 8, 1, w->f) != 1 ||
+	    fwrite(&w->nkv, 8, 1, w->f) != 1 ||
 	    (w->kvs.len &&
 	     fwrite(w->kvs.data, 1, w->kvs.len, w->f) != w->kvs.len) ||
 	    (w->infos.len &&
@@ -667,10 +669,9 @@ int ed_gguf_writer_close(struct ed_gguf_writer *w, char *err, size_t errlen)
 	int rc = 0;
 
 	if (w->written != w->nt)
-		rc = ed_err(err, errlen, ED_EINVAL,
-			    "%llu of %llu tensors written",
-			    (unsigned long long)w->written,
-			    (unsigned long long)w->nt);
+		rc = ed_err(
+		    err, errlen, ED_EINVAL, "%llu of %llu tensors written",
+		    (unsigned long long)w->written, (unsigned long long)w->nt);
 	if (!rc && !w->header_done)
 		write_header(w);
 	if (!rc && (fflush(w->f) || fsync(fileno(w->f)) || w->failed))
@@ -680,8 +681,9 @@ int ed_gguf_writer_close(struct ed_gguf_writer *w, char *err, size_t errlen)
 		fclose(w->f);
 		w->f = NULL;
 		if (rename(w->tmp, w->path))
-			rc = ed_err(err, errlen, ED_ECREATE, "cannot create '%s': %s",
-				    w->path, strerror(errno));
+			rc = ed_err(err, errlen, ED_ECREATE,
+				    "cannot create '%s': %s", w->path,
+				    strerror(errno));
 	}
 	if (rc && w->f) {
 		fclose(w->f);

@@ -2,7 +2,8 @@
  * loader.c - open a checkpoint: a directory (config.json, the safetensors
  * shards of model.safetensors.index.json or a single model.safetensors,
  * the tokenizer) or one GGUF file holding all of it (config and tokenizer
- * as metadata, spec/QUANT.md). Every tensor the config implies is looked up by its on-disk
+ * as metadata, spec/QUANT.md). Every tensor the config implies is looked up by
+ * its on-disk
  * (-PT) name, checked for dtype and shape, and bound in place; small
  * tensors (norms, biases, routers) are converted to float32 once. Unknown
  * tensors are counted and reported through the note callback.
@@ -56,13 +57,15 @@ static struct slot *lookup(struct binder *b, const char *name)
 /* The i-th tensor of shard s (a GGUF file is one shard). */
 static size_t shard_count(const struct ed_model *m, int s)
 {
-	return m->gguf ? ed_gguf_count(m->gguf) : ed_model_st_count(m->shards[s]);
+	return m->gguf ? ed_gguf_count(m->gguf)
+		       : ed_model_st_count(m->shards[s]);
 }
 
 static const struct ed_tensor *shard_at(const struct ed_model *m, int s,
 					size_t k)
 {
-	return m->gguf ? ed_gguf_at(m->gguf, k) : ed_model_st_at(m->shards[s], k);
+	return m->gguf ? ed_gguf_at(m->gguf, k)
+		       : ed_model_st_at(m->shards[s], k);
 }
 
 static int index_tensors(struct binder *b)
@@ -789,9 +792,11 @@ int64_t ed_model_decode_bytes(const struct ed_model *m, int64_t *weights)
 		if (L->moe && L->experts[0]) {
 			const struct ed_expert *e = &L->experts[0][0];
 			for (int k = 0; k < c->moe_k; k++)
-				b += wt_bytes(&e->gate, &n) + wt_bytes(&e->up, &n) +
+				b += wt_bytes(&e->gate, &n) +
+				     wt_bytes(&e->up, &n) +
 				     wt_bytes(&e->down, &n);
-			b += (int64_t)c->hidden * c->experts[0] * 4; /* router */
+			b +=
+			    (int64_t)c->hidden * c->experts[0] * 4; /* router */
 			n += (int64_t)c->hidden * c->experts[0];
 		}
 	}

@@ -272,10 +272,10 @@ struct ed_model_info {
 	int layers, moe_layers, hidden, heads, kv_heads, head_dim, vocab;
 	int experts[2], moe_k, expert_inter[2], shared_inter, dense_inter;
 	int vit_depth, vit_hidden, vit_heads;
-	int64_t params, params_active; /* active per text token */
+	int64_t params, params_active;	     /* active per text token */
 	int64_t bytes_by_dtype[ED_DT_COUNT]; /* indexed by enum ed_dtype */
-	int64_t file_bytes;	       /* all shards */
-	int64_t resident_bytes;	       /* weights + small f32 copies */
+	int64_t file_bytes;		     /* all shards */
+	int64_t resident_bytes;		     /* weights + small f32 copies */
 	int n_tensors, n_unknown;
 	int n_shards;
 	bool has_tokenizer;

@@ -16,13 +16,16 @@
 
 static const struct {
 	const char *name;
-	enum ed_dtype dt;	/* matrices */
+	enum ed_dtype dt;      /* matrices */
 	enum ed_dtype special; /* v_proj and the output head */
-	uint32_t ftype;		/* general.file_type (ggml's llama_ftype) */
+	uint32_t ftype;	       /* general.file_type (ggml's llama_ftype) */
 } kinds[] = {
-    {"bf16", ED_DT_BF16, ED_DT_BF16, 32}, {"q8_0", ED_DT_Q8_0, ED_DT_Q8_0, 7},
-    {"q6_k", ED_DT_Q6_K, ED_DT_Q6_K, 18}, {"q4_k", ED_DT_Q4_K, ED_DT_Q4_K, 14},
-    {"q4_0", ED_DT_Q4_0, ED_DT_Q4_0, 2},  {"q4_k_m", ED_DT_Q4_K, ED_DT_Q6_K, 15},
+    {"bf16", ED_DT_BF16, ED_DT_BF16, 32},
+    {"q8_0", ED_DT_Q8_0, ED_DT_Q8_0, 7},
+    {"q6_k", ED_DT_Q6_K, ED_DT_Q6_K, 18},
+    {"q4_k", ED_DT_Q4_K, ED_DT_Q4_K, 14},
+    {"q4_0", ED_DT_Q4_0, ED_DT_Q4_0, 2},
+    {"q4_k_m", ED_DT_Q4_K, ED_DT_Q6_K, 15},
 };
 
 int ed_model_quant_kind(const char *name)
@@ -85,16 +88,20 @@ static int collect_roles(const struct ed_model *m, struct roles *r)
 	rc |= add(&r->special, &r->nspecial, m->head.data);
 	for (int l = 0; l < c->layers; l++) {
 		const struct ed_layer *L = &m->layers[l];
-		const struct ed_wt *w[] = {&L->q, &L->k, &L->v, &L->o,
+		const struct ed_wt *w[] = {&L->q,    &L->k,  &L->v,   &L->o,
 					   &L->gate, &L->up, &L->down};
 		for (size_t i = 0; i < ED_ARRAY_LEN(w); i++)
 			rc |= add(&r->lm, &r->nlm, w[i]->data);
 		rc |= add(&r->special, &r->nspecial, L->v.data);
 		for (int p = 0; p < 2; p++)
-			for (int e = 0; L->experts[p] && e < c->experts[p]; e++) {
-				rc |= add(&r->lm, &r->nlm, L->experts[p][e].gate.data);
-				rc |= add(&r->lm, &r->nlm, L->experts[p][e].up.data);
-				rc |= add(&r->lm, &r->nlm, L->experts[p][e].down.data);
+			for (int e = 0; L->experts[p] && e < c->experts[p];
+			     e++) {
+				rc |= add(&r->lm, &r->nlm,
+					  L->experts[p][e].gate.data);
+				rc |= add(&r->lm, &r->nlm,
+					  L->experts[p][e].up.data);
+				rc |= add(&r->lm, &r->nlm,
+					  L->experts[p][e].down.data);
 			}
 	}
 	if (c->has_vision) {
@@ -205,8 +212,8 @@ static int copy_meta(struct ed_gguf_writer *w, const struct ed_model *m,
 							    (const char *)p, n);
 		if ((p = ed_gguf_u8_array(m->gguf, "ernie_doc.tokenizer.model",
 					  &n)))
-			rc |= ed_gguf_writer_bytes(w, "ernie_doc.tokenizer.model",
-						   p, n);
+			rc |= ed_gguf_writer_bytes(
+			    w, "ernie_doc.tokenizer.model", p, n);
 		return rc ? ed_err(err, errlen, ED_ENOMEM, "out of memory") : 0;
 	}
 	{
@@ -218,14 +225,15 @@ static int copy_meta(struct ed_gguf_writer *w, const struct ed_model *m,
 		rc |= ed_gguf_writer_string(w, "ernie_doc.config", cfg, n);
 		free(cfg);
 		if ((tok = read_text(src, "tokenizer.model", &n))) {
-			rc |= ed_gguf_writer_bytes(w, "ernie_doc.tokenizer.model",
-						   tok, n);
+			rc |= ed_gguf_writer_bytes(
+			    w, "ernie_doc.tokenizer.model", tok, n);
 			free(tok);
 		}
 		for (size_t i = 0; i < ED_ARRAY_LEN(side); i++) {
 			char *t = read_text(src, side[i][0], &n);
 			if (t)
-				rc |= ed_gguf_writer_string(w, side[i][1], t, n);
+				rc |=
+				    ed_gguf_writer_string(w, side[i][1], t, n);
 			free(t);
 		}
 	}
@@ -248,7 +256,8 @@ static void quantize_rows(void *ctx, int64_t b, int64_t e, int tid)
 	float *row = j->rowbuf + (size_t)tid * (size_t)j->inner;
 
 	for (int64_t r = b; r < e; r++) {
-		ed_k_to_f32(row, (const char *)j->t->data + j->rb_in * (size_t)r,
+		ed_k_to_f32(row,
+			    (const char *)j->t->data + j->rb_in * (size_t)r,
 			    j->t->dtype, (size_t)j->inner);
 		ed_k_quantize_row(j->dt, row, j->out + j->rb_out * (size_t)r,
 				  j->inner);
@@ -356,8 +365,8 @@ int ed_model_quantize(const char *src, const char *out, int kind, int threads,
 		}
 		{
 			/* rows are independent: all threads on one tensor */
-			struct qjob j = {t,    types[i], buf,  rb_in,
-					 rb_out, inner,	  NULL, 0};
+			struct qjob j = {t,	 types[i], buf,	 rb_in,
+					 rb_out, inner,	   NULL, 0};
 			j.rowbuf = calloc((size_t)ed_pool_threads(pool),
 					  (size_t)inner * sizeof(float));
 			if (!j.rowbuf) {

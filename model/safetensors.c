@@ -99,9 +99,8 @@ double ed_model_tensor_get(const struct ed_tensor *t, int64_t i)
 		/* the block that holds element i */
 		int bl = ed_k_block(t->dtype);
 		float v[256];
-		ed_k_dequantize_row(t->dtype,
-				    p + ed_k_row_bytes(t->dtype, i / bl * bl), v,
-				    bl);
+		ed_k_dequantize_row(
+		    t->dtype, p + ed_k_row_bytes(t->dtype, i / bl * bl), v, bl);
 		return v[i % bl];
 	}
 	union {

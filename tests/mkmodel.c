@@ -188,18 +188,22 @@ static int write_gguf(const char *dir, enum ed_dtype qt)
 	for (size_t k = 0; k < ED_ARRAY_LEN(side); k++) {
 		snprintf(path, sizeof path, "%s/%s", dir, side[k][0]);
 		if ((text = t_read_file(path, &n))) {
-			ed_gguf_writer_string(w, side[k][1], (const char *)text, n);
+			ed_gguf_writer_string(w, side[k][1], (const char *)text,
+					      n);
 			free(text);
 		}
 	}
 	for (size_t i = 0; i < nspecs; i++) {
 		struct spec *s = &specs[i];
-		bool vision = strstr(s->name, "vision") || strstr(s->name, "resampler");
-		s->dt = s->kind != 0 ? ED_DT_F32
+		bool vision =
+		    strstr(s->name, "vision") || strstr(s->name, "resampler");
+		s->dt = s->kind != 0				 ? ED_DT_F32
 			: vision || s->shape[1] % ed_k_block(qt) ? ED_DT_BF16
 								 : qt;
-		if (ed_gguf_writer_tensor(w, s->name, s->dt, s->ndim, s->shape)) {
-			fprintf(stderr, "mkmodel: cannot declare %s\n", s->name);
+		if (ed_gguf_writer_tensor(w, s->name, s->dt, s->ndim,
+					  s->shape)) {
+			fprintf(stderr, "mkmodel: cannot declare %s\n",
+				s->name);
 			ed_gguf_writer_abort(w);
 			return 70;
 		}
@@ -221,7 +225,8 @@ static int write_gguf(const char *dir, enum ed_dtype qt)
 			write_data(m, s);
 			fclose(m);
 		}
-		if (ed_gguf_writer_data(w, buf, rb * (size_t)rows, err, sizeof err)) {
+		if (ed_gguf_writer_data(w, buf, rb * (size_t)rows, err,
+					sizeof err)) {
 			fprintf(stderr, "mkmodel: %s\n", err);
 			free(buf);
 			ed_gguf_writer_abort(w);
@@ -592,10 +597,11 @@ int main(int argc, char **argv)
 		f = fopen(path, "w");
 		fprintf(f, "{\"metadata\": {}, \"weight_map\": {");
 		for (size_t i = 0; i < nspecs; i++)
-			fprintf(f,
-				"%s\n  \"%s\": \"model-%05d-of-%05d.safetensors\"",
-				i ? "," : "", specs[i].name,
-				specs[i].shard + 1, shards);
+			fprintf(
+			    f,
+			    "%s\n  \"%s\": \"model-%05d-of-%05d.safetensors\"",
+			    i ? "," : "", specs[i].name, specs[i].shard + 1,
+			    shards);
 		fprintf(f, "\n}}\n");
 		fclose(f);
 	}

@@ -1384,9 +1384,7 @@ static float spec_weight(enum ed_dtype dt, const uint8_t *b, int j)
 		sc += 8 * half;
 		is = (l % 32) / 16;
 		switch (l / 32) {
-		case 0:
-			q = (ql[l] & 15) | ((qh[l] & 3) << 4);
-			break;
+		case 0: q = (ql[l] & 15) | ((qh[l] & 3) << 4); break;
 		case 1:
 			q = (ql[l] & 15) | (((qh[l - 32] >> 2) & 3) << 4);
 			is += 2;
@@ -1501,26 +1499,30 @@ static void test_quant(void)
 					wrong += sum != as[g];
 				}
 				for (int j = 0; j < KK; j++)
-					wrong += fabsf(ad[j / 32] * aq[j] - ax[j]) >
-						 ad[j / 32] * 0.5f + 1e-6f;
+					wrong +=
+					    fabsf(ad[j / 32] * aq[j] - ax[j]) >
+					    ad[j / 32] * 0.5f + 1e-6f;
 				CHECK(wrong == 0, "activation blocks");
 			}
 			ref = ed_k_qdot_ref(dt, wq, &a, KK);
 			for (int j = 0; j < KK; j++)
 				mag += fabs((double)w[j] * ax[j]);
 			for (int isa = 0; isa <= (int)best; isa++) {
-				/* each kernel on activations in its own order */
+				/* each kernel on activations in its own order
+				 */
 				int8_t *q2 = malloc(KK);
 				struct ed_qact a2 = {q2, ad, as, ads};
 				float got;
 				memcpy(q2, aq, KK);
 				ed_k_act_order((enum ed_isa)isa, dt, &a2, KK);
-				got = ed_k_qdot((enum ed_isa)isa, dt, wq, &a2, KK);
+				got = ed_k_qdot((enum ed_isa)isa, dt, wq, &a2,
+						KK);
 				free(q2);
 				CHECK(fabs(got - ref) <= 1e-5 * mag,
 				      "%s K=%d %s: %g, reference %g",
 				      ed_model_dtype_name(dt), KK,
-				      ed_k_isa_name((enum ed_isa)isa), got, ref);
+				      ed_k_isa_name((enum ed_isa)isa), got,
+				      ref);
 			}
 			free(w);
 			free(ax);
@@ -1537,10 +1539,12 @@ static void test_quant(void)
 			struct ed_pool *pool;
 			int N = 37, KK = 512;
 			float *w = malloc((size_t)N * KK * sizeof *w);
-			uint8_t *wq = malloc(ed_k_row_bytes(dt, KK) * (size_t)N);
+			uint8_t *wq =
+			    malloc(ed_k_row_bytes(dt, KK) * (size_t)N);
 			float *xx = malloc(7 * KK * sizeof *xx);
 			float *bias = malloc(N * sizeof *bias);
-			float *ym = malloc(7 * N * sizeof *ym), *yr = malloc(7 * N * 4);
+			float *ym = malloc(7 * N * sizeof *ym),
+			      *yr = malloc(7 * N * 4);
 			ed_pool_new(&pool, 2);
 			for (int i = 0; i < N * KK; i++)
 				w[i] = qgauss();
@@ -1550,22 +1554,28 @@ static void test_quant(void)
 				bias[i] = qgauss();
 			for (int r = 0; r < N; r++)
 				ed_k_quantize_row(dt, w + (size_t)r * KK,
-						  wq + ed_k_row_bytes(dt, KK) * (size_t)r,
+						  wq + ed_k_row_bytes(dt, KK) *
+							   (size_t)r,
 						  KK);
 			for (size_t mi = 0; mi < ED_ARRAY_LEN(Ms); mi++) {
 				int M = Ms[mi], off = 0;
 				double tol = M == 1 ? 2e-2 : 1e-5;
-				ed_k_matmul(pool, ym, xx, M, wq, dt, N, KK, bias);
+				ed_k_matmul(pool, ym, xx, M, wq, dt, N, KK,
+					    bias);
 				ed_k_matmul_ref(yr, xx, M, wq, dt, N, KK, bias);
 				for (int m = 0; m < M; m++)
 					for (int n = 0; n < N; n++) {
 						double mag = fabs(bias[n]);
 						for (int k = 0; k < KK; k++)
-							mag += fabs(xx[m * KK + k] * w[n * KK + k]);
-						off += fabs(ym[m * N + n] - yr[m * N + n]) >
+							mag += fabs(
+							    xx[m * KK + k] *
+							    w[n * KK + k]);
+						off += fabs(ym[m * N + n] -
+							    yr[m * N + n]) >
 						       tol * mag;
 					}
-				CHECK(off == 0, "%s matmul M=%d: %d outputs off",
+				CHECK(off == 0,
+				      "%s matmul M=%d: %d outputs off",
 				      ed_model_dtype_name(dt), M, off);
 			}
 			ed_pool_free(pool);
@@ -1628,29 +1638,38 @@ static void golden_quantized(const char *name, const char *kind,
 		    strncmp(e->name, "router_topk_ids", 15) == 0)
 			continue;
 		if (!bf16 && strcmp(e->name, "logits") == 0) {
-			/* teacher-forced: every prompt position's distribution */
+			/* teacher-forced: every prompt position's distribution
+			 */
 			int64_t V = e->shape[e->ndim - 1], P = n / V, agree = 0;
 			double kl = 0;
 			for (int64_t t = 0; t < P; t++) {
 				int64_t ae = 0, ag = 0;
 				double mxe = -1e30, mxg = -1e30, se = 0, sg = 0;
 				for (int64_t v = 0; v < V; v++) {
-					double xe = ed_model_tensor_get(e, t * V + v);
-					double xg = ed_model_tensor_get(g, t * V + v);
+					double xe =
+					    ed_model_tensor_get(e, t * V + v);
+					double xg =
+					    ed_model_tensor_get(g, t * V + v);
 					if (xe > mxe)
 						mxe = xe, ae = v;
 					if (xg > mxg)
 						mxg = xg, ag = v;
 				}
 				for (int64_t v = 0; v < V; v++) {
-					se += exp(ed_model_tensor_get(e, t * V + v) - mxe);
-					sg += exp(ed_model_tensor_get(g, t * V + v) - mxg);
+					se += exp(
+					    ed_model_tensor_get(e, t * V + v) -
+					    mxe);
+					sg += exp(
+					    ed_model_tensor_get(g, t * V + v) -
+					    mxg);
 				}
 				for (int64_t v = 0; v < V; v++) {
-					double le = ed_model_tensor_get(e, t * V + v) - mxe -
-						    log(se);
-					double lg = ed_model_tensor_get(g, t * V + v) - mxg -
-						    log(sg);
+					double le =
+					    ed_model_tensor_get(e, t * V + v) -
+					    mxe - log(se);
+					double lg =
+					    ed_model_tensor_get(g, t * V + v) -
+					    mxg - log(sg);
 					kl += exp(le) * (le - lg);
 				}
 				agree += ae == ag;
@@ -1659,10 +1678,12 @@ static void golden_quantized(const char *name, const char *kind,
 			CHECK(agree >= P * 85 / 100 && kl / P < 0.06,
 			      "%s %s: top-1 agrees at %lld of %lld positions, "
 			      "mean KL %g",
-			      name, kind, (long long)agree, (long long)P, kl / P);
+			      name, kind, (long long)agree, (long long)P,
+			      kl / P);
 			continue;
 		}
-		if (!bf16 && !(same_tokens && strcmp(e->name, "gen_tokens") == 0))
+		if (!bf16 &&
+		    !(same_tokens && strcmp(e->name, "gen_tokens") == 0))
 			continue;
 		compared++;
 		for (int64_t k = 0; k < n; k++) {
@@ -1671,12 +1692,15 @@ static void golden_quantized(const char *name, const char *kind,
 			me = fmax(me, fabs(ed_model_tensor_get(e, k)));
 		}
 		if (e->dtype == ED_DT_I64)
-			CHECK(md == 0, "%s %s: %s differs", name, kind, e->name);
+			CHECK(md == 0, "%s %s: %s differs", name, kind,
+			      e->name);
 		else
-			CHECK(md <= 1e-4 * me, "%s %s: %s rel err %g", name, kind,
-			      e->name, md / me);
+			CHECK(md <= 1e-4 * me, "%s %s: %s rel err %g", name,
+			      kind, e->name, md / me);
 	}
-	CHECK(compared >= (bf16 ? 10 : same_tokens ? 2 : 1),
+	CHECK(compared >= (bf16		 ? 10
+			   : same_tokens ? 2
+					 : 1),
 	      "%s %s: compared %d", name, kind, compared);
 	ed_model_st_close(ref);
 	ed_model_eval_release(&ev);

@@ -188,7 +188,8 @@ void ed_k_matmul_ref(float *y, const float *x, int64_t M, const void *W,
 			return;
 		for (int64_t n = 0; n < N; n++) {
 			ed_k_dequantize_row(
-			    wt, (const char *)W + ed_k_row_bytes(wt, K) * (size_t)n,
+			    wt,
+			    (const char *)W + ed_k_row_bytes(wt, K) * (size_t)n,
 			    row, K);
 			for (int64_t m = 0; m < M; m++) {
 				double acc = bias ? bias[n] : 0;
@@ -354,9 +355,9 @@ static void pack_panel(float *p, const void *W, enum ed_dtype wt, int64_t K,
 
 	for (int r = 0; r < NR; r++) {
 		if (r < nr)
-			ed_k_to_f32(row,
-				    (const char *)W + (size_t)(n0 + r) * rb + ob,
-				    wt, (size_t)kc);
+			ed_k_to_f32(
+			    row, (const char *)W + (size_t)(n0 + r) * rb + ob,
+			    wt, (size_t)kc);
 		else
 			memset(row, 0, sizeof row);
 		for (int k = 0; k < kc; k++)
@@ -472,7 +473,7 @@ struct mm_job {
 	enum ed_dtype wt;
 	const float *bias;
 	enum ed_isa level;
-	float *scratch; /* per thread: NR * KC floats */
+	float *scratch;	    /* per thread: NR * KC floats */
 	struct ed_qact act; /* M = 1 over quantized weights */
 };
 
@@ -555,8 +556,9 @@ void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
 	}
 	if (M == 1 && ed_k_is_quant(wt)) {
 		/* int8 activations once, then integer dot products per row */
-		void *buf = malloc((size_t)K + (size_t)K / 32 * 2 * sizeof(float) +
-				   (size_t)K / 16 * sizeof(int16_t) + 64);
+		void *buf =
+		    malloc((size_t)K + (size_t)K / 32 * 2 * sizeof(float) +
+			   (size_t)K / 16 * sizeof(int16_t) + 64);
 		if (buf) {
 			j.act.d = buf;
 			j.act.ds = j.act.d + K / 32;

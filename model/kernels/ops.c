@@ -153,7 +153,8 @@ static void attend_one(float *out, const float *q, const float *k,
 			float pj = (float)(s[j] / sum);
 			int t = 0;
 			for (; t + 4 <= hd; t += 4)
-				v4_store(o + t, v4_load(o + t) + pj * v4_load(vj + t));
+				v4_store(o + t,
+					 v4_load(o + t) + pj * v4_load(vj + t));
 			for (; t < hd; t++)
 				o[t] += pj * vj[t];
 		}

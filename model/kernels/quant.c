@@ -118,13 +118,13 @@ static int q6k_value(const struct blk_q6_k *b, int i)
 	return lo | (((qh[l] >> (2 * part)) & 3) << 4);
 }
 
-void ed_k_dequantize_row(enum ed_dtype dt, const void *src, float *y,
-			 int64_t n)
+void ed_k_dequantize_row(enum ed_dtype dt, const void *src, float *y, int64_t n)
 {
 	switch (dt) {
 	case ED_DT_Q8_0:
 		for (int64_t b = 0; b < n / 32; b++) {
-			const struct blk_q8_0 *x = (const struct blk_q8_0 *)src + b;
+			const struct blk_q8_0 *x =
+			    (const struct blk_q8_0 *)src + b;
 			float d = ed_k_f16_to_f32(x->d);
 			for (int j = 0; j < 32; j++)
 				y[b * 32 + j] = d * x->qs[j];
@@ -132,7 +132,8 @@ void ed_k_dequantize_row(enum ed_dtype dt, const void *src, float *y,
 		break;
 	case ED_DT_Q4_0:
 		for (int64_t b = 0; b < n / 32; b++) {
-			const struct blk_q4_0 *x = (const struct blk_q4_0 *)src + b;
+			const struct blk_q4_0 *x =
+			    (const struct blk_q4_0 *)src + b;
 			float d = ed_k_f16_to_f32(x->d);
 			for (int j = 0; j < 16; j++) {
 				y[b * 32 + j] = d * ((x->qs[j] & 15) - 8);
@@ -142,7 +143,8 @@ void ed_k_dequantize_row(enum ed_dtype dt, const void *src, float *y,
 		break;
 	case ED_DT_Q4_K:
 		for (int64_t b = 0; b < n / 256; b++) {
-			const struct blk_q4_k *x = (const struct blk_q4_k *)src + b;
+			const struct blk_q4_k *x =
+			    (const struct blk_q4_k *)src + b;
 			float d = ed_k_f16_to_f32(x->d),
 			      dmin = ed_k_f16_to_f32(x->dmin);
 			float *o = y + b * 256;
@@ -151,7 +153,8 @@ void ed_k_dequantize_row(enum ed_dtype dt, const void *src, float *y,
 				const uint8_t *q = x->qs + 32 * c;
 				q4k_scale_min(2 * c, x->scales, &sc, &m);
 				for (int l = 0; l < 32; l++)
-					o[64 * c + l] = d * sc * (q[l] & 15) - dmin * m;
+					o[64 * c + l] =
+					    d * sc * (q[l] & 15) - dmin * m;
 				q4k_scale_min(2 * c + 1, x->scales, &sc, &m);
 				for (int l = 0; l < 32; l++)
 					o[64 * c + 32 + l] =
@@ -161,7 +164,8 @@ void ed_k_dequantize_row(enum ed_dtype dt, const void *src, float *y,
 		break;
 	case ED_DT_Q6_K:
 		for (int64_t b = 0; b < n / 256; b++) {
-			const struct blk_q6_k *x = (const struct blk_q6_k *)src + b;
+			const struct blk_q6_k *x =
+			    (const struct blk_q6_k *)src + b;
 			float d = ed_k_f16_to_f32(x->d);
 			for (int i = 0; i < 256; i++)
 				y[b * 256 + i] = d * x->scales[i / 16] *
@@ -201,7 +205,8 @@ static void quantize_q4_0(const float *x, struct blk_q4_0 *y, int64_t n)
 		id = d ? 1 / d : 0;
 		y[b].d = ed_k_f32_to_f16(d);
 		for (int j = 0; j < 16; j++) {
-			int a = (int)(x[j] * id + 8.5f), c = (int)(x[16 + j] * id + 8.5f);
+			int a = (int)(x[j] * id + 8.5f),
+			    c = (int)(x[16 + j] * id + 8.5f);
 			a = a > 15 ? 15 : a < 0 ? 0 : a;
 			c = c > 15 ? 15 : c < 0 ? 0 : c;
 			y[b].qs[j] = (uint8_t)(a | (c << 4));
@@ -263,7 +268,8 @@ static float make_qkx2(int n, int nmax, const float *x, const float *w,
 				this_scale = sum_xl / sum_l2;
 			}
 			for (int i = 0; i < n; i++) {
-				float diff = this_scale * Laux[i] + this_min - x[i];
+				float diff =
+				    this_scale * Laux[i] + this_min - x[i];
 				mad += w[i] * diff * diff;
 			}
 			if (mad < best) {
@@ -327,8 +333,12 @@ static void quantize_q4_k(const float *x, struct blk_q4_k *y, int64_t n)
 			dd = d * sc;
 			dm = dmin * m;
 			for (int l = 0; l < 32; l++) {
-				int q = dd ? nearest_int((x[32 * j + l] + dm) / dd) : 0;
-				L[32 * j + l] = (uint8_t)(q < 0 ? 0 : q > 15 ? 15 : q);
+				int q =
+				    dd ? nearest_int((x[32 * j + l] + dm) / dd)
+				       : 0;
+				L[32 * j + l] = (uint8_t)(q < 0	   ? 0
+							  : q > 15 ? 15
+								   : q);
 			}
 		}
 		for (int c = 0; c < 4; c++)
@@ -380,7 +390,9 @@ static float make_qx(int n, int nmax, const float *x, int8_t *L)
 		if (suml2 > 0 && sumlx * sumlx > best * suml2) {
 			for (int i = 0; i < n; i++) {
 				int l = nearest_int(iscale * x[i]);
-				l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+				l = l < -nmax	   ? -nmax
+				    : l > nmax - 1 ? nmax - 1
+						   : l;
 				L[i] = (int8_t)(l + nmax);
 			}
 			scale = sumlx / suml2;
@@ -411,13 +423,16 @@ static void quantize_q6_k(const float *x, struct blk_q6_k *y, int64_t n)
 		y[b].d = ed_k_f32_to_f16(1 / iscale);
 		for (int g = 0; g < 16; g++) {
 			int s = nearest_int(iscale * scales[g]);
-			y[b].scales[g] = (int8_t)(s > 127 ? 127 : s < -128 ? -128 : s);
+			y[b].scales[g] = (int8_t)(s > 127    ? 127
+						  : s < -128 ? -128
+							     : s);
 		}
 		d = ed_k_f16_to_f32(y[b].d);
 		for (int g = 0; g < 16; g++) {
 			float dd = d * y[b].scales[g];
 			for (int i = 0; i < 16; i++) {
-				int l = dd ? nearest_int(x[16 * g + i] / dd) : 0;
+				int l =
+				    dd ? nearest_int(x[16 * g + i] / dd) : 0;
 				l = l < -32 ? -32 : l > 31 ? 31 : l;
 				L[16 * g + i] = (int8_t)(l + 32);
 			}
@@ -427,12 +442,14 @@ static void quantize_q6_k(const float *x, struct blk_q6_k *y, int64_t n)
 			uint8_t *ql = y[b].ql + 64 * h, *qh = y[b].qh + 32 * h;
 			const int8_t *Lh = L + 128 * h;
 			for (int l = 0; l < 32; l++) {
-				int q1 = Lh[l], q2 = Lh[l + 32], q3 = Lh[l + 64],
-				    q4 = Lh[l + 96];
+				int q1 = Lh[l], q2 = Lh[l + 32],
+				    q3 = Lh[l + 64], q4 = Lh[l + 96];
 				ql[l] = (uint8_t)((q1 & 15) | ((q3 & 15) << 4));
-				ql[l + 32] = (uint8_t)((q2 & 15) | ((q4 & 15) << 4));
+				ql[l + 32] =
+				    (uint8_t)((q2 & 15) | ((q4 & 15) << 4));
 				qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) |
-						  ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+						  ((q3 >> 4) << 4) |
+						  ((q4 >> 4) << 6));
 			}
 		}
 	}
@@ -494,12 +511,11 @@ double ed_k_qdot_ref(enum ed_dtype dt, const void *w, const struct ed_qact *a,
 	int blk = ed_k_block(dt) > 32 ? 256 : 32;
 
 	for (int64_t k0 = 0; k0 < K; k0 += blk) {
-		ed_k_dequantize_row(dt,
-				    (const char *)w + ed_k_row_bytes(dt, k0), row,
-				    blk);
+		ed_k_dequantize_row(
+		    dt, (const char *)w + ed_k_row_bytes(dt, k0), row, blk);
 		for (int j = 0; j < blk; j++)
-			acc += (double)row[j] * a->d[(k0 + j) / 32] *
-			       a->q[k0 + j];
+			acc +=
+			    (double)row[j] * a->d[(k0 + j) / 32] * a->q[k0 + j];
 	}
 	return acc;
 }
@@ -513,7 +529,8 @@ static float qdot_portable(enum ed_dtype dt, const void *w,
 	switch (dt) {
 	case ED_DT_Q8_0:
 		for (int64_t b = 0; b < K / 32; b++) {
-			const struct blk_q8_0 *x = (const struct blk_q8_0 *)w + b;
+			const struct blk_q8_0 *x =
+			    (const struct blk_q8_0 *)w + b;
 			int s = 0;
 			for (int j = 0; j < 32; j++)
 				s += x->qs[j] * q[b * 32 + j];
@@ -522,7 +539,8 @@ static float qdot_portable(enum ed_dtype dt, const void *w,
 		break;
 	case ED_DT_Q4_0:
 		for (int64_t b = 0; b < K / 32; b++) {
-			const struct blk_q4_0 *x = (const struct blk_q4_0 *)w + b;
+			const struct blk_q4_0 *x =
+			    (const struct blk_q4_0 *)w + b;
 			int s = 0;
 			for (int j = 0; j < 16; j++)
 				s += (x->qs[j] & 15) * q[b * 32 + j] +
@@ -533,7 +551,8 @@ static float qdot_portable(enum ed_dtype dt, const void *w,
 		break;
 	case ED_DT_Q4_K:
 		for (int64_t b = 0; b < K / 256; b++) {
-			const struct blk_q4_k *x = (const struct blk_q4_k *)w + b;
+			const struct blk_q4_k *x =
+			    (const struct blk_q4_k *)w + b;
 			float d = ed_k_f16_to_f32(x->d),
 			      dmin = ed_k_f16_to_f32(x->dmin);
 			for (int j = 0; j < 8; j++) {
@@ -544,24 +563,28 @@ static float qdot_portable(enum ed_dtype dt, const void *w,
 				int s = 0;
 				q4k_scale_min(j, x->scales, &sc, &m);
 				for (int l = 0; l < 32; l++)
-					s += (j & 1 ? qs[l] >> 4 : qs[l] & 15) * qa[l];
+					s += (j & 1 ? qs[l] >> 4 : qs[l] & 15) *
+					     qa[l];
 				acc += a->d[ab] *
 				       (d * sc * (float)s -
 					dmin * m *
-					    (float)(a->s16[2 * ab] + a->s16[2 * ab + 1]));
+					    (float)(a->s16[2 * ab] +
+						    a->s16[2 * ab + 1]));
 			}
 		}
 		break;
 	case ED_DT_Q6_K:
 		for (int64_t b = 0; b < K / 256; b++) {
-			const struct blk_q6_k *x = (const struct blk_q6_k *)w + b;
+			const struct blk_q6_k *x =
+			    (const struct blk_q6_k *)w + b;
 			float d = ed_k_f16_to_f32(x->d);
 			for (int g = 0; g < 16; g++) {
 				int s = 0;
 				for (int i = 16 * g; i < 16 * g + 16; i++)
 					s += q6k_value(x, i) * q[b * 256 + i];
 				s -= 32 * a->s16[b * 16 + g];
-				acc += d * x->scales[g] * a->d[b * 8 + g / 2] * (float)s;
+				acc += d * x->scales[g] * a->d[b * 8 + g / 2] *
+				       (float)s;
 			}
 		}
 		break;
@@ -574,8 +597,8 @@ static float qdot_portable(enum ed_dtype dt, const void *w,
 
 #if defined(__x86_64__)
 /* 32 u8 x s8 products summed in pairs, then in fours: 8 int32. */
-__attribute__((target("avx2"))) static inline __m256i
-dot32_avx2(__m256i u, __m256i s)
+__attribute__((target("avx2"))) static inline __m256i dot32_avx2(__m256i u,
+								 __m256i s)
 {
 	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s),
 				 _mm256_set1_epi16(1));
@@ -600,22 +623,27 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 	switch (dt) {
 	case ED_DT_Q8_0:
 		for (int64_t b = 0; b < K / 32; b++) {
-			const struct blk_q8_0 *x = (const struct blk_q8_0 *)w + b;
+			const struct blk_q8_0 *x =
+			    (const struct blk_q8_0 *)w + b;
 			__m256i wv = _mm256_loadu_si256((const __m256i *)x->qs);
-			__m256i av = _mm256_loadu_si256((const __m256i *)(q + b * 32));
+			__m256i av =
+			    _mm256_loadu_si256((const __m256i *)(q + b * 32));
 			/* |w| x (a with w's sign): unsigned x signed */
 			__m256i p = dot32_avx2(_mm256_sign_epi8(wv, wv),
 					       _mm256_sign_epi8(av, wv));
-			acc += ed_k_f16_to_f32(x->d) * a->d[b] * (float)hsum_avx2(p);
+			acc += ed_k_f16_to_f32(x->d) * a->d[b] *
+			       (float)hsum_avx2(p);
 		}
 		break;
 	case ED_DT_Q4_0:
 		for (int64_t b = 0; b < K / 32; b++) {
-			const struct blk_q4_0 *x = (const struct blk_q4_0 *)w + b;
+			const struct blk_q4_0 *x =
+			    (const struct blk_q4_0 *)w + b;
 			__m128i v = _mm_loadu_si128((const __m128i *)x->qs);
 			__m256i wv = _mm256_and_si256(
 			    _mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
-			__m256i av = _mm256_loadu_si256((const __m256i *)(q + b * 32));
+			__m256i av =
+			    _mm256_loadu_si256((const __m256i *)(q + b * 32));
 			int s = hsum_avx2(dot32_avx2(wv, av)) -
 				8 * (a->s16[2 * b] + a->s16[2 * b + 1]);
 			acc += ed_k_f16_to_f32(x->d) * a->d[b] * (float)s;
@@ -623,19 +651,24 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 		break;
 	case ED_DT_Q4_K:
 		for (int64_t b = 0; b < K / 256; b++) {
-			const struct blk_q4_k *x = (const struct blk_q4_k *)w + b;
+			const struct blk_q4_k *x =
+			    (const struct blk_q4_k *)w + b;
 			float d = ed_k_f16_to_f32(x->d),
-			      dmin = ed_k_f16_to_f32(x->dmin), sumf = 0, summ = 0;
+			      dmin = ed_k_f16_to_f32(x->dmin), sumf = 0,
+			      summ = 0;
 			for (int c = 0; c < 4; c++) {
 				__m256i v = _mm256_loadu_si256(
 				    (const __m256i *)(x->qs + 32 * c));
 				__m256i lo = _mm256_and_si256(v, m4);
-				__m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+				__m256i hi = _mm256_and_si256(
+				    _mm256_srli_epi16(v, 4), m4);
 				const int8_t *qa = q + b * 256 + 64 * c;
 				int s0 = hsum_avx2(dot32_avx2(
-				    lo, _mm256_loadu_si256((const __m256i *)qa)));
+				    lo,
+				    _mm256_loadu_si256((const __m256i *)qa)));
 				int s1 = hsum_avx2(dot32_avx2(
-				    hi, _mm256_loadu_si256((const __m256i *)(qa + 32))));
+				    hi, _mm256_loadu_si256(
+					    (const __m256i *)(qa + 32))));
 				int64_t ab = b * 8 + 2 * c;
 				uint8_t sc0, m0, sc1, m1;
 				q4k_scale_min(2 * c, x->scales, &sc0, &m0);
@@ -643,7 +676,8 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 				sumf += a->d[ab] * sc0 * (float)s0 +
 					a->d[ab + 1] * sc1 * (float)s1;
 				summ += a->d[ab] * m0 *
-					    (float)(a->s16[2 * ab] + a->s16[2 * ab + 1]) +
+					    (float)(a->s16[2 * ab] +
+						    a->s16[2 * ab + 1]) +
 					a->d[ab + 1] * m1 *
 					    (float)(a->s16[2 * ab + 2] +
 						    a->s16[2 * ab + 3]);
@@ -665,7 +699,7 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
  * 24 GB/s with 4 KiB). */
 #define PF_AHEAD 4096
 #define PREFETCH(p, n)                                                         \
-	for (int pf_ = 0; pf_ < (n); pf_ += 64)                               \
+	for (int pf_ = 0; pf_ < (n); pf_ += 64)                                \
 	_mm_prefetch((const char *)(p) + PF_AHEAD + pf_, _MM_HINT_T0)
 
 __attribute__((target(VNNI_TARGET))) static inline float h2f(uint16_t h)
@@ -700,7 +734,8 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 		const __m512i off = _mm512_set1_epi8((char)0x80);
 		int64_t b = 0;
 		for (; b + 2 <= K / 32; b += 2) {
-			const struct blk_q8_0 *x = (const struct blk_q8_0 *)w + b;
+			const struct blk_q8_0 *x =
+			    (const struct blk_q8_0 *)w + b;
 			__m512i wv;
 			PREFETCH(x, 68);
 			wv = _mm512_inserti64x4(
@@ -708,9 +743,9 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 				_mm256_loadu_si256((const __m256i *)x[0].qs)),
 			    _mm256_loadu_si256((const __m256i *)x[1].qs), 1);
 			/* (w + 128) is unsigned; 128 x sum(a) is taken off */
-			__m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-							_mm512_xor_si512(wv, off),
-							_mm512_loadu_si512(q + b * 32));
+			__m512i p = _mm512_dpbusd_epi32(
+			    _mm512_setzero_si512(), _mm512_xor_si512(wv, off),
+			    _mm512_loadu_si512(q + b * 32));
 			float d0 = h2f(x[0].d), d1 = h2f(x[1].d);
 			__m512 sv = _mm512_mask_blend_ps(
 			    0xFF00, _mm512_set1_ps(d0 * a->d[b]),
@@ -719,7 +754,8 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 			tail -= 128 * (d0 * a->ds[b] + d1 * a->ds[b + 1]);
 		}
 		for (; b < K / 32; b++) {
-			const struct blk_q8_0 *x = (const struct blk_q8_0 *)w + b;
+			const struct blk_q8_0 *x =
+			    (const struct blk_q8_0 *)w + b;
 			int s = 0;
 			for (int j = 0; j < 32; j++)
 				s += x->qs[j] * q[b * 32 + j];
@@ -730,7 +766,8 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 	case ED_DT_Q4_0: {
 		int64_t b = 0;
 		for (; b + 2 <= K / 32; b += 2) {
-			const struct blk_q4_0 *x = (const struct blk_q4_0 *)w + b;
+			const struct blk_q4_0 *x =
+			    (const struct blk_q4_0 *)w + b;
 			__m128i v0 = _mm_loadu_si128((const __m128i *)x[0].qs);
 			PREFETCH(x, 36);
 			__m128i v1 = _mm_loadu_si128((const __m128i *)x[1].qs);
@@ -738,10 +775,11 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 			    _mm256_set_m128i(_mm_srli_epi16(v0, 4), v0), m4);
 			__m256i w1 = _mm256_and_si256(
 			    _mm256_set_m128i(_mm_srli_epi16(v1, 4), v1), m4);
-			__m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(w0),
-							w1, 1);
-			__m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv,
-							_mm512_loadu_si512(q + b * 32));
+			__m512i wv = _mm512_inserti64x4(
+			    _mm512_castsi256_si512(w0), w1, 1);
+			__m512i p =
+			    _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv,
+						_mm512_loadu_si512(q + b * 32));
 			float d0 = h2f(x[0].d), d1 = h2f(x[1].d);
 			__m512 sv = _mm512_mask_blend_ps(
 			    0xFF00, _mm512_set1_ps(d0 * a->d[b]),
@@ -750,27 +788,32 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 			tail -= 8 * (d0 * a->ds[b] + d1 * a->ds[b + 1]);
 		}
 		if (b < K / 32) {
-			struct ed_qact t = {a->q + b * 32, a->d + b, a->s16 + 2 * b,
-					    a->ds + b};
-			tail += qdot_portable(dt, (const struct blk_q4_0 *)w + b, &t,
-					      K - b * 32);
+			struct ed_qact t = {a->q + b * 32, a->d + b,
+					    a->s16 + 2 * b, a->ds + b};
+			tail += qdot_portable(
+			    dt, (const struct blk_q4_0 *)w + b, &t, K - b * 32);
 		}
 		break;
 	}
 	case ED_DT_Q4_K: {
-		/* activations in the order 0 2 1 3 4 6 5 7 (see ed_k_act_order):
-		 * one 64-byte load of qs gives sub-blocks 0|2 in its low
-		 * nibbles and 1|3 in its high ones; lanes 0-7 and 8-15 of each
-		 * product take those sub-blocks' scales */
+		/* activations in the order 0 2 1 3 4 6 5 7 (see
+		 * ed_k_act_order): one 64-byte load of qs gives sub-blocks 0|2
+		 * in its low nibbles and 1|3 in its high ones; lanes 0-7 and
+		 * 8-15 of each product take those sub-blocks' scales */
 		const __m512i sel[4] = {
-		    _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0),
-		    _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),
-		    _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4),
-		    _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 5, 5, 5, 5, 5, 5, 5, 5)};
+		    _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0,
+				     0, 0),
+		    _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1,
+				     1, 1),
+		    _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4,
+				     4, 4),
+		    _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 5, 5, 5, 5, 5, 5,
+				     5, 5)};
 		const __m512i m4z = _mm512_set1_epi8(15);
 		__m256 macc = _mm256_setzero_ps();
 		for (int64_t b = 0; b < K / 256; b++) {
-			const struct blk_q4_k *x = (const struct blk_q4_k *)w + b;
+			const struct blk_q4_k *x =
+			    (const struct blk_q4_k *)w + b;
 			const int8_t *qa = q + b * 256;
 			uint32_t u[4];
 			PREFETCH(x, 144);
@@ -783,16 +826,16 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 			mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
 			    _mm_loadl_epi64((const __m128i *)(u + 2))));
 			/* d sc_j da_j for the products, dmin m_j da_j sum_j */
-			scz = _mm512_castps256_ps512(
-			    _mm256_mul_ps(_mm256_mul_ps(sc, da),
-					  _mm256_set1_ps(h2f(x->d))));
+			scz = _mm512_castps256_ps512(_mm256_mul_ps(
+			    _mm256_mul_ps(sc, da), _mm256_set1_ps(h2f(x->d))));
 			macc = _mm256_fmadd_ps(
 			    _mm256_mul_ps(mn, _mm256_set1_ps(h2f(x->dmin))),
 			    _mm256_loadu_ps(a->ds + b * 8), macc);
 			for (int h = 0; h < 2; h++) {
 				__m512i v = _mm512_loadu_si512(x->qs + 64 * h);
 				__m512i lo = _mm512_and_si512(v, m4z);
-				__m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4z);
+				__m512i hi = _mm512_and_si512(
+				    _mm512_srli_epi16(v, 4), m4z);
 				__m512i p0 = _mm512_dpbusd_epi32(
 				    _mm512_setzero_si512(), lo,
 				    _mm512_loadu_si512(qa + 128 * h));
@@ -801,10 +844,12 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 				    _mm512_loadu_si512(qa + 128 * h + 64));
 				acc = _mm512_fmadd_ps(
 				    _mm512_cvtepi32_ps(p0),
-				    _mm512_permutexvar_ps(sel[2 * h], scz), acc);
+				    _mm512_permutexvar_ps(sel[2 * h], scz),
+				    acc);
 				acc = _mm512_fmadd_ps(
 				    _mm512_cvtepi32_ps(p1),
-				    _mm512_permutexvar_ps(sel[2 * h + 1], scz), acc);
+				    _mm512_permutexvar_ps(sel[2 * h + 1], scz),
+				    acc);
 			}
 		}
 		{
@@ -822,63 +867,89 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 		const __m512i gidx = _mm512_loadu_si512(grp);
 		const __m256i m2 = _mm256_set1_epi8(3);
 		for (int64_t b = 0; b < K / 256; b++) {
-			const struct blk_q6_k *x = (const struct blk_q6_k *)w + b;
+			const struct blk_q6_k *x =
+			    (const struct blk_q6_k *)w + b;
 			float d = h2f(x->d), gs[16];
 			PREFETCH(x, 210);
 			__m512 gsv, s16v;
-			/* d sc_g da for each group of 16; 32 x their sums off */
+			/* d sc_g da for each group of 16; 32 x their sums off
+			 */
 			{
-				__m128i sc8 = _mm_loadu_si128((const __m128i *)x->scales);
-				__m512 scf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc8));
+				__m128i sc8 =
+				    _mm_loadu_si128((const __m128i *)x->scales);
+				__m512 scf = _mm512_cvtepi32_ps(
+				    _mm512_cvtepi8_epi32(sc8));
 				__m512 dav = _mm512_permutexvar_ps(
-				    _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1,
-						     1, 0, 0),
-				    _mm512_castps256_ps512(_mm256_loadu_ps(a->d + b * 8)));
+				    _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3,
+						     3, 2, 2, 1, 1, 0, 0),
+				    _mm512_castps256_ps512(
+					_mm256_loadu_ps(a->d + b * 8)));
 				gsv = _mm512_mul_ps(_mm512_mul_ps(scf, dav),
 						    _mm512_set1_ps(d));
-				s16v = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(
-				    _mm256_loadu_si256((const __m256i *)(a->s16 + b * 16))));
-				tail -= 32 * _mm512_reduce_add_ps(_mm512_mul_ps(gsv, s16v));
+				s16v = _mm512_cvtepi32_ps(
+				    _mm512_cvtepi16_epi32(_mm256_loadu_si256(
+					(const __m256i *)(a->s16 + b * 16))));
+				tail -= 32 * _mm512_reduce_add_ps(
+						 _mm512_mul_ps(gsv, s16v));
 				_mm512_storeu_ps(gs, gsv);
 			}
 			for (int h = 0; h < 2; h++) {
-				const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
-				__m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-				__m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-				__m256i hh = _mm256_loadu_si256((const __m256i *)qh);
-				/* elements 0-31, 32-63, 64-95, 96-127 of the half */
+				const uint8_t *ql = x->ql + 64 * h,
+					      *qh = x->qh + 32 * h;
+				__m256i l0 =
+				    _mm256_loadu_si256((const __m256i *)ql);
+				__m256i l1 = _mm256_loadu_si256(
+				    (const __m256i *)(ql + 32));
+				__m256i hh =
+				    _mm256_loadu_si256((const __m256i *)qh);
+				/* elements 0-31, 32-63, 64-95, 96-127 of the
+				 * half */
 				__m256i e0 = _mm256_or_si256(
 				    _mm256_and_si256(l0, m4),
-				    _mm256_slli_epi16(_mm256_and_si256(hh, m2), 4));
+				    _mm256_slli_epi16(_mm256_and_si256(hh, m2),
+						      4));
 				__m256i e1 = _mm256_or_si256(
 				    _mm256_and_si256(l1, m4),
 				    _mm256_slli_epi16(
-					_mm256_and_si256(_mm256_srli_epi16(hh, 2), m2), 4));
+					_mm256_and_si256(
+					    _mm256_srli_epi16(hh, 2), m2),
+					4));
 				__m256i e2 = _mm256_or_si256(
-				    _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+				    _mm256_and_si256(_mm256_srli_epi16(l0, 4),
+						     m4),
 				    _mm256_slli_epi16(
-					_mm256_and_si256(_mm256_srli_epi16(hh, 4), m2), 4));
+					_mm256_and_si256(
+					    _mm256_srli_epi16(hh, 4), m2),
+					4));
 				__m256i e3 = _mm256_or_si256(
-				    _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+				    _mm256_and_si256(_mm256_srli_epi16(l1, 4),
+						     m4),
 				    _mm256_slli_epi16(
-					_mm256_and_si256(_mm256_srli_epi16(hh, 6), m2), 4));
+					_mm256_and_si256(
+					    _mm256_srli_epi16(hh, 6), m2),
+					4));
 				const int8_t *qa = q + b * 256 + 128 * h;
 				__m512i p0 = _mm512_dpbusd_epi32(
 				    _mm512_setzero_si512(),
-				    _mm512_inserti64x4(_mm512_castsi256_si512(e0), e1, 1),
+				    _mm512_inserti64x4(
+					_mm512_castsi256_si512(e0), e1, 1),
 				    _mm512_loadu_si512(qa));
 				__m512i p1 = _mm512_dpbusd_epi32(
 				    _mm512_setzero_si512(),
-				    _mm512_inserti64x4(_mm512_castsi256_si512(e2), e3, 1),
+				    _mm512_inserti64x4(
+					_mm512_castsi256_si512(e2), e3, 1),
 				    _mm512_loadu_si512(qa + 64));
 				/* each group of 16 is 4 lanes */
 				__m512 s0 = _mm512_permutexvar_ps(
-				    gidx, _mm512_castps128_ps512(_mm_loadu_ps(gs + 8 * h)));
+				    gidx, _mm512_castps128_ps512(
+					      _mm_loadu_ps(gs + 8 * h)));
 				__m512 s1 = _mm512_permutexvar_ps(
-				    gidx,
-				    _mm512_castps128_ps512(_mm_loadu_ps(gs + 8 * h + 4)));
-				acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), s0, acc);
-				acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), s1, acc);
+				    gidx, _mm512_castps128_ps512(
+					      _mm_loadu_ps(gs + 8 * h + 4)));
+				acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0),
+						      s0, acc);
+				acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1),
+						      s1, acc);
 			}
 		}
 		break;
@@ -915,7 +986,8 @@ bool ed_k_act_order(enum ed_isa level, enum ed_dtype dt, struct ed_qact *a,
 		int8_t t[256];
 		for (int64_t b = 0; b < K / 256; b++) {
 			for (int j = 0; j < 8; j++)
-				memcpy(t + 32 * j, a->q + b * 256 + 32 * order[j], 32);
+				memcpy(t + 32 * j,
+				       a->q + b * 256 + 32 * order[j], 32);
 			memcpy(a->q + b * 256, t, 256);
 		}
 		return true;
@@ -933,7 +1005,8 @@ void ed_k_qdot_rows(enum ed_isa level, enum ed_dtype dt, const void *w,
 		    float *y)
 {
 	for (int64_t r = 0; r < n; r++)
-		y[r] = ed_k_qdot(level, dt, (const char *)w + rb * (size_t)r, a, K);
+		y[r] = ed_k_qdot(level, dt, (const char *)w + rb * (size_t)r, a,
+				 K);
 }
 
 float ed_k_qdot(enum ed_isa level, enum ed_dtype dt, const void *w,

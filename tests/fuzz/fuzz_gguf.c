@@ -29,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (p < (const unsigned char *)data ||
 		    p + t->nbytes > (const unsigned char *)data + size)
 			__builtin_trap(); /* a tensor outside the input */
-		for (size_t off = 0; rb && inner <= 4096 && off + rb <= t->nbytes;
-		     off += rb)
+		for (size_t off = 0;
+		     rb && inner <= 4096 && off + rb <= t->nbytes; off += rb)
 			ed_k_dequantize_row(t->dtype, p + off, row, inner);
 	}
 	ed_gguf_close(g);

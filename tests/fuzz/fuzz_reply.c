@@ -37,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				__builtin_trap();
 	if (ed_pipeline_rules_run(rules, s, strlen(s), &a, &fields, &n) == 0)
 		for (size_t i = 0; i < n; i++)
-			if (fields[i].start < 0 || fields[i].end < fields[i].start ||
+			if (fields[i].start < 0 ||
+			    fields[i].end < fields[i].start ||
 			    (size_t)fields[i].end > strlen(s))
 				__builtin_trap(); /* spans lie in the text */
 	ed_arena_release(&a);
