@@ -338,13 +338,41 @@ static void test_matmul(void)
 					}
 	}
 	ed_k_isa_limit(ED_ISA_AVX512);
-	ed_pool_free(pool3);
 	/* |error| <= 1e-6 per accumulated term, well above float32's 6e-8 */
 	CHECK(worst <= 1.0, "matmul off the reference by %.2f units (case %d)",
 	      worst, worst_case);
 	CHECK(cases > 700, "%d matmul cases", cases);
+	{
+		/* large: several row chunks and panel groups, float32 */
+		const int M = 700, N = 600, K = 300;
+		float *x = malloc((size_t)M * K * 4), *y = malloc((size_t)M * N * 4),
+		      *y3 = malloc((size_t)M * N * 4), *r = malloc((size_t)M * N * 4);
+		void *w = malloc((size_t)N * K * 2);
+		double big = 0;
+		for (int i = 0; i < M * K; i++)
+			x[i] = frand();
+		fill_weights(w, ED_DT_BF16, (size_t)N * K);
+		ed_k_matmul_ref(r, x, M, w, ED_DT_BF16, N, K, NULL);
+		for (int isa = 0; isa <= (int)best; isa++) {
+			ed_k_isa_limit((enum ed_isa)isa);
+			ed_k_matmul(NULL, y, x, M, w, ED_DT_BF16, N, K, NULL);
+			ed_k_matmul(pool3, y3, x, M, w, ED_DT_BF16, N, K, NULL);
+			for (int i = 0; i < M * N; i++)
+				big = fmax(big, fabs((double)y[i] - r[i]) /
+						    (1e-6 * (K + 1)));
+			CHECK(memcmp(y, y3, (size_t)M * N * 4) == 0,
+			      "%s 700x600x300: 1 and 3 threads differ",
+			      ed_k_isa_name((enum ed_isa)isa));
+		}
+		ed_k_isa_limit(ED_ISA_AVX512);
+		CHECK(big <= 1.0, "700x600x300 matmul off by %.2f units", big);
+		free(x), free(y), free(y3), free(r), free(w);
+	}
+	ed_pool_free(pool3);
 }
 
+/* The tiled path (long sequences) against the reference, and 1 against
+ * 2 threads. */
 static void attention_case(int L, int Lk, int nq, int nkv, int hd)
 {
 	struct ed_pool *pool;
@@ -352,6 +380,7 @@ static void attention_case(int L, int Lk, int nq, int nkv, int hd)
 	      *k = malloc((size_t)Lk * nkv * hd * 4),
 	      *v = malloc((size_t)Lk * nkv * hd * 4),
 	      *o = malloc((size_t)L * nq * hd * 4),
+	      *o1 = malloc((size_t)L * nq * hd * 4),
 	      *r = malloc((size_t)L * nq * hd * 4);
 	double worst = 0;
 
@@ -364,13 +393,17 @@ static void attention_case(int L, int Lk, int nq, int nkv, int hd)
 		struct ed_attn a = {
 		    L, Lk, nq, nkv, hd, nkv * hd, causal ? Lk - L : -1, 0.25f};
 		ed_k_attention(pool, o, q, k, v, &a);
+		ed_k_attention(NULL, o1, q, k, v, &a);
+		CHECK(memcmp(o, o1, (size_t)L * nq * hd * 4) == 0,
+		      "attention L%d Lk%d: 1 and 2 threads differ", L, Lk);
 		ed_k_attention_ref(r, q, k, v, &a);
 		for (int i = 0; i < L * nq * hd; i++)
 			worst = fmax(worst, fabs(o[i] - r[i]));
 	}
-	CHECK(worst < 1e-5, "attention L%d Lk%d off by %g", L, Lk, worst);
+	CHECK(worst < 1e-5, "attention L%d Lk%d hd%d off by %g", L, Lk, hd,
+	      worst);
 	ed_pool_free(pool);
-	free(q), free(k), free(v), free(o), free(r);
+	free(q), free(k), free(v), free(o), free(o1), free(r);
 }
 
 static void test_attention(void)
@@ -382,6 +415,8 @@ static void test_attention(void)
 	attention_case(300, 300, 4, 2, 16);
 	attention_case(200, 333, 6, 3, 80);
 	attention_case(1, 500, 4, 1, 64);
+	attention_case(97, 101, 2, 1, 15);
+	attention_case(130, 1200, 2, 2, 80);
 	float *q = malloc(L * nq * hd * 4), *k = malloc(Lk * nkv * hd * 4),
 	      *v = malloc(Lk * nkv * hd * 4), *o = malloc(L * nq * hd * 4),
 	      *r = malloc(L * nq * hd * 4);
@@ -412,6 +447,25 @@ static void test_attention(void)
 	}
 	ed_pool_free(pool);
 	free(q), free(k), free(v), free(o), free(r);
+	{
+		/* the softmax's exp against expf, across the range it sees */
+		float e[1000], x[1000];
+		double sum = 0, got, rel = 0;
+		for (int i = 0; i < 1000; i++)
+			x[i] = e[i] = -90.0f * (float)i / 999 * fabsf(frand());
+		got = ed_k_exp_row(e, 1000, -1.0f, 1.5f);
+		for (int i = 0; i < 1000; i++) {
+			double want = expf((x[i] + 1.0f) * 1.5f);
+			sum += want;
+			rel = fmax(rel, fabs(e[i] - want) / want);
+		}
+		CHECK(rel < 4e-7 && fabs(got - sum) / sum < 1e-6,
+		      "exp row: %g relative, sum %g vs %g", rel, got, sum);
+		x[617] = 3.5f;
+		CHECK(ed_k_max(x, 1000) == 3.5f && ed_k_max(x, 617) == 0.0f &&
+			  ed_k_max(x + 1, 5) < 0 && isinf(ed_k_max(x, 0)),
+		      "row max");
+	}
 }
 
 struct sum_ctx {
@@ -1404,6 +1458,31 @@ static float spec_weight(enum ed_dtype dt, const uint8_t *b, int j)
 	}
 }
 
+/* int16 activations: each value within half a step of its block's
+ * scale, sums of 16 exact */
+static void test_act16(void)
+{
+	const int K = 256;
+	float x[256], d[8];
+	int16_t q[256];
+	int32_t s16[16];
+	int bad = 0;
+
+	for (int j = 0; j < K; j++)
+		x[j] = qgauss() * (j < 32 ? 0 : 1 + j % 7);
+	ed_k_quantize_act16(x, K, q, d, s16);
+	for (int j = 0; j < K; j++)
+		bad += fabsf(d[j / 32] * q[j] - x[j]) > 0.5f * d[j / 32] * 1.0001f;
+	for (int h = 0; h < 16; h++) {
+		int32_t s = 0;
+		for (int j = 16 * h; j < 16 * h + 16; j++)
+			s += q[j];
+		bad += s != s16[h];
+	}
+	CHECK(bad == 0 && d[0] == 0 && q[5] == 0 && d[1] > 0,
+	      "int16 activations: %d off", bad);
+}
+
 static void test_quant(void)
 {
 	static const enum ed_dtype dts[] = {ED_DT_Q8_0, ED_DT_Q4_0, ED_DT_Q4_K,
@@ -1468,6 +1547,35 @@ static void test_quant(void)
 			bad += y[j] != 0;
 		CHECK(bad == 0, "%s: zeros", ed_model_dtype_name(dt));
 		CHECK_INT(ed_k_quantize_row(dt, x, raw, K - bl / 2), ED_EINVAL);
+		{
+			/* unpacked integers: both levels give the same, and
+			 * scale * u - minv is the dequantized weight */
+			int G = ed_k_unpack_group(dt);
+			uint16_t *u0 = malloc(K * 2), *u1 = malloc(K * 2);
+			float *s0 = malloc(K / G * 4), *m0 = malloc(K / G * 4),
+			      *s1 = malloc(K / G * 4), *m1 = malloc(K / G * 4);
+			int diff = 0, off = 0;
+			for (int j = 0; j < K; j++)
+				x[j] = qgauss() * (1 + (j / 64) % 5);
+			ed_k_quantize_row(dt, x, raw, K);
+			ed_k_dequantize_row(dt, raw, y, K);
+			ed_k_unpack_q(ED_ISA_PORTABLE, dt, raw, K, u0, s0, m0);
+			ed_k_unpack_q(ed_k_isa_best(), dt, raw, K, u1, s1, m1);
+			for (int j = 0; j < K; j++) {
+				float v = s0[j / G] * u0[j] - m0[j / G];
+				diff += u0[j] != u1[j] || u0[j] > 255;
+				off += fabsf(v - y[j]) >
+				       1e-6f * (fabsf(y[j]) + fabsf(m0[j / G]));
+			}
+			diff += memcmp(s0, s1, K / G * 4) != 0 ||
+				memcmp(m0, m1, K / G * 4) != 0;
+			CHECK(diff == 0 && off == 0,
+			      "%s unpacked: %d differ between levels, %d off "
+			      "the dequantized row",
+			      ed_model_dtype_name(dt), diff, off);
+			free(u0), free(u1), free(s0), free(m0), free(s1),
+			    free(m1);
+		}
 		free(raw);
 		free(x);
 		free(y);
@@ -1532,23 +1640,25 @@ static void test_quant(void)
 			free(as);
 			free(ads);
 		}
-		/* matrix products over quantized weights: decode (M = 1, int8
-		 * activations) and prefill (M > 1, dequantized panels) */
+		/* matrix products over quantized weights: M = 1 (int8
+		 * activations), M > 1 (int16 activations and VNNI where the
+		 * CPU has it, else dequantized panels) and the dequantized
+		 * panels themselves, against the float reference */
 		{
-			static const int Ms[] = {1, 3, 7};
+			static const int Ms[] = {1, 3, 7, 16, 17, 33, 50};
 			struct ed_pool *pool;
 			int N = 37, KK = 512;
 			float *w = malloc((size_t)N * KK * sizeof *w);
 			uint8_t *wq =
 			    malloc(ed_k_row_bytes(dt, KK) * (size_t)N);
-			float *xx = malloc(7 * KK * sizeof *xx);
+			float *xx = malloc(50 * KK * sizeof *xx);
 			float *bias = malloc(N * sizeof *bias);
-			float *ym = malloc(7 * N * sizeof *ym),
-			      *yr = malloc(7 * N * 4);
+			float *ym = malloc(50 * N * sizeof *ym),
+			      *yr = malloc(50 * N * 4), *yd = malloc(50 * N * 4);
 			ed_pool_new(&pool, 2);
 			for (int i = 0; i < N * KK; i++)
 				w[i] = qgauss();
-			for (int i = 0; i < 7 * KK; i++)
+			for (int i = 0; i < 50 * KK; i++)
 				xx[i] = qgauss();
 			for (int i = 0; i < N; i++)
 				bias[i] = qgauss();
@@ -1558,12 +1668,16 @@ static void test_quant(void)
 							   (size_t)r,
 						  KK);
 			for (size_t mi = 0; mi < ED_ARRAY_LEN(Ms); mi++) {
-				int M = Ms[mi], off = 0;
-				double tol = M == 1 ? 2e-2 : 1e-5;
+				int M = Ms[mi], off = 0, offd = 0;
+				double tol = M == 1		 ? 2e-2
+					     : ed_k_has_vnni() ? 5e-5
+							       : 1e-5;
 				ed_k_matmul(pool, ym, xx, M, wq, dt, N, KK,
 					    bias);
 				ed_k_matmul_ref(yr, xx, M, wq, dt, N, KK, bias);
-				for (int m = 0; m < M; m++)
+				ed_k_gemm(pool, ed_k_isa(), yd, xx, M, wq, dt,
+					  N, KK, bias);
+				for (int m = 0; m < M; m++) {
 					for (int n = 0; n < N; n++) {
 						double mag = fabs(bias[n]);
 						for (int k = 0; k < KK; k++)
@@ -1573,11 +1687,17 @@ static void test_quant(void)
 						off += fabs(ym[m * N + n] -
 							    yr[m * N + n]) >
 						       tol * mag;
+						offd += fabs(yd[m * N + n] -
+							     yr[m * N + n]) >
+							1e-5 * mag;
 					}
-				CHECK(off == 0,
-				      "%s matmul M=%d: %d outputs off",
-				      ed_model_dtype_name(dt), M, off);
+				}
+				CHECK(off == 0 && offd == 0,
+				      "%s matmul M=%d: %d outputs off, %d "
+				      "dequantized",
+				      ed_model_dtype_name(dt), M, off, offd);
 			}
+			free(yd);
 			ed_pool_free(pool);
 			free(w);
 			free(wq);
@@ -1733,6 +1853,7 @@ int main(void)
 	test_dtypes();
 	test_conversions();
 	test_matmul();
+	test_act16();
 	test_quant();
 	test_golden_quantized();
 	test_attention();

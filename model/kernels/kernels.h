@@ -54,6 +54,8 @@ enum ed_isa ed_k_isa_best(void);
 /* Use at most this level from now on (tests); returns the level in use. */
 enum ed_isa ed_k_isa_limit(enum ed_isa level);
 const char *ed_k_isa_name(enum ed_isa level);
+/* The level the kernels use now (the best, capped by ed_k_isa_limit). */
+enum ed_isa ed_k_isa(void);
 
 /* ---- conversions --------------------------------------------------- */
 
@@ -106,6 +108,25 @@ void ed_k_qdot_rows(enum ed_isa level, enum ed_dtype dt, const void *w,
 		    size_t rb, int64_t n, const struct ed_qact *a, int64_t K,
 		    float *y);
 
+/* A quantized row of K weights as w[k] = scale[g] * u[k] - minv[g] with
+ * integers u in 0..255, g = k / group: 32, or 16 for Q6_K. AVX-512 or
+ * portable by level (the same values). */
+int ed_k_unpack_group(enum ed_dtype dt);
+void ed_k_unpack_q(enum ed_isa level, enum ed_dtype dt, const void *src,
+		   int64_t K, uint16_t *u, float *scale, float *minv);
+/* y = x W^T (+ bias) for quantized W and M > 1: activations as int16
+ * per 32 values (error 2^-16 of the block's largest) and VNNI's 16-bit
+ * integer products; ED_EINVAL where the CPU or the type has no such
+ * kernel, ED_ENOMEM; y unchanged then. */
+/* int16 activations: per 32 values q and d (x ~ d q), per 16 the sum
+ * of q. K a multiple of 32. */
+void ed_k_quantize_act16(const float *x, int64_t K, int16_t *q, float *d,
+			 int32_t *s16);
+int ed_k_qgemm(struct ed_pool *p, float *y, const float *x, int64_t M,
+	       const void *W, enum ed_dtype wt, int64_t N, int64_t K,
+	       const float *bias);
+bool ed_k_has_vnni(void);
+
 /* ---- matrix products ----------------------------------------------- */
 
 /*
@@ -137,6 +158,26 @@ void ed_k_attention(struct ed_pool *p, float *out, const float *q,
 void ed_k_attention_ref(float *out, const float *q, const float *k,
 			const float *v, const struct ed_attn *a);
 
+/* ---- building blocks of the products (gemm.c) ----------------------
+ *
+ * A packed right-hand operand B[N][K] is float32 panels of 32 rows,
+ * k-major: [N/32][K][32], rows past N zero.
+ */
+size_t ed_k_pack_size(int64_t N, int64_t K);
+/* Pack element (n, k) = src[n * sn + k * sk]. */
+void ed_k_pack_f32(float *dst, const float *src, int64_t N, int64_t K,
+		   int64_t sn, int64_t sk);
+/* One thread: y[M][N] (stride ldy) = a[M][0..Kuse) . B^T (lda floats
+ * between rows of a) over the first Kuse <= K columns of a packed B. */
+void ed_k_gemm_packed(enum ed_isa level, float *y, int64_t ldy, const float *a,
+		      int64_t lda, int64_t M, const float *pk, int64_t N,
+		      int64_t K, int64_t Kuse);
+/* y = x W^T (+ bias) for stored weights on the pool, M > 1; ED_ENOMEM
+ * without changing y when scratch cannot be had. */
+int ed_k_gemm(struct ed_pool *p, enum ed_isa level, float *y, const float *x,
+	      int64_t M, const void *W, enum ed_dtype wt, int64_t N, int64_t K,
+	      const float *bias);
+
 /* ---- elementwise --------------------------------------------------- */
 
 /* y = x / sqrt(mean(x^2) + eps) * w, per row of n. */
@@ -151,6 +192,11 @@ void ed_k_gelu_erf(float *x, int64_t n);
 void ed_k_quick_gelu(float *x, int64_t n);
 /* In place over n: softmax with the max subtracted. */
 void ed_k_softmax(float *x, int64_t n);
+/* s[j] = exp((s[j] - mx) * scale) for j < n (scale > 0, mx >= every
+ * s[j]); returns the sum. AVX-512: a polynomial within 4 ulp of expf. */
+float ed_k_exp_row(float *s, int64_t n, float mx, float scale);
+/* The largest of s[0..n) (-inf for n = 0). */
+float ed_k_max(const float *s, int64_t n);
 void ed_k_add(float *y, const float *x, int64_t n); /* y += x */
 
 #endif

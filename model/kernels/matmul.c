@@ -4,11 +4,7 @@
  *
  *   M = 1 (decode): one dot product per weight row; threads split the rows,
  *   so every weight byte is read once, converted in registers.
- *   M > 1 (prefill, ViT): weights are packed a panel at a time (32 rows x
- *   256 columns, converted to float32, 32 KiB: stays in L1) and a 6 x 32
- *   register tile of outputs is accumulated per panel; threads split the
- *   output columns. Summation order depends only on the shapes and the
- *   instruction set, never on timing.
+ *   M > 1 (prefill, ViT): gemm.c's packed panels and register tiles.
  */
 #include "kernels.h"
 
@@ -43,7 +39,7 @@ enum ed_isa ed_k_isa_limit(enum ed_isa level)
 	return ed_k_isa_best() < level ? ed_k_isa_best() : level;
 }
 
-static enum ed_isa isa(void)
+enum ed_isa ed_k_isa(void)
 {
 	/* detected once; sessions on several threads ask concurrently */
 	static _Atomic int best = -1;
@@ -55,6 +51,11 @@ static enum ed_isa isa(void)
 		atomic_store_explicit(&best, b, memory_order_relaxed);
 	}
 	return (enum ed_isa)(b < cap ? b : cap);
+}
+
+static enum ed_isa isa(void)
+{
+	return ed_k_isa();
 }
 
 const char *ed_k_isa_name(enum ed_isa level)
@@ -340,131 +341,6 @@ static float row_dot(enum ed_isa level, const void *W, enum ed_dtype wt,
 	return dot_portable(W, wt, x, K);
 }
 
-/* ---- packed panels (M > 1) ----------------------------------------- */
-
-#define NR 32  /* panel rows of W = output columns per tile */
-#define KC 256 /* panel depth */
-#define MR 6   /* output rows per register tile */
-
-/* Pack W[n0 .. n0+nr) x [k0 .. k0+kc) as float32, k-major: p[k][NR]. */
-static void pack_panel(float *p, const void *W, enum ed_dtype wt, int64_t K,
-		       int64_t n0, int nr, int64_t k0, int kc)
-{
-	size_t rb = ed_k_row_bytes(wt, K), ob = ed_k_row_bytes(wt, k0);
-	float row[KC];
-
-	for (int r = 0; r < NR; r++) {
-		if (r < nr)
-			ed_k_to_f32(
-			    row, (const char *)W + (size_t)(n0 + r) * rb + ob,
-			    wt, (size_t)kc);
-		else
-			memset(row, 0, sizeof row);
-		for (int k = 0; k < kc; k++)
-			p[k * NR + r] = row[k];
-	}
-}
-
-/* y[m][0..nr) += x[m][0..kc) . panel, for mr rows. Portable. */
-static void tile_portable(float *y, int64_t ldy, const float *x, int64_t ldx,
-			  const float *p, int mr, int nr, int kc)
-{
-	for (int m = 0; m < mr; m++) {
-		float acc[NR] = {0};
-		for (int k = 0; k < kc; k++) {
-			float xv = x[m * ldx + k];
-			for (int j = 0; j < NR; j++)
-				acc[j] += xv * p[k * NR + j];
-		}
-		for (int j = 0; j < nr; j++)
-			y[m * ldy + j] += acc[j];
-	}
-}
-
-#if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) static void
-tile_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, const float *p,
-	  int mr, int nr, int kc)
-{
-	/* 4 rows x 32 columns = 16 ymm accumulators at a time */
-	for (int m0 = 0; m0 < mr; m0 += 4) {
-		int rows = mr - m0 < 4 ? mr - m0 : 4;
-		__m256 acc[4][4];
-		for (int i = 0; i < 4; i++)
-			for (int j = 0; j < 4; j++)
-				acc[i][j] = _mm256_setzero_ps();
-		for (int k = 0; k < kc; k++) {
-			const float *pk = p + k * NR;
-			__m256 b0 = _mm256_loadu_ps(pk),
-			       b1 = _mm256_loadu_ps(pk + 8);
-			__m256 b2 = _mm256_loadu_ps(pk + 16),
-			       b3 = _mm256_loadu_ps(pk + 24);
-			for (int i = 0; i < rows; i++) {
-				__m256 a =
-				    _mm256_broadcast_ss(x + (m0 + i) * ldx + k);
-				acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
-				acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
-				acc[i][2] = _mm256_fmadd_ps(a, b2, acc[i][2]);
-				acc[i][3] = _mm256_fmadd_ps(a, b3, acc[i][3]);
-			}
-		}
-		for (int i = 0; i < rows; i++) {
-			float t[NR];
-			for (int j = 0; j < 4; j++)
-				_mm256_storeu_ps(t + 8 * j, acc[i][j]);
-			for (int j = 0; j < nr; j++)
-				y[(m0 + i) * ldy + j] += t[j];
-		}
-	}
-}
-
-__attribute__((target("avx512f"))) static void
-tile_avx512(float *y, int64_t ldy, const float *x, int64_t ldx, const float *p,
-	    int mr, int nr, int kc)
-{
-	__m512 c[MR][2];
-	__mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
-	__mmask16 m1 = (__mmask16)(nr >= 32   ? 0xFFFF
-				   : nr <= 16 ? 0
-					      : (1u << (nr - 16)) - 1);
-
-	for (int i = 0; i < MR; i++)
-		c[i][0] = c[i][1] = _mm512_setzero_ps();
-	if (mr == MR) {
-		for (int k = 0; k < kc; k++) {
-			__m512 b0 = _mm512_loadu_ps(p + k * NR);
-			__m512 b1 = _mm512_loadu_ps(p + k * NR + 16);
-			for (int i = 0; i < MR; i++) {
-				__m512 a = _mm512_set1_ps(x[i * ldx + k]);
-				c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
-				c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
-			}
-		}
-	} else {
-		for (int k = 0; k < kc; k++) {
-			__m512 b0 = _mm512_loadu_ps(p + k * NR);
-			__m512 b1 = _mm512_loadu_ps(p + k * NR + 16);
-			for (int i = 0; i < mr; i++) {
-				__m512 a = _mm512_set1_ps(x[i * ldx + k]);
-				c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
-				c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
-			}
-		}
-	}
-	for (int i = 0; i < mr; i++) {
-		float *yr = y + i * ldy;
-		_mm512_mask_storeu_ps(
-		    yr, m0,
-		    _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yr), c[i][0]));
-		if (m1)
-			_mm512_mask_storeu_ps(
-			    yr + 16, m1,
-			    _mm512_add_ps(_mm512_maskz_loadu_ps(m1, yr + 16),
-					  c[i][1]));
-	}
-}
-#endif
-
 struct mm_job {
 	float *y;
 	const float *x;
@@ -473,7 +349,6 @@ struct mm_job {
 	enum ed_dtype wt;
 	const float *bias;
 	enum ed_isa level;
-	float *scratch;	    /* per thread: NR * KC floats */
 	struct ed_qact act; /* M = 1 over quantized weights */
 };
 
@@ -504,48 +379,11 @@ static void mm_rows(void *ctx, int64_t b, int64_t e, int tid)
 	}
 }
 
-static void mm_panels(void *ctx, int64_t b, int64_t e, int tid)
-{
-	struct mm_job *j = ctx;
-	float *panel = j->scratch + (size_t)tid * NR * KC;
-
-	/* b, e count NR-column blocks */
-	for (int64_t blk = b; blk < e; blk++) {
-		int64_t n0 = blk * NR;
-		int nr = (int)(j->N - n0 < NR ? j->N - n0 : NR);
-
-		for (int64_t m = 0; m < j->M; m++)
-			for (int c = 0; c < nr; c++)
-				j->y[m * j->N + n0 + c] =
-				    j->bias ? j->bias[n0 + c] : 0;
-		for (int64_t k0 = 0; k0 < j->K; k0 += KC) {
-			int kc = (int)(j->K - k0 < KC ? j->K - k0 : KC);
-			pack_panel(panel, j->W, j->wt, j->K, n0, nr, k0, kc);
-			for (int64_t m0 = 0; m0 < j->M; m0 += MR) {
-				int mr = (int)(j->M - m0 < MR ? j->M - m0 : MR);
-				float *y = j->y + m0 * j->N + n0;
-				const float *x = j->x + m0 * j->K + k0;
-#if defined(__x86_64__)
-				if (j->level == ED_ISA_AVX512)
-					tile_avx512(y, j->N, x, j->K, panel, mr,
-						    nr, kc);
-				else if (j->level == ED_ISA_AVX2)
-					tile_avx2(y, j->N, x, j->K, panel, mr,
-						  nr, kc);
-				else
-#endif
-					tile_portable(y, j->N, x, j->K, panel,
-						      mr, nr, kc);
-			}
-		}
-	}
-}
-
 void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
 		 const void *W, enum ed_dtype wt, int64_t N, int64_t K,
 		 const float *bias)
 {
-	struct mm_job j = {y, x, M, N, K, W, wt, bias, isa(), NULL, {0}};
+	struct mm_job j = {y, x, M, N, K, W, wt, bias, isa(), {0}};
 
 	if (M <= 0 || N <= 0)
 		return;
@@ -575,18 +413,14 @@ void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
 		ed_pool_for(p, N, 16, mm_rows, &j);
 		return;
 	}
-	/* one packed panel per thread, 32 KiB each */
-	j.scratch = aligned_alloc(64, (size_t)ed_pool_threads(p) * NR * KC *
-					  sizeof(float));
-	if (!j.scratch) { /* no memory for 64 KiB: the slow path still works */
-		for (int64_t m = 0; m < M; m++) {
+	if (ed_k_is_quant(wt) && j.level == ED_ISA_AVX512 &&
+	    ed_k_qgemm(p, y, x, M, W, wt, N, K, bias) == 0)
+		return;
+	if (ed_k_gemm(p, j.level, y, x, M, W, wt, N, K, bias) != 0)
+		for (int64_t m = 0; m < M; m++) { /* no memory: row by row */
 			struct mm_job r = j;
 			r.y = y + m * N;
 			r.x = x + m * K;
 			ed_pool_for(p, N, 16, mm_rows, &r);
 		}
-		return;
-	}
-	ed_pool_for(p, (N + NR - 1) / NR, 1, mm_panels, &j);
-	free(j.scratch);
 }

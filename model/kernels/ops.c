@@ -6,6 +6,7 @@
  */
 #include "kernels.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,70 +223,207 @@ static void attn_range(void *ctx, int64_t b, int64_t e, int tid)
 
 /*
  * Long sequences (the vision tower's thousands of patches, prompt
- * prefill): per kv head, K and V^T are made contiguous once; per query
- * head and block of QB queries, scores = Q K^T and out = P V are matrix
- * products on the tiled kernel, with the softmax (and causal mask) in
- * between. Scratch: QB x Lk scores.
+ * prefill): keys and values of each kv head are packed once into gemm.c's
+ * panels; then every (query head, block of QB queries) is one work item
+ * on one thread: scores = Q K^T on the register tiles, exp and sums per
+ * row, out = P V, rows divided by their sums. Scratch per thread: QB
+ * score rows (QB x Lk floats), so memory grows with the sequence only
+ * through the packed K and V.
  */
-#define QB 128
+#define QB 48
 
-static int attention_blocked(struct ed_pool *p, float *out, const float *q,
-			     const float *k, const float *v,
-			     const struct ed_attn *a)
+/* e^x for x <= 0 (softmax after subtracting the max) */
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static inline __m512 exp512(__m512 x)
 {
-	int64_t Lk = a->Lk, hd = a->hd, group = a->nq / a->nkv;
-	float *kh = malloc((size_t)(Lk * hd) * sizeof *kh);
-	float *vt = malloc((size_t)(Lk * hd) * sizeof *vt);
-	float *qb = malloc((size_t)(QB * hd) * sizeof *qb);
-	float *s = malloc((size_t)(QB * Lk) * sizeof *s);
-	float *ob = malloc((size_t)(QB * hd) * sizeof *ob);
+	const __m512 l2e = _mm512_set1_ps(1.44269504088896341f);
+	const __m512 c1 = _mm512_set1_ps(-0.693359375f);
+	const __m512 c2 = _mm512_set1_ps(-2.12194440e-4f);
+	__m512 n, r, p;
 
-	if (!kh || !vt || !qb || !s || !ob) {
-		free(kh), free(vt), free(qb), free(s), free(ob);
-		return ED_ENOMEM;
+	x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+	n = _mm512_roundscale_ps(_mm512_mul_ps(x, l2e),
+				 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	r = _mm512_fmadd_ps(n, c1, x);
+	r = _mm512_fnmadd_ps(n, c2, r);
+	/* Cephes expf polynomial */
+	p = _mm512_set1_ps(1.9875691500e-4f);
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+	p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
+	p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+	return _mm512_scalef_ps(p, n);
+}
+
+/* s[j] = exp((s[j] - mx) * scale) for j < n; returns their sum */
+__attribute__((target("avx512f"))) static float
+exp_row_avx512(float *s, int64_t n, float mx, float scale)
+{
+	__m512 acc = _mm512_setzero_ps(), vm = _mm512_set1_ps(mx),
+	       vs = _mm512_set1_ps(scale);
+	int64_t j = 0;
+
+	for (; j < n; j += 16) {
+		__mmask16 k = n - j >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+		__m512 v = _mm512_maskz_loadu_ps(k, s + j);
+		v = exp512(_mm512_mul_ps(_mm512_sub_ps(v, vm), vs));
+		v = _mm512_maskz_mov_ps(k, v);
+		_mm512_mask_storeu_ps(s + j, k, v);
+		acc = _mm512_add_ps(acc, v);
 	}
-	for (int g = 0; g < a->nkv; g++) {
-		for (int64_t j = 0; j < Lk; j++)
-			for (int64_t t = 0; t < hd; t++) {
-				kh[j * hd + t] =
-				    k[j * a->kv_stride + g * hd + t];
-				vt[t * Lk + j] =
-				    v[j * a->kv_stride + g * hd + t];
-			}
-		for (int64_t h = g * group; h < (g + 1) * group; h++)
-			for (int64_t i0 = 0; i0 < a->L; i0 += QB) {
-				int64_t rows = a->L - i0 < QB ? a->L - i0 : QB;
-				for (int64_t r = 0; r < rows; r++)
-					memcpy(qb + r * hd,
-					       q + ((i0 + r) * a->nq + h) * hd,
-					       (size_t)hd * sizeof *qb);
-				ed_k_matmul(p, s, qb, rows, kh, ED_DT_F32, Lk,
-					    hd, NULL);
-				for (int64_t r = 0; r < rows; r++) {
-					float *sr = s + r * Lk;
-					int64_t nk =
-					    a->causal_base < 0
-						? Lk
-						: a->causal_base + i0 + r + 1;
-					if (nk > Lk)
-						nk = Lk;
-					for (int64_t j = 0; j < nk; j++)
-						sr[j] *= a->scale;
-					ed_k_softmax(sr, nk);
-					for (int64_t j = nk; j < Lk; j++)
-						sr[j] = 0;
-				}
-				ed_k_matmul(p, ob, s, rows, vt, ED_DT_F32, hd,
-					    Lk, NULL);
-				for (int64_t r = 0; r < rows; r++)
-					memcpy(out +
-						   ((i0 + r) * a->nq + h) * hd,
-					       ob + r * hd,
-					       (size_t)hd * sizeof *ob);
-			}
+	return _mm512_reduce_add_ps(acc);
+}
+#endif
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static float max_avx512(const float *s,
+							   int64_t n)
+{
+	__m512 m = _mm512_set1_ps(-INFINITY);
+
+	for (int64_t j = 0; j < n; j += 16) {
+		__mmask16 k = n - j >= 16 ? 0xFFFF
+					  : (__mmask16)((1u << (n - j)) - 1);
+		m = _mm512_mask_max_ps(m, k, m, _mm512_maskz_loadu_ps(k, s + j));
 	}
-	free(kh), free(vt), free(qb), free(s), free(ob);
-	return 0;
+	return _mm512_reduce_max_ps(m);
+}
+#endif
+
+float ed_k_max(const float *s, int64_t n)
+{
+	float mx = -INFINITY;
+
+#if defined(__x86_64__)
+	if (ed_k_isa() == ED_ISA_AVX512)
+		return max_avx512(s, n);
+#endif
+	for (int64_t j = 0; j < n; j++)
+		mx = s[j] > mx ? s[j] : mx;
+	return mx;
+}
+
+float ed_k_exp_row(float *s, int64_t n, float mx, float scale)
+{
+	double sum = 0;
+
+#if defined(__x86_64__)
+	if (ed_k_isa() == ED_ISA_AVX512)
+		return exp_row_avx512(s, n, mx, scale);
+#endif
+	for (int64_t j = 0; j < n; j++) {
+		s[j] = expf((s[j] - mx) * scale);
+		sum += s[j];
+	}
+	return (float)sum;
+}
+
+struct tiled_job {
+	float *out;
+	const float *q, *k, *v;
+	const struct ed_attn *a;
+	enum ed_isa level;
+	float **kp, **vp; /* packed per kv head */
+	int64_t nqb;	  /* query blocks */
+	int64_t sl;	  /* floats between score rows */
+	float *scratch;	  /* per thread: QB score rows, QB sums */
+};
+
+static void tiled_pack(void *ctx, int64_t b, int64_t e, int tid)
+{
+	struct tiled_job *j = ctx;
+	const struct ed_attn *a = j->a;
+
+	(void)tid;
+	for (int64_t i = b; i < e; i++) {
+		int g = (int)(i / 2);
+		if (i % 2 == 0)
+			ed_k_pack_f32(j->kp[g], j->k + g * a->hd, a->Lk, a->hd,
+				      a->kv_stride, 1);
+		else
+			ed_k_pack_f32(j->vp[g], j->v + g * a->hd, a->hd, a->Lk,
+				      1, a->kv_stride);
+	}
+}
+
+static void tiled_items(void *ctx, int64_t b, int64_t e, int tid)
+{
+	struct tiled_job *j = ctx;
+	const struct ed_attn *a = j->a;
+	int64_t Lk = a->Lk, hd = a->hd, ld = (int64_t)a->nq * hd, sl = j->sl;
+	float *sc = j->scratch + (size_t)tid * (size_t)(QB * sl + QB);
+	float *inv = sc + QB * sl;
+
+	for (int64_t it = b; it < e; it++) {
+		int h = (int)(it / j->nqb), g = h / (a->nq / a->nkv);
+		int64_t i0 = it % j->nqb * QB;
+		int64_t rows = a->L - i0 < QB ? a->L - i0 : QB;
+		int64_t kuse =
+		    a->causal_base < 0 ? Lk : a->causal_base + i0 + rows;
+		float *orow = j->out + (i0 * a->nq + h) * hd;
+
+		if (kuse > Lk)
+			kuse = Lk;
+		ed_k_gemm_packed(j->level, sc, sl,
+				 j->q + (i0 * a->nq + h) * hd, ld, rows,
+				 j->kp[g], kuse, hd, hd);
+		for (int64_t r = 0; r < rows; r++) {
+			float *sr = sc + r * sl;
+			int64_t nk = a->causal_base < 0
+					 ? Lk
+					 : a->causal_base + i0 + r + 1;
+			if (nk > Lk)
+				nk = Lk;
+			inv[r] = 1.0f / ed_k_exp_row(sr, nk, ed_k_max(sr, nk),
+						     a->scale);
+			if (kuse > nk)
+				memset(sr + nk, 0,
+				       (size_t)(kuse - nk) * sizeof *sr);
+		}
+		ed_k_gemm_packed(j->level, orow, ld, sc, sl, rows, j->vp[g], hd,
+				 Lk, kuse);
+		for (int64_t r = 0; r < rows; r++)
+			for (int64_t t = 0; t < hd; t++)
+				orow[r * ld + t] *= inv[r];
+	}
+}
+
+static int attention_tiled(struct ed_pool *p, float *out, const float *q,
+			   const float *k, const float *v,
+			   const struct ed_attn *a)
+{
+	struct tiled_job j = {
+	    .out = out, .q = q, .k = k, .v = v, .a = a, .level = ed_k_isa()};
+	size_t ks = ed_k_pack_size(a->Lk, a->hd),
+	       vs = ed_k_pack_size(a->hd, a->Lk);
+	int threads = ed_pool_threads(p), rc = ED_ENOMEM;
+
+	/* score rows a multiple of 16 floats plus 16 apart: rows 2^k bytes
+	 * apart would share L1 sets */
+	j.sl = ((a->Lk + 15) & ~(int64_t)15) + 16;
+	j.nqb = (a->L + QB - 1) / QB;
+	j.kp = calloc((size_t)a->nkv * 2, sizeof *j.kp);
+	j.scratch = malloc((size_t)threads * (size_t)(QB * j.sl + QB) *
+			   sizeof(float));
+	if (!j.kp || !j.scratch)
+		goto out;
+	j.vp = j.kp + a->nkv;
+	for (int g = 0; g < a->nkv; g++)
+		if (!(j.kp[g] = malloc(ks)) || !(j.vp[g] = malloc(vs)))
+			goto out;
+	ed_pool_for(p, 2 * a->nkv, 1, tiled_pack, &j);
+	ed_pool_for(p, a->nq * j.nqb, 1, tiled_items, &j);
+	rc = 0;
+out:
+	if (j.kp)
+		for (int g = 0; g < 2 * a->nkv; g++)
+			free(j.kp[g]);
+	free(j.kp);
+	free(j.scratch);
+	return rc;
 }
 
 void ed_k_attention(struct ed_pool *p, float *out, const float *q,
@@ -296,7 +434,7 @@ void ed_k_attention(struct ed_pool *p, float *out, const float *q,
 	if (a->L <= 0 || a->Lk <= 0)
 		return;
 	if (a->L >= 32 && a->L * a->Lk >= 4096 &&
-	    attention_blocked(p, out, q, k, v, a) == 0)
+	    attention_tiled(p, out, q, k, v, a) == 0)
 		return;
 	j.scratch =
 	    malloc((size_t)ed_pool_threads(p) * (size_t)a->Lk * sizeof(float));

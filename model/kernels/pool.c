@@ -42,6 +42,39 @@ static void run_range(struct ed_pool *p, int tid)
 		p->fn(p->ctx, b, e, tid);
 }
 
+/*
+ * Kernels run with denormals flushed to zero (MXCSR FTZ and DAZ): a
+ * product with a denormal operand takes a microcode assist of ~100
+ * cycles, and activations such as quick-GELU of a large negative input
+ * are denormal; the vision tower's MLP ran 1.8x slower with them. The
+ * values lost are below 1.2e-38. Workers set it once; the calling thread
+ * gets its own mode back when a job ends.
+ */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define FLUSH_BITS 0x8040u /* FTZ | DAZ */
+static unsigned flush_on(void)
+{
+	unsigned old = _mm_getcsr();
+
+	_mm_setcsr(old | FLUSH_BITS);
+	return old;
+}
+static void flush_restore(unsigned old)
+{
+	_mm_setcsr(old);
+}
+#else
+static unsigned flush_on(void)
+{
+	return 0;
+}
+static void flush_restore(unsigned old)
+{
+	(void)old;
+}
+#endif
+
 static void *worker(void *arg)
 {
 	struct worker_arg *wa = arg;
@@ -50,6 +83,7 @@ static void *worker(void *arg)
 	unsigned seen = 0;
 
 	free(wa);
+	flush_on();
 	for (;;) {
 		unsigned g;
 		int spins = 0;
@@ -135,12 +169,16 @@ int ed_pool_threads(const struct ed_pool *p)
 void ed_pool_for(struct ed_pool *p, int64_t n, int64_t grain, ed_pool_fn fn,
 		 void *ctx)
 {
+	unsigned mode;
+
 	if (n <= 0)
 		return;
 	if (grain < 1)
 		grain = 1;
+	mode = flush_on();
 	if (!p || p->n == 1 || n <= grain) {
 		fn(ctx, 0, n, 0);
+		flush_restore(mode);
 		return;
 	}
 	p->fn = fn;
@@ -155,4 +193,5 @@ void ed_pool_for(struct ed_pool *p, int64_t n, int64_t grain, ed_pool_fn fn,
 	run_range(p, 0);
 	while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
 		;
+	flush_restore(mode);
 }

@@ -176,6 +176,204 @@ void ed_k_dequantize_row(enum ed_dtype dt, const void *src, float *y, int64_t n)
 	}
 }
 
+/* ---- unpacking for integer products with many rows ------------------ */
+
+int ed_k_unpack_group(enum ed_dtype dt)
+{
+	return dt == ED_DT_Q6_K ? 16 : 32;
+}
+
+/* scale and offset of every group of a row */
+static void unpack_scales(enum ed_dtype dt, const void *src, int64_t K,
+			  float *scale, float *minv)
+{
+	switch (dt) {
+	case ED_DT_Q8_0:
+	case ED_DT_Q4_0:
+		for (int64_t b = 0; b < K / 32; b++) {
+			/* d leads both block layouts */
+			const uint16_t *dp =
+			    (const void *)((const char *)src +
+					   (size_t)b * (dt == ED_DT_Q8_0 ? 34 : 18));
+			float d = ed_k_f16_to_f32(*dp);
+			scale[b] = d;
+			minv[b] = (dt == ED_DT_Q8_0 ? 128 : 8) * d;
+		}
+		break;
+	case ED_DT_Q4_K:
+		for (int64_t b = 0; b < K / 256; b++) {
+			const struct blk_q4_k *x =
+			    (const struct blk_q4_k *)src + b;
+			float d = ed_k_f16_to_f32(x->d),
+			      dmin = ed_k_f16_to_f32(x->dmin);
+			for (int j = 0; j < 8; j++) {
+				uint8_t sc, m;
+				q4k_scale_min(j, x->scales, &sc, &m);
+				scale[b * 8 + j] = d * sc;
+				minv[b * 8 + j] = dmin * m;
+			}
+		}
+		break;
+	case ED_DT_Q6_K:
+		for (int64_t b = 0; b < K / 256; b++) {
+			const struct blk_q6_k *x =
+			    (const struct blk_q6_k *)src + b;
+			float d = ed_k_f16_to_f32(x->d);
+			for (int j = 0; j < 16; j++) {
+				scale[b * 16 + j] = d * x->scales[j];
+				minv[b * 16 + j] = 32 * d * x->scales[j];
+			}
+		}
+		break;
+	default: break;
+	}
+}
+
+static void unpack_portable(enum ed_dtype dt, const void *src, int64_t K,
+			    uint16_t *restrict u)
+{
+	switch (dt) {
+	case ED_DT_Q8_0:
+		for (int64_t b = 0; b < K / 32; b++) {
+			const struct blk_q8_0 *x =
+			    (const struct blk_q8_0 *)src + b;
+			for (int j = 0; j < 32; j++)
+				u[b * 32 + j] = (uint16_t)(x->qs[j] + 128);
+		}
+		break;
+	case ED_DT_Q4_0:
+		for (int64_t b = 0; b < K / 32; b++) {
+			const struct blk_q4_0 *x =
+			    (const struct blk_q4_0 *)src + b;
+			for (int j = 0; j < 16; j++) {
+				u[b * 32 + j] = x->qs[j] & 15;
+				u[b * 32 + j + 16] = x->qs[j] >> 4;
+			}
+		}
+		break;
+	case ED_DT_Q4_K:
+		for (int64_t b = 0; b < K / 256; b++) {
+			const struct blk_q4_k *x =
+			    (const struct blk_q4_k *)src + b;
+			uint16_t *o = u + b * 256;
+			for (int c = 0; c < 4; c++)
+				for (int l = 0; l < 32; l++) {
+					o[64 * c + l] = x->qs[32 * c + l] & 15;
+					o[64 * c + 32 + l] =
+					    x->qs[32 * c + l] >> 4;
+				}
+		}
+		break;
+	case ED_DT_Q6_K:
+		for (int64_t b = 0; b < K / 256; b++) {
+			const struct blk_q6_k *x =
+			    (const struct blk_q6_k *)src + b;
+			for (int i = 0; i < 256; i++)
+				u[b * 256 + i] = (uint16_t)q6k_value(x, i);
+		}
+		break;
+	default: break;
+	}
+}
+
+#if defined(__x86_64__)
+/* 32 bytes widened to 32 uint16 */
+__attribute__((target("avx512f,avx512bw"))) static inline void
+put32(uint16_t *o, __m256i v)
+{
+	_mm512_storeu_si512(o, _mm512_cvtepu8_epi16(v));
+}
+
+__attribute__((target("avx512f,avx512bw"))) static void
+unpack_avx512(enum ed_dtype dt, const void *src, int64_t K, uint16_t *u)
+{
+	const __m256i lo4 = _mm256_set1_epi8(15), lo2 = _mm256_set1_epi8(3);
+
+	switch (dt) {
+	case ED_DT_Q8_0:
+		for (int64_t b = 0; b < K / 32; b++) {
+			const struct blk_q8_0 *x =
+			    (const struct blk_q8_0 *)src + b;
+			__m256i v = _mm256_loadu_si256((const void *)x->qs);
+			put32(u + b * 32,
+			      _mm256_xor_si256(v, _mm256_set1_epi8(-128)));
+		}
+		break;
+	case ED_DT_Q4_0:
+		for (int64_t b = 0; b < K / 32; b++) {
+			const struct blk_q4_0 *x =
+			    (const struct blk_q4_0 *)src + b;
+			__m128i v = _mm_loadu_si128((const void *)x->qs);
+			__m256i w = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
+			put32(u + b * 32, _mm256_and_si256(w, lo4));
+		}
+		break;
+	case ED_DT_Q4_K:
+		for (int64_t b = 0; b < K / 256; b++) {
+			const struct blk_q4_k *x =
+			    (const struct blk_q4_k *)src + b;
+			for (int c = 0; c < 4; c++) {
+				__m256i v = _mm256_loadu_si256(
+				    (const void *)(x->qs + 32 * c));
+				put32(u + b * 256 + 64 * c,
+				      _mm256_and_si256(v, lo4));
+				put32(u + b * 256 + 64 * c + 32,
+				      _mm256_and_si256(_mm256_srli_epi16(v, 4),
+						       lo4));
+			}
+		}
+		break;
+	case ED_DT_Q6_K:
+		for (int64_t b = 0; b < K / 256; b++) {
+			const struct blk_q6_k *x =
+			    (const struct blk_q6_k *)src + b;
+			for (int h = 0; h < 2; h++) {
+				const uint8_t *ql = x->ql + 64 * h,
+					      *qh = x->qh + 32 * h;
+				uint16_t *o = u + b * 256 + 128 * h;
+				__m256i l0 = _mm256_loadu_si256((const void *)ql),
+					l1 = _mm256_loadu_si256(
+					    (const void *)(ql + 32)),
+					hb = _mm256_loadu_si256((const void *)qh);
+				for (int part = 0; part < 4; part++) {
+					__m256i lo = part == 0 ? l0
+						     : part == 1
+							 ? l1
+						     : part == 2
+							 ? _mm256_srli_epi16(l0,
+									     4)
+							 : _mm256_srli_epi16(l1,
+									     4);
+					__m256i hi = _mm256_and_si256(
+					    _mm256_srli_epi16(hb, 2 * part),
+					    lo2);
+					put32(o + 32 * part,
+					      _mm256_or_si256(
+						  _mm256_and_si256(lo, lo4),
+						  _mm256_slli_epi16(hi, 4)));
+				}
+			}
+		}
+		break;
+	default: break;
+	}
+}
+#endif
+
+void ed_k_unpack_q(enum ed_isa level, enum ed_dtype dt, const void *src,
+		   int64_t K, uint16_t *u, float *scale, float *minv)
+{
+	unpack_scales(dt, src, K, scale, minv);
+#if defined(__x86_64__)
+	if (level == ED_ISA_AVX512) {
+		unpack_avx512(dt, src, K, u);
+		return;
+	}
+#endif
+	(void)level;
+	unpack_portable(dt, src, K, u);
+}
+
 /* ---- quantization --------------------------------------------------- */
 
 static void quantize_q8_0(const float *x, struct blk_q8_0 *y, int64_t n)
@@ -974,6 +1172,15 @@ static bool has_vnni(void)
 	return x;
 }
 #endif
+
+bool ed_k_has_vnni(void)
+{
+#if defined(__x86_64__)
+	return ed_k_isa() == ED_ISA_AVX512 && has_vnni();
+#else
+	return false;
+#endif
+}
 
 bool ed_k_act_order(enum ed_isa level, enum ed_dtype dt, struct ed_qact *a,
 		    int64_t K)
