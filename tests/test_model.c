@@ -1481,6 +1481,17 @@ static void test_act16(void)
 	}
 	CHECK(bad == 0 && d[0] == 0 && q[5] == 0 && d[1] > 0,
 	      "int16 activations: %d off", bad);
+	{
+		float d2[8];
+		int16_t q2[256];
+		int32_t s2[16];
+		ed_k_quantize_act16_level(ed_k_isa_best(), x, K, q2, d2, s2);
+		CHECK(memcmp(q, q2, sizeof q) == 0 &&
+			  memcmp(d, d2, sizeof d) == 0 &&
+			  memcmp(s16, s2, sizeof s2) == 0,
+		      "int16 activations: %s differs from portable",
+		      ed_k_isa_name(ed_k_isa_best()));
+	}
 }
 
 static void test_quant(void)

@@ -30,7 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RN 4 /* weight rows per tile */
+#define RN 4  /* weight rows per tile */
+#define RQ 8  /* tiles of rows per work item */
+#define KB 256 /* columns of K per pass: activations stay in L1 */
 
 struct qg_job {
 	float *y;
@@ -72,6 +74,44 @@ void ed_k_quantize_act16(const float *x, int64_t K, int16_t *q, float *d,
 	}
 }
 
+#if defined(__x86_64__)
+/* ed_k_quantize_act16 with AVX-512: the same values (vcvtps2dq rounds to
+ * nearest even like lrintf) */
+__attribute__((target("avx512f,avx512bw"))) static void
+act16_avx512(const float *x, int64_t K, int16_t *q, float *d, int32_t *s16)
+{
+	for (int64_t b = 0; b < K / 32; b++) {
+		__m512 x0 = _mm512_loadu_ps(x + b * 32),
+		       x1 = _mm512_loadu_ps(x + b * 32 + 16);
+		float amax = _mm512_reduce_max_ps(
+		    _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+		__m512 id = _mm512_set1_ps(amax > 0 ? 32767 / amax : 0);
+		__m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, id)),
+			i1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, id));
+		d[b] = amax / 32767;
+		_mm256_storeu_si256((void *)(q + b * 32),
+				    _mm512_cvtepi32_epi16(i0));
+		_mm256_storeu_si256((void *)(q + b * 32 + 16),
+				    _mm512_cvtepi32_epi16(i1));
+		s16[2 * b] = _mm512_reduce_add_epi32(i0);
+		s16[2 * b + 1] = _mm512_reduce_add_epi32(i1);
+	}
+}
+#endif
+
+void ed_k_quantize_act16_level(enum ed_isa level, const float *x, int64_t K,
+			       int16_t *q, float *d, int32_t *s16)
+{
+#if defined(__x86_64__)
+	if (level == ED_ISA_AVX512) {
+		act16_avx512(x, K, q, d, s16);
+		return;
+	}
+#endif
+	(void)level;
+	ed_k_quantize_act16(x, K, q, d, s16);
+}
+
 static void qg_pack(void *ctx, int64_t b, int64_t e, int tid)
 {
 	struct qg_job *j = ctx;
@@ -95,7 +135,8 @@ static void qg_pack(void *ctx, int64_t b, int64_t e, int tid)
 					da[g * 16 + l] = fb[g * 16 + l] = 0;
 				continue;
 			}
-			ed_k_quantize_act16(j->x + m * K, K, q, d, s16);
+			ed_k_quantize_act16_level(ED_ISA_AVX512, j->x + m * K,
+						  K, q, d, s16);
 			for (int64_t kp = 0; kp < K / 2; kp++)
 				memcpy(qa + (kp * 16 + l) * 2, q + kp * 2, 4);
 			for (int64_t g = 0; g < j->ng; g++) {
@@ -113,22 +154,25 @@ static void qg_pack(void *ctx, int64_t b, int64_t e, int tid)
 /* ---- register tile -------------------------------------------------- */
 
 #if defined(__x86_64__)
-/* out[r][0 .. 16 MV) = the RN rows' dot products with MV blocks of 16
- * tokens (qa1, da1, fb1 unused when MV = 1). u: RN rows of K values,
- * ws/wm: RN rows of ng group scales and offsets. */
+/* acc[r][0 .. 16 MV) += the RN rows' dot products with MV blocks of 16
+ * tokens over groups g0 .. g1 (qa1, da1, fb1 unused when MV = 1). u: RN
+ * rows of K values, ws/wm: RN rows of ng group scales and offsets. */
 static inline __attribute__((always_inline,
 			     target("avx512f,avx512bw,avx512vnni"))) void
-qtile(float *out, const uint16_t *u, int64_t K, const float *ws,
-      const float *wm, int64_t ng, const int16_t *qa0, const int16_t *qa1,
-      const float *da0, const float *da1, const float *fb0, const float *fb1,
-      const int G, const int MV)
+qtile(float *acc, const uint16_t *u, int64_t K, const float *ws,
+      const float *wm, int64_t ng, int64_t g0, int64_t g1, const int16_t *qa0,
+      const int16_t *qa1, const float *da0, const float *da1, const float *fb0,
+      const float *fb1, const int G, const int MV)
 {
 	__m512 f[RN][2];
 
 #pragma GCC unroll 4
-	for (int r = 0; r < RN; r++)
-		f[r][0] = f[r][1] = _mm512_setzero_ps();
-	for (int64_t g = 0; g < ng; g++) {
+	for (int r = 0; r < RN; r++) {
+		f[r][0] = _mm512_loadu_ps(acc + r * 32);
+		f[r][1] = MV > 1 ? _mm512_loadu_ps(acc + r * 32 + 16)
+				 : _mm512_setzero_ps();
+	}
+	for (int64_t g = g0; g < g1; g++) {
 		__m512i s[RN][2];
 #pragma GCC unroll 4
 		for (int r = 0; r < RN; r++)
@@ -175,49 +219,53 @@ qtile(float *out, const uint16_t *u, int64_t K, const float *ws,
 	}
 #pragma GCC unroll 4
 	for (int r = 0; r < RN; r++) {
-		_mm512_storeu_ps(out + r * 32, f[r][0]);
+		_mm512_storeu_ps(acc + r * 32, f[r][0]);
 		if (MV > 1)
-			_mm512_storeu_ps(out + r * 32 + 16, f[r][1]);
+			_mm512_storeu_ps(acc + r * 32 + 16, f[r][1]);
 	}
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void
-qtile_any(float *out, const uint16_t *u, int64_t K, const float *ws,
-	  const float *wm, int64_t ng, const int16_t *qa0, const int16_t *qa1,
-	  const float *da0, const float *da1, const float *fb0,
-	  const float *fb1, int G, int MV)
+qtile_any(float *acc, const uint16_t *u, int64_t K, const float *ws,
+	  const float *wm, int64_t ng, int64_t g0, int64_t g1,
+	  const int16_t *qa0, const int16_t *qa1, const float *da0,
+	  const float *da1, const float *fb0, const float *fb1, int G, int MV)
 {
 	if (G == 32 && MV == 2)
-		qtile(out, u, K, ws, wm, ng, qa0, qa1, da0, da1, fb0, fb1, 32,
-		      2);
+		qtile(acc, u, K, ws, wm, ng, g0, g1, qa0, qa1, da0, da1, fb0,
+		      fb1, 32, 2);
 	else if (G == 32)
-		qtile(out, u, K, ws, wm, ng, qa0, qa1, da0, da1, fb0, fb1, 32,
-		      1);
+		qtile(acc, u, K, ws, wm, ng, g0, g1, qa0, qa1, da0, da1, fb0,
+		      fb1, 32, 1);
 	else if (MV == 2)
-		qtile(out, u, K, ws, wm, ng, qa0, qa1, da0, da1, fb0, fb1, 16,
-		      2);
+		qtile(acc, u, K, ws, wm, ng, g0, g1, qa0, qa1, da0, da1, fb0,
+		      fb1, 16, 2);
 	else
-		qtile(out, u, K, ws, wm, ng, qa0, qa1, da0, da1, fb0, fb1, 16,
-		      1);
+		qtile(acc, u, K, ws, wm, ng, g0, g1, qa0, qa1, da0, da1, fb0,
+		      fb1, 16, 1);
 }
 #endif
 
 /* ---- rows ------------------------------------------------------------ */
 
+/* Work item: RQ tiles of RN rows. Their rows are unpacked once; then
+ * per KB columns of K, every pair of token blocks runs against every
+ * tile, so the pair's activations are read from L1 RQ times. */
 static void qg_rows(void *ctx, int64_t b, int64_t e, int tid)
 {
 	struct qg_job *j = ctx;
-	int64_t K = j->K, ng = j->ng;
+	int64_t K = j->K, ng = j->ng, gk = KB / j->G;
 	size_t rb = ed_k_row_bytes(j->wt, K);
 	char *s = j->scratch + (size_t)tid * j->per;
 	uint16_t *u = (uint16_t *)s;
-	float *ws = (float *)(u + RN * K);
-	float *wm = ws + RN * ng;
-	float out[RN * 32];
+	float *ws = (float *)(u + RQ * RN * K);
+	float *wm = ws + RQ * RN * ng;
+	float *acc = wm + RQ * RN * ng; /* [RQ][nb / 2][RN][32] */
+	int64_t npair = (j->nb + 1) / 2;
 
-	for (int64_t quad = b; quad < e; quad++) {
-		int64_t n0 = quad * RN;
-		for (int r = 0; r < RN; r++) {
+	for (int64_t it = b; it < e; it++) {
+		int64_t n0 = it * RQ * RN;
+		for (int r = 0; r < RQ * RN; r++) {
 			if (n0 + r < j->N) {
 				ed_k_unpack_q(ED_ISA_AVX512, j->wt,
 					      (const char *)j->W +
@@ -230,24 +278,44 @@ static void qg_rows(void *ctx, int64_t b, int64_t e, int tid)
 				memset(wm + r * ng, 0, (size_t)ng * 4);
 			}
 		}
-		for (int64_t blk = 0; blk < j->nb; blk += 2) {
-			int mv = j->nb - blk >= 2 ? 2 : 1;
-			const float *da = j->da + blk * ng * 16,
-				    *fb = j->fb + blk * ng * 16;
-#if defined(__x86_64__)
-			qtile_any(out, u, K, ws, wm, ng, j->qa + blk * K * 16,
-				  j->qa + (blk + 1) * K * 16, da, da + ng * 16,
-				  fb, fb + ng * 16, j->G, mv);
-#endif
-			for (int r = 0; r < RN && n0 + r < j->N; r++) {
-				float bias = j->bias ? j->bias[n0 + r] : 0;
-				for (int l = 0; l < 16 * mv; l++) {
-					int64_t m = blk * 16 + l;
-					if (m >= j->M)
+		memset(acc, 0, (size_t)(RQ * npair * RN * 32) * sizeof *acc);
+		for (int64_t g0 = 0; g0 < ng; g0 += gk) {
+			int64_t g1 = g0 + gk < ng ? g0 + gk : ng;
+			for (int64_t pr = 0; pr < npair; pr++) {
+				int64_t blk = 2 * pr;
+				int mv = j->nb - blk >= 2 ? 2 : 1;
+				const float *da = j->da + blk * ng * 16,
+					    *fb = j->fb + blk * ng * 16;
+				for (int q = 0; q < RQ; q++) {
+					if (n0 + q * RN >= j->N)
 						break;
-					j->y[m * j->N + n0 + r] =
-					    out[r * 32 + l] + bias;
+#if defined(__x86_64__)
+					qtile_any(
+					    acc + (q * npair + pr) * RN * 32,
+					    u + q * RN * K, K,
+					    ws + q * RN * ng, wm + q * RN * ng,
+					    ng, g0, g1, j->qa + blk * K * 16,
+					    j->qa + (blk + 1) * K * 16, da,
+					    da + ng * 16, fb, fb + ng * 16,
+					    j->G, mv);
+#endif
 				}
+			}
+		}
+		{
+			/* rows of y in order: acc is [tile][pair][row][32] */
+			int nr = (int)(j->N - n0 < RQ * RN ? j->N - n0 : RQ * RN);
+			int64_t roff[RQ * RN];
+			for (int r = 0; r < nr; r++)
+				roff[r] = (r / RN) * npair * RN * 32 +
+					  (r % RN) * 32;
+			for (int64_t m = 0; m < j->M; m++) {
+				const float *am =
+				    acc + (m / 32) * RN * 32 + m % 32;
+				float *ym = j->y + m * j->N + n0;
+				for (int r = 0; r < nr; r++)
+					ym[r] = am[roff[r]] +
+						(j->bias ? j->bias[n0 + r] : 0);
 			}
 		}
 	}
@@ -274,9 +342,12 @@ int ed_k_qgemm(struct ed_pool *p, float *y, const float *x, int64_t M,
 	j.G = ed_k_unpack_group(wt);
 	j.ng = K / j.G;
 	j.nb = (M + 15) / 16;
-	/* per thread: one token's activations, or RN unpacked rows */
+	/* per thread: one token's activations, or a work item's unpacked
+	 * rows and accumulators */
 	act = (size_t)K * 2 + (size_t)(K / 32) * 4 + (size_t)(K / 16) * 4;
-	rows = (size_t)(RN * K) * 2 + (size_t)(2 * RN * j.ng) * sizeof(float);
+	rows = (size_t)(RQ * RN * K) * 2 +
+	       (size_t)(2 * RQ * RN * j.ng) * sizeof(float) +
+	       (size_t)(RQ * (j.nb + 1) / 2 * RN * 32) * sizeof(float);
 	j.per = ((act > rows ? act : rows) + 63) & ~(size_t)63;
 	j.scratch = aligned_alloc(64, (size_t)threads * j.per);
 	j.qa = malloc((size_t)(j.nb * K * 16) * sizeof *j.qa);
@@ -287,7 +358,7 @@ int ed_k_qgemm(struct ed_pool *p, float *y, const float *x, int64_t M,
 	}
 	j.fb = j.da + j.nb * j.ng * 16;
 	ed_pool_for(p, j.nb, 1, qg_pack, &j);
-	ed_pool_for(p, (N + RN - 1) / RN, 1, qg_rows, &j);
+	ed_pool_for(p, (N + RQ * RN - 1) / (RQ * RN), 1, qg_rows, &j);
 	free(j.scratch), free(j.qa), free(j.da);
 	return 0;
 }
