@@ -222,15 +222,17 @@ void ed_k_gemm_packed(enum ed_isa level, float *y, int64_t ldy, const float *a,
 		memset(y + m * ldy, 0, (size_t)N * sizeof *y);
 	for (int64_t k0 = 0; k0 < Kuse; k0 += KC) {
 		int kc = (int)(Kuse - k0 < KC ? Kuse - k0 : KC);
-		for (int64_t m0 = 0; m0 < M; m0 += MR) {
-			int mr = (int)(M - m0 < MR ? M - m0 : MR);
-			for (int64_t b = 0; b < nb; b++)
+		/* a panel stays in L1 across the row tiles (callers pass
+		 * up to a few dozen rows) */
+		for (int64_t b = 0; b < nb; b++)
+			for (int64_t m0 = 0; m0 < M; m0 += MR) {
+				int mr = (int)(M - m0 < MR ? M - m0 : MR);
 				tile(level, y + m0 * ldy + b * NR, ldy,
 				     a + m0 * lda + k0, lda,
 				     pk + b * K * NR + k0 * NR, mr,
 				     (int)(N - b * NR < NR ? N - b * NR : NR),
 				     kc);
-		}
+			}
 	}
 }
 
