@@ -37,10 +37,19 @@ void ed_k_pack_f32(float *dst, const float *src, int64_t N, int64_t K,
 {
 	for (int64_t b = 0; b < (N + NR - 1) / NR; b++) {
 		float *p = dst + b * K * NR;
+		int nr = (int)(N - b * NR < NR ? N - b * NR : NR);
+		if (sn == 1) { /* rows adjacent: read along them */
+			for (int64_t k = 0; k < K; k++) {
+				const float *sk0 = src + b * NR + k * sk;
+				for (int r = 0; r < NR; r++)
+					p[k * NR + r] = r < nr ? sk0[r] : 0;
+			}
+			continue;
+		}
 		for (int r = 0; r < NR; r++) {
-			int64_t n = b * NR + r;
+			const float *sr = r < nr ? src + (b * NR + r) * sn : NULL;
 			for (int64_t k = 0; k < K; k++)
-				p[k * NR + r] = n < N ? src[n * sn + k * sk] : 0;
+				p[k * NR + r] = sr ? sr[k * sk] : 0;
 		}
 	}
 }

@@ -14,6 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef ED_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+#endif
+
 /* ---- instruction set ----------------------------------------------- */
 
 static _Atomic int isa_cap = ED_ISA_AVX512;
@@ -341,6 +346,62 @@ static float row_dot(enum ed_isa level, const void *W, enum ed_dtype wt,
 	return dot_portable(W, wt, x, K);
 }
 
+#ifdef ED_HAVE_DNNL
+/* Products of at least this many multiply-adds go to oneDNN's sgemm
+ * (built with DNNL=1): 311 against our 243 GFLOP/s on the vision tower's
+ * shapes on the development machine. Smaller ones stay ours, as do
+ * weights over 256 MiB as float32 (converted per call). */
+#define DNNL_MIN_MACS (1LL << 30)
+#define DNNL_MAX_W (256LL << 20)
+
+struct f32_job {
+	float *dst;
+	const void *W;
+	enum ed_dtype wt;
+	int64_t K;
+};
+
+static void w_to_f32(void *ctx, int64_t b, int64_t e, int tid)
+{
+	struct f32_job *j = ctx;
+	size_t rb = ed_k_row_bytes(j->wt, j->K);
+
+	(void)tid;
+	for (int64_t n = b; n < e; n++)
+		ed_k_to_f32(j->dst + n * j->K, (const char *)j->W + n * rb,
+			    j->wt, (size_t)j->K);
+}
+
+static bool ed_dnnl_matmul(struct ed_pool *p, float *y, const float *x,
+			int64_t M, const void *W, enum ed_dtype wt, int64_t N,
+			int64_t K, const float *bias)
+{
+	float *wf = NULL;
+	const float *b = W;
+	dnnl_status_t st;
+
+	if (M * N * K < DNNL_MIN_MACS || N * K * 4 > DNNL_MAX_W)
+		return false;
+	if (wt != ED_DT_F32) {
+		wf = malloc((size_t)(N * K) * sizeof *wf);
+		if (!wf)
+			return false;
+		ed_pool_for(p, N, 16, w_to_f32, &(struct f32_job){wf, W, wt, K});
+		b = wf;
+	}
+	omp_set_num_threads(ed_pool_threads(p));
+	st = dnnl_sgemm('N', 'T', M, N, K, 1.0f, x, K, b, K, 0.0f, y, N);
+	free(wf);
+	if (st != dnnl_success)
+		return false;
+	if (bias)
+		for (int64_t m = 0; m < M; m++)
+			for (int64_t n = 0; n < N; n++)
+				y[m * N + n] += bias[n];
+	return true;
+}
+#endif
+
 struct mm_job {
 	float *y;
 	const float *x;
@@ -413,6 +474,10 @@ void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
 		ed_pool_for(p, N, 16, mm_rows, &j);
 		return;
 	}
+#ifdef ED_HAVE_DNNL
+	if (!ed_k_is_quant(wt) && ed_dnnl_matmul(p, y, x, M, W, wt, N, K, bias))
+		return;
+#endif
 	if (ed_k_is_quant(wt) && j.level == ED_ISA_AVX512 &&
 	    ed_k_qgemm(p, y, x, M, W, wt, N, K, bias) == 0)
 		return;
