@@ -209,12 +209,11 @@ __attribute__((target("avx512f"), noinline)) static double peak_fma(void)
 		f8 = _mm512_fmadd_ps(f8, b, c), f9 = _mm512_fmadd_ps(f9, b, c);
 		fa = _mm512_fmadd_ps(fa, b, c), fb = _mm512_fmadd_ps(fb, b, c);
 	}
-	f0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f0, f1),
-					 _mm512_add_ps(f2, f3)),
-			   _mm512_add_ps(_mm512_add_ps(f4, f5),
-					 _mm512_add_ps(f6, f7)));
-	f0 = _mm512_add_ps(f0, _mm512_add_ps(_mm512_add_ps(f8, f9),
-					     _mm512_add_ps(fa, fb)));
+	f0 = _mm512_add_ps(
+	    _mm512_add_ps(_mm512_add_ps(f0, f1), _mm512_add_ps(f2, f3)),
+	    _mm512_add_ps(_mm512_add_ps(f4, f5), _mm512_add_ps(f6, f7)));
+	f0 = _mm512_add_ps(
+	    f0, _mm512_add_ps(_mm512_add_ps(f8, f9), _mm512_add_ps(fa, fb)));
 	seed = _mm512_reduce_add_ps(f0); /* keep the chains */
 	return (double)PEAK_ITERS * 12 * 32;
 }
@@ -225,10 +224,14 @@ peak_dpwssd(void)
 	volatile int seed = 3;
 	__m512i w = _mm512_set1_epi32(seed);
 	__m512i i0 = _mm512_set1_epi32(seed), i1 = _mm512_set1_epi32(2 * seed),
-		i2 = _mm512_set1_epi32(3 * seed), i3 = _mm512_set1_epi32(4 * seed),
-		i4 = _mm512_set1_epi32(5 * seed), i5 = _mm512_set1_epi32(6 * seed),
-		i6 = _mm512_set1_epi32(7 * seed), i7 = _mm512_set1_epi32(8 * seed),
-		i8 = _mm512_set1_epi32(9 * seed), i9 = _mm512_set1_epi32(10 * seed),
+		i2 = _mm512_set1_epi32(3 * seed),
+		i3 = _mm512_set1_epi32(4 * seed),
+		i4 = _mm512_set1_epi32(5 * seed),
+		i5 = _mm512_set1_epi32(6 * seed),
+		i6 = _mm512_set1_epi32(7 * seed),
+		i7 = _mm512_set1_epi32(8 * seed),
+		i8 = _mm512_set1_epi32(9 * seed),
+		i9 = _mm512_set1_epi32(10 * seed),
 		ia = _mm512_set1_epi32(11 * seed),
 		ib = _mm512_set1_epi32(12 * seed);
 
@@ -817,10 +820,11 @@ static int bench_vit(const char *path, int threads, int gh, int gw,
 		       np, info.vit_depth, ms_v / 1000,
 		       peak > 0 ? got / peak : 0,
 		       peak > 0 ? fl / target_s / 1e9 / peak : 0);
-		printf("  (%.0f GFLOP/s; ratio: against the float32 FMA peak "
-		       "measured now, %.0f GFLOP/s;\n   the %.0f s target; ggml's "
-		       "bf16 path needs about 85 s; the resampler included)\n",
-		       got, peak, target_s);
+		printf(
+		    "  (%.0f GFLOP/s; ratio: against the float32 FMA peak "
+		    "measured now, %.0f GFLOP/s;\n   the %.0f s target; ggml's "
+		    "bf16 path needs about 85 s; the resampler included)\n",
+		    got, peak, target_s);
 	}
 	ed_model_prompt_release(&p);
 	ed_session_free(s);

@@ -291,8 +291,7 @@ static void test_matmul_large(void)
 			r += (double)x[m * K + k] *
 			     ed_k_bf16_to_f32(w[(size_t)n * K + k]);
 		worst = fmax(worst, fabs(y[m * N + n] - r) / (1e-6 * (K + 1)));
-		worst = fmax(worst,
-			     fabs(y2[m * N + n] - r) / (1e-6 * (K + 1)));
+		worst = fmax(worst, fabs(y2[m * N + n] - r) / (1e-6 * (K + 1)));
 	}
 	CHECK(worst <= 1.0, "1024^3 matmul off by %.2f units", worst);
 	ed_pool_free(p2);
@@ -382,8 +381,10 @@ static void test_matmul(void)
 	{
 		/* large: several row chunks and panel groups, float32 */
 		const int M = 700, N = 600, K = 300;
-		float *x = malloc((size_t)M * K * 4), *y = malloc((size_t)M * N * 4),
-		      *y3 = malloc((size_t)M * N * 4), *r = malloc((size_t)M * N * 4);
+		float *x = malloc((size_t)M * K * 4),
+		      *y = malloc((size_t)M * N * 4),
+		      *y3 = malloc((size_t)M * N * 4),
+		      *r = malloc((size_t)M * N * 4);
 		void *w = malloc((size_t)N * K * 2);
 		double big = 0;
 		for (int i = 0; i < M * K; i++)
@@ -1510,7 +1511,8 @@ static void test_act16(void)
 		x[j] = qgauss() * (j < 32 ? 0 : 1 + j % 7);
 	ed_k_quantize_act16(x, K, q, d, s16);
 	for (int j = 0; j < K; j++)
-		bad += fabsf(d[j / 32] * q[j] - x[j]) > 0.5f * d[j / 32] * 1.0001f;
+		bad +=
+		    fabsf(d[j / 32] * q[j] - x[j]) > 0.5f * d[j / 32] * 1.0001f;
 	for (int h = 0; h < 16; h++) {
 		int32_t s = 0;
 		for (int j = 16 * h; j < 16 * h + 16; j++)
@@ -1703,7 +1705,8 @@ static void test_quant(void)
 			float *xx = malloc(50 * KK * sizeof *xx);
 			float *bias = malloc(N * sizeof *bias);
 			float *ym = malloc(50 * N * sizeof *ym),
-			      *yr = malloc(50 * N * 4), *yd = malloc(50 * N * 4);
+			      *yr = malloc(50 * N * 4),
+			      *yd = malloc(50 * N * 4);
 			ed_pool_new(&pool, 2);
 			for (int i = 0; i < N * KK; i++)
 				w[i] = qgauss();
@@ -1718,7 +1721,7 @@ static void test_quant(void)
 						  KK);
 			for (size_t mi = 0; mi < ED_ARRAY_LEN(Ms); mi++) {
 				int M = Ms[mi], off = 0, offd = 0;
-				double tol = M == 1		 ? 2e-2
+				double tol = M == 1	       ? 2e-2
 					     : ed_k_has_vnni() ? 5e-5
 							       : 1e-5;
 				ed_k_matmul(pool, ym, xx, M, wq, dt, N, KK,

@@ -47,7 +47,8 @@ void ed_k_pack_f32(float *dst, const float *src, int64_t N, int64_t K,
 			continue;
 		}
 		for (int r = 0; r < NR; r++) {
-			const float *sr = r < nr ? src + (b * NR + r) * sn : NULL;
+			const float *sr =
+			    r < nr ? src + (b * NR + r) * sn : NULL;
 			for (int64_t k = 0; k < K; k++)
 				p[k * NR + r] = sr ? sr[k * sk] : 0;
 		}
@@ -135,7 +136,9 @@ static inline __mmask16 lo_mask(int nr)
 
 static inline __mmask16 hi_mask(int nr)
 {
-	return (__mmask16)(nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (1u << (nr - 16)) - 1);
+	return (__mmask16)(nr >= 32   ? 0xFFFF
+			   : nr <= 16 ? 0
+				      : (1u << (nr - 16)) - 1);
 }
 
 /* add c[MR][2] into y under the column masks */
@@ -143,8 +146,8 @@ static inline __mmask16 hi_mask(int nr)
 	for (int i = 0; i < (MR); i++) {                                       \
 		float *yr = y + i * ldy;                                       \
 		_mm512_mask_storeu_ps(                                         \
-		    yr, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yr),       \
-					  c[i][0]));                           \
+		    yr, m0,                                                    \
+		    _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yr), c[i][0]));    \
 		if (m1)                                                        \
 			_mm512_mask_storeu_ps(                                 \
 			    yr + 16, m1,                                       \
@@ -153,8 +156,8 @@ static inline __mmask16 hi_mask(int nr)
 	}
 
 static inline __attribute__((always_inline, target("avx512f"))) void
-tile_f32_mr(float *y, int64_t ldy, const float *x, int64_t ldx,
-	    const float *p, int nr, int kc, const int MR)
+tile_f32_mr(float *y, int64_t ldy, const float *x, int64_t ldx, const float *p,
+	    int nr, int kc, const int MR)
 {
 	__m512 c[12][2];
 	__mmask16 m0 = lo_mask(nr), m1 = hi_mask(nr);
@@ -280,10 +283,9 @@ static void gemm_items(void *ctx, int64_t b, int64_t e, int tid)
 			int kc = (int)(j->K - k0 < KC ? j->K - k0 : KC);
 			for (int q = 0; q < np; q++) {
 				int64_t c0 = n0 + (int64_t)q * NR;
-				pack_panel(panels + q * NR * KC, j->W, j->wt,
-					   j->K, c0,
-					   (int)(n1 - c0 < NR ? n1 - c0 : NR),
-					   k0, kc);
+				pack_panel(
+				    panels + q * NR * KC, j->W, j->wt, j->K, c0,
+				    (int)(n1 - c0 < NR ? n1 - c0 : NR), k0, kc);
 			}
 			for (int64_t m = m0; m < m1; m += MR) {
 				int mr = (int)(m1 - m < MR ? m1 - m : MR);
@@ -326,8 +328,8 @@ int ed_k_gemm(struct ed_pool *p, enum ed_isa level, float *y, const float *x,
 	j.mch = (M + j.nmc - 1) / j.nmc;
 	j.mch = (j.mch + 11) / 12 * 12;
 	j.nmc = (M + j.mch - 1) / j.mch;
-	j.scratch = aligned_alloc(
-	    64, (size_t)threads * NG * NR * KC * sizeof(float));
+	j.scratch =
+	    aligned_alloc(64, (size_t)threads * NG * NR * KC * sizeof(float));
 	if (!j.scratch)
 		return ED_ENOMEM;
 	ed_pool_for(p, j.ngr * j.nmc, 1, gemm_items, &j);

@@ -352,7 +352,7 @@ static float row_dot(enum ed_isa level, const void *W, enum ed_dtype wt,
  * shapes on the development machine. Smaller ones stay ours, as do
  * weights over 256 MiB as float32 (converted per call). */
 #define DNNL_MIN_MACS (1LL << 30)
-#define DNNL_MAX_W (256LL << 20)
+#define DNNL_MAX_W    (256LL << 20)
 
 struct f32_job {
 	float *dst;
@@ -373,8 +373,8 @@ static void w_to_f32(void *ctx, int64_t b, int64_t e, int tid)
 }
 
 static bool ed_dnnl_matmul(struct ed_pool *p, float *y, const float *x,
-			int64_t M, const void *W, enum ed_dtype wt, int64_t N,
-			int64_t K, const float *bias)
+			   int64_t M, const void *W, enum ed_dtype wt,
+			   int64_t N, int64_t K, const float *bias)
 {
 	float *wf = NULL;
 	const float *b = W;
@@ -386,7 +386,8 @@ static bool ed_dnnl_matmul(struct ed_pool *p, float *y, const float *x,
 		wf = malloc((size_t)(N * K) * sizeof *wf);
 		if (!wf)
 			return false;
-		ed_pool_for(p, N, 16, w_to_f32, &(struct f32_job){wf, W, wt, K});
+		ed_pool_for(p, N, 16, w_to_f32,
+			    &(struct f32_job){wf, W, wt, K});
 		b = wf;
 	}
 	omp_set_num_threads(ed_pool_threads(p));

@@ -267,7 +267,8 @@ exp_row_avx512(float *s, int64_t n, float mx, float scale)
 	int64_t j = 0;
 
 	for (; j < n; j += 16) {
-		__mmask16 k = n - j >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+		__mmask16 k =
+		    n - j >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j)) - 1);
 		__m512 v = _mm512_maskz_loadu_ps(k, s + j);
 		v = exp512(_mm512_mul_ps(_mm512_sub_ps(v, vm), vs));
 		v = _mm512_maskz_mov_ps(k, v);
@@ -285,9 +286,10 @@ __attribute__((target("avx512f"))) static float max_avx512(const float *s,
 	__m512 m = _mm512_set1_ps(-INFINITY);
 
 	for (int64_t j = 0; j < n; j += 16) {
-		__mmask16 k = n - j >= 16 ? 0xFFFF
-					  : (__mmask16)((1u << (n - j)) - 1);
-		m = _mm512_mask_max_ps(m, k, m, _mm512_maskz_loadu_ps(k, s + j));
+		__mmask16 k =
+		    n - j >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+		m = _mm512_mask_max_ps(m, k, m,
+				       _mm512_maskz_loadu_ps(k, s + j));
 	}
 	return _mm512_reduce_max_ps(m);
 }
@@ -367,9 +369,8 @@ static void tiled_items(void *ctx, int64_t b, int64_t e, int tid)
 
 		if (kuse > Lk)
 			kuse = Lk;
-		ed_k_gemm_packed(j->level, sc, sl,
-				 j->q + (i0 * a->nq + h) * hd, ld, rows,
-				 j->kp[g], kuse, hd, hd);
+		ed_k_gemm_packed(j->level, sc, sl, j->q + (i0 * a->nq + h) * hd,
+				 ld, rows, j->kp[g], kuse, hd, hd);
 		for (int64_t r = 0; r < rows; r++) {
 			float *sr = sc + r * sl;
 			int64_t nk = a->causal_base < 0
@@ -406,8 +407,8 @@ static int attention_tiled(struct ed_pool *p, float *out, const float *q,
 	j.sl = ((a->Lk + 15) & ~(int64_t)15) + 16;
 	j.nqb = (a->L + QB - 1) / QB;
 	j.kp = calloc((size_t)a->nkv * 2, sizeof *j.kp);
-	j.scratch = malloc((size_t)threads * (size_t)(QB * j.sl + QB) *
-			   sizeof(float));
+	j.scratch =
+	    malloc((size_t)threads * (size_t)(QB * j.sl + QB) * sizeof(float));
 	if (!j.kp || !j.scratch)
 		goto out;
 	j.vp = j.kp + a->nkv;

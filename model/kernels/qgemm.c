@@ -30,8 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RN 4  /* weight rows per tile */
-#define RQ 8  /* tiles of rows per work item */
+#define RN 4   /* weight rows per tile */
+#define RQ 8   /* tiles of rows per work item */
 #define KB 256 /* columns of K per pass: activations stay in L1 */
 
 struct qg_job {
@@ -157,12 +157,13 @@ static void qg_pack(void *ctx, int64_t b, int64_t e, int tid)
 /* acc[r][0 .. 16 MV) += the RN rows' dot products with MV blocks of 16
  * tokens over groups g0 .. g1 (qa1, da1, fb1 unused when MV = 1). u: RN
  * rows of K values, ws/wm: RN rows of ng group scales and offsets. */
-static inline __attribute__((always_inline,
-			     target("avx512f,avx512bw,avx512vnni"))) void
-qtile(float *acc, const uint16_t *u, int64_t K, const float *ws,
-      const float *wm, int64_t ng, int64_t g0, int64_t g1, const int16_t *qa0,
-      const int16_t *qa1, const float *da0, const float *da1, const float *fb0,
-      const float *fb1, const int G, const int MV)
+static inline
+    __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) void
+    qtile(float *acc, const uint16_t *u, int64_t K, const float *ws,
+	  const float *wm, int64_t ng, int64_t g0, int64_t g1,
+	  const int16_t *qa0, const int16_t *qa1, const float *da0,
+	  const float *da1, const float *fb0, const float *fb1, const int G,
+	  const int MV)
 {
 	__m512 f[RN][2];
 
@@ -190,8 +191,8 @@ qtile(float *acc, const uint16_t *u, int64_t K, const float *ws,
 				__m512i wv = _mm512_set1_epi32(w);
 				s[r][0] = _mm512_dpwssd_epi32(s[r][0], a0, wv);
 				if (MV > 1)
-					s[r][1] =
-					    _mm512_dpwssd_epi32(s[r][1], a1, wv);
+					s[r][1] = _mm512_dpwssd_epi32(s[r][1],
+								      a1, wv);
 			}
 		}
 		{
@@ -267,11 +268,10 @@ static void qg_rows(void *ctx, int64_t b, int64_t e, int tid)
 		int64_t n0 = it * RQ * RN;
 		for (int r = 0; r < RQ * RN; r++) {
 			if (n0 + r < j->N) {
-				ed_k_unpack_q(ED_ISA_AVX512, j->wt,
-					      (const char *)j->W +
-						  (size_t)(n0 + r) * rb,
-					      K, u + r * K, ws + r * ng,
-					      wm + r * ng);
+				ed_k_unpack_q(
+				    ED_ISA_AVX512, j->wt,
+				    (const char *)j->W + (size_t)(n0 + r) * rb,
+				    K, u + r * K, ws + r * ng, wm + r * ng);
 			} else {
 				memset(u + r * K, 0, (size_t)K * 2);
 				memset(ws + r * ng, 0, (size_t)ng * 4);
@@ -292,9 +292,9 @@ static void qg_rows(void *ctx, int64_t b, int64_t e, int tid)
 #if defined(__x86_64__)
 					qtile_any(
 					    acc + (q * npair + pr) * RN * 32,
-					    u + q * RN * K, K,
-					    ws + q * RN * ng, wm + q * RN * ng,
-					    ng, g0, g1, j->qa + blk * K * 16,
+					    u + q * RN * K, K, ws + q * RN * ng,
+					    wm + q * RN * ng, ng, g0, g1,
+					    j->qa + blk * K * 16,
 					    j->qa + (blk + 1) * K * 16, da,
 					    da + ng * 16, fb, fb + ng * 16,
 					    j->G, mv);
@@ -304,11 +304,12 @@ static void qg_rows(void *ctx, int64_t b, int64_t e, int tid)
 		}
 		{
 			/* rows of y in order: acc is [tile][pair][row][32] */
-			int nr = (int)(j->N - n0 < RQ * RN ? j->N - n0 : RQ * RN);
+			int nr =
+			    (int)(j->N - n0 < RQ * RN ? j->N - n0 : RQ * RN);
 			int64_t roff[RQ * RN];
 			for (int r = 0; r < nr; r++)
-				roff[r] = (r / RN) * npair * RN * 32 +
-					  (r % RN) * 32;
+				roff[r] =
+				    (r / RN) * npair * RN * 32 + (r % RN) * 32;
 			for (int64_t m = 0; m < j->M; m++) {
 				const float *am =
 				    acc + (m / 32) * RN * 32 + m % 32;

@@ -195,7 +195,8 @@ static void unpack_scales(enum ed_dtype dt, const void *src, int64_t K,
 			/* d leads both block layouts */
 			const uint16_t *dp =
 			    (const void *)((const char *)src +
-					   (size_t)b * (dt == ED_DT_Q8_0 ? 34 : 18));
+					   (size_t)b *
+					       (dt == ED_DT_Q8_0 ? 34 : 18));
 			float d = ed_k_f16_to_f32(*dp);
 			scale[b] = d;
 			minv[b] = (dt == ED_DT_Q8_0 ? 128 : 8) * d;
@@ -332,19 +333,19 @@ unpack_avx512(enum ed_dtype dt, const void *src, int64_t K, uint16_t *u)
 				const uint8_t *ql = x->ql + 64 * h,
 					      *qh = x->qh + 32 * h;
 				uint16_t *o = u + b * 256 + 128 * h;
-				__m256i l0 = _mm256_loadu_si256((const void *)ql),
+				__m256i l0 = _mm256_loadu_si256(
+					    (const void *)ql),
 					l1 = _mm256_loadu_si256(
 					    (const void *)(ql + 32)),
-					hb = _mm256_loadu_si256((const void *)qh);
+					hb = _mm256_loadu_si256(
+					    (const void *)qh);
 				for (int part = 0; part < 4; part++) {
-					__m256i lo = part == 0 ? l0
-						     : part == 1
-							 ? l1
-						     : part == 2
-							 ? _mm256_srli_epi16(l0,
-									     4)
-							 : _mm256_srli_epi16(l1,
-									     4);
+					__m256i lo =
+					    part == 0	? l0
+					    : part == 1 ? l1
+					    : part == 2
+						? _mm256_srli_epi16(l0, 4)
+						: _mm256_srli_epi16(l1, 4);
 					__m256i hi = _mm256_and_si256(
 					    _mm256_srli_epi16(hb, 2 * part),
 					    lo2);
