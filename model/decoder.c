@@ -61,8 +61,13 @@ static void swiglu_mlp(struct ed_session *s, const struct ed_wt *g,
 {
 	int64_t H = s->m->cfg.hidden, I = g->rows;
 
-	ed_k_matmul(s->pool, tg, x, n, g->data, g->dt, I, H, NULL);
-	ed_k_matmul(s->pool, tu, x, n, u->data, u->dt, I, H, NULL);
+	if (g->dt == u->dt && u->rows == I)
+		ed_k_matmul_pair(s->pool, tg, tu, x, n, g->data, u->data, g->dt,
+				 I, H);
+	else {
+		ed_k_matmul(s->pool, tg, x, n, g->data, g->dt, I, H, NULL);
+		ed_k_matmul(s->pool, tu, x, n, u->data, u->dt, I, H, NULL);
+	}
 	ed_k_swiglu(tg, tu, n * I);
 	ed_k_matmul(s->pool, out, tg, n, d->data, d->dt, H, I, NULL);
 }
@@ -83,6 +88,7 @@ static int moe(struct ed_session *s, int layer, const float *xn, int64_t n,
 	int64_t Imax = ED_MAX(ED_MAX(c->expert_inter[0], c->expert_inter[1]),
 			      (int64_t)c->shared * c->expert_inter[0]);
 	float *logits = malloc((size_t)(n * Emax) * sizeof *logits);
+	float *lgp = malloc((size_t)(2 * n * Emax) * sizeof *lgp);
 	float *prob = malloc((size_t)Emax * sizeof *prob);
 	struct route *rt = malloc((size_t)(n * K) * sizeof *rt);
 	int64_t *tid = malloc((size_t)(n * K) * sizeof *tid);
@@ -94,7 +100,8 @@ static int moe(struct ed_session *s, int layer, const float *xn, int64_t n,
 	float *t_w = NULL;
 	int rc = 0;
 
-	if (!logits || !prob || !rt || !tid || !xg || !tg || !tu || !eo) {
+	if (!logits || !lgp || !prob || !rt || !tid || !xg || !tg || !tu ||
+	    !eo) {
 		rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -107,21 +114,28 @@ static int moe(struct ed_session *s, int layer, const float *xn, int64_t n,
 			goto out;
 		}
 	}
-	/* routing, in float32 over the float32 router weights [H][E] */
+	/* router logits in float32 over the float32 routers [E][H]: each
+	 * pool's router over every token when any token uses it (routers
+	 * are small next to the experts), then each token reads its own */
+	for (int pool = 0; pool < 2; pool++) {
+		bool used = false;
+		for (int64_t t = 0; t < n && !used; t++)
+			used = (vision && vision[t] && c->experts[1] > 0 ? 1
+									: 0) ==
+			       pool;
+		if (used)
+			ed_k_matmul(s->pool, lgp + pool * n * Emax, xn, n,
+				    L->router[pool], ED_DT_F32, c->experts[pool],
+				    H, NULL);
+	}
 	for (int64_t t = 0; t < n; t++) {
 		int pool = vision && vision[t] && c->experts[1] > 0 ? 1 : 0;
 		int E = c->experts[pool];
-		const float *R = L->router[pool], *bias = L->bias[pool];
+		const float *bias = L->bias[pool];
 		float *lg = logits + t * Emax, sum = 0;
 
-		for (int e = 0; e < E; e++)
-			lg[e] = 0;
-		for (int64_t h = 0; h < H; h++) {
-			float xv = xn[t * H + h];
-			const float *row = R + h * E;
-			for (int e = 0; e < E; e++)
-				lg[e] += xv * row[e];
-		}
+		memcpy(lg, lgp + pool * n * Emax + t * E,
+		       (size_t)E * sizeof *lg);
 		for (int e = 0; e < E; e++)
 			prob[e] = lg[e];
 		ed_k_softmax(prob, E);
@@ -209,6 +223,7 @@ static int moe(struct ed_session *s, int layer, const float *xn, int64_t n,
 		}
 out:
 	free(logits);
+	free(lgp);
 	free(prob);
 	free(rt);
 	free(tid);

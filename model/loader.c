@@ -230,28 +230,41 @@ static void bind_layer(struct binder *b, int i)
 
 		if (E <= 0)
 			continue;
-		/* routers: the VL -PT files store [hidden, experts] (logits =
-		 * x . W); text-only checkpoints store nn.Linear's [experts,
-		 * hidden], transposed here once */
+		/* routers, kept as [experts][hidden] (a weight matrix for
+		 * ed_k_matmul): text-only checkpoints store nn.Linear's
+		 * [experts, hidden]; the VL -PT files store [hidden, experts]
+		 * (logits = x . W), transposed here once */
 		NAME("model.layers.%d.mlp.gate.weight%s", i, p ? "_1" : "");
 		if (has(b, n) && lookup(b, n)->t->ndim == 2 &&
 		    lookup(b, n)->t->shape[0] == E && E != H) {
-			const float *r = small(b, n, 2, E, H);
-			float *tr = ed_arena_alloc(
-			    &b->m->params, (size_t)(E * H) * sizeof *tr);
-			if (!r || !tr) {
+			L->router[p] = small(b, n, 2, E, H);
+		} else {
+			const struct ed_tensor *t = need(b, n, 2, H, E, false);
+			float *tr = t ? ed_arena_alloc(&b->m->params,
+						       (size_t)(E * H) *
+							   sizeof *tr)
+				      : NULL;
+			float *row = malloc((size_t)E * sizeof *row);
+			size_t es = t ? ed_model_dtype_size(t->dtype) : 0;
+			if (!t || !tr || !row) {
+				free(row);
 				if (!b->rc)
 					b->rc =
 					    ed_err(b->err, b->errlen, ED_ENOMEM,
 						   "out of memory");
 				return;
 			}
-			for (int e = 0; e < E; e++)
-				for (int64_t h = 0; h < H; h++)
-					tr[h * E + e] = r[e * H + h];
+			b->m->params_bytes += E * H * (int64_t)sizeof *tr;
+			for (int64_t h = 0; h < H; h++) {
+				ed_k_to_f32(row,
+					    (const char *)t->data +
+						(size_t)(h * E) * es,
+					    t->dtype, (size_t)E);
+				for (int e = 0; e < E; e++)
+					tr[e * H + h] = row[e];
+			}
+			free(row);
 			L->router[p] = tr;
-		} else {
-			L->router[p] = small(b, n, 2, H, E);
 		}
 		L->experts[p] = calloc((size_t)E, sizeof(struct ed_expert));
 		if (!L->experts[p]) {

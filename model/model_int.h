@@ -65,7 +65,8 @@ struct ed_layer {
 	bool moe;
 	struct ed_wt gate, up, down; /* dense MLP, or shared experts */
 	bool has_shared;
-	/* routers, float32, [hidden][experts] (as the -PT files store them) */
+	/* routers, float32, [experts][hidden] (the -PT files' [hidden][experts]
+	 * transposed at load) */
 	const float *router[2];
 	const float *bias[2]; /* correction bias per pool, or NULL */
 	struct ed_expert *experts[2];

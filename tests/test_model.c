@@ -518,11 +518,28 @@ static void sum_range(void *ctx, int64_t b, int64_t e, int tid)
 		c->parts[tid] += i;
 }
 
+/* items claimed one at a time: each exactly once, one item per call */
+struct each_ctx {
+	_Atomic int seen[1000];
+	_Atomic int bad;
+};
+
+static void each_item(void *ctx, int64_t b, int64_t e, int tid)
+{
+	struct each_ctx *c = ctx;
+
+	(void)tid;
+	if (e != b + 1)
+		c->bad++;
+	c->seen[b]++;
+}
+
 static void test_pool(void)
 {
 	struct ed_pool *p;
 	int64_t parts[5] = {0}, total = 0;
 	struct sum_ctx c = {parts};
+	static struct each_ctx ec;
 
 	CHECK_INT(ed_pool_new(&p, 5), 0);
 	for (int rep = 0; rep < 200; rep++)
@@ -532,6 +549,17 @@ static void test_pool(void)
 	CHECK(total == 200LL * 999 * 1000 / 2, "pool sum %lld",
 	      (long long)total);
 	CHECK(parts[4] > 0, "every thread worked");
+	for (int rep = 0; rep < 50; rep++)
+		ed_pool_for_each(p, 1000, each_item, &ec);
+	{
+		int wrong = 0;
+		for (int i = 0; i < 1000; i++)
+			wrong += ec.seen[i] != 50;
+		CHECK(wrong == 0 && ec.bad == 0,
+		      "pool items: %d not run 50 times, %d calls of more than "
+		      "one",
+		      wrong, (int)ec.bad);
+	}
 	ed_pool_free(p);
 	CHECK_INT(ed_pool_new(&p, 0), ED_EINVAL);
 }
@@ -1748,6 +1776,26 @@ static void test_quant(void)
 				      "%s matmul M=%d: %d outputs off, %d "
 				      "dequantized",
 				      ed_model_dtype_name(dt), M, off, offd);
+			}
+			{
+				/* a pair of matrices in one job: each equal to
+				 * its own product */
+				float *y0 = malloc(50 * N * 4),
+				      *y1 = malloc(50 * N * 4);
+				size_t half = ed_k_row_bytes(dt, KK) *
+					      (size_t)(N / 2);
+				int n2 = N / 2;
+				ed_k_matmul_pair(pool, y0, y1, xx, 33, wq,
+						 wq + half, dt, n2, KK);
+				ed_k_matmul(pool, ym, xx, 33, wq, dt, n2, KK,
+					    NULL);
+				ed_k_matmul(pool, yr, xx, 33, wq + half, dt,
+					    n2, KK, NULL);
+				CHECK(memcmp(y0, ym, 33 * n2 * 4) == 0 &&
+					  memcmp(y1, yr, 33 * n2 * 4) == 0,
+				      "%s matmul pair differs",
+				      ed_model_dtype_name(dt));
+				free(y0), free(y1);
 			}
 			free(yd);
 			ed_pool_free(pool);

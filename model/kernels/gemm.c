@@ -332,7 +332,7 @@ int ed_k_gemm(struct ed_pool *p, enum ed_isa level, float *y, const float *x,
 	    aligned_alloc(64, (size_t)threads * NG * NR * KC * sizeof(float));
 	if (!j.scratch)
 		return ED_ENOMEM;
-	ed_pool_for(p, j.ngr * j.nmc, 1, gemm_items, &j);
+	ed_pool_for_each(p, j.ngr * j.nmc, gemm_items, &j);
 	free(j.scratch);
 	return 0;
 }

@@ -40,6 +40,11 @@ int ed_pool_threads(const struct ed_pool *p);
 typedef void (*ed_pool_fn)(void *ctx, int64_t begin, int64_t end, int tid);
 void ed_pool_for(struct ed_pool *p, int64_t n, int64_t grain, ed_pool_fn fn,
 		 void *ctx);
+/* fn(ctx, i, i + 1, tid) for each i in [0, n), items claimed in order
+ * from a shared counter by whichever thread is free: for items each
+ * computed whole by one thread (then results do not depend on which),
+ * of uneven cost or on uneven cores. */
+void ed_pool_for_each(struct ed_pool *p, int64_t n, ed_pool_fn fn, void *ctx);
 
 /* ---- instruction sets ---------------------------------------------- */
 
@@ -128,6 +133,12 @@ void ed_k_quantize_act16_level(enum ed_isa level, const float *x, int64_t K,
 int ed_k_qgemm(struct ed_pool *p, float *y, const float *x, int64_t M,
 	       const void *W, enum ed_dtype wt, int64_t N, int64_t K,
 	       const float *bias);
+/* Two weight matrices of the same type and shape over the same x (a
+ * gate and an up projection): the activations quantized once, both
+ * matrices' rows in one job. */
+int ed_k_qgemm2(struct ed_pool *p, float *y0, float *y1, const float *x,
+		int64_t M, const void *W0, const void *W1, enum ed_dtype wt,
+		int64_t N, int64_t K);
 bool ed_k_has_vnni(void);
 
 /* ---- matrix products ----------------------------------------------- */
@@ -140,6 +151,11 @@ bool ed_k_has_vnni(void);
 void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
 		 const void *W, enum ed_dtype wt, int64_t N, int64_t K,
 		 const float *bias);
+/* y0 = x W0^T and y1 = x W1^T, W0 and W1 of one type and shape: one
+ * job where that pays (quantized, M > 1), else two products. */
+void ed_k_matmul_pair(struct ed_pool *p, float *y0, float *y1, const float *x,
+		      int64_t M, const void *W0, const void *W1,
+		      enum ed_dtype wt, int64_t N, int64_t K);
 void ed_k_matmul_ref(float *y, const float *x, int64_t M, const void *W,
 		     enum ed_dtype wt, int64_t N, int64_t K, const float *bias);
 

@@ -490,3 +490,14 @@ void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
 			ed_pool_for(p, N, 16, mm_rows, &r);
 		}
 }
+
+void ed_k_matmul_pair(struct ed_pool *p, float *y0, float *y1, const float *x,
+		      int64_t M, const void *W0, const void *W1,
+		      enum ed_dtype wt, int64_t N, int64_t K)
+{
+	if (M > 1 && ed_k_is_quant(wt) && isa() == ED_ISA_AVX512 &&
+	    ed_k_qgemm2(p, y0, y1, x, M, W0, W1, wt, N, K) == 0)
+		return;
+	ed_k_matmul(p, y0, x, M, W0, wt, N, K, NULL);
+	ed_k_matmul(p, y1, x, M, W1, wt, N, K, NULL);
+}

@@ -416,7 +416,7 @@ static int attention_tiled(struct ed_pool *p, float *out, const float *q,
 		if (!(j.kp[g] = malloc(ks)) || !(j.vp[g] = malloc(vs)))
 			goto out;
 	ed_pool_for(p, 2 * a->nkv, 1, tiled_pack, &j);
-	ed_pool_for(p, a->nq * j.nqb, 1, tiled_items, &j);
+	ed_pool_for_each(p, a->nq * j.nqb, tiled_items, &j);
 	rc = 0;
 out:
 	if (j.kp)

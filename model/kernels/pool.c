@@ -1,8 +1,11 @@
 /*
  * pool.c - a persistent thread pool: workers are created once and wait for
- * jobs; a job is a range split into one contiguous piece per thread, so
- * results never depend on scheduling. Workers spin briefly before
- * sleeping, because decode issues many short jobs back to back.
+ * jobs; a job is a range split into one contiguous piece per thread, or
+ * (ed_pool_for_each) items claimed one at a time from a shared counter,
+ * which keeps threads busy when one runs slower (a shared machine); each
+ * item is then computed whole by one thread, so results do not depend on
+ * scheduling either way. Workers spin briefly before sleeping, because
+ * decode issues many short jobs back to back.
  */
 #include "kernels.h"
 
@@ -21,6 +24,8 @@ struct ed_pool {
 	ed_pool_fn fn;
 	void *ctx;
 	int64_t total, grain;
+	bool each;	    /* items from the counter */
+	atomic_llong next; /* the next unclaimed item */
 };
 
 struct worker_arg {
@@ -30,6 +35,13 @@ struct worker_arg {
 
 static void run_range(struct ed_pool *p, int tid)
 {
+	if (p->each) {
+		int64_t i;
+		while ((i = atomic_fetch_add_explicit(
+			    &p->next, 1, memory_order_relaxed)) < p->total)
+			p->fn(p->ctx, i, i + 1, tid);
+		return;
+	}
 	int64_t chunks = (p->total + p->grain - 1) / p->grain;
 	int64_t per = chunks / p->n, extra = chunks % p->n;
 	int64_t c0 = tid * per + (tid < extra ? tid : extra);
@@ -123,6 +135,7 @@ int ed_pool_new(struct ed_pool **out, int nthreads)
 	atomic_init(&p->gen, 0);
 	atomic_init(&p->pending, 0);
 	atomic_init(&p->quit, false);
+	atomic_init(&p->next, 0);
 	p->th = calloc((size_t)nthreads, sizeof *p->th);
 	if (!p->th) {
 		free(p);
@@ -166,8 +179,8 @@ int ed_pool_threads(const struct ed_pool *p)
 	return p ? p->n : 1;
 }
 
-void ed_pool_for(struct ed_pool *p, int64_t n, int64_t grain, ed_pool_fn fn,
-		 void *ctx)
+static void launch(struct ed_pool *p, int64_t n, int64_t grain,
+		   ed_pool_fn fn, void *ctx, bool each)
 {
 	unsigned mode;
 
@@ -185,6 +198,8 @@ void ed_pool_for(struct ed_pool *p, int64_t n, int64_t grain, ed_pool_fn fn,
 	p->ctx = ctx;
 	p->total = n;
 	p->grain = grain;
+	p->each = each;
+	atomic_store(&p->next, 0);
 	atomic_store(&p->pending, p->n - 1);
 	pthread_mutex_lock(&p->mu);
 	atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
@@ -194,4 +209,15 @@ void ed_pool_for(struct ed_pool *p, int64_t n, int64_t grain, ed_pool_fn fn,
 	while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
 		;
 	flush_restore(mode);
+}
+
+void ed_pool_for(struct ed_pool *p, int64_t n, int64_t grain, ed_pool_fn fn,
+		 void *ctx)
+{
+	launch(p, n, grain, fn, ctx, false);
+}
+
+void ed_pool_for_each(struct ed_pool *p, int64_t n, ed_pool_fn fn, void *ctx)
+{
+	launch(p, n, 1, fn, ctx, true);
 }

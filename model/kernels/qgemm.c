@@ -35,12 +35,13 @@
 #define KB 256 /* columns of K per pass: activations stay in L1 */
 
 struct qg_job {
-	float *y;
+	float *y[2]; /* one or two weight matrices over the same x */
 	const float *x;
 	int64_t M, N, K;
-	const void *W;
+	const void *W[2];
 	enum ed_dtype wt;
-	const float *bias;
+	const float *bias[2];
+	int64_t items; /* work items per matrix */
 	int G;		/* weight group: 16 or 32 */
 	int64_t ng, nb; /* groups per row, blocks of 16 tokens */
 	int16_t *qa;	/* [nb][K / 2][16][2] */
@@ -265,12 +266,16 @@ static void qg_rows(void *ctx, int64_t b, int64_t e, int tid)
 	int64_t npair = (j->nb + 1) / 2;
 
 	for (int64_t it = b; it < e; it++) {
-		int64_t n0 = it * RQ * RN;
+		int w = it >= j->items;
+		int64_t n0 = (it - w * j->items) * RQ * RN;
+		const void *W = j->W[w];
+		const float *bias = j->bias[w];
+		float *y = j->y[w];
 		for (int r = 0; r < RQ * RN; r++) {
 			if (n0 + r < j->N) {
 				ed_k_unpack_q(
 				    ED_ISA_AVX512, j->wt,
-				    (const char *)j->W + (size_t)(n0 + r) * rb,
+				    (const char *)W + (size_t)(n0 + r) * rb,
 				    K, u + r * K, ws + r * ng, wm + r * ng);
 			} else {
 				memset(u + r * K, 0, (size_t)K * 2);
@@ -313,27 +318,27 @@ static void qg_rows(void *ctx, int64_t b, int64_t e, int tid)
 			for (int64_t m = 0; m < j->M; m++) {
 				const float *am =
 				    acc + (m / 32) * RN * 32 + m % 32;
-				float *ym = j->y + m * j->N + n0;
+				float *ym = y + m * j->N + n0;
 				for (int r = 0; r < nr; r++)
 					ym[r] = am[roff[r]] +
-						(j->bias ? j->bias[n0 + r] : 0);
+						(bias ? bias[n0 + r] : 0);
 			}
 		}
 	}
 }
 
-int ed_k_qgemm(struct ed_pool *p, float *y, const float *x, int64_t M,
-	       const void *W, enum ed_dtype wt, int64_t N, int64_t K,
-	       const float *bias)
+static int qgemm(struct ed_pool *p, float *y0, float *y1, const float *x,
+		 int64_t M, const void *W0, const void *W1, enum ed_dtype wt,
+		 int64_t N, int64_t K, const float *bias)
 {
-	struct qg_job j = {.y = y,
+	struct qg_job j = {.y = {y0, y1},
 			   .x = x,
 			   .M = M,
 			   .N = N,
 			   .K = K,
-			   .W = W,
+			   .W = {W0, W1},
 			   .wt = wt,
-			   .bias = bias};
+			   .bias = {bias, NULL}};
 	int threads = ed_pool_threads(p);
 	size_t act, rows;
 
@@ -343,6 +348,7 @@ int ed_k_qgemm(struct ed_pool *p, float *y, const float *x, int64_t M,
 	j.G = ed_k_unpack_group(wt);
 	j.ng = K / j.G;
 	j.nb = (M + 15) / 16;
+	j.items = (N + RQ * RN - 1) / (RQ * RN);
 	/* per thread: one token's activations, or a work item's unpacked
 	 * rows and accumulators */
 	act = (size_t)K * 2 + (size_t)(K / 32) * 4 + (size_t)(K / 16) * 4;
@@ -359,7 +365,21 @@ int ed_k_qgemm(struct ed_pool *p, float *y, const float *x, int64_t M,
 	}
 	j.fb = j.da + j.nb * j.ng * 16;
 	ed_pool_for(p, j.nb, 1, qg_pack, &j);
-	ed_pool_for(p, (N + RQ * RN - 1) / (RQ * RN), 1, qg_rows, &j);
+	ed_pool_for_each(p, j.items * (W1 ? 2 : 1), qg_rows, &j);
 	free(j.scratch), free(j.qa), free(j.da);
 	return 0;
+}
+
+int ed_k_qgemm(struct ed_pool *p, float *y, const float *x, int64_t M,
+	       const void *W, enum ed_dtype wt, int64_t N, int64_t K,
+	       const float *bias)
+{
+	return qgemm(p, y, NULL, x, M, W, NULL, wt, N, K, bias);
+}
+
+int ed_k_qgemm2(struct ed_pool *p, float *y0, float *y1, const float *x,
+		int64_t M, const void *W0, const void *W1, enum ed_dtype wt,
+		int64_t N, int64_t K)
+{
+	return qgemm(p, y0, y1, x, M, W0, W1, wt, N, K, NULL);
 }
