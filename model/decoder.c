@@ -120,13 +120,13 @@ static int moe(struct ed_session *s, int layer, const float *xn, int64_t n,
 	for (int pool = 0; pool < 2; pool++) {
 		bool used = false;
 		for (int64_t t = 0; t < n && !used; t++)
-			used = (vision && vision[t] && c->experts[1] > 0 ? 1
-									: 0) ==
-			       pool;
+			used = (vision && vision[t] && c->experts[1] > 0
+				    ? 1
+				    : 0) == pool;
 		if (used)
 			ed_k_matmul(s->pool, lgp + pool * n * Emax, xn, n,
-				    L->router[pool], ED_DT_F32, c->experts[pool],
-				    H, NULL);
+				    L->router[pool], ED_DT_F32,
+				    c->experts[pool], H, NULL);
 	}
 	for (int64_t t = 0; t < n; t++) {
 		int pool = vision && vision[t] && c->experts[1] > 0 ? 1 : 0;

@@ -240,10 +240,10 @@ static void bind_layer(struct binder *b, int i)
 			L->router[p] = small(b, n, 2, E, H);
 		} else {
 			const struct ed_tensor *t = need(b, n, 2, H, E, false);
-			float *tr = t ? ed_arena_alloc(&b->m->params,
-						       (size_t)(E * H) *
-							   sizeof *tr)
-				      : NULL;
+			float *tr =
+			    t ? ed_arena_alloc(&b->m->params,
+					       (size_t)(E * H) * sizeof *tr)
+			      : NULL;
 			float *row = malloc((size_t)E * sizeof *row);
 			size_t es = t ? ed_model_dtype_size(t->dtype) : 0;
 			if (!t || !tr || !row) {

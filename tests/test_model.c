@@ -1782,15 +1782,15 @@ static void test_quant(void)
 				 * its own product */
 				float *y0 = malloc(50 * N * 4),
 				      *y1 = malloc(50 * N * 4);
-				size_t half = ed_k_row_bytes(dt, KK) *
-					      (size_t)(N / 2);
+				size_t half =
+				    ed_k_row_bytes(dt, KK) * (size_t)(N / 2);
 				int n2 = N / 2;
 				ed_k_matmul_pair(pool, y0, y1, xx, 33, wq,
 						 wq + half, dt, n2, KK);
 				ed_k_matmul(pool, ym, xx, 33, wq, dt, n2, KK,
 					    NULL);
-				ed_k_matmul(pool, yr, xx, 33, wq + half, dt,
-					    n2, KK, NULL);
+				ed_k_matmul(pool, yr, xx, 33, wq + half, dt, n2,
+					    KK, NULL);
 				CHECK(memcmp(y0, ym, 33 * n2 * 4) == 0 &&
 					  memcmp(y1, yr, 33 * n2 * 4) == 0,
 				      "%s matmul pair differs",

@@ -24,7 +24,7 @@ struct ed_pool {
 	ed_pool_fn fn;
 	void *ctx;
 	int64_t total, grain;
-	bool each;	    /* items from the counter */
+	bool each;	   /* items from the counter */
 	atomic_llong next; /* the next unclaimed item */
 };
 
@@ -179,8 +179,8 @@ int ed_pool_threads(const struct ed_pool *p)
 	return p ? p->n : 1;
 }
 
-static void launch(struct ed_pool *p, int64_t n, int64_t grain,
-		   ed_pool_fn fn, void *ctx, bool each)
+static void launch(struct ed_pool *p, int64_t n, int64_t grain, ed_pool_fn fn,
+		   void *ctx, bool each)
 {
 	unsigned mode;
 

@@ -41,7 +41,7 @@ struct qg_job {
 	const void *W[2];
 	enum ed_dtype wt;
 	const float *bias[2];
-	int64_t items; /* work items per matrix */
+	int64_t items;	/* work items per matrix */
 	int G;		/* weight group: 16 or 32 */
 	int64_t ng, nb; /* groups per row, blocks of 16 tokens */
 	int16_t *qa;	/* [nb][K / 2][16][2] */
@@ -275,8 +275,8 @@ static void qg_rows(void *ctx, int64_t b, int64_t e, int tid)
 			if (n0 + r < j->N) {
 				ed_k_unpack_q(
 				    ED_ISA_AVX512, j->wt,
-				    (const char *)W + (size_t)(n0 + r) * rb,
-				    K, u + r * K, ws + r * ng, wm + r * ng);
+				    (const char *)W + (size_t)(n0 + r) * rb, K,
+				    u + r * K, ws + r * ng, wm + r * ng);
 			} else {
 				memset(u + r * K, 0, (size_t)K * 2);
 				memset(ws + r * ng, 0, (size_t)ng * 4);
