@@ -17,7 +17,7 @@
  *                              roofline (and peak RSS against a budget)
  *   bench prefill MODEL THREADS N TAG TARGET_GOPS
  *                              prefill of N text tokens, effective GOP/s
- *                              against the int16 VNNI peak measured now
+ *                              against the VNNI peak measured now
  *   bench vit MODEL THREADS GH GW TARGET_S
  *                              the vision tower on a GH x GW-patch image,
  *                              GFLOP/s against the float32 FMA peak
@@ -179,9 +179,10 @@ static int bench_resize_ref(int w, int h)
 /*
  * The machine's peak for an instruction, as the ceiling a kernel is
  * measured against in the same run: THREADS threads each run 12
- * independent chains of zmm FMAs (float32, 32 flops each) or vpdpwssd
- * (int16 pairs, 64 ops each: the prefill's integer products). GFLOP/s or
- * GOP/s; 0 without AVX-512 (VNNI).
+ * independent chains of zmm FMAs (kind 0: float32, 32 flops each),
+ * vpdpwssd (1: int16 pairs, 64 ops) or vpdpbusd (2: int8 quads, 128 ops:
+ * the integer products of prefill over Q8_0 and the other types). GFLOP/s
+ * or GOP/s; 0 without AVX-512 (VNNI).
  */
 struct peak_arg {
 	int kind;
@@ -259,11 +260,54 @@ peak_dpwssd(void)
 	return (double)PEAK_ITERS * 12 * 64;
 }
 
+__attribute__((target("avx512f,avx512bw,avx512vnni"), noinline)) static double
+peak_dpbusd(void)
+{
+	volatile int seed = 3;
+	__m512i w = _mm512_set1_epi32(seed);
+	__m512i i0 = _mm512_set1_epi32(seed), i1 = _mm512_set1_epi32(2 * seed),
+		i2 = _mm512_set1_epi32(3 * seed),
+		i3 = _mm512_set1_epi32(4 * seed),
+		i4 = _mm512_set1_epi32(5 * seed),
+		i5 = _mm512_set1_epi32(6 * seed),
+		i6 = _mm512_set1_epi32(7 * seed),
+		i7 = _mm512_set1_epi32(8 * seed),
+		i8 = _mm512_set1_epi32(9 * seed),
+		i9 = _mm512_set1_epi32(10 * seed),
+		ia = _mm512_set1_epi32(11 * seed),
+		ib = _mm512_set1_epi32(12 * seed);
+
+	for (long n = 0; n < PEAK_ITERS; n++) {
+		i0 = _mm512_dpbusd_epi32(i0, w, w);
+		i1 = _mm512_dpbusd_epi32(i1, w, w);
+		i2 = _mm512_dpbusd_epi32(i2, w, w);
+		i3 = _mm512_dpbusd_epi32(i3, w, w);
+		i4 = _mm512_dpbusd_epi32(i4, w, w);
+		i5 = _mm512_dpbusd_epi32(i5, w, w);
+		i6 = _mm512_dpbusd_epi32(i6, w, w);
+		i7 = _mm512_dpbusd_epi32(i7, w, w);
+		i8 = _mm512_dpbusd_epi32(i8, w, w);
+		i9 = _mm512_dpbusd_epi32(i9, w, w);
+		ia = _mm512_dpbusd_epi32(ia, w, w);
+		ib = _mm512_dpbusd_epi32(ib, w, w);
+	}
+	i0 = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(i0, i1),
+					       _mm512_add_epi32(i2, i3)),
+			      _mm512_add_epi32(_mm512_add_epi32(i4, i5),
+					       _mm512_add_epi32(i6, i7)));
+	i0 = _mm512_add_epi32(i0, _mm512_add_epi32(_mm512_add_epi32(i8, i9),
+						   _mm512_add_epi32(ia, ib)));
+	seed = _mm512_reduce_add_epi32(i0);
+	return (double)PEAK_ITERS * 12 * 128;
+}
+
 static void *peak_run(void *arg)
 {
 	struct peak_arg *a = arg;
 
-	a->ops = a->kind == 0 ? peak_fma() : peak_dpwssd();
+	a->ops = a->kind == 0	? peak_fma()
+		 : a->kind == 1 ? peak_dpwssd()
+				: peak_dpbusd();
 	return NULL;
 }
 #endif
@@ -678,15 +722,18 @@ static int bench_prefill(const char *path, int threads, int n, const char *tag,
 					      2 * info.heads * info.head_dim;
 	snprintf(name, sizeof name, "prefill_%s_%d_tokens", tag, n);
 	{
+		/* Q8_0 takes int16 activations, the other types int8 */
+		bool i16 = strstr(tag, "q8_0") != NULL;
 		double got = ops / (best / 1000) / 1e9,
-		       peak = peak_gops(1, threads);
+		       peak = peak_gops(i16 ? 1 : 2, threads);
 		printf("BENCH %s %.1f GOP/s ratio=%.2f target=%.2f\n", name,
 		       got, peak > 0 ? got / peak : 0,
 		       peak > 0 ? ref_gops / peak : 0);
 		printf("  (%d tokens in %.0f ms: %.1f tokens/s; ratio: against "
-		       "the int16 VNNI peak measured now, %.0f GOP/s;\n"
+		       "the %s VNNI peak measured now, %.0f GOP/s;\n"
 		       "   target %.0f GOP/s; ggml reaches about 126 here)\n",
-		       n, best, n / (best / 1000), peak, ref_gops);
+		       n, best, n / (best / 1000), i16 ? "int16" : "int8", peak,
+		       ref_gops);
 	}
 	ed_model_prompt_release(&p);
 	ed_session_free(s);

@@ -1560,6 +1560,21 @@ static void test_act16(void)
 		      "int16 activations: %s differs from portable",
 		      ed_k_isa_name(ed_k_isa_best()));
 	}
+	{
+		/* int8 activations at the best level: the one-row path's */
+		int8_t q8[256], q9[256];
+		float d8[8], d9[8], ds8[8], ds9[8];
+		int16_t s8[16], s9[16];
+		struct ed_qact a = {q8, d8, s8, ds8}, b = {q9, d9, s9, ds9};
+		ed_k_quantize_act(x, K, &a);
+		ed_k_quantize_act8_level(ed_k_isa_best(), x, K, &b);
+		CHECK(memcmp(q8, q9, sizeof q8) == 0 &&
+			  memcmp(d8, d9, sizeof d8) == 0 &&
+			  memcmp(s8, s9, sizeof s8) == 0 &&
+			  memcmp(ds8, ds9, sizeof ds8) == 0,
+		      "int8 activations: %s differs from portable",
+		      ed_k_isa_name(ed_k_isa_best()));
+	}
 }
 
 static void test_quant(void)
@@ -1720,9 +1735,10 @@ static void test_quant(void)
 			free(ads);
 		}
 		/* matrix products over quantized weights: M = 1 (int8
-		 * activations), M > 1 (int16 activations and VNNI where the
-		 * CPU has it, else dequantized panels) and the dequantized
-		 * panels themselves, against the float reference */
+		 * activations), M > 1 (with VNNI int16 activations for Q8_0
+		 * and the one-row path's int8 for the others, else dequantized
+		 * panels) and the dequantized panels themselves, against the
+		 * float reference and, on int8, row by row against M = 1 */
 		{
 			static const int Ms[] = {1, 3, 7, 16, 17, 33, 50};
 			struct ed_pool *pool;
@@ -1734,7 +1750,7 @@ static void test_quant(void)
 			float *bias = malloc(N * sizeof *bias);
 			float *ym = malloc(50 * N * sizeof *ym),
 			      *yr = malloc(50 * N * 4),
-			      *yd = malloc(50 * N * 4);
+			      *yd = malloc(50 * N * 4), *yq1 = malloc(N * 4);
 			ed_pool_new(&pool, 2);
 			for (int i = 0; i < N * KK; i++)
 				w[i] = qgauss();
@@ -1748,8 +1764,11 @@ static void test_quant(void)
 							   (size_t)r,
 						  KK);
 			for (size_t mi = 0; mi < ED_ARRAY_LEN(Ms); mi++) {
-				int M = Ms[mi], off = 0, offd = 0;
-				double tol = M == 1	       ? 2e-2
+				/* with VNNI: int16 activations for Q8_0, the
+				 * one-row path's int8 ones for the others */
+				bool i8 = ed_k_has_vnni() && dt != ED_DT_Q8_0;
+				int M = Ms[mi], off = 0, offd = 0, off1 = 0;
+				double tol = M == 1 || i8      ? 2e-2
 					     : ed_k_has_vnni() ? 5e-5
 							       : 1e-5;
 				ed_k_matmul(pool, ym, xx, M, wq, dt, N, KK,
@@ -1758,6 +1777,10 @@ static void test_quant(void)
 				ed_k_gemm(pool, ed_k_isa(), yd, xx, M, wq, dt,
 					  N, KK, bias);
 				for (int m = 0; m < M; m++) {
+					if (i8)
+						ed_k_matmul(pool, yq1,
+							    xx + m * KK, 1, wq,
+							    dt, N, KK, bias);
 					for (int n = 0; n < N; n++) {
 						double mag = fabs(bias[n]);
 						for (int k = 0; k < KK; k++)
@@ -1770,12 +1793,17 @@ static void test_quant(void)
 						offd += fabs(yd[m * N + n] -
 							     yr[m * N + n]) >
 							1e-5 * mag;
+						off1 +=
+						    i8 &&
+						    fabs(ym[m * N + n] -
+							 yq1[n]) > 1e-5 * mag;
 					}
 				}
-				CHECK(off == 0 && offd == 0,
+				CHECK(off == 0 && offd == 0 && off1 == 0,
 				      "%s matmul M=%d: %d outputs off, %d "
-				      "dequantized",
-				      ed_model_dtype_name(dt), M, off, offd);
+				      "dequantized, %d from M = 1",
+				      ed_model_dtype_name(dt), M, off, offd,
+				      off1);
 			}
 			{
 				/* a pair of matrices in one job: each equal to
@@ -1798,6 +1826,7 @@ static void test_quant(void)
 				free(y0), free(y1);
 			}
 			free(yd);
+			free(yq1);
 			ed_pool_free(pool);
 			free(w);
 			free(wq);

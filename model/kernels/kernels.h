@@ -127,7 +127,10 @@ void ed_k_unpack_q(enum ed_isa level, enum ed_dtype dt, const void *src,
  * of q. K a multiple of 32. */
 void ed_k_quantize_act16(const float *x, int64_t K, int16_t *q, float *d,
 			 int32_t *s16);
-/* the same, AVX-512 at that level (identical values) */
+/* the same, AVX-512 at that level (identical values); and
+ * ed_k_quantize_act's */
+void ed_k_quantize_act8_level(enum ed_isa level, const float *x, int64_t K,
+			      struct ed_qact *a);
 void ed_k_quantize_act16_level(enum ed_isa level, const float *x, int64_t K,
 			       int16_t *q, float *d, int32_t *s16);
 int ed_k_qgemm(struct ed_pool *p, float *y, const float *x, int64_t M,
