@@ -445,6 +445,14 @@ static void qg_rows(void *ctx, int64_t b, int64_t e, int tid)
 		const void *W = j->W[w];
 		const float *bias = j->bias[w];
 		float *y = j->y[w];
+		{
+			/* the item's rows are contiguous: ask for all of them
+			 * at once rather than miss on each in turn */
+			int64_t nr = j->N - n0 < RQ * RN ? j->N - n0 : RQ * RN;
+			const char *w0 = (const char *)W + (size_t)n0 * rb;
+			for (size_t off = 0; off < (size_t)nr * rb; off += 64)
+				__builtin_prefetch(w0 + off);
+		}
 		for (int r = 0; r < RQ * RN; r++) {
 			if (n0 + r >= j->N) {
 				memset(u + r * K, 0, (size_t)K * 2);
