@@ -713,7 +713,7 @@ static int bench_prefill(const char *path, int threads, int n, const char *tag,
 	for (int i = 0; i < n; i++)
 		ids[i] = (int32_t)((i * 7919 + 13) % (info.vocab - 10) + 5);
 	ed_model_prompt_ids(m, ids, (size_t)n, NULL, 0, &p, err, sizeof err);
-	for (int r = 0; r < 2; r++) {
+	for (int r = 0; r < 5; r++) { /* best of 5: a shared machine */
 		ed_session_prefill(s, &p, &logits, err, sizeof err);
 		ed_session_timings(s, &ms_v, &ms_d);
 		best = ms_d < best ? ms_d : best;
