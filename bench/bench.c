@@ -219,86 +219,41 @@ __attribute__((target("avx512f"), noinline)) static double peak_fma(void)
 	return (double)PEAK_ITERS * 12 * 32;
 }
 
+/* 12 chains of vpdpwssd (int16 pairs, I8 = 0) or vpdpbusd (int8 quads) */
+static inline
+    __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) double
+    peak_vnni(const int I8)
+{
+	volatile int seed = 3;
+	__m512i w = _mm512_set1_epi32(seed), i[12], t;
+
+#pragma GCC unroll 12
+	for (int k = 0; k < 12; k++)
+		i[k] = _mm512_set1_epi32((k + 1) * seed);
+	for (long n = 0; n < PEAK_ITERS; n++) {
+#pragma GCC unroll 12
+		for (int k = 0; k < 12; k++)
+			i[k] = I8 ? _mm512_dpbusd_epi32(i[k], w, w)
+				  : _mm512_dpwssd_epi32(i[k], w, w);
+	}
+	t = i[0];
+#pragma GCC unroll 12
+	for (int k = 1; k < 12; k++)
+		t = _mm512_add_epi32(t, i[k]);
+	seed = _mm512_reduce_add_epi32(t); /* keep the chains */
+	return (double)PEAK_ITERS * 12 * (I8 ? 128 : 64);
+}
+
 __attribute__((target("avx512f,avx512bw,avx512vnni"), noinline)) static double
 peak_dpwssd(void)
 {
-	volatile int seed = 3;
-	__m512i w = _mm512_set1_epi32(seed);
-	__m512i i0 = _mm512_set1_epi32(seed), i1 = _mm512_set1_epi32(2 * seed),
-		i2 = _mm512_set1_epi32(3 * seed),
-		i3 = _mm512_set1_epi32(4 * seed),
-		i4 = _mm512_set1_epi32(5 * seed),
-		i5 = _mm512_set1_epi32(6 * seed),
-		i6 = _mm512_set1_epi32(7 * seed),
-		i7 = _mm512_set1_epi32(8 * seed),
-		i8 = _mm512_set1_epi32(9 * seed),
-		i9 = _mm512_set1_epi32(10 * seed),
-		ia = _mm512_set1_epi32(11 * seed),
-		ib = _mm512_set1_epi32(12 * seed);
-
-	for (long n = 0; n < PEAK_ITERS; n++) {
-		i0 = _mm512_dpwssd_epi32(i0, w, w);
-		i1 = _mm512_dpwssd_epi32(i1, w, w);
-		i2 = _mm512_dpwssd_epi32(i2, w, w);
-		i3 = _mm512_dpwssd_epi32(i3, w, w);
-		i4 = _mm512_dpwssd_epi32(i4, w, w);
-		i5 = _mm512_dpwssd_epi32(i5, w, w);
-		i6 = _mm512_dpwssd_epi32(i6, w, w);
-		i7 = _mm512_dpwssd_epi32(i7, w, w);
-		i8 = _mm512_dpwssd_epi32(i8, w, w);
-		i9 = _mm512_dpwssd_epi32(i9, w, w);
-		ia = _mm512_dpwssd_epi32(ia, w, w);
-		ib = _mm512_dpwssd_epi32(ib, w, w);
-	}
-	i0 = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(i0, i1),
-					       _mm512_add_epi32(i2, i3)),
-			      _mm512_add_epi32(_mm512_add_epi32(i4, i5),
-					       _mm512_add_epi32(i6, i7)));
-	i0 = _mm512_add_epi32(i0, _mm512_add_epi32(_mm512_add_epi32(i8, i9),
-						   _mm512_add_epi32(ia, ib)));
-	seed = _mm512_reduce_add_epi32(i0);
-	return (double)PEAK_ITERS * 12 * 64;
+	return peak_vnni(0);
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vnni"), noinline)) static double
 peak_dpbusd(void)
 {
-	volatile int seed = 3;
-	__m512i w = _mm512_set1_epi32(seed);
-	__m512i i0 = _mm512_set1_epi32(seed), i1 = _mm512_set1_epi32(2 * seed),
-		i2 = _mm512_set1_epi32(3 * seed),
-		i3 = _mm512_set1_epi32(4 * seed),
-		i4 = _mm512_set1_epi32(5 * seed),
-		i5 = _mm512_set1_epi32(6 * seed),
-		i6 = _mm512_set1_epi32(7 * seed),
-		i7 = _mm512_set1_epi32(8 * seed),
-		i8 = _mm512_set1_epi32(9 * seed),
-		i9 = _mm512_set1_epi32(10 * seed),
-		ia = _mm512_set1_epi32(11 * seed),
-		ib = _mm512_set1_epi32(12 * seed);
-
-	for (long n = 0; n < PEAK_ITERS; n++) {
-		i0 = _mm512_dpbusd_epi32(i0, w, w);
-		i1 = _mm512_dpbusd_epi32(i1, w, w);
-		i2 = _mm512_dpbusd_epi32(i2, w, w);
-		i3 = _mm512_dpbusd_epi32(i3, w, w);
-		i4 = _mm512_dpbusd_epi32(i4, w, w);
-		i5 = _mm512_dpbusd_epi32(i5, w, w);
-		i6 = _mm512_dpbusd_epi32(i6, w, w);
-		i7 = _mm512_dpbusd_epi32(i7, w, w);
-		i8 = _mm512_dpbusd_epi32(i8, w, w);
-		i9 = _mm512_dpbusd_epi32(i9, w, w);
-		ia = _mm512_dpbusd_epi32(ia, w, w);
-		ib = _mm512_dpbusd_epi32(ib, w, w);
-	}
-	i0 = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(i0, i1),
-					       _mm512_add_epi32(i2, i3)),
-			      _mm512_add_epi32(_mm512_add_epi32(i4, i5),
-					       _mm512_add_epi32(i6, i7)));
-	i0 = _mm512_add_epi32(i0, _mm512_add_epi32(_mm512_add_epi32(i8, i9),
-						   _mm512_add_epi32(ia, ib)));
-	seed = _mm512_reduce_add_epi32(i0);
-	return (double)PEAK_ITERS * 12 * 128;
+	return peak_vnni(1);
 }
 
 static void *peak_run(void *arg)

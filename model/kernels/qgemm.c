@@ -239,15 +239,20 @@ static void qg_pack(void *ctx, int64_t b, int64_t e, int tid)
 #if defined(__x86_64__)
 /* acc[r][0 .. 16 MV) += the RN rows' dot products with MV blocks of 16
  * tokens over groups g0 .. g1 (qa1, da1, fb1 unused when MV = 1). u: RN
- * rows of K values, ws/wm: RN rows of ng group scales and offsets. */
+ * rows of K values, ws/wm: RN rows of ng group scales and offsets. I8:
+ * byte weights and int8 activations (qa [K / 4][16][4], vpdpbusd: u8 x
+ * s8), else 16-bit ones (qa [K / 2][16][2], vpdpwssd); either way a step
+ * is 32 bits of a row against 64 bytes of activations. */
 static inline
     __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) void
-    qtile(float *acc, const uint16_t *u, int64_t K, const float *ws,
-	  const float *wm, int64_t ng, int64_t g0, int64_t g1,
-	  const int16_t *qa0, const int16_t *qa1, const float *da0,
-	  const float *da1, const float *fb0, const float *fb1, const int G,
-	  const int MV)
+    qtile(float *acc, const void *uv, int64_t K, const float *ws,
+	  const float *wm, int64_t ng, int64_t g0, int64_t g1, const void *qa0v,
+	  const void *qa1v, const float *da0, const float *da1,
+	  const float *fb0, const float *fb1, const int G, const int MV,
+	  const int I8)
 {
+	const int vs = I8 ? 4 : 2, es = I8 ? 1 : 2; /* values per step, bytes */
+	const char *u = uv, *qa0 = qa0v, *qa1 = qa1v;
 	__m512 f[RN][2];
 
 #pragma GCC unroll 4
@@ -262,20 +267,24 @@ static inline
 		for (int r = 0; r < RN; r++)
 			s[r][0] = s[r][1] = _mm512_setzero_si512();
 #pragma GCC unroll 16
-		for (int t = 0; t < G / 2; t++) {
-			int64_t kp = g * (G / 2) + t;
-			__m512i a0 = _mm512_loadu_si512(qa0 + kp * 32);
-			__m512i a1 = MV > 1 ? _mm512_loadu_si512(qa1 + kp * 32)
+		for (int t = 0; t < G / vs; t++) {
+			int64_t st = g * (G / vs) + t;
+			__m512i a0 = _mm512_loadu_si512(qa0 + st * 64);
+			__m512i a1 = MV > 1 ? _mm512_loadu_si512(qa1 + st * 64)
 					    : _mm512_setzero_si512();
 #pragma GCC unroll 4
 			for (int r = 0; r < RN; r++) {
 				int32_t w;
-				memcpy(&w, u + r * K + kp * 2, 4);
+				memcpy(&w, u + (r * K + st * vs) * es, 4);
 				__m512i wv = _mm512_set1_epi32(w);
-				s[r][0] = _mm512_dpwssd_epi32(s[r][0], a0, wv);
+				s[r][0] =
+				    I8 ? _mm512_dpbusd_epi32(s[r][0], wv, a0)
+				       : _mm512_dpwssd_epi32(s[r][0], a0, wv);
 				if (MV > 1)
-					s[r][1] = _mm512_dpwssd_epi32(s[r][1],
-								      a1, wv);
+					s[r][1] = I8 ? _mm512_dpbusd_epi32(
+							   s[r][1], wv, a1)
+						     : _mm512_dpwssd_epi32(
+							   s[r][1], a1, wv);
 			}
 		}
 		{
@@ -309,115 +318,28 @@ static inline
 	}
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void
-qtile_any(float *acc, const uint16_t *u, int64_t K, const float *ws,
-	  const float *wm, int64_t ng, int64_t g0, int64_t g1,
-	  const int16_t *qa0, const int16_t *qa1, const float *da0,
-	  const float *da1, const float *fb0, const float *fb1, int G, int MV)
-{
-	if (G == 32 && MV == 2)
-		qtile(acc, u, K, ws, wm, ng, g0, g1, qa0, qa1, da0, da1, fb0,
-		      fb1, 32, 2);
-	else if (G == 32)
-		qtile(acc, u, K, ws, wm, ng, g0, g1, qa0, qa1, da0, da1, fb0,
-		      fb1, 32, 1);
-	else if (MV == 2)
-		qtile(acc, u, K, ws, wm, ng, g0, g1, qa0, qa1, da0, da1, fb0,
-		      fb1, 16, 2);
-	else
-		qtile(acc, u, K, ws, wm, ng, g0, g1, qa0, qa1, da0, da1, fb0,
-		      fb1, 16, 1);
-}
-
-/* qtile on int8 activations (qa: [K / 4][16][4]) and byte weights
- * (vpdpbusd: u8 weights x s8 activations) */
-static inline
-    __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) void
-    qtile8(float *acc, const uint8_t *u, int64_t K, const float *ws,
-	   const float *wm, int64_t ng, int64_t g0, int64_t g1,
-	   const int8_t *qa0, const int8_t *qa1, const float *da0,
-	   const float *da1, const float *fb0, const float *fb1, const int G,
-	   const int MV)
-{
-	__m512 f[RN][2];
-
-#pragma GCC unroll 4
-	for (int r = 0; r < RN; r++) {
-		f[r][0] = _mm512_loadu_ps(acc + r * 32);
-		f[r][1] = MV > 1 ? _mm512_loadu_ps(acc + r * 32 + 16)
-				 : _mm512_setzero_ps();
-	}
-	for (int64_t g = g0; g < g1; g++) {
-		__m512i s[RN][2];
-#pragma GCC unroll 4
-		for (int r = 0; r < RN; r++)
-			s[r][0] = s[r][1] = _mm512_setzero_si512();
-#pragma GCC unroll 8
-		for (int t = 0; t < G / 4; t++) {
-			int64_t kq = g * (G / 4) + t;
-			__m512i a0 = _mm512_loadu_si512(qa0 + kq * 64);
-			__m512i a1 = MV > 1 ? _mm512_loadu_si512(qa1 + kq * 64)
-					    : _mm512_setzero_si512();
-#pragma GCC unroll 4
-			for (int r = 0; r < RN; r++) {
-				int32_t w;
-				memcpy(&w, u + r * K + kq * 4, 4);
-				__m512i wv = _mm512_set1_epi32(w);
-				s[r][0] = _mm512_dpbusd_epi32(s[r][0], wv, a0);
-				if (MV > 1)
-					s[r][1] = _mm512_dpbusd_epi32(s[r][1],
-								      wv, a1);
-			}
-		}
-		{
-			__m512 d0 = _mm512_loadu_ps(da0 + g * 16),
-			       b0 = _mm512_loadu_ps(fb0 + g * 16);
-			__m512 d1 = MV > 1 ? _mm512_loadu_ps(da1 + g * 16) : d0,
-			       b1 = MV > 1 ? _mm512_loadu_ps(fb1 + g * 16) : b0;
-#pragma GCC unroll 4
-			for (int r = 0; r < RN; r++) {
-				__m512 sc = _mm512_set1_ps(ws[r * ng + g]),
-				       mn = _mm512_set1_ps(wm[r * ng + g]);
-				f[r][0] = _mm512_fmadd_ps(
-				    _mm512_cvtepi32_ps(s[r][0]),
-				    _mm512_mul_ps(d0, sc), f[r][0]);
-				f[r][0] = _mm512_fnmadd_ps(b0, mn, f[r][0]);
-				if (MV > 1) {
-					f[r][1] = _mm512_fmadd_ps(
-					    _mm512_cvtepi32_ps(s[r][1]),
-					    _mm512_mul_ps(d1, sc), f[r][1]);
-					f[r][1] =
-					    _mm512_fnmadd_ps(b1, mn, f[r][1]);
-				}
-			}
-		}
-	}
-#pragma GCC unroll 4
-	for (int r = 0; r < RN; r++) {
-		_mm512_storeu_ps(acc + r * 32, f[r][0]);
-		if (MV > 1)
-			_mm512_storeu_ps(acc + r * 32 + 16, f[r][1]);
-	}
-}
+/* qtile with its shape fixed at compile time: 8 variants */
+#define QTILE(G_, MV_, I8_)                                                    \
+	qtile(acc, u, K, ws, wm, ng, g0, g1, qa0, qa1, da0, da1, fb0, fb1, G_, \
+	      MV_, I8_)
 
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void
-qtile8_any(float *acc, const uint8_t *u, int64_t K, const float *ws,
-	   const float *wm, int64_t ng, int64_t g0, int64_t g1,
-	   const int8_t *qa0, const int8_t *qa1, const float *da0,
-	   const float *da1, const float *fb0, const float *fb1, int G, int MV)
+qtile_any(float *acc, const void *u, int64_t K, const float *ws,
+	  const float *wm, int64_t ng, int64_t g0, int64_t g1, const void *qa0,
+	  const void *qa1, const float *da0, const float *da1, const float *fb0,
+	  const float *fb1, int G, int MV, bool i8)
 {
-	if (G == 32 && MV == 2)
-		qtile8(acc, u, K, ws, wm, ng, g0, g1, qa0, qa1, da0, da1, fb0,
-		       fb1, 32, 2);
-	else if (G == 32)
-		qtile8(acc, u, K, ws, wm, ng, g0, g1, qa0, qa1, da0, da1, fb0,
-		       fb1, 32, 1);
-	else if (MV == 2)
-		qtile8(acc, u, K, ws, wm, ng, g0, g1, qa0, qa1, da0, da1, fb0,
-		       fb1, 16, 2);
-	else
-		qtile8(acc, u, K, ws, wm, ng, g0, g1, qa0, qa1, da0, da1, fb0,
-		       fb1, 16, 1);
+	if (i8) {
+		if (G == 32)
+			MV == 2 ? QTILE(32, 2, 1) : QTILE(32, 1, 1);
+		else
+			MV == 2 ? QTILE(16, 2, 1) : QTILE(16, 1, 1);
+	} else {
+		if (G == 32)
+			MV == 2 ? QTILE(32, 2, 0) : QTILE(32, 1, 0);
+		else
+			MV == 2 ? QTILE(16, 2, 0) : QTILE(16, 1, 0);
+	}
 }
 #endif
 
@@ -483,34 +405,21 @@ static void qg_rows(void *ctx, int64_t b, int64_t e, int tid)
 					if (n0 + q * RN >= j->N)
 						break;
 #if defined(__x86_64__)
-					if (j->i8)
-						qtile8_any(
-						    acc + (q * npair + pr) *
-							      RN * 32,
-						    u8rows + q * RN * K, K,
-						    ws + q * RN * ng,
-						    wm + q * RN * ng, ng, g0,
-						    g1,
-						    (const int8_t *)j->qa +
-							blk * K * 16,
-						    (const int8_t *)j->qa +
-							(blk + 1) * K * 16,
-						    da, da + ng * 16, fb,
-						    fb + ng * 16, j->G, mv);
-					else
-						qtile_any(
-						    acc + (q * npair + pr) *
-							      RN * 32,
-						    u + q * RN * K, K,
-						    ws + q * RN * ng,
-						    wm + q * RN * ng, ng, g0,
-						    g1,
-						    (const int16_t *)j->qa +
-							blk * K * 16,
-						    (const int16_t *)j->qa +
-							(blk + 1) * K * 16,
-						    da, da + ng * 16, fb,
-						    fb + ng * 16, j->G, mv);
+					qtile_any(
+					    acc + (q * npair + pr) * RN * 32,
+					    j->i8 ? (const void *)(u8rows +
+								   q * RN * K)
+						  : (const void *)(u +
+								   q * RN * K),
+					    K, ws + q * RN * ng,
+					    wm + q * RN * ng, ng, g0, g1,
+					    (const char *)j->qa +
+						blk * K * 16 * (j->i8 ? 1 : 2),
+					    (const char *)j->qa +
+						(blk + 1) * K * 16 *
+						    (j->i8 ? 1 : 2),
+					    da, da + ng * 16, fb, fb + ng * 16,
+					    j->G, mv, j->i8);
 #endif
 				}
 			}
