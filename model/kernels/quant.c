@@ -279,6 +279,25 @@ static void unpack_portable(enum ed_dtype dt, const void *src, int64_t K,
 }
 
 #if defined(__x86_64__)
+/* Elements 32 part .. 32 part + 31 of one 128-element half of a Q6_K
+ * block, as bytes 0..63: l0, l1 its 64 low-nibble bytes, hb its 32 bytes
+ * of high bits (the layout q6k_value reads). */
+static inline __attribute__((always_inline, target("avx2"))) __m256i
+q6k_part(__m256i l0, __m256i l1, __m256i hb, int part)
+{
+	__m256i lo = part == 0	 ? l0
+		     : part == 1 ? l1
+		     : part == 2 ? _mm256_srli_epi16(l0, 4)
+				 : _mm256_srli_epi16(l1, 4);
+	__m256i hi = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * part),
+				      _mm256_set1_epi8(3));
+
+	return _mm256_or_si256(_mm256_and_si256(lo, _mm256_set1_epi8(15)),
+			       _mm256_slli_epi16(hi, 4));
+}
+#endif
+
+#if defined(__x86_64__)
 /* 32 bytes widened to 32 uint16 */
 __attribute__((target("avx512f,avx512bw"))) static inline void
 put32(uint16_t *o, __m256i v)
@@ -289,7 +308,7 @@ put32(uint16_t *o, __m256i v)
 __attribute__((target("avx512f,avx512bw"))) static void
 unpack_avx512(enum ed_dtype dt, const void *src, int64_t K, uint16_t *u)
 {
-	const __m256i lo4 = _mm256_set1_epi8(15), lo2 = _mm256_set1_epi8(3);
+	const __m256i lo4 = _mm256_set1_epi8(15);
 
 	switch (dt) {
 	case ED_DT_Q8_0:
@@ -339,21 +358,9 @@ unpack_avx512(enum ed_dtype dt, const void *src, int64_t K, uint16_t *u)
 					    (const void *)(ql + 32)),
 					hb = _mm256_loadu_si256(
 					    (const void *)qh);
-				for (int part = 0; part < 4; part++) {
-					__m256i lo =
-					    part == 0	? l0
-					    : part == 1 ? l1
-					    : part == 2
-						? _mm256_srli_epi16(l0, 4)
-						: _mm256_srli_epi16(l1, 4);
-					__m256i hi = _mm256_and_si256(
-					    _mm256_srli_epi16(hb, 2 * part),
-					    lo2);
+				for (int part = 0; part < 4; part++)
 					put32(o + 32 * part,
-					      _mm256_or_si256(
-						  _mm256_and_si256(lo, lo4),
-						  _mm256_slli_epi16(hi, 4)));
-				}
+					      q6k_part(l0, l1, hb, part));
 			}
 		}
 		break;
@@ -1094,7 +1101,6 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 		static const int32_t grp[16] = {0, 0, 0, 0, 1, 1, 1, 1,
 						2, 2, 2, 2, 3, 3, 3, 3};
 		const __m512i gidx = _mm512_loadu_si512(grp);
-		const __m256i m2 = _mm256_set1_epi8(3);
 		for (int64_t b = 0; b < K / 256; b++) {
 			const struct blk_q6_k *x =
 			    (const struct blk_q6_k *)w + b;
@@ -1133,30 +1139,10 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 				    _mm256_loadu_si256((const __m256i *)qh);
 				/* elements 0-31, 32-63, 64-95, 96-127 of the
 				 * half */
-				__m256i e0 = _mm256_or_si256(
-				    _mm256_and_si256(l0, m4),
-				    _mm256_slli_epi16(_mm256_and_si256(hh, m2),
-						      4));
-				__m256i e1 = _mm256_or_si256(
-				    _mm256_and_si256(l1, m4),
-				    _mm256_slli_epi16(
-					_mm256_and_si256(
-					    _mm256_srli_epi16(hh, 2), m2),
-					4));
-				__m256i e2 = _mm256_or_si256(
-				    _mm256_and_si256(_mm256_srli_epi16(l0, 4),
-						     m4),
-				    _mm256_slli_epi16(
-					_mm256_and_si256(
-					    _mm256_srli_epi16(hh, 4), m2),
-					4));
-				__m256i e3 = _mm256_or_si256(
-				    _mm256_and_si256(_mm256_srli_epi16(l1, 4),
-						     m4),
-				    _mm256_slli_epi16(
-					_mm256_and_si256(
-					    _mm256_srli_epi16(hh, 6), m2),
-					4));
+				__m256i e0 = q6k_part(l0, l1, hh, 0),
+					e1 = q6k_part(l0, l1, hh, 1),
+					e2 = q6k_part(l0, l1, hh, 2),
+					e3 = q6k_part(l0, l1, hh, 3);
 				const int8_t *qa = q + b * 256 + 128 * h;
 				__m512i p0 = _mm512_dpbusd_epi32(
 				    _mm512_setzero_si512(),
