@@ -589,39 +589,67 @@ static bool same_sets(const struct ed_tensor *a, const struct ed_tensor *b)
 	return true;
 }
 
+/* The golden case's directory. */
+static void golden_dir(const char *name, char *dir, size_t len)
+{
+	char rel[256];
+
+	snprintf(rel, sizeof rel, "golden/%s", name);
+	t_shared(rel, dir, len);
+}
+
+/* Run the case's inputs through m and open its expected tensors: 0, or
+ * -1 with the failure reported and m closed. */
+static int golden_eval(struct ed_model *m, const char *name, const char *dir,
+		       int threads, struct ed_eval *ev, struct ed_st **exp)
+{
+	char inputs[600], path[600], err[512];
+	struct ed_tile_params tp;
+	int rc;
+
+	snprintf(inputs, sizeof inputs, "%s/inputs.json", dir);
+	snprintf(path, sizeof path, "%s/expected.safetensors", dir);
+	ed_render_tile_params_default(&tp);
+	rc = ed_model_eval(m, inputs, load_png, &tp, threads, ev, err,
+			   sizeof err);
+	CHECK(rc == 0, "%s: eval: %s", name, err);
+	if (rc == 0 && ed_model_st_open(exp, path, err, sizeof err) == 0)
+		return 0;
+	if (rc == 0)
+		ed_model_eval_release(ev);
+	ed_model_close(m);
+	return -1;
+}
+
+/* The evaluated tensor called name, or NULL. */
+static const struct ed_tensor *eval_tensor(const struct ed_eval *ev,
+					   const char *name)
+{
+	for (size_t j = 0; j < ev->n; j++)
+		if (strcmp(ev->t[j].name, name) == 0)
+			return &ev->t[j];
+	return NULL;
+}
+
 static void golden_model(const char *name, int threads)
 {
-	char dir[512], rel[256], inputs[600], path[600], err[512];
+	char dir[512], err[512];
 	struct ed_model *m;
 	struct ed_eval ev;
 	struct ed_st *exp;
-	struct ed_tile_params tp;
 	int rc, compared = 0;
 
-	snprintf(rel, sizeof rel, "golden/%s", name);
-	t_shared(rel, dir, sizeof dir);
-	snprintf(inputs, sizeof inputs, "%s/inputs.json", dir);
-	snprintf(path, sizeof path, "%s/expected.safetensors", dir);
+	golden_dir(name, dir, sizeof dir);
 	rc = ed_model_open(&m, dir, NULL, NULL, err, sizeof err);
 	CHECK(rc == 0, "%s: %s", name, err);
-	if (rc)
+	if (rc || golden_eval(m, name, dir, threads, &ev, &exp))
 		return;
-	ed_render_tile_params_default(&tp);
-	rc = ed_model_eval(m, inputs, load_png, &tp, threads, &ev, err,
-			   sizeof err);
-	CHECK(rc == 0, "%s: eval: %s", name, err);
-	if (rc || ed_model_st_open(&exp, path, err, sizeof err)) {
-		ed_model_close(m);
-		return;
-	}
 	for (size_t i = 0; i < ed_model_st_count(exp); i++) {
-		const struct ed_tensor *e = ed_model_st_at(exp, i), *g = NULL;
+		const struct ed_tensor *e = ed_model_st_at(exp, i),
+				       *g = eval_tensor(&ev, e->name);
 		int64_t n = ed_model_tensor_numel(e);
 		double md = 0, me = 0;
 
-		for (size_t j = 0; j < ev.n; j++)
-			if (strcmp(ev.t[j].name, e->name) == 0)
-				g = &ev.t[j];
 		CHECK(g != NULL, "%s: no tensor %s", name, e->name);
 		if (!g)
 			continue;
@@ -1888,18 +1916,14 @@ static void test_quant(void)
 static void golden_quantized(const char *name, const char *kind,
 			     bool same_tokens)
 {
-	char dir[512], rel[256], inputs[600], path[600], gguf[700], err[512];
+	char dir[512], gguf[700], err[512];
 	struct ed_model *m;
 	struct ed_eval ev;
 	struct ed_st *ref;
-	struct ed_tile_params tp;
 	bool bf16 = strcmp(kind, "bf16") == 0;
 	int rc, compared = 0;
 
-	snprintf(rel, sizeof rel, "golden/%s", name);
-	t_shared(rel, dir, sizeof dir);
-	snprintf(inputs, sizeof inputs, "%s/inputs.json", dir);
-	snprintf(path, sizeof path, "%s/expected.safetensors", dir);
+	golden_dir(name, dir, sizeof dir);
 	snprintf(gguf, sizeof gguf, "%s/%s.%s.gguf", tmp, name, kind);
 	rc = ed_model_quantize(dir, gguf, ed_model_quant_kind(kind), 2, NULL,
 			       NULL, err, sizeof err);
@@ -1908,21 +1932,14 @@ static void golden_quantized(const char *name, const char *kind,
 		CHECK(0, "%s %s: cannot open: %s", name, kind, err);
 		return;
 	}
-	ed_render_tile_params_default(&tp);
-	rc = ed_model_eval(m, inputs, load_png, &tp, 1, &ev, err, sizeof err);
-	CHECK(rc == 0, "%s %s: eval: %s", name, kind, err);
-	if (rc || ed_model_st_open(&ref, path, err, sizeof err)) {
-		ed_model_close(m);
+	if (golden_eval(m, name, dir, 1, &ev, &ref))
 		return;
-	}
 	for (size_t i = 0; i < ed_model_st_count(ref); i++) {
-		const struct ed_tensor *e = ed_model_st_at(ref, i), *g = NULL;
+		const struct ed_tensor *e = ed_model_st_at(ref, i),
+				       *g = eval_tensor(&ev, e->name);
 		int64_t n = ed_model_tensor_numel(e);
 		double md = 0, me = 0;
 
-		for (size_t j = 0; j < ev.n; j++)
-			if (strcmp(ev.t[j].name, e->name) == 0)
-				g = &ev.t[j];
 		if (!g || ed_model_tensor_numel(g) != n ||
 		    strncmp(e->name, "router_topk_ids", 15) == 0)
 			continue;
