@@ -6,7 +6,8 @@
  *
  * stcmp --golden OURS EXPECTED checks every tensor of EXPECTED against the
  * same name in OURS with the golden README's rules: integers exact
- * (router_topk_ids as sets per token), pixel_values 1e-6, the rest 1e-4.
+ * (router_topk_ids as sets per token), pixel_values 1e-6, the rest 1e-4
+ * (tests/golden.h).
  */
 #include <math.h>
 #include <stdbool.h>
@@ -15,38 +16,7 @@
 #include <string.h>
 
 #include "model/model.h"
-
-static double rel(const struct ed_tensor *a, const struct ed_tensor *b)
-{
-	double md = 0, mb = 0;
-	int64_t n = ed_model_tensor_numel(b);
-
-	for (int64_t i = 0; i < n; i++) {
-		double x = ed_model_tensor_get(a, i),
-		       y = ed_model_tensor_get(b, i);
-		md = fmax(md, fabs(x - y));
-		mb = fmax(mb, fabs(y));
-		if (isnan(x) != isnan(y))
-			md = INFINITY;
-	}
-	return mb > 0 ? md / mb : md;
-}
-
-static bool sets_equal(const struct ed_tensor *a, const struct ed_tensor *b)
-{
-	int64_t rows = b->shape[0], k = b->ndim > 1 ? b->shape[1] : 1;
-
-	for (int64_t r = 0; r < rows; r++)
-		for (int64_t i = 0; i < k; i++) {
-			bool found = false;
-			for (int64_t j = 0; j < k; j++)
-				found |= ed_model_tensor_get(a, r * k + i) ==
-					 ed_model_tensor_get(b, r * k + j);
-			if (!found)
-				return false;
-		}
-	return true;
-}
+#include "tests/golden.h"
 
 static int golden(const char *ours, const char *expected)
 {
@@ -62,7 +32,7 @@ static int golden(const char *ours, const char *expected)
 	for (size_t i = 0; i < ed_model_st_count(b); i++) {
 		const struct ed_tensor *e = ed_model_st_at(b, i);
 		const struct ed_tensor *g = ed_model_st_find(a, e->name);
-		double r, tol = strcmp(e->name, "pixel_values") ? 1e-4 : 1e-6;
+		double r, tol = t_golden_rtol(e);
 		bool ok;
 
 		if (!g || g->ndim != e->ndim ||
@@ -73,13 +43,11 @@ static int golden(const char *ours, const char *expected)
 			continue;
 		}
 		if (strncmp(e->name, "router_topk_ids", 15) == 0) {
-			ok = sets_equal(g, e);
+			ok = t_golden_sets(g, e);
 			printf("%-32s %s\n", e->name,
 			       ok ? "same sets" : "DIFFERENT");
 		} else {
-			r = rel(g, e);
-			if (e->dtype == ED_DT_I64)
-				tol = 0;
+			r = t_golden_rel(g, e);
 			ok = r <= tol;
 			printf("%-32s rel %.3g %s\n", e->name, r,
 			       ok ? "ok" : "FAIL");
@@ -98,7 +66,7 @@ int main(int argc, char **argv)
 	struct ed_st *a, *b;
 	const struct ed_tensor *ta, *tb;
 	char err[512];
-	double md = 0, mb = 0, rtol;
+	double r, rtol;
 	int64_t n;
 
 	if (argc != 6 || ed_parse_double(argv[5], 0, 1, &rtol)) {
@@ -122,17 +90,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "stcmp: shapes differ\n");
 		return 2;
 	}
-	for (int64_t i = 0; i < n; i++) {
-		double x = ed_model_tensor_get(ta, i),
-		       y = ed_model_tensor_get(tb, i);
-		md = fmax(md, fabs(x - y));
-		mb = fmax(mb, fabs(y));
-		if (isnan(x) != isnan(y))
-			md = INFINITY;
-	}
-	printf("%s: rel err %.3g over %lld values\n", argv[2],
-	       mb > 0 ? md / mb : md, (long long)n);
+	r = t_golden_rel(ta, tb);
+	printf("%s: rel err %.3g over %lld values\n", argv[2], r, (long long)n);
 	ed_model_st_close(a);
 	ed_model_st_close(b);
-	return (mb > 0 ? md / mb : md) <= rtol ? 0 : 1;
+	return r <= rtol ? 0 : 1;
 }

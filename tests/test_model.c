@@ -4,6 +4,7 @@
  * names the bad tensor.
  */
 #include "tests/harness.h"
+#include "tests/golden.h"
 #include "tests/util.h"
 
 #include <float.h>
@@ -572,23 +573,6 @@ static int load_png(void *ud, const char *path, float **px, int *t, int *h,
 	return ed_pipeline_tile_file(path, ud, 200, px, t, h, w, err, errlen);
 }
 
-/* topk ids: the same set per token */
-static bool same_sets(const struct ed_tensor *a, const struct ed_tensor *b)
-{
-	int64_t rows = a->shape[0], k = a->shape[1];
-
-	for (int64_t r = 0; r < rows; r++)
-		for (int64_t i = 0; i < k; i++) {
-			bool found = false;
-			for (int64_t j = 0; j < k; j++)
-				found |= ed_model_tensor_get(a, r * k + i) ==
-					 ed_model_tensor_get(b, r * k + j);
-			if (!found)
-				return false;
-		}
-	return true;
-}
-
 /* The golden case's directory. */
 static void golden_dir(const char *name, char *dir, size_t len)
 {
@@ -648,7 +632,6 @@ static void golden_model(const char *name, int threads)
 		const struct ed_tensor *e = ed_model_st_at(exp, i),
 				       *g = eval_tensor(&ev, e->name);
 		int64_t n = ed_model_tensor_numel(e);
-		double md = 0, me = 0;
 
 		CHECK(g != NULL, "%s: no tensor %s", name, e->name);
 		if (!g)
@@ -660,23 +643,13 @@ static void golden_model(const char *name, int threads)
 			continue;
 		compared++;
 		if (strncmp(e->name, "router_topk_ids", 15) == 0) {
-			CHECK(same_sets(g, e), "%s: %s differ as sets", name,
-			      e->name);
+			CHECK(t_golden_sets(g, e), "%s: %s differ as sets",
+			      name, e->name);
 			continue;
 		}
-		for (int64_t k = 0; k < n; k++) {
-			md = fmax(md, fabs(ed_model_tensor_get(g, k) -
-					   ed_model_tensor_get(e, k)));
-			me = fmax(me, fabs(ed_model_tensor_get(e, k)));
-		}
-		if (e->dtype == ED_DT_I64)
-			CHECK(md == 0, "%s: %s differs (exact)", name, e->name);
-		else if (strcmp(e->name, "pixel_values") == 0)
-			CHECK(md <= 1e-6 * me, "%s: %s rel err %g", name,
-			      e->name, md / me);
-		else
-			CHECK(md <= 1e-4 * me, "%s: %s rel err %g", name,
-			      e->name, md / me);
+		CHECK(t_golden_rel(g, e) <= t_golden_rtol(e),
+		      "%s: %s rel err %g (rtol %g)", name, e->name,
+		      t_golden_rel(g, e), t_golden_rtol(e));
 	}
 	CHECK(compared == (int)ed_model_st_count(exp), "%s: compared %d of %zu",
 	      name, compared, ed_model_st_count(exp));
@@ -1938,7 +1911,6 @@ static void golden_quantized(const char *name, const char *kind,
 		const struct ed_tensor *e = ed_model_st_at(ref, i),
 				       *g = eval_tensor(&ev, e->name);
 		int64_t n = ed_model_tensor_numel(e);
-		double md = 0, me = 0;
 
 		if (!g || ed_model_tensor_numel(g) != n ||
 		    strncmp(e->name, "router_topk_ids", 15) == 0)
@@ -1992,17 +1964,9 @@ static void golden_quantized(const char *name, const char *kind,
 		    !(same_tokens && strcmp(e->name, "gen_tokens") == 0))
 			continue;
 		compared++;
-		for (int64_t k = 0; k < n; k++) {
-			md = fmax(md, fabs(ed_model_tensor_get(g, k) -
-					   ed_model_tensor_get(e, k)));
-			me = fmax(me, fabs(ed_model_tensor_get(e, k)));
-		}
-		if (e->dtype == ED_DT_I64)
-			CHECK(md == 0, "%s %s: %s differs", name, kind,
-			      e->name);
-		else
-			CHECK(md <= 1e-4 * me, "%s %s: %s rel err %g", name,
-			      kind, e->name, md / me);
+		CHECK(t_golden_rel(g, e) <= t_golden_rtol(e),
+		      "%s %s: %s rel err %g (rtol %g)", name, kind, e->name,
+		      t_golden_rel(g, e), t_golden_rtol(e));
 	}
 	CHECK(compared >= (bf16		 ? 10
 			   : same_tokens ? 2
