@@ -351,6 +351,42 @@ static void bench_line(const char *name, double v, const char *unit, double ref,
 	       ref > 0 ? v / ref : 0, target);
 }
 
+/*
+ * A prompt of one gh x gw-patch image (a fixed pixel pattern written into
+ * px, gh * gw * 588 floats that the prompt refers to) between the image
+ * markers, with a BOS before it and 8 plain text tokens after it when
+ * text is set. Returns the prompt's length, or 0 with err set.
+ */
+static int image_prompt(const struct ed_model *m, float *px, int gh, int gw,
+			bool text, struct ed_prompt *p, char *err,
+			size_t errlen)
+{
+	const int tok = gh * gw / 4;
+	int32_t *ids = malloc((size_t)(tok + 11) * sizeof *ids);
+	struct ed_image_in im = {px, 1, gh, gw};
+	struct ed_model_ids sp;
+	int n = 0, rc;
+
+	if (!ids) {
+		snprintf(err, errlen, "out of memory");
+		return 0;
+	}
+	ed_model_get_ids(m, &sp);
+	for (long i = 0; i < (long)gh * gw * 588; i++)
+		px[i] = (float)((i * 7919) % 200) / 100.0f - 1.0f;
+	if (text)
+		ids[n++] = 1;
+	ids[n++] = sp.image_start >= 0 ? sp.image_start : 5;
+	for (int i = 0; i < tok; i++)
+		ids[n++] = sp.image;
+	ids[n++] = sp.image_end >= 0 ? sp.image_end : 6;
+	for (int i = 0; text && i < 8; i++)
+		ids[n++] = 20 + i;
+	rc = ed_model_prompt_ids(m, ids, (size_t)n, &im, 1, p, err, errlen);
+	free(ids);
+	return rc ? 0 : n;
+}
+
 static int bench_engine(const char *dir, int threads)
 {
 	struct ed_model *m;
@@ -419,28 +455,16 @@ static int bench_engine(const char *dir, int threads)
 	}
 	/* prefill: one 1,000-token image (40 x 100 patches) and text */
 	if (info.has_vision) {
-		const int gh = 40, gw = 100, np = gh * gw, tok = np / 4;
+		const int gh = 40, gw = 100, np = gh * gw;
 		float *px = malloc((size_t)np * 588 * sizeof *px);
-		int32_t *ids = malloc((size_t)(tok + 16) * sizeof *ids);
-		struct ed_model_ids sp;
-		struct ed_image_in im = {px, 1, gh, gw};
-		int n = 0;
+		int n =
+		    px ? image_prompt(m, px, gh, gw, true, &p, err, sizeof err)
+		       : 0;
 		double flop_tok = 0, flop_patch;
 
-		ed_model_get_ids(m, &sp);
-		for (long i = 0; i < (long)np * 588; i++)
-			px[i] = (float)((i * 7919) % 200) / 100.0f - 1.0f;
-		ids[n++] = 1;
-		ids[n++] = sp.image_start >= 0 ? sp.image_start : 5;
-		for (int i = 0; i < tok; i++)
-			ids[n++] = sp.image;
-		ids[n++] = sp.image_end >= 0 ? sp.image_end : 6;
-		for (int i = 0; i < 8; i++)
-			ids[n++] = 20 + i;
-		if (ed_model_prompt_ids(m, ids, (size_t)n, &im, 1, &p, err,
-					sizeof err) ||
-		    ed_session_prefill(s, &p, &logits, err, sizeof err)) {
-			fprintf(stderr, "bench: %s\n", err);
+		if (!n || ed_session_prefill(s, &p, &logits, err, sizeof err)) {
+			fprintf(stderr, "bench: %s\n",
+				px ? err : "out of memory");
 			return 1;
 		}
 		ed_session_timings(s, &ms_v, &ms_d);
@@ -473,7 +497,6 @@ static int bench_engine(const char *dir, int threads)
 		    np * flop_patch / (ms_v / 1000.0) / 1e9);
 		ed_model_prompt_release(&p);
 		free(px);
-		free(ids);
 	}
 	{
 		struct rusage ru;
@@ -707,39 +730,23 @@ static int bench_page(const char *path, int threads, int gen, const char *tag)
 {
 	struct ed_model *m;
 	struct ed_session *s;
-	struct ed_model_ids sp;
 	struct ed_prompt p;
 	struct ed_gen_result r;
 	struct ed_gen_params g = {.max_new_tokens = gen, .ignore_eos = true};
 	const int gh = 40, gw = 100, np = gh * gw, tok = np / 4;
 	float *px = malloc((size_t)np * 588 * sizeof *px);
-	int32_t *ids = malloc((size_t)(tok + 16) * sizeof *ids);
-	struct ed_image_in im = {px, 1, gh, gw};
 	char err[512], name[96];
 	double t0, total;
-	int n = 0;
+	int n;
 
-	if (!px || !ids ||
-	    ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
+	if (!px || ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
 	    ed_session_new(&s, m,
 			   &(struct ed_session_opts){threads, tok + gen + 64},
 			   err, sizeof err)) {
-		fprintf(stderr, "bench: %s\n",
-			px && ids ? err : "out of memory");
+		fprintf(stderr, "bench: %s\n", px ? err : "out of memory");
 		return 1;
 	}
-	ed_model_get_ids(m, &sp);
-	for (long i = 0; i < (long)np * 588; i++)
-		px[i] = (float)((i * 7919) % 200) / 100.0f - 1.0f;
-	ids[n++] = 1;
-	ids[n++] = sp.image_start >= 0 ? sp.image_start : 5;
-	for (int i = 0; i < tok; i++)
-		ids[n++] = sp.image;
-	ids[n++] = sp.image_end >= 0 ? sp.image_end : 6;
-	for (int i = 0; i < 8; i++)
-		ids[n++] = 20 + i;
-	if (ed_model_prompt_ids(m, ids, (size_t)n, &im, 1, &p, err,
-				sizeof err)) {
+	if (!(n = image_prompt(m, px, gh, gw, true, &p, err, sizeof err))) {
 		fprintf(stderr, "bench: %s\n", err);
 		return 1;
 	}
@@ -764,7 +771,6 @@ static int bench_page(const char *path, int threads, int gen, const char *tag)
 	ed_session_free(s);
 	ed_model_close(m);
 	free(px);
-	free(ids);
 	return 0;
 }
 
@@ -775,35 +781,21 @@ static int bench_vit(const char *path, int threads, int gh, int gw,
 	struct ed_model *m;
 	struct ed_session *s;
 	struct ed_model_info info;
-	struct ed_model_ids sp;
 	struct ed_prompt p;
 	const float *logits;
 	const int np = gh * gw, tok = np / 4;
 	float *px = malloc((size_t)np * 588 * sizeof *px);
-	int32_t *ids = malloc((size_t)(tok + 4) * sizeof *ids);
-	struct ed_image_in im = {px, 1, gh, gw};
 	char err[512];
 	double ms_v, ms_d;
-	int n = 0;
 
-	if (!px || !ids ||
-	    ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
+	if (!px || ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
 	    ed_session_new(&s, m, &(struct ed_session_opts){threads, tok + 8},
 			   err, sizeof err)) {
-		fprintf(stderr, "bench: %s\n",
-			px && ids ? err : "out of memory");
+		fprintf(stderr, "bench: %s\n", px ? err : "out of memory");
 		return 1;
 	}
 	ed_model_get_info(m, &info);
-	ed_model_get_ids(m, &sp);
-	for (long i = 0; i < (long)np * 588; i++)
-		px[i] = (float)((i * 7919) % 200) / 100.0f - 1.0f;
-	ids[n++] = sp.image_start >= 0 ? sp.image_start : 5;
-	for (int i = 0; i < tok; i++)
-		ids[n++] = sp.image;
-	ids[n++] = sp.image_end >= 0 ? sp.image_end : 6;
-	if (ed_model_prompt_ids(m, ids, (size_t)n, &im, 1, &p, err,
-				sizeof err) ||
+	if (!image_prompt(m, px, gh, gw, false, &p, err, sizeof err) ||
 	    ed_session_prefill(s, &p, &logits, err, sizeof err)) {
 		fprintf(stderr, "bench: %s\n", err);
 		return 1;
@@ -832,7 +824,6 @@ static int bench_vit(const char *path, int threads, int gh, int gw,
 	ed_session_free(s);
 	ed_model_close(m);
 	free(px);
-	free(ids);
 	return 0;
 }
 
