@@ -1,12 +1,15 @@
 /*
  * kernels.h - the numeric kernels of model/: a persistent thread pool,
- * matrix products over stored weights (BF16, F16, F32) with float32
- * accumulation, and the elementwise ops of the transformer. Every
- * optimized kernel has a naive *_ref twin that tests compare against.
+ * matrix products over stored weights (BF16, F16, F32 with float32
+ * accumulation; Q8_0, Q6_K, Q4_K, Q4_0 on integer products), attention,
+ * and the elementwise ops of the transformer. Every optimized kernel has
+ * a naive *_ref twin (or a portable level) that tests compare against.
  *
- * Kernels never allocate per call except from the caller's scratch, never
- * print, and give the same result for the same thread count (each output
- * element is summed by one thread in a fixed order).
+ * Kernels never print. Products and attention allocate their scratch per
+ * call and, where it cannot be had, fall back to a path that needs none.
+ * Results do not depend on the thread count (each output element is
+ * summed by one thread in an order fixed by the shapes; a DNNL=1 build's
+ * large float products are oneDNN's).
  *
  * Usage:
  *     struct ed_pool *pool;
@@ -148,8 +151,10 @@ bool ed_k_has_vnni(void);
 
 /*
  * y[M][N] = x[M][K] . W[N][K]^T (+ bias[N]): W is a weight matrix in
- * torch layout [out, in] stored as BF16, F16 or F32 (row stride K),
- * bias float32 or NULL. M = 1 takes the matrix-vector path.
+ * torch layout [out, in] stored as BF16, F16, F32 or a quantized type
+ * (rows of ed_k_row_bytes), bias float32 or NULL. M = 1 takes the
+ * matrix-vector path; M > 1 gemm.c's tiles, or for quantized weights
+ * qgemm.c's integer products where the CPU has VNNI.
  */
 void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
 		 const void *W, enum ed_dtype wt, int64_t N, int64_t K,
