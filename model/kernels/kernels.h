@@ -6,7 +6,7 @@
  * a naive *_ref twin (or a portable level) that tests compare against.
  *
  * Kernels never print. Products and attention allocate their scratch per
- * call and, where it cannot be had, fall back to a path that needs none.
+ * call and, where it cannot be had, fall back to a path that needs less.
  * Results do not depend on the thread count (each output element is
  * summed by one thread in an order fixed by the shapes; a DNNL=1 build's
  * large float products are oneDNN's).
