@@ -72,25 +72,6 @@ int64_t ed_model_tensor_numel(const struct ed_tensor *t)
 	return n;
 }
 
-static float half_to_float(uint16_t h)
-{
-	uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 31,
-		 man = h & 1023, bits;
-	float f;
-
-	if (exp == 0) {
-		/* subnormal or zero: value = man * 2^-24 */
-		f = (float)man * 5.9604644775390625e-8f;
-		return sign ? -f : f;
-	}
-	if (exp == 31)
-		bits = sign | 0x7F800000u | (man << 13);
-	else
-		bits = sign | ((exp + 112) << 23) | (man << 13);
-	memcpy(&f, &bits, 4);
-	return f;
-}
-
 double ed_model_tensor_get(const struct ed_tensor *t, int64_t i)
 {
 	const unsigned char *p = t->data;
@@ -117,13 +98,8 @@ double ed_model_tensor_get(const struct ed_tensor *t, int64_t i)
 	switch (t->dtype) {
 	case ED_DT_F64: return v.f64;
 	case ED_DT_F32: return v.f32;
-	case ED_DT_F16: return half_to_float(v.u16);
-	case ED_DT_BF16: {
-		uint32_t bits = (uint32_t)v.u16 << 16;
-		float f;
-		memcpy(&f, &bits, 4);
-		return f;
-	}
+	case ED_DT_F16: return ed_k_f16_to_f32(v.u16);
+	case ED_DT_BF16: return ed_k_bf16_to_f32(v.u16);
 	case ED_DT_I64: return (double)v.i64;
 	case ED_DT_I32: return v.i32;
 	case ED_DT_I16: return v.i16;
