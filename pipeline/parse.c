@@ -120,6 +120,29 @@ static char *html_text(struct ed_arena *a, const char *s, size_t n)
 	return o;
 }
 
+/* Room for cell nc in an arena array that doubles: false (l->oom set)
+ * when the arena is out of memory. */
+static bool cell_room(struct blist *l, struct ed_store_cell **cells,
+		      size_t *cap, size_t nc)
+{
+	size_t ncap;
+	struct ed_store_cell *nn;
+
+	if (nc < *cap)
+		return true;
+	ncap = *cap ? 2 * *cap : 16;
+	nn = ed_arena_alloc(l->a, ncap * sizeof *nn);
+	if (!nn) {
+		l->oom = true;
+		return false;
+	}
+	if (nc)
+		memcpy(nn, *cells, nc * sizeof *nn);
+	*cells = nn;
+	*cap = ncap;
+	return true;
+}
+
 /* Cells of an HTML table: <tr> rows, <td>/<th> cells in order. */
 static void html_cells(struct blist *l, struct ed_store_block *b, const char *s,
 		       size_t n)
@@ -174,21 +197,8 @@ static void html_cells(struct blist *l, struct ed_store_block *b, const char *s,
 					end = s + n;
 				if (row < 0)
 					row = 0;
-				if (nc == cap) {
-					size_t ncap = cap ? 2 * cap : 16;
-					struct ed_store_cell *nn =
-					    ed_arena_alloc(l->a,
-							   ncap * sizeof *nn);
-					if (!nn) {
-						l->oom = true;
-						return;
-					}
-					if (nc)
-						memcpy(nn, cells,
-						       nc * sizeof *nn);
-					cells = nn;
-					cap = ncap;
-				}
+				if (!cell_room(l, &cells, &cap, nc))
+					return;
 				cells[nc].row = row;
 				cells[nc].col = col++;
 				cells[nc].header =
@@ -243,21 +253,8 @@ static void pipe_cells(struct blist *l, struct ed_store_block *b, const char *s,
 			while (z > a && (z[-1] == ' ' || z[-1] == '\t'))
 				z--;
 			if (bar || z > a) {
-				if (nc == cap) {
-					size_t ncap = cap ? 2 * cap : 16;
-					struct ed_store_cell *nn =
-					    ed_arena_alloc(l->a,
-							   ncap * sizeof *nn);
-					if (!nn) {
-						l->oom = true;
-						return;
-					}
-					if (nc)
-						memcpy(nn, cells,
-						       nc * sizeof *nn);
-					cells = nn;
-					cap = ncap;
-				}
+				if (!cell_room(l, &cells, &cap, nc))
+					return;
 				cells[nc] = (struct ed_store_cell){
 				    row, col++, false,
 				    adup(l->a, a, (size_t)(z - a))};
