@@ -685,16 +685,7 @@ int ed_gguf_writer_close(struct ed_gguf_writer *w, char *err, size_t errlen)
 				    "cannot create '%s': %s", w->path,
 				    strerror(errno));
 	}
-	if (rc && w->f) {
-		fclose(w->f);
-		w->f = NULL;
-		unlink(w->tmp);
-	}
-	ed_buf_release(&w->kvs);
-	ed_buf_release(&w->infos);
-	free(w->sizes);
-	free(w->path);
-	free(w->tmp);
-	free(w);
+	ed_gguf_writer_abort(
+	    w); /* the file is closed unless rc: then removed */
 	return rc;
 }

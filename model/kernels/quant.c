@@ -189,17 +189,18 @@ static void unpack_scales(enum ed_dtype dt, const void *src, int64_t K,
 			  float *scale, float *minv)
 {
 	switch (dt) {
-	case ED_DT_Q8_0:
-	case ED_DT_Q4_0:
+	case ED_DT_Q8_0: /* w = d (u - 128) */
 		for (int64_t b = 0; b < K / 32; b++) {
-			/* d leads both block layouts */
-			const uint16_t *dp =
-			    (const void *)((const char *)src +
-					   (size_t)b *
-					       (dt == ED_DT_Q8_0 ? 34 : 18));
-			float d = ed_k_f16_to_f32(*dp);
-			scale[b] = d;
-			minv[b] = (dt == ED_DT_Q8_0 ? 128 : 8) * d;
+			scale[b] = ed_k_f16_to_f32(
+			    ((const struct blk_q8_0 *)src + b)->d);
+			minv[b] = 128 * scale[b];
+		}
+		break;
+	case ED_DT_Q4_0: /* w = d (u - 8) */
+		for (int64_t b = 0; b < K / 32; b++) {
+			scale[b] = ed_k_f16_to_f32(
+			    ((const struct blk_q4_0 *)src + b)->d);
+			minv[b] = 8 * scale[b];
 		}
 		break;
 	case ED_DT_Q4_K:
