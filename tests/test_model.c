@@ -450,31 +450,22 @@ static void test_attention(void)
 	struct ed_pool *pool;
 	const int L = 9, Lk = 14, nq = 6, nkv = 2, hd = 16;
 
-	/* the blocked path (long sequences) against the reference */
+	/* the direct path (short) and the tiled one (long sequences)
+	 * against the reference */
+	attention_case(L, Lk, nq, nkv, hd);
 	attention_case(300, 300, 4, 2, 16);
 	attention_case(200, 333, 6, 3, 80);
 	attention_case(1, 500, 4, 1, 64);
 	attention_case(97, 101, 2, 1, 15);
 	attention_case(130, 1200, 2, 2, 80);
 	float *q = malloc(L * nq * hd * 4), *k = malloc(Lk * nkv * hd * 4),
-	      *v = malloc(Lk * nkv * hd * 4), *o = malloc(L * nq * hd * 4),
-	      *r = malloc(L * nq * hd * 4);
-	double worst = 0;
+	      *v = malloc(Lk * nkv * hd * 4), *o = malloc(L * nq * hd * 4);
 
 	ed_pool_new(&pool, 2);
 	for (int i = 0; i < L * nq * hd; i++)
 		q[i] = frand();
 	for (int i = 0; i < Lk * nkv * hd; i++)
 		k[i] = frand(), v[i] = frand();
-	for (int causal = 0; causal < 2; causal++) {
-		struct ed_attn a = {
-		    L, Lk, nq, nkv, hd, nkv * hd, causal ? Lk - L : -1, 0.25f};
-		ed_k_attention(pool, o, q, k, v, &a);
-		ed_k_attention_ref(r, q, k, v, &a);
-		for (int i = 0; i < L * nq * hd; i++)
-			worst = fmax(worst, fabs(o[i] - r[i]));
-	}
-	CHECK(worst < 1e-5, "attention off by %g", worst);
 	/* a fresh causal prefill: row 0 sees key 0 only, so its output is
 	 * value row 0 */
 	{
@@ -485,7 +476,7 @@ static void test_attention(void)
 		      "causal mask");
 	}
 	ed_pool_free(pool);
-	free(q), free(k), free(v), free(o), free(r);
+	free(q), free(k), free(v), free(o);
 	{
 		/* the softmax's exp against expf, across the range it sees */
 		float e[1000], x[1000];
