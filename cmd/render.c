@@ -88,9 +88,10 @@ static int parse_view(struct view *v, int argc, char **argv,
 	int id, rc;
 
 	memset(v, 0, sizeof *v);
-	v->dpi = 200;
+	v->dpi = 0; /* as ocr: PDFs straight at the tiling's size */
 	v->max_stdin = ED_PIPELINE_MAX_STDIN;
 	ed_render_tile_params_default(&v->tp);
+	v->tp.max_pixels = ED_PIPELINE_MAX_PIXELS;
 	while ((id = opt_next(&os, argc, argv, opts, cmd, &arg)) != -1) {
 		uint64_t n;
 		switch (id) {
@@ -205,8 +206,10 @@ int cmd_render(int argc, char **argv)
 
 		if (!ed_range_has(&v.pages, i + 1, n))
 			continue;
-		if ((rc = ed_render_page(v.doc, i, v.dpi, NULL, &img, err,
-					 sizeof err)) ||
+		if ((rc = ed_pipeline_render_page(v.doc, i, NULL, v.dpi,
+						  ED_PIPELINE_NOMINAL_DPI,
+						  &v.tp, &img, err,
+						  sizeof err)) ||
 		    (rc = ed_render_png_encode(&img, 6, &png, &len, err,
 					       sizeof err))) {
 			msg("%s: page %d: %s", v.file, i + 1, err);
@@ -271,17 +274,19 @@ int cmd_tiles(int argc, char **argv)
 	if (rc)
 		return rc > 0 ? 0 : -rc;
 	n = ed_render_doc_pages(v.doc);
-	printf("%-5s %7s %7s %9s %9s %6s %6s %6s %7s\n", "page", "width",
+	printf("%-5s %7s %7s %9s %9s %6s %6s %6s %7s %6s\n", "page", "width",
 	       "height", "resized_w", "resized_h", "grid_t", "grid_h", "grid_w",
-	       "tokens");
+	       "tokens", "dpi");
 	for (int i = 0; i < n && !g_interrupted; i++) {
 		struct ed_image img;
 		struct ed_tiles t;
 
 		if (!ed_range_has(&v.pages, i + 1, n))
 			continue;
-		if ((rc = ed_render_page(v.doc, i, v.dpi, NULL, &img, err,
-					 sizeof err)) ||
+		if ((rc = ed_pipeline_render_page(v.doc, i, NULL, v.dpi,
+						  ED_PIPELINE_NOMINAL_DPI,
+						  &v.tp, &img, err,
+						  sizeof err)) ||
 		    (rc = ed_render_tile_image(&img, &v.tp, &t, NULL, err,
 					       sizeof err))) {
 			msg("%s: page %d: %s", v.file, i + 1, err);
@@ -289,10 +294,15 @@ int cmd_tiles(int argc, char **argv)
 			status = exit_status(rc);
 			continue;
 		}
-		printf("%-5d %7d %7d %9d %9d %6d %6d %6d %7zu\n", i + 1,
+		printf("%-5d %7d %7d %9d %9d %6d %6d %6d %7zu ", i + 1,
 		       t.orig_w, t.orig_h, t.resized_w, t.resized_h, t.grid_t,
 		       t.grid_h, t.grid_w,
 		       ed_render_tiles_tokens(&t, v.tp.merge));
+		/* the raster's resolution (a scan's tag, or none) */
+		if (img.xdpi > 0)
+			printf("%6.1f\n", img.xdpi);
+		else
+			printf("%6s\n", "-");
 		if (v.dump && !dumped) {
 			dumped = true;
 			if ((rc = dump_tiles(v.dump, &t)))

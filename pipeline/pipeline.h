@@ -82,6 +82,34 @@ int ed_pipeline_tile_file(const char *path, const struct ed_tile_params *tp,
 			  double dpi, float **pixels, int *grid_t, int *grid_h,
 			  int *grid_w, char *err, size_t errlen);
 
+/* ---- the raster the model sees --------------------------------------- */
+
+/*
+ * The first-pass pixel budget for a page: 2,048 image tokens of 28 x 28
+ * pixels (an A4 page at about 129 DPI, 1064 x 1484). Chosen on evidence
+ * (README, "Resolution"): a classical OCR engine reads 8-point text
+ * without error from there on, while the model's own ceiling of 6,177
+ * tokens costs three times the vision tower. --max-pixels overrides it;
+ * detail it misses is what the zoom tool and --mode auto are for.
+ */
+#define ED_PIPELINE_PAGE_TOKENS 2048
+#define ED_PIPELINE_MAX_PIXELS	(ED_PIPELINE_PAGE_TOKENS * 28ull * 28ull)
+/* PDF pages are sized as their raster at this DPI would be tiled: a page
+ * smaller than the budget keeps this resolution. */
+#define ED_PIPELINE_NOMINAL_DPI 200.0
+
+/*
+ * Rasterize a page, or a region of it, for the model. With dpi > 0 a PDF
+ * is rendered at that DPI (the tiling then resizes it); with dpi = 0 it
+ * is rendered straight at the size smart_resize (tp) gives its raster at
+ * nominal_dpi, so the tiling has nothing to resample. Raster pages come
+ * at their native pixels either way. out is initialized here. 0 or ED_E*.
+ */
+int ed_pipeline_render_page(struct ed_doc *doc, int page,
+			    const struct ed_rect *region, double dpi,
+			    double nominal_dpi, const struct ed_tile_params *tp,
+			    struct ed_image *out, char *err, size_t errlen);
+
 /* ---- guards ------------------------------------------------------- */
 
 /*

@@ -94,12 +94,13 @@ void ed_pipeline_opts_default(struct ed_pipeline_opts *o)
 	memset(o, 0, sizeof *o);
 	o->db_path = "ernie-doc.db";
 	o->mode = "ocr";
-	o->dpi = 200;
+	o->dpi = 0; /* PDFs straight at the tiling's size */
 	o->max_stdin = ED_PIPELINE_MAX_STDIN;
 	o->retries = -1;
 	o->repeat_retries = -1;
 	o->jobs = 1;
 	ed_render_tile_params_default(&o->tile);
+	o->tile.max_pixels = ED_PIPELINE_MAX_PIXELS;
 }
 
 static void doc_unref(struct ed_pipeline *p, struct docref *d)
@@ -281,13 +282,13 @@ static int answer_call(struct worker *wk, struct result *r, struct pass *ps,
 				    sizeof msg);
 	if (!rc) {
 		struct ed_rect rect = ed_pipeline_zoom_rect(&box);
-		double dpi = ed_render_doc_kind(wk->doc) == ED_RENDER_PDF
-				 ? ed_pipeline_zoom_dpi(&box, pg->width_pt,
-							pg->height_pt,
-							p->o.tile.max_pixels)
-				 : 0;
-		if ((rc = ed_render_page(wk->doc, r->page, dpi, &rect, &crop,
-					 msg, sizeof msg)) ||
+		/* a PDF region drawn straight at the size that fills the
+		 * budget, a scan's from its original pixels */
+		double dpi = ed_pipeline_zoom_dpi(
+		    &box, pg->width_pt, pg->height_pt, p->o.tile.max_pixels);
+		if ((rc = ed_pipeline_render_page(wk->doc, r->page, &rect, 0,
+						  dpi, &p->o.tile, &crop, msg,
+						  sizeof msg)) ||
 		    (rc = prepare_image(p, &crop, &pr, msg, sizeof msg)))
 			snprintf(msg, sizeof msg,
 				 "the region could not be rendered");
@@ -689,13 +690,12 @@ static void work_page(struct worker *wk, struct result *r)
 	}
 	{
 		double t0 = ed_now_ms();
-		if ((rc = ed_render_page(wk->doc, page, o->dpi, NULL, &img,
-					 r->err, sizeof r->err)))
+		if ((rc = ed_pipeline_render_page(
+			 wk->doc, page, NULL, o->dpi, ED_PIPELINE_NOMINAL_DPI,
+			 &o->tile, &img, r->err, sizeof r->err)))
 			goto fail;
 		pg->ms_render = ed_now_ms() - t0;
-		pg->dpi = ed_render_doc_kind(wk->doc) == ED_RENDER_PDF
-			      ? o->dpi
-			      : img.xdpi;
+		pg->dpi = img.xdpi;
 	}
 	pg->source = "raster";
 	if (ed_pipeline_is_blank(&img, &ink)) {

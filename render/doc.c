@@ -197,6 +197,23 @@ int ed_render_page(struct ed_doc *doc, int page, double dpi,
 	return rc;
 }
 
+int ed_render_page_sized(struct ed_doc *doc, int page, int width, int height,
+			 const struct ed_rect *region, struct ed_image *out,
+			 char *err, size_t errlen)
+{
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = check_page(doc, page, err, errlen)))
+		return rc;
+	if (doc->kind != ED_RENDER_PDF)
+		return ed_err(err, errlen, ED_EINVAL,
+			      "a %s page has fixed pixels: resize them",
+			      ed_render_kind_name(doc->kind));
+	return pdf_render_sized(doc, page, width, height, region, out, err,
+				errlen);
+}
+
 int ed_render_page_text(struct ed_doc *doc, int page, struct ed_text *out,
 			char *err, size_t errlen)
 {

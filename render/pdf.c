@@ -132,39 +132,22 @@ int pdf_page_info(struct ed_doc *doc, int page, struct ed_page_info *info,
 	return 0;
 }
 
-int pdf_render(struct ed_doc *doc, int page, double dpi,
-	       const struct ed_rect *region, struct ed_image *out, char *err,
-	       size_t errlen)
+/*
+ * Draw the region r of the page into a w x h raster, sx and sy pixels per
+ * point across and down (equal for a DPI; each axis its own for a fixed
+ * size). out->xdpi/ydpi say the resolution that gave.
+ */
+static int render_scaled(struct ed_doc *doc, int page, const struct ed_rect *r,
+			 const struct ed_page_info *info, int w, int h,
+			 double sx, double sy, struct ed_image *out, char *err,
+			 size_t errlen)
 {
-	struct ed_page_info info;
-	struct ed_rect r = {0, 0, 1, 1};
 	PopplerPage *p;
 	cairo_surface_t *surf;
 	cairo_t *cr;
-	double scale = dpi / 72.0, pw, ph;
-	int w, h, rc, stride;
+	int rc, stride;
 	unsigned char *src;
 
-	memset(out, 0, sizeof *out);
-	if (!(dpi > 0) || dpi > 10000)
-		return ed_err(err, errlen, ED_EINVAL, "bad dpi %g", dpi);
-	if ((rc = pdf_page_info(doc, page, &info, err, errlen)))
-		return rc;
-	if (region)
-		r = *region;
-	pw = info.width_pt * scale;
-	ph = info.height_pt * scale;
-	/* round up as pdftoppm does (a partial pixel is still page); a
-	 * region keeps >= 1 pixel */
-	{
-		double fw = fabs(r.x1 - r.x0), fh = fabs(r.y1 - r.y0);
-		double ww = pw * (fw > 1 ? 1 : fw), hh = ph * (fh > 1 ? 1 : fh);
-		if (ww > 4e9 || hh > 4e9)
-			return image_check_size(UINT32_MAX, UINT32_MAX,
-						&doc->lim, err, errlen);
-		w = (int)ED_MAX(1.0, ceil(ww - 1e-6));
-		h = (int)ED_MAX(1.0, ceil(hh - 1e-6));
-	}
 	if ((rc = image_check_size((uint64_t)w, (uint64_t)h, &doc->lim, err,
 				   errlen)))
 		return rc;
@@ -181,8 +164,9 @@ int pdf_render(struct ed_doc *doc, int page, double dpi,
 	cr = cairo_create(surf);
 	cairo_set_source_rgb(cr, 1, 1, 1);
 	cairo_paint(cr);
-	cairo_translate(cr, -ED_MIN(r.x0, r.x1) * pw, -ED_MIN(r.y0, r.y1) * ph);
-	cairo_scale(cr, scale, scale);
+	cairo_translate(cr, -ED_MIN(r->x0, r->x1) * info->width_pt * sx,
+			-ED_MIN(r->y0, r->y1) * info->height_pt * sy);
+	cairo_scale(cr, sx, sy);
 	poppler_page_render(p, cr);
 	cairo_destroy(cr);
 	g_object_unref(p);
@@ -196,7 +180,8 @@ int pdf_render(struct ed_doc *doc, int page, double dpi,
 		cairo_surface_destroy(surf);
 		return rc;
 	}
-	out->xdpi = out->ydpi = dpi;
+	out->xdpi = sx * 72.0;
+	out->ydpi = sy * 72.0;
 	src = cairo_image_surface_get_data(surf);
 	stride = cairo_image_surface_get_stride(surf);
 	for (int y = 0; y < h; y++) {
@@ -212,6 +197,70 @@ int pdf_render(struct ed_doc *doc, int page, double dpi,
 	}
 	cairo_surface_destroy(surf);
 	return 0;
+}
+
+/* The region's width and height as fractions of the page (0..1). */
+static void region_frac(const struct ed_rect *r, double *fw, double *fh)
+{
+	*fw = fabs(r->x1 - r->x0);
+	*fh = fabs(r->y1 - r->y0);
+	*fw = *fw > 1 ? 1 : *fw;
+	*fh = *fh > 1 ? 1 : *fh;
+}
+
+int pdf_render(struct ed_doc *doc, int page, double dpi,
+	       const struct ed_rect *region, struct ed_image *out, char *err,
+	       size_t errlen)
+{
+	struct ed_page_info info;
+	struct ed_rect r = {0, 0, 1, 1};
+	double scale = dpi / 72.0, fw, fh, ww, hh;
+	int w, h, rc;
+
+	memset(out, 0, sizeof *out);
+	if (!(dpi > 0) || dpi > 10000)
+		return ed_err(err, errlen, ED_EINVAL, "bad dpi %g", dpi);
+	if ((rc = pdf_page_info(doc, page, &info, err, errlen)))
+		return rc;
+	if (region)
+		r = *region;
+	/* round up as pdftoppm does (a partial pixel is still page); a
+	 * region keeps >= 1 pixel */
+	region_frac(&r, &fw, &fh);
+	ww = info.width_pt * scale * fw;
+	hh = info.height_pt * scale * fh;
+	if (ww > 4e9 || hh > 4e9)
+		return image_check_size(UINT32_MAX, UINT32_MAX, &doc->lim, err,
+					errlen);
+	w = (int)ED_MAX(1.0, ceil(ww - 1e-6));
+	h = (int)ED_MAX(1.0, ceil(hh - 1e-6));
+	return render_scaled(doc, page, &r, &info, w, h, scale, scale, out,
+			     err, errlen);
+}
+
+int pdf_render_sized(struct ed_doc *doc, int page, int width, int height,
+		     const struct ed_rect *region, struct ed_image *out,
+		     char *err, size_t errlen)
+{
+	struct ed_page_info info;
+	struct ed_rect r = {0, 0, 1, 1};
+	double fw, fh;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (width < 1 || height < 1)
+		return ed_err(err, errlen, ED_EINVAL, "bad raster size %dx%d",
+			      width, height);
+	if ((rc = pdf_page_info(doc, page, &info, err, errlen)))
+		return rc;
+	if (region)
+		r = *region;
+	region_frac(&r, &fw, &fh);
+	if (!(fw > 0) || !(fh > 0))
+		return ed_err(err, errlen, ED_EINVAL, "empty region");
+	return render_scaled(doc, page, &r, &info, width, height,
+			     width / (info.width_pt * fw),
+			     height / (info.height_pt * fh), out, err, errlen);
 }
 
 int pdf_image_coverage(struct ed_doc *doc, int page, double *fraction,

@@ -146,6 +146,18 @@ int ed_render_page(struct ed_doc *doc, int page, double dpi,
 		   const struct ed_rect *region, struct ed_image *out,
 		   char *err, size_t errlen);
 
+/*
+ * Rasterize a PDF page (or a region of it, as above) straight to width x
+ * height pixels, each axis scaled on its own: the size the tiling wants,
+ * drawn from the vector source instead of resampled from a larger
+ * raster. out->xdpi/ydpi give the resolution per axis. ED_EINVAL for
+ * raster pages (their pixels are fixed: resize them); else as
+ * ed_render_page().
+ */
+int ed_render_page_sized(struct ed_doc *doc, int page, int width, int height,
+			 const struct ed_rect *region, struct ed_image *out,
+			 char *err, size_t errlen);
+
 /* A word of the text layer: its bytes in ed_text.text and its box in
  * points, origin top-left of the shown page. */
 struct ed_word {

@@ -33,6 +33,9 @@ int pdf_page_info(struct ed_doc *doc, int page, struct ed_page_info *info,
 int pdf_render(struct ed_doc *doc, int page, double dpi,
 	       const struct ed_rect *region, struct ed_image *out, char *err,
 	       size_t errlen);
+int pdf_render_sized(struct ed_doc *doc, int page, int width, int height,
+		     const struct ed_rect *region, struct ed_image *out,
+		     char *err, size_t errlen);
 int pdf_image_coverage(struct ed_doc *doc, int page, double *fraction,
 		       char *err, size_t errlen);
 int pdf_text(struct ed_doc *doc, int page, struct ed_text *out, char *err,

@@ -197,13 +197,37 @@ if command -v pdftoppm >/dev/null 2>&1; then
 fi
 expect 73 $E render -o /proc/no-such-dir "$C/smile.png"
 expect 0 $E tiles "$SHARED/golden/preprocess/tiny_37x29.png" --dump "$T/t.safetensors"
-check "tiles row" grep -qE '^1 +37 +29 +84 +56 +1 +4 +6 +6$' "$T/out"
+check "tiles row" grep -qE '^1 +37 +29 +84 +56 +1 +4 +6 +6 +-$' "$T/out"
 expect 0 "$BUILD/tests/stcmp" "$T/t.safetensors" pixel_values \
 	"$SHARED/golden/preprocess/tiny_37x29.expected.safetensors" pixel_values 1e-6
 expect 0 "$BUILD/tests/stcmp" "$T/t.safetensors" image_grid_thw \
 	"$SHARED/golden/preprocess/tiny_37x29.expected.safetensors" image_grid_thw 0
 expect 0 $E tiles --max-pixels 100000 "$SHARED/golden/preprocess/page_2480x3508.png"
 check "--max-pixels" grep -qE '^1 +2480 +3508 +252 +364 ' "$T/out"
+
+# the defaults: a page is at most 2,048 image tokens, PDFs drawn straight
+# at that size (nothing left to resample), --dpi and --max-pixels override
+"$BUILD/tests/mkpdf" "$T/a4.pdf" 1
+expect 0 $E tiles "$T/a4.pdf"
+check "A4 at the defaults: 1064x1484, 2,014 tokens, drawn at that size" \
+	grep -qE '^1 +1064 +1484 +1064 +1484 +1 +106 +76 +2014 +128\.7$' "$T/out"
+expect 0 $E tiles "$C/linn.pdf"
+check "letter at the defaults: at most 2,048 tokens" \
+	test "$(awk 'NR == 2 { print ($2 == $4 && $3 == $5 && $9 <= 2048) }' "$T/out")" = 1
+expect 0 $E tiles --dpi 200 "$T/a4.pdf"
+check "--dpi 200: rendered at 200 DPI, resized to the same grid" \
+	grep -qE '^1 +1654 +2339 +1064 +1484 +1 +106 +76 +2014 +200\.0$' "$T/out"
+expect 0 $E tiles --max-pixels 4842768 "$T/a4.pdf"
+check "--max-pixels 4842768: the model's own ceiling" \
+	grep -qE '^1 +1652 +2352 +1652 +2352 +1 +168 +118 +4956 ' "$T/out"
+expect 0 $E render --pages 1 -o "$T/r3" "$T/a4.pdf"
+expect 0 $E tiles "$T/r3/page-0001.png"
+check "render shows what the model sees" grep -qE '^1 +1064 +1484 +1064 +1484 ' "$T/out"
+# a 300-DPI letter scan: its own pixels, shrunk to the budget
+expect 0 $E render --dpi 300 --pages 1 -o "$T/r4" "$C/linn.pdf"
+expect 0 $E tiles "$T/r4/page-0001.png"
+check "300-DPI letter scan at the defaults: at most 2,048 tokens" \
+	test "$(awk 'NR == 2 { print ($2 == 2550 && $3 == 3300 && $9 <= 2048 && $9 > 1900) }' "$T/out")" = 1
 
 # ---- the native engine ------------------------------------------------
 G=$SHARED/golden

@@ -835,6 +835,130 @@ static void test_zoom_rotated(void)
 	ed_pipeline_source_release(&src);
 }
 
+/* An A4 page of 10-point text and a rule, written with cairo. */
+static void write_a4(const char *path)
+{
+	cairo_surface_t *s = cairo_pdf_surface_create(path, 595.276, 841.89);
+	cairo_t *cr = cairo_create(s);
+
+	cairo_set_font_size(cr, 10);
+	for (int i = 0; i < 50; i++) {
+		cairo_move_to(cr, 60, 60 + 14 * i);
+		cairo_show_text(cr, "Invoice 2024-0193, amount due EUR 1,284.50 "
+				    "within 30 days of the date above.");
+	}
+	cairo_rectangle(cr, 60, 780, 475, 4);
+	cairo_fill(cr);
+	cairo_show_page(cr);
+	cairo_destroy(cr);
+	cairo_surface_destroy(s);
+}
+
+/* Mean level and share of dark pixels (under 128) of a raster. */
+static void tone(const struct ed_image *a, double *mean, double *dark)
+{
+	size_t n = (size_t)a->width * a->height * 3, k = 0;
+	double m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		m += a->rgb[i];
+		k += a->rgb[i] < 128;
+	}
+	*mean = m / (double)n;
+	*dark = (double)k / (double)n;
+}
+
+static void test_model_raster(void)
+{
+	char pdf[600], err[256];
+	struct ed_source src;
+	struct ed_doc *doc = NULL;
+	struct ed_tile_params tp;
+	struct ed_image img = {0}, big = {0}, shrunk = {0}, reg = {0};
+	struct ed_tiles t = {0};
+	struct ed_pipeline_opts o;
+	struct ed_rect half = {0.5, 0.5, 1, 1};
+	int th, tw;
+
+	ed_pipeline_opts_default(&o);
+	CHECK_INT(o.tile.max_pixels, 2048 * 28 * 28);
+	CHECK(o.dpi == 0, "default dpi %g: the budget decides", o.dpi);
+	tp = o.tile;
+	snprintf(pdf, sizeof pdf, "%s/a4.pdf", dir);
+	write_a4(pdf);
+	CHECK_INT(ed_pipeline_source_open(&src, pdf, 1 << 20, err, sizeof err),
+		  0);
+	CHECK_INT(ed_pipeline_doc_open(&src, NULL, NULL, &doc, err, sizeof err),
+		  0);
+	if (!doc)
+		return;
+	/* drawn straight at the tiling's target for the 200-DPI raster */
+	CHECK_INT(ed_render_tile_smart_resize(2339, 1654, 28, tp.min_pixels,
+					      tp.max_pixels, &th, &tw, err,
+					      sizeof err),
+		  0);
+	CHECK(th == 1484 && tw == 1064, "target %dx%d", tw, th);
+	CHECK_INT(ed_pipeline_render_page(doc, 0, NULL, 0, 200, &tp, &img, err,
+					  sizeof err),
+		  0);
+	CHECK(img.width == 1064 && img.height == 1484, "raster %dx%d",
+	      img.width, img.height);
+	CHECK(fabs(img.xdpi - 1064 / 595.276 * 72) < 1e-9 &&
+		  fabs(img.ydpi - 1484 / 841.89 * 72) < 1e-9,
+	      "dpi %g x %g", img.xdpi, img.ydpi);
+	/* the tiling has nothing left to resample: 2,014 tokens */
+	CHECK_INT(ed_render_tile_image(&img, &tp, &t, NULL, err, sizeof err),
+		  0);
+	CHECK(t.resized_w == img.width && t.resized_h == img.height,
+	      "resized %dx%d", t.resized_w, t.resized_h);
+	CHECK_INT(ed_render_tiles_tokens(&t, 2), 2014);
+	ed_render_tiles_release(&t);
+	/* the same page as the old path made it (200 DPI, then Pillow's
+	 * bicubic): nearly the same pixels, so the direct render is no
+	 * worse a picture of the page */
+	CHECK_INT(ed_pipeline_render_page(doc, 0, NULL, 200, 200, &tp, &big,
+					  err, sizeof err),
+		  0);
+	CHECK(big.width == 1654 && big.height == 2339, "--dpi 200: %dx%d",
+	      big.width, big.height);
+	CHECK_INT(ed_render_tile_resize(&big, 1064, 1484, &shrunk, err,
+					sizeof err),
+		  0);
+	if (shrunk.rgb) {
+		double m0, d0, m1, d1;
+		tone(&img, &m0, &d0);
+		tone(&shrunk, &m1, &d1);
+		CHECK(fabs(m0 - m1) < 1.0 && d1 > 0.01 && d0 / d1 > 0.95 &&
+			  d0 / d1 < 1.05,
+		      "direct: mean %.2f, %.4f dark; resized: %.2f, %.4f", m0,
+		      d0, m1, d1);
+	}
+	/* a region (zoom): its own target, from the vector source */
+	CHECK_INT(ed_pipeline_render_page(doc, 0, &half, 0, 400, &tp, &reg,
+					  err, sizeof err),
+		  0);
+	CHECK_INT(ed_render_tile_smart_resize(2339, 1654, 28, tp.min_pixels,
+					      tp.max_pixels, &th, &tw, err,
+					      sizeof err),
+		  0);
+	CHECK(reg.width == tw && reg.height == th, "region %dx%d, want %dx%d",
+	      reg.width, reg.height, tw, th);
+	/* a raster document keeps its pixels */
+	{
+		struct ed_image scan = {0};
+		CHECK(ed_render_page_sized(doc, 0, 0, 10, NULL, &scan, err,
+					   sizeof err) == ED_EINVAL,
+		      "bad size refused");
+		ed_render_image_release(&scan);
+	}
+	ed_render_image_release(&img);
+	ed_render_image_release(&big);
+	ed_render_image_release(&shrunk);
+	ed_render_image_release(&reg);
+	ed_render_doc_close(doc);
+	ed_pipeline_source_release(&src);
+}
+
 static void test_small_text(void)
 {
 	struct ed_word w[30];
@@ -973,6 +1097,7 @@ int main(void)
 	test_walk();
 	test_zoom_box();
 	test_zoom_rotated();
+	test_model_raster();
 	test_small_text();
 	test_native_zoom();
 	return t_done();
