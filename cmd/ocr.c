@@ -584,7 +584,8 @@ static char *options_json(const struct ed_pipeline_opts *o)
 	json_t *j = json_object();
 	char *s;
 
-	json_object_set_new(j, "dpi", o->dpi > 0 ? json_real(o->dpi) : json_null());
+	json_object_set_new(j, "dpi",
+			    o->dpi > 0 ? json_real(o->dpi) : json_null());
 	json_object_set_new(j, "text_layer", json_string(tl[o->text_layer]));
 	json_object_set_new(j, "force", json_boolean(o->force));
 	json_object_set_new(j, "mode", json_string(o->mode));

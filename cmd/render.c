@@ -206,10 +206,9 @@ int cmd_render(int argc, char **argv)
 
 		if (!ed_range_has(&v.pages, i + 1, n))
 			continue;
-		if ((rc = ed_pipeline_render_page(v.doc, i, NULL, v.dpi,
-						  ED_PIPELINE_NOMINAL_DPI,
-						  &v.tp, &img, err,
-						  sizeof err)) ||
+		if ((rc = ed_pipeline_render_page(
+			 v.doc, i, NULL, v.dpi, ED_PIPELINE_NOMINAL_DPI, &v.tp,
+			 &img, err, sizeof err)) ||
 		    (rc = ed_render_png_encode(&img, 6, &png, &len, err,
 					       sizeof err))) {
 			msg("%s: page %d: %s", v.file, i + 1, err);
@@ -283,10 +282,9 @@ int cmd_tiles(int argc, char **argv)
 
 		if (!ed_range_has(&v.pages, i + 1, n))
 			continue;
-		if ((rc = ed_pipeline_render_page(v.doc, i, NULL, v.dpi,
-						  ED_PIPELINE_NOMINAL_DPI,
-						  &v.tp, &img, err,
-						  sizeof err)) ||
+		if ((rc = ed_pipeline_render_page(
+			 v.doc, i, NULL, v.dpi, ED_PIPELINE_NOMINAL_DPI, &v.tp,
+			 &img, err, sizeof err)) ||
 		    (rc = ed_render_tile_image(&img, &v.tp, &t, NULL, err,
 					       sizeof err))) {
 			msg("%s: page %d: %s", v.file, i + 1, err);

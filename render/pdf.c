@@ -234,8 +234,8 @@ int pdf_render(struct ed_doc *doc, int page, double dpi,
 					errlen);
 	w = (int)ED_MAX(1.0, ceil(ww - 1e-6));
 	h = (int)ED_MAX(1.0, ceil(hh - 1e-6));
-	return render_scaled(doc, page, &r, &info, w, h, scale, scale, out,
-			     err, errlen);
+	return render_scaled(doc, page, &r, &info, w, h, scale, scale, out, err,
+			     errlen);
 }
 
 int pdf_render_sized(struct ed_doc *doc, int page, int width, int height,

@@ -844,8 +844,9 @@ static void write_a4(const char *path)
 	cairo_set_font_size(cr, 10);
 	for (int i = 0; i < 50; i++) {
 		cairo_move_to(cr, 60, 60 + 14 * i);
-		cairo_show_text(cr, "Invoice 2024-0193, amount due EUR 1,284.50 "
-				    "within 30 days of the date above.");
+		cairo_show_text(cr,
+				"Invoice 2024-0193, amount due EUR 1,284.50 "
+				"within 30 days of the date above.");
 	}
 	cairo_rectangle(cr, 60, 780, 475, 4);
 	cairo_fill(cr);
@@ -921,9 +922,9 @@ static void test_model_raster(void)
 		  0);
 	CHECK(big.width == 1654 && big.height == 2339, "--dpi 200: %dx%d",
 	      big.width, big.height);
-	CHECK_INT(ed_render_tile_resize(&big, 1064, 1484, &shrunk, err,
-					sizeof err),
-		  0);
+	CHECK_INT(
+	    ed_render_tile_resize(&big, 1064, 1484, &shrunk, err, sizeof err),
+	    0);
 	if (shrunk.rgb) {
 		double m0, d0, m1, d1;
 		tone(&img, &m0, &d0);
@@ -934,8 +935,8 @@ static void test_model_raster(void)
 		      d0, m1, d1);
 	}
 	/* a region (zoom): its own target, from the vector source */
-	CHECK_INT(ed_pipeline_render_page(doc, 0, &half, 0, 400, &tp, &reg,
-					  err, sizeof err),
+	CHECK_INT(ed_pipeline_render_page(doc, 0, &half, 0, 400, &tp, &reg, err,
+					  sizeof err),
 		  0);
 	CHECK_INT(ed_render_tile_smart_resize(2339, 1654, 28, tp.min_pixels,
 					      tp.max_pixels, &th, &tw, err,
