@@ -77,6 +77,44 @@ struct route {
 	float w;
 };
 
+/*
+ * One token's experts from its router logits lg (E of its pool): softmax,
+ * the top k by probability plus the correction bias, their unbiased
+ * probabilities renormalized as weights. prob is E floats of scratch;
+ * rt gets k routes, experts numbered across both pools.
+ */
+static void route(const struct ed_config *c, const struct ed_layer *L,
+		  int pool, const float *lg, float *prob, struct route *rt)
+{
+	int E = c->experts[pool], E0 = c->experts[0];
+	int64_t K = c->moe_k;
+	const float *bias = L->bias[pool];
+	bool taken[1024] = {false};
+	float sum = 0;
+
+	for (int e = 0; e < E; e++)
+		prob[e] = lg[e];
+	ed_k_softmax(prob, E);
+	for (int64_t k = 0; k < K; k++) {
+		int best = -1;
+		float bs = -INFINITY;
+		for (int e = 0; e < E && e < 1024; e++) {
+			float sc = prob[e] + (bias ? bias[e] : 0);
+			if (!taken[e] && (best < 0 || sc > bs)) {
+				best = e;
+				bs = sc;
+			}
+		}
+		taken[best] = true;
+		rt[k].e = best + (pool ? E0 : 0);
+		rt[k].w = prob[best];
+		sum += prob[best];
+	}
+	sum = sum > c->moe_norm_min ? sum : c->moe_norm_min;
+	for (int64_t k = 0; k < K; k++)
+		rt[k].w /= sum;
+}
+
 /* MoE for n tokens of xn: out = shared(x) + sum_k w_k expert_k(x). */
 static int moe(struct ed_session *s, int layer, const float *xn, int64_t n,
 	       const uint8_t *vision, float *out, char *err, size_t errlen)
@@ -131,39 +169,12 @@ static int moe(struct ed_session *s, int layer, const float *xn, int64_t n,
 	for (int64_t t = 0; t < n; t++) {
 		int pool = vision && vision[t] && c->experts[1] > 0 ? 1 : 0;
 		int E = c->experts[pool];
-		const float *bias = L->bias[pool];
-		float *lg = logits + t * Emax, sum = 0;
+		float *lg = logits + t * Emax;
 
 		memcpy(lg, lgp + pool * n * Emax + t * E,
 		       (size_t)E * sizeof *lg);
-		for (int e = 0; e < E; e++)
-			prob[e] = lg[e];
-		ed_k_softmax(prob, E);
-		/* top-k by biased score, the unbiased probabilities as weights
-		 */
-		{
-			bool taken[1024] = {false};
-			for (int64_t k = 0; k < K; k++) {
-				int best = -1;
-				float bs = -INFINITY;
-				for (int e = 0; e < E && e < 1024; e++) {
-					float sc =
-					    prob[e] + (bias ? bias[e] : 0);
-					if (!taken[e] &&
-					    (best < 0 || sc > bs)) {
-						best = e;
-						bs = sc;
-					}
-				}
-				taken[best] = true;
-				rt[t * K + k].e = best + (pool ? E0 : 0);
-				rt[t * K + k].w = prob[best];
-				sum += prob[best];
-			}
-		}
-		sum = sum > c->moe_norm_min ? sum : c->moe_norm_min;
+		route(c, L, pool, lg, prob, rt + t * K);
 		for (int64_t k = 0; k < K; k++) {
-			rt[t * K + k].w /= sum;
 			if (t_ids) {
 				t_ids[t * K + k] =
 				    rt[t * K + k].e - (pool ? E0 : 0);
@@ -328,4 +339,309 @@ out:
 	free(tg);
 	free(tu);
 	return rc;
+}
+
+/* ---- decode: one token for each of several sessions ------------------- */
+
+/* Per-step scratch of a batch of n: one allocation, carved up. */
+struct step_mem {
+	float *x, *xn, *q, *k, *v, *att, *o, *lg, *prob;
+	float *tg, *tu, *eo; /* per route (expert, sequence) and shared */
+	struct route *rt;
+	void *all;
+};
+
+static int step_mem_init(struct step_mem *m, const struct ed_config *c, int n)
+{
+	int64_t H = c->hidden, hd = c->head_dim, qd = (int64_t)c->heads * hd,
+		kvd = (int64_t)c->kv_heads * hd, K = c->moe_k;
+	int Emax = ED_MAX(c->experts[0], c->experts[1]);
+	int64_t Imax = ED_MAX(ED_MAX((int64_t)c->dense_inter,
+				     (int64_t)c->shared * c->expert_inter[0]),
+			      ED_MAX(c->expert_inter[0], c->expert_inter[1]));
+	/* routes: k per sequence and one shared (or dense) per sequence */
+	int64_t R = (int64_t)n * (K + 1);
+	size_t fl = (size_t)n * (size_t)(2 * H + qd + 2 * kvd + qd + H +
+					 Emax + Emax) +
+		    (size_t)R * (size_t)(2 * Imax + H);
+	float *f;
+
+	memset(m, 0, sizeof *m);
+	m->all = malloc(fl * sizeof(float) + (size_t)R * sizeof *m->rt);
+	if (!m->all)
+		return ED_ENOMEM;
+	f = m->all;
+	m->x = f, f += (size_t)n * H;
+	m->xn = f, f += (size_t)n * H;
+	m->q = f, f += (size_t)n * qd;
+	m->k = f, f += (size_t)n * kvd;
+	m->v = f, f += (size_t)n * kvd;
+	m->att = f, f += (size_t)n * qd;
+	m->o = f, f += (size_t)n * H;
+	m->lg = f, f += (size_t)n * Emax;
+	m->prob = f, f += (size_t)n * Emax;
+	m->tg = f, f += (size_t)R * Imax;
+	m->tu = f, f += (size_t)R * Imax;
+	m->eo = f, f += (size_t)R * H;
+	m->rt = (struct route *)f;
+	return 0;
+}
+
+/* Pointers to row i of n rows of w floats. */
+static void rows_of(float *base, int64_t w, int n, float **out)
+{
+	for (int i = 0; i < n; i++)
+		out[i] = base + (int64_t)i * w;
+}
+
+/* One (token, expert) pair of a step's MLP: expert -1 is the shared
+ * experts or the dense MLP. */
+struct step_route {
+	int tok, expert;
+	float w;
+	float *g, *u, *e; /* gate, up (then SwiGLU), down outputs */
+};
+
+static const struct ed_expert *expert_of(const struct ed_config *c,
+					 const struct ed_layer *L, int e)
+{
+	int pool = e >= c->experts[0];
+	return &L->experts[pool][e - (pool ? c->experts[0] : 0)];
+}
+
+/*
+ * The MLP of a layer for n single tokens xn[i] into out[i]: the dense
+ * SwiGLU, or the MoE (each token's route from its text router, the
+ * shared experts on all, every chosen expert once over the tokens that
+ * chose it). Two matvec jobs: gate and up of everything, then the downs.
+ */
+static int step_mlp(struct ed_session *s, struct step_mem *m, int layer, int n,
+		    float **xn, float **out)
+{
+	const struct ed_config *c = &s->m->cfg;
+	const struct ed_layer *L = &s->m->layers[layer];
+	int64_t H = c->hidden, K = L->moe ? c->moe_k : 0;
+	int Emax = ED_MAX(c->experts[0], c->experts[1]);
+	int64_t Imax = ED_MAX(ED_MAX((int64_t)c->dense_inter,
+				     (int64_t)c->shared * c->expert_inter[0]),
+			      ED_MAX(c->expert_inter[0], c->expert_inter[1]));
+	int E = c->experts[0] + c->experts[1];
+	int64_t cap = (int64_t)n * (K + 1);
+	int nr = 0, nmv = 0, rc = ED_ENOMEM;
+	struct step_route *rs = calloc((size_t)cap, sizeof *rs);
+	struct ed_mv *mv = calloc((size_t)(2 * cap), sizeof *mv);
+	const float **xs = calloc((size_t)cap, sizeof *xs);
+	float **ps = calloc((size_t)(3 * cap), sizeof *ps);
+
+	if (!rs || !mv || !xs || !ps)
+		goto out;
+	if (L->moe) {
+		/* router logits of the text pool, then each token's route */
+		float *lg[ED_MAX_BATCH];
+		struct ed_mv r = {L->router[0], ED_DT_F32, c->experts[0], H,
+				  NULL, n, (const float *const *)xn, lg};
+		rows_of(m->lg, Emax, n, lg);
+		if (ed_k_matvec(s->pool, &r, 1))
+			goto out;
+		for (int i = 0; i < n; i++)
+			route(c, L, 0, lg[i], m->prob + (int64_t)i * Emax,
+			      m->rt + (int64_t)i * K);
+	}
+	/* the routes: shared (or dense) for every token, then each chosen
+	 * expert in the order of the ids, its tokens in order */
+	if (!L->moe || L->has_shared)
+		for (int i = 0; i < n; i++)
+			rs[nr++] = (struct step_route){i, -1, 1, 0, 0, 0};
+	for (int e = 0; e < E && L->moe; e++)
+		for (int i = 0; i < n; i++)
+			for (int64_t k = 0; k < K; k++)
+				if (m->rt[(int64_t)i * K + k].e == e)
+					rs[nr++] = (struct step_route){
+					    i, e, m->rt[(int64_t)i * K + k].w,
+					    0, 0, 0};
+	for (int r = 0; r < nr; r++) {
+		rs[r].g = m->tg + (int64_t)r * Imax;
+		rs[r].u = m->tu + (int64_t)r * Imax;
+		rs[r].e = m->eo + (int64_t)r * H;
+		xs[r] = xn[rs[r].tok];
+		ps[r] = rs[r].g;
+		ps[cap + r] = rs[r].u;
+		ps[2 * cap + r] = rs[r].e;
+	}
+	/* gate and up of every group of routes with one expert */
+	for (int r0 = 0, r1; r0 < nr; r0 = r1) {
+		const struct ed_wt *g, *u;
+		for (r1 = r0; r1 < nr && rs[r1].expert == rs[r0].expert; r1++)
+			;
+		g = rs[r0].expert < 0 ? &L->gate
+				      : &expert_of(c, L, rs[r0].expert)->gate;
+		u = rs[r0].expert < 0 ? &L->up
+				      : &expert_of(c, L, rs[r0].expert)->up;
+		mv[nmv++] = (struct ed_mv){g->data, g->dt,   g->rows,
+					   H,	    NULL,    r1 - r0,
+					   xs + r0, ps + r0};
+		mv[nmv++] = (struct ed_mv){u->data, u->dt,	   u->rows,
+					   H,	    NULL,	   r1 - r0,
+					   xs + r0, ps + cap + r0};
+	}
+	if (ed_k_matvec(s->pool, mv, nmv))
+		goto out;
+	nmv = 0;
+	for (int r0 = 0, r1; r0 < nr; r0 = r1) {
+		const struct ed_wt *d;
+		for (r1 = r0; r1 < nr && rs[r1].expert == rs[r0].expert; r1++)
+			ed_k_swiglu(rs[r1].g, rs[r1].u,
+				    rs[r0].expert < 0
+					? L->gate.rows
+					: expert_of(c, L, rs[r0].expert)
+					      ->gate.rows);
+		d = rs[r0].expert < 0 ? &L->down
+				      : &expert_of(c, L, rs[r0].expert)->down;
+		mv[nmv++] = (struct ed_mv){
+		    d->data, d->dt, H, d->cols, NULL, r1 - r0,
+		    (const float *const *)(ps + r0), ps + 2 * cap + r0};
+	}
+	if (ed_k_matvec(s->pool, mv, nmv))
+		goto out;
+	/* out = shared (or dense) + sum of w times each expert's */
+	for (int i = 0; i < n; i++)
+		memset(out[i], 0, (size_t)H * sizeof **out);
+	for (int r = 0; r < nr; r++) {
+		float *o = out[rs[r].tok];
+		for (int64_t h = 0; h < H; h++)
+			o[h] += rs[r].w * rs[r].e[h];
+	}
+	rc = 0;
+out:
+	free(rs);
+	free(mv);
+	free(xs);
+	free(ps);
+	return rc;
+}
+
+int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
+		    char *err, size_t errlen)
+{
+	struct ed_session *s0 = ss[0];
+	const struct ed_model *md = s0->m;
+	const struct ed_config *c = &md->cfg;
+	int64_t H = c->hidden, hd = c->head_dim, qd = (int64_t)c->heads * hd,
+		kvd = (int64_t)c->kv_heads * hd;
+	float *x[ED_MAX_BATCH], *xn[ED_MAX_BATCH], *q[ED_MAX_BATCH],
+	    *kb[ED_MAX_BATCH], *vb[ED_MAX_BATCH], *att[ED_MAX_BATCH],
+	    *o[ED_MAX_BATCH], *lo[ED_MAX_BATCH];
+	struct ed_attn_row ar[ED_MAX_BATCH];
+	struct step_mem m;
+	int rc = 0;
+
+	if (n < 1 || n > ED_MAX_BATCH)
+		return ed_err(err, errlen, ED_EINVAL, "a batch of %d", n);
+	for (int i = 0; i < n; i++) {
+		if (ss[i]->m != md)
+			return ed_err(err, errlen, ED_EINVAL,
+				      "sessions of different models");
+		if (ss[i]->n_past + 1 > ss[i]->max_ctx)
+			return ed_err(err, errlen, ED_ETOOBIG,
+				      "%lld tokens exceed the context of %lld",
+				      (long long)(ss[i]->n_past + 1),
+				      (long long)ss[i]->max_ctx);
+		if (tokens[i] < 0 || tokens[i] >= c->vocab)
+			return ed_err(err, errlen, ED_EINVAL,
+				      "token %d out of range", tokens[i]);
+	}
+	if (step_mem_init(&m, c, n))
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	rows_of(m.x, H, n, x);
+	rows_of(m.xn, H, n, xn);
+	rows_of(m.q, qd, n, q);
+	rows_of(m.k, kvd, n, kb);
+	rows_of(m.v, kvd, n, vb);
+	rows_of(m.att, qd, n, att);
+	rows_of(m.o, H, n, o);
+	for (int i = 0; i < n; i++) {
+		ed_embed(md, &tokens[i], 1, x[i]);
+		lo[i] = ss[i]->logits;
+	}
+	for (int l = 0; l < c->layers; l++) {
+		const struct ed_layer *L = &md->layers[l];
+		for (int i = 0; i < n; i++)
+			ed_k_rmsnorm(xn[i], x[i], L->ln_in, 1, H, c->rms_eps);
+		{
+			const float *const *xi = (const float *const *)xn;
+			struct ed_mv mv[3] = {
+			    {L->q.data, L->q.dt, qd, H, NULL, n, xi, q},
+			    {L->k.data, L->k.dt, kvd, H, NULL, n, xi, kb},
+			    {L->v.data, L->v.dt, kvd, H, NULL, n, xi, vb}};
+			if (ed_k_matvec(s0->pool, mv, 3))
+				goto nomem;
+		}
+		for (int i = 0; i < n; i++) {
+			struct ed_session *s = ss[i];
+			int32_t pos[3] = {(int32_t)s->next_pos,
+					  (int32_t)s->next_pos,
+					  (int32_t)s->next_pos};
+			float *kc = s->kcache +
+				    ((int64_t)l * s->max_ctx + s->n_past) * kvd;
+			float *vc = s->vcache +
+				    ((int64_t)l * s->max_ctx + s->n_past) * kvd;
+			rope_3d(c, q[i], 1, qd, c->heads, pos, 1, 0);
+			rope_3d(c, kb[i], 1, kvd, c->kv_heads, pos, 1, 0);
+			memcpy(kc, kb[i], (size_t)kvd * sizeof *kc);
+			memcpy(vc, vb[i], (size_t)kvd * sizeof *vc);
+			ar[i] = (struct ed_attn_row){
+			    att[i], q[i],
+			    s->kcache + (int64_t)l * s->max_ctx * kvd,
+			    s->vcache + (int64_t)l * s->max_ctx * kvd,
+			    s->n_past + 1};
+		}
+		if (ed_k_attention_rows(s0->pool, ar, n, c->heads, c->kv_heads,
+					(int)hd, kvd,
+					1.0f / sqrtf((float)hd)))
+			goto nomem;
+		{
+			struct ed_mv mv = {L->o.data,
+					   L->o.dt,
+					   H,
+					   qd,
+					   NULL,
+					   n,
+					   (const float *const *)att,
+					   o};
+			if (ed_k_matvec(s0->pool, &mv, 1))
+				goto nomem;
+		}
+		for (int i = 0; i < n; i++) {
+			ed_k_add(x[i], o[i], H);
+			ed_k_rmsnorm(xn[i], x[i], L->ln_post, 1, H,
+				     c->rms_eps);
+		}
+		if (step_mlp(s0, &m, l, n, xn, o))
+			goto nomem;
+		for (int i = 0; i < n; i++)
+			ed_k_add(x[i], o[i], H);
+	}
+	for (int i = 0; i < n; i++)
+		ed_k_rmsnorm(xn[i], x[i], md->norm, 1, H, c->rms_eps);
+	{
+		struct ed_mv mv = {md->head.data,
+				   md->head.dt,
+				   c->vocab,
+				   H,
+				   NULL,
+				   n,
+				   (const float *const *)xn,
+				   lo};
+		if (ed_k_matvec(s0->pool, &mv, 1))
+			goto nomem;
+	}
+	for (int i = 0; i < n; i++) {
+		ss[i]->n_past++;
+		ss[i]->next_pos++;
+	}
+	free(m.all);
+	return rc;
+nomem:
+	free(m.all);
+	return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 }

@@ -430,6 +430,17 @@ int ed_session_prefill(struct ed_session *s, const struct ed_prompt *p,
 /* Feed one generated token at the next position; *logits as above. */
 int ed_session_step(struct ed_session *s, int32_t token, const float **logits,
 		    char *err, size_t errlen);
+/*
+ * The same for n sessions of one model at once (n <= 64), one token
+ * each: one pass over the weights for all of them, the experts they chose
+ * each read once. Every session's logits (ed_session_logits) are bit for
+ * bit what ed_session_step() gives it alone, whatever the others are.
+ * Runs on the first session's threads. 0 or ED_E* (none advanced).
+ */
+int ed_session_step_batch(struct ed_session *const *s, int n,
+			  const int32_t *tokens, char *err, size_t errlen);
+/* The logits of the last prefill or step (vocab floats, owned by s). */
+const float *ed_session_logits(const struct ed_session *s);
 /* Next text position (t = h = w) for a generated token. */
 int64_t ed_session_next_pos(const struct ed_session *s);
 /* Milliseconds the last prefill spent in the vision tower and resampler,

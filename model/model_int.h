@@ -145,6 +145,17 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
 		       const int32_t *pos, const uint8_t *vision, char *err,
 		       size_t errlen);
 
+/* Sessions one decode step may batch. */
+#define ED_MAX_BATCH 64
+
+/* decoder.c: one decode step for n sessions of one model, each fed one
+ * token at its next position (a text token): one pass over the weights
+ * for all. Logits into each session's s->logits; n_past and next_pos
+ * advance. Runs on ss[0]'s pool. A session's numbers are the same
+ * whatever the others are. 0, ED_ETOOBIG, ED_EINVAL, ED_ENOMEM. */
+int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
+		    char *err, size_t errlen);
+
 /* remote.c: the OpenAI-compatible client behind struct ed_backend. */
 struct remote;
 int remote_open(struct remote **out, const struct ed_backend_opts *o, char *err,

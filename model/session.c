@@ -221,27 +221,22 @@ int64_t ed_session_cached(const struct ed_session *s)
 int ed_session_step(struct ed_session *s, int32_t token, const float **logits,
 		    char *err, size_t errlen)
 {
-	const struct ed_config *c = &s->m->cfg;
-	int32_t pos[3];
-	uint8_t vis = 0;
-	float *x;
-	int rc;
+	int rc = ed_decoder_step(&s, 1, &token, err, errlen);
 
-	if (token < 0 || token >= c->vocab)
-		return ed_err(err, errlen, ED_EINVAL, "token %d out of range",
-			      token);
-	x = malloc((size_t)c->hidden * sizeof *x);
-	if (!x)
-		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
-	pos[0] = pos[1] = pos[2] = (int32_t)s->next_pos;
-	ed_embed(s->m, &token, 1, x);
-	rc = ed_decoder_forward(s, x, 1, pos, &vis, err, errlen);
-	free(x);
-	if (rc)
-		return rc;
-	s->next_pos++;
-	*logits = s->logits;
-	return 0;
+	if (!rc)
+		*logits = s->logits;
+	return rc;
+}
+
+int ed_session_step_batch(struct ed_session *const *s, int n,
+			  const int32_t *tokens, char *err, size_t errlen)
+{
+	return ed_decoder_step(s, n, tokens, err, errlen);
+}
+
+const float *ed_session_logits(const struct ed_session *s)
+{
+	return s->logits;
 }
 
 /* ---- sampling ------------------------------------------------------ */

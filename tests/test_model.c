@@ -1597,7 +1597,7 @@ static void test_act16(void)
 		int8_t q8[256], q9[256];
 		float d8[8], d9[8], ds8[8], ds9[8];
 		int16_t s8[16], s9[16];
-		struct ed_qact a = {q8, d8, s8, ds8}, b = {q9, d9, s9, ds9};
+		struct ed_qact a = {q8, d8, s8, ds8, 0}, b = {q9, d9, s9, ds9, 0};
 		ed_k_quantize_act(x, K, &a);
 		ed_k_quantize_act8_level(ed_k_isa_best(), x, K, &b);
 		CHECK(memcmp(q8, q9, sizeof q8) == 0 &&
@@ -1715,7 +1715,7 @@ static void test_quant(void)
 			float *ad = malloc(KK / 32 * sizeof *ad);
 			int16_t *as = malloc(KK / 16 * sizeof *as);
 			float *ads = malloc(KK / 32 * sizeof *ads);
-			struct ed_qact a = {aq, ad, as, ads};
+			struct ed_qact a = {aq, ad, as, ads, 0};
 			double ref, mag = 0;
 			for (int j = 0; j < KK; j++) {
 				w[j] = qgauss();
@@ -1742,21 +1742,57 @@ static void test_quant(void)
 			for (int j = 0; j < KK; j++)
 				mag += fabs((double)w[j] * ax[j]);
 			for (int isa = 0; isa <= (int)best; isa++) {
-				/* each kernel on activations in its own order
-				 */
+				/* each kernel on activations in its own group
+				 * and order */
 				int8_t *q2 = malloc(KK);
-				struct ed_qact a2 = {q2, ad, as, ads};
+				float *d2 = malloc(KK / 32 * sizeof *d2),
+				      *ds2 = malloc(KK / 32 * sizeof *ds2);
+				int16_t *s2 = malloc(KK / 16 * sizeof *s2);
+				struct ed_qact a2 = {q2, d2, s2, ds2, 0};
+				double ref2 = ref;
 				float got;
-				memcpy(q2, aq, KK);
+				if (ed_k_act_group((enum ed_isa)isa, dt) ==
+				    256) {
+					struct ed_qact ap = a2;
+					int8_t *qp = malloc(KK);
+					ap.q = qp;
+					ed_k_quantize_act256(ED_ISA_PORTABLE,
+							     ax, KK, &ap);
+					ed_k_quantize_act256((enum ed_isa)isa,
+							     ax, KK, &a2);
+					CHECK(memcmp(qp, q2, KK) == 0 &&
+						  memcmp(ap.d, d2,
+							 KK / 256 * 4) == 0,
+					      "%s: group-256 activations "
+					      "equal the portable ones",
+					      ed_k_isa_name((enum ed_isa)isa));
+					CHECK(a2.group == 256, "group %d",
+					      a2.group);
+					ref2 = ed_k_qdot_ref(dt, wq, &a2, KK);
+					free(qp);
+				} else {
+					memcpy(q2, aq, KK);
+					memcpy(d2, ad, KK / 32 * 4);
+					memcpy(ds2, ads, KK / 32 * 4);
+					memcpy(s2, as, KK / 16 * 2);
+				}
 				ed_k_act_order((enum ed_isa)isa, dt, &a2, KK);
 				got = ed_k_qdot((enum ed_isa)isa, dt, wq, &a2,
 						KK);
 				free(q2);
-				CHECK(fabs(got - ref) <= 1e-5 * mag,
+				free(d2);
+				free(ds2);
+				free(s2);
+				CHECK(fabs(got - ref2) <= 1e-5 * mag,
 				      "%s K=%d %s: %g, reference %g",
 				      ed_model_dtype_name(dt), KK,
 				      ed_k_isa_name((enum ed_isa)isa), got,
-				      ref);
+				      ref2);
+				/* group 256 changes the sum by the coarser
+				 * activations only */
+				CHECK(fabs(ref2 - ref) <= 0.02 * mag,
+				      "%s K=%d: %g against %g with group 32",
+				      ed_model_dtype_name(dt), KK, ref2, ref);
 			}
 			free(w);
 			free(ax);

@@ -74,6 +74,9 @@ uint16_t ed_k_f32_to_f16(float f);
 /* n elements of src (dtype dt) to float32. */
 void ed_k_to_f32(float *dst, const void *src, enum ed_dtype dt, size_t n);
 
+/* Element i of a BF16, F16 or F32 matrix as float32. */
+float ed_k_weight(const void *W, enum ed_dtype wt, size_t i);
+
 /* ---- quantized blocks (quant.c) ------------------------------------- */
 
 bool ed_k_is_quant(enum ed_dtype dt);
@@ -87,19 +90,31 @@ int ed_k_quantize_row(enum ed_dtype dt, const float *x, void *out, int64_t n);
 void ed_k_dequantize_row(enum ed_dtype dt, const void *src, float *y,
 			 int64_t n);
 
-/* Activations quantized for integer dot products: per 32 values an int8
- * block and its float scale, and the sum of each 16 int8 values (the
- * formats' offsets and minimums need them). K a multiple of 32. */
+/* Activations quantized for integer dot products: per group of 32 (or
+ * 256) values int8 values and their float scale d, the sum of each 16
+ * int8 values and per 32 d times their sum (the formats' offsets and
+ * minimums need them). K a multiple of the group. */
 struct ed_qact {
 	int8_t *q;    /* [K] */
-	float *d;     /* [K / 32] */
+	float *d;     /* [K / group] */
 	int16_t *s16; /* [K / 16] */
-	float *ds;    /* [K / 32]: d times the block's sum */
+	float *ds;    /* [K / 32]: d times the 32 values' sum */
+	int group;    /* 32 (also when 0) or 256 */
 };
 void ed_k_quantize_act(const float *x, int64_t K, struct ed_qact *a);
+/* Per group of 256 (one scale per K-quant block, as ggml's Q8_K): the
+ * kernels then apply a block's integer sub-scales before converting to
+ * float, half the float work of per-32 scales. AVX-512 or portable by
+ * level, the same values. Sets a->group. */
+void ed_k_quantize_act256(enum ed_isa level, const float *x, int64_t K,
+			  struct ed_qact *a);
+/* The group the level's kernels for dt take: 256 for Q4_K on VNNI
+ * (decode and prefill alike), else 32. */
+int ed_k_act_group(enum ed_isa level, enum ed_dtype dt);
 /* Put the activations in the order the level's kernel for dt reads
- * them (the int8 values only); true when they were moved. Call once per
- * activation vector, before ed_k_qdot at that level. */
+ * them (the int8 values only); true when they were moved (with K = 0:
+ * whether they would be). Call once per activation vector, before
+ * ed_k_qdot at that level. */
 bool ed_k_act_order(enum ed_isa level, enum ed_dtype dt, struct ed_qact *a,
 		    int64_t K);
 /* A quantized weight row (K weights) . the activations (in the order
@@ -115,6 +130,14 @@ double ed_k_qdot_ref(enum ed_dtype dt, const void *w, const struct ed_qact *a,
 void ed_k_qdot_rows(enum ed_isa level, enum ed_dtype dt, const void *w,
 		    size_t rb, int64_t n, const struct ed_qact *a, int64_t K,
 		    float *y);
+/* The same rows with nv activation vectors: y[v][r] = row r . a[v].
+ * Each (row, vector) is summed with the same instructions whatever nv
+ * and the other vectors are, and equals ed_k_qdot_rows() with a[v]
+ * alone: a sequence decoded in a batch gets the numbers it gets alone.
+ * Weights are read once for all vectors (decode of several sequences). */
+void ed_k_qdot_multi(enum ed_isa level, enum ed_dtype dt, const void *w,
+		     size_t rb, int64_t n, const struct ed_qact *const *a,
+		     int nv, int64_t K, float *const *y);
 
 /* A quantized row of K weights as w[k] = scale[g] * u[k] - minv[g] with
  * integers u in 0..255, g = k / group: 32, or 16 for Q6_K. AVX-512 or
@@ -146,6 +169,32 @@ int ed_k_qgemm2(struct ed_pool *p, float *y0, float *y1, const float *x,
 		int64_t M, const void *W0, const void *W1, enum ed_dtype wt,
 		int64_t N, int64_t K);
 bool ed_k_has_vnni(void);
+
+/* ---- weight matrices times a few vectors (matvec.c) ----------------
+ *
+ * Decode: every sequence of a batch gives one vector. y[v] = W x[v]
+ * (+ bias) for several matrices and vectors in one job: rows in work
+ * items claimed by free threads (each weight row read once for all the
+ * vectors), each distinct input quantized once per activation format.
+ * Every output is summed by one thread with the same instructions
+ * whatever the other vectors, products and the thread count are: a
+ * sequence's numbers do not depend on what it is batched with.
+ */
+struct ed_mv {
+	const void *W; /* [N][K] as stored (BF16, F16, F32, quantized) */
+	enum ed_dtype dt;
+	int64_t N, K;
+	const float *bias;	/* [N] or NULL */
+	int nv;			/* vectors */
+	const float *const *x;	/* nv inputs of K floats */
+	float *const *y;	/* nv outputs of N floats */
+};
+/* 0, or ED_ENOMEM with nothing written. */
+int ed_k_matvec(struct ed_pool *p, const struct ed_mv *mv, int n);
+/* The float-weight row kernel at a level: W row . x over K (the one
+ * ed_k_matvec uses). */
+float ed_k_row_dot(enum ed_isa level, const void *w, enum ed_dtype wt,
+		   const float *x, int64_t K);
 
 /* ---- matrix products ----------------------------------------------- */
 
@@ -184,6 +233,18 @@ void ed_k_attention(struct ed_pool *p, float *out, const float *q,
 		    const float *k, const float *v, const struct ed_attn *a);
 void ed_k_attention_ref(float *out, const float *q, const float *k,
 			const float *v, const struct ed_attn *a);
+/* Decode: one query row for each of n sequences, each over its own Lk
+ * cached keys (q [nq][hd], k and v [Lk][kv_stride], out [nq][hd]); one
+ * job for all (sequence, head) pairs. Each row's numbers are those of
+ * ed_k_attention() with L = 1 on that sequence alone. 0 or ED_ENOMEM. */
+struct ed_attn_row {
+	float *out;
+	const float *q, *k, *v;
+	int64_t Lk;
+};
+int ed_k_attention_rows(struct ed_pool *p, const struct ed_attn_row *r, int n,
+			int nq, int nkv, int hd, int64_t kv_stride,
+			float scale);
 
 /* ---- building blocks of the products (gemm.c) ----------------------
  *

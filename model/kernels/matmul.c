@@ -2,9 +2,9 @@
  * matmul.c - y = x W^T over weights stored as BF16, F16 or F32, float32
  * accumulation, with runtime dispatch: AVX-512, AVX2+FMA, portable C.
  *
- *   M = 1 (decode): one dot product per weight row; threads split the rows,
- *   so every weight byte is read once, converted in registers.
- *   M > 1 (prefill, ViT): gemm.c's packed panels and register tiles.
+ *   M = 1 (decode): matvec.c, a batch of one vector.
+ *   M > 1 (prefill, ViT): gemm.c's packed panels and register tiles, or
+ *   qgemm.c's integer products for quantized weights.
  */
 #include "kernels.h"
 
@@ -175,7 +175,7 @@ void ed_k_to_f32(float *dst, const void *src, enum ed_dtype dt, size_t n)
 
 /* ---- reference ----------------------------------------------------- */
 
-static float wget(const void *W, enum ed_dtype wt, size_t i)
+float ed_k_weight(const void *W, enum ed_dtype wt, size_t i)
 {
 	switch (wt) {
 	case ED_DT_BF16: return ed_k_bf16_to_f32(((const uint16_t *)W)[i]);
@@ -212,138 +212,9 @@ void ed_k_matmul_ref(float *y, const float *x, int64_t M, const void *W,
 			double acc = bias ? bias[n] : 0;
 			for (int64_t k = 0; k < K; k++)
 				acc += (double)x[m * K + k] *
-				       wget(W, wt, (size_t)(n * K + k));
+				       ed_k_weight(W, wt, (size_t)(n * K + k));
 			y[m * N + n] = (float)acc;
 		}
-}
-
-/* ---- row dot products (M = 1) -------------------------------------- */
-
-static float dot_portable(const void *W, enum ed_dtype wt, const float *x,
-			  int64_t K)
-{
-	float acc[8] = {0};
-	int64_t k = 0;
-
-	if (wt == ED_DT_F32) {
-		const float *w = W;
-		for (; k + 8 <= K; k += 8)
-			for (int j = 0; j < 8; j++)
-				acc[j] += w[k + j] * x[k + j];
-	} else {
-		for (; k + 8 <= K; k += 8)
-			for (int j = 0; j < 8; j++)
-				acc[j] +=
-				    wget(W, wt, (size_t)(k + j)) * x[k + j];
-	}
-	for (; k < K; k++)
-		acc[0] += wget(W, wt, (size_t)k) * x[k];
-	return ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
-	       ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-#if defined(__x86_64__)
-__attribute__((target("avx2,fma,f16c"))) static inline __m256
-load8_avx2(const void *W, enum ed_dtype wt, int64_t k)
-{
-	switch (wt) {
-	case ED_DT_BF16: {
-		__m128i h =
-		    _mm_loadu_si128((const __m128i *)((const uint16_t *)W + k));
-		return _mm256_castsi256_ps(
-		    _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-	}
-	case ED_DT_F16:
-		return _mm256_cvtph_ps(_mm_loadu_si128(
-		    (const __m128i *)((const uint16_t *)W + k)));
-	default: return _mm256_loadu_ps((const float *)W + k);
-	}
-}
-
-__attribute__((target("avx2,fma,f16c"))) static float
-dot_avx2(const void *W, enum ed_dtype wt, const float *x, int64_t K)
-{
-	__m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-	__m128 s;
-	int64_t k = 0;
-	float acc;
-
-	for (; k + 16 <= K; k += 16) {
-		a0 = _mm256_fmadd_ps(load8_avx2(W, wt, k),
-				     _mm256_loadu_ps(x + k), a0);
-		a1 = _mm256_fmadd_ps(load8_avx2(W, wt, k + 8),
-				     _mm256_loadu_ps(x + k + 8), a1);
-	}
-	for (; k + 8 <= K; k += 8)
-		a0 = _mm256_fmadd_ps(load8_avx2(W, wt, k),
-				     _mm256_loadu_ps(x + k), a0);
-	a0 = _mm256_add_ps(a0, a1);
-	s = _mm_add_ps(_mm256_castps256_ps128(a0),
-		       _mm256_extractf128_ps(a0, 1));
-	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-	s = _mm_add_ss(s, _mm_movehdup_ps(s));
-	acc = _mm_cvtss_f32(s);
-	for (; k < K; k++)
-		acc += wget(W, wt, (size_t)k) * x[k];
-	return acc;
-}
-
-__attribute__((target("avx512f,avx512bw,f16c"))) static inline __m512
-load16_avx512(const void *W, enum ed_dtype wt, int64_t k)
-{
-	switch (wt) {
-	case ED_DT_BF16: {
-		__m256i h = _mm256_loadu_si256(
-		    (const __m256i *)((const uint16_t *)W + k));
-		return _mm512_castsi512_ps(
-		    _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-	}
-	case ED_DT_F16:
-		return _mm512_cvtph_ps(_mm256_loadu_si256(
-		    (const __m256i *)((const uint16_t *)W + k)));
-	default: return _mm512_loadu_ps((const float *)W + k);
-	}
-}
-
-__attribute__((target("avx512f,avx512bw,f16c"))) static float
-dot_avx512(const void *W, enum ed_dtype wt, const float *x, int64_t K)
-{
-	__m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-	__m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-	int64_t k = 0;
-	float acc;
-
-	for (; k + 64 <= K; k += 64) {
-		a0 = _mm512_fmadd_ps(load16_avx512(W, wt, k),
-				     _mm512_loadu_ps(x + k), a0);
-		a1 = _mm512_fmadd_ps(load16_avx512(W, wt, k + 16),
-				     _mm512_loadu_ps(x + k + 16), a1);
-		a2 = _mm512_fmadd_ps(load16_avx512(W, wt, k + 32),
-				     _mm512_loadu_ps(x + k + 32), a2);
-		a3 = _mm512_fmadd_ps(load16_avx512(W, wt, k + 48),
-				     _mm512_loadu_ps(x + k + 48), a3);
-	}
-	for (; k + 16 <= K; k += 16)
-		a0 = _mm512_fmadd_ps(load16_avx512(W, wt, k),
-				     _mm512_loadu_ps(x + k), a0);
-	a0 = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
-	acc = _mm512_reduce_add_ps(a0);
-	for (; k < K; k++)
-		acc += wget(W, wt, (size_t)k) * x[k];
-	return acc;
-}
-#endif
-
-static float row_dot(enum ed_isa level, const void *W, enum ed_dtype wt,
-		     const float *x, int64_t K)
-{
-#if defined(__x86_64__)
-	if (level == ED_ISA_AVX512)
-		return dot_avx512(W, wt, x, K);
-	if (level == ED_ISA_AVX2)
-		return dot_avx2(W, wt, x, K);
-#endif
-	return dot_portable(W, wt, x, K);
 }
 
 #ifdef ED_HAVE_DNNL
@@ -403,41 +274,17 @@ static bool ed_dnnl_matmul(struct ed_pool *p, float *y, const float *x,
 }
 #endif
 
-struct mm_job {
-	float *y;
-	const float *x;
-	int64_t M, N, K;
-	const void *W;
-	enum ed_dtype wt;
-	const float *bias;
-	enum ed_isa level;
-	struct ed_qact act; /* M = 1 over quantized weights */
-};
-
-static void mm_qrows(void *ctx, int64_t b, int64_t e, int tid)
+/* One row of x at a time (no scratch for the tiles): M = 1 products. */
+static void rows_one_by_one(struct ed_pool *p, float *y, const float *x,
+			    int64_t M, const void *W, enum ed_dtype wt,
+			    int64_t N, int64_t K, const float *bias)
 {
-	struct mm_job *j = ctx;
-	size_t rb = ed_k_row_bytes(j->wt, j->K);
-
-	(void)tid;
-	ed_k_qdot_rows(j->level, j->wt, (const char *)j->W + (size_t)b * rb, rb,
-		       e - b, &j->act, j->K, j->y + b);
-	if (j->bias)
-		for (int64_t n = b; n < e; n++)
-			j->y[n] += j->bias[n];
-}
-
-static void mm_rows(void *ctx, int64_t b, int64_t e, int tid)
-{
-	struct mm_job *j = ctx;
-	size_t es = ed_model_dtype_size(j->wt);
-
-	(void)tid;
-	for (int64_t n = b; n < e; n++) {
-		float v = row_dot(j->level,
-				  (const char *)j->W + (size_t)(n * j->K) * es,
-				  j->wt, j->x, j->K);
-		j->y[n] = j->bias ? v + j->bias[n] : v;
+	for (int64_t m = 0; m < M; m++) {
+		const float *xm = x + m * K;
+		float *ym = y + m * N;
+		struct ed_mv mv = {W, wt, N, K, bias, 1, &xm, &ym};
+		if (ed_k_matvec(p, &mv, 1))
+			ed_k_matmul_ref(ym, xm, 1, W, wt, N, K, bias);
 	}
 }
 
@@ -445,7 +292,7 @@ void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
 		 const void *W, enum ed_dtype wt, int64_t N, int64_t K,
 		 const float *bias)
 {
-	struct mm_job j = {y, x, M, N, K, W, wt, bias, isa(), {0}};
+	enum ed_isa level = isa();
 
 	if (M <= 0 || N <= 0)
 		return;
@@ -454,41 +301,19 @@ void ed_k_matmul(struct ed_pool *p, float *y, const float *x, int64_t M,
 			y[i] = bias ? bias[i % N] : 0;
 		return;
 	}
-	if (M == 1 && ed_k_is_quant(wt)) {
-		/* int8 activations once, then integer dot products per row */
-		void *buf =
-		    malloc((size_t)K + (size_t)K / 32 * 2 * sizeof(float) +
-			   (size_t)K / 16 * sizeof(int16_t) + 64);
-		if (buf) {
-			j.act.d = buf;
-			j.act.ds = j.act.d + K / 32;
-			j.act.s16 = (int16_t *)(j.act.ds + K / 32);
-			j.act.q = (int8_t *)(j.act.s16 + K / 16);
-			ed_k_quantize_act(x, K, &j.act);
-			ed_k_act_order(j.level, wt, &j.act, K);
-			ed_pool_for(p, N, 16, mm_qrows, &j);
-			free(buf);
-			return;
-		}
-	}
-	if (M == 1 && !ed_k_is_quant(wt)) {
-		ed_pool_for(p, N, 16, mm_rows, &j);
+	if (M == 1) { /* decode: matvec.c, as a batch of one */
+		rows_one_by_one(p, y, x, 1, W, wt, N, K, bias);
 		return;
 	}
 #ifdef ED_HAVE_DNNL
 	if (!ed_k_is_quant(wt) && ed_dnnl_matmul(p, y, x, M, W, wt, N, K, bias))
 		return;
 #endif
-	if (ed_k_is_quant(wt) && j.level == ED_ISA_AVX512 &&
+	if (ed_k_is_quant(wt) && level == ED_ISA_AVX512 &&
 	    ed_k_qgemm(p, y, x, M, W, wt, N, K, bias) == 0)
 		return;
-	if (ed_k_gemm(p, j.level, y, x, M, W, wt, N, K, bias) != 0)
-		for (int64_t m = 0; m < M; m++) { /* no memory: row by row */
-			struct mm_job r = j;
-			r.y = y + m * N;
-			r.x = x + m * K;
-			ed_pool_for(p, N, 16, mm_rows, &r);
-		}
+	if (ed_k_gemm(p, level, y, x, M, W, wt, N, K, bias) != 0)
+		rows_one_by_one(p, y, x, M, W, wt, N, K, bias); /* no memory */
 }
 
 void ed_k_matmul_pair(struct ed_pool *p, float *y0, float *y1, const float *x,

@@ -221,6 +221,45 @@ static void attn_range(void *ctx, int64_t b, int64_t e, int tid)
 			   w / j->a->nq, s);
 }
 
+struct rows_job {
+	const struct ed_attn_row *r;
+	struct ed_attn a; /* the shared shape; L, Lk, causal per row */
+	float *scratch;	  /* max Lk floats per thread */
+	int64_t maxk;
+};
+
+static void rows_items(void *ctx, int64_t b, int64_t e, int tid)
+{
+	struct rows_job *j = ctx;
+
+	for (int64_t it = b; it < e; it++) {
+		const struct ed_attn_row *r = &j->r[it / j->a.nq];
+		struct ed_attn a = j->a;
+		a.L = 1;
+		a.Lk = r->Lk;
+		a.causal_base = r->Lk - 1;
+		attend_one(r->out, r->q, r->k, r->v, &a, (int)(it % a.nq), 0,
+			   j->scratch + (size_t)tid * (size_t)j->maxk);
+	}
+}
+
+int ed_k_attention_rows(struct ed_pool *p, const struct ed_attn_row *r, int n,
+			int nq, int nkv, int hd, int64_t kv_stride, float scale)
+{
+	struct rows_job j = {r, {1, 1, nq, nkv, hd, kv_stride, 0, scale},
+			     NULL, 1};
+
+	for (int i = 0; i < n; i++)
+		j.maxk = ED_MAX(j.maxk, r[i].Lk);
+	j.scratch = malloc((size_t)ed_pool_threads(p) * (size_t)j.maxk *
+			   sizeof *j.scratch);
+	if (!j.scratch)
+		return ED_ENOMEM;
+	ed_pool_for_each(p, (int64_t)n * nq, rows_items, &j);
+	free(j.scratch);
+	return 0;
+}
+
 /*
  * Long sequences (the vision tower's thousands of patches, prompt
  * prefill): keys and values of each kv head are packed once into gemm.c's

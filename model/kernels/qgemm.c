@@ -19,7 +19,8 @@
  *   was measured at a mean KL of 0.22 nats against 0.01 on a golden
  *   model's prompt: Q8_0's own error is as small as int8 activations'.
  *   Q6_K, Q4_K, Q4_0: int8 exactly as the one-row path quantizes them
- *   (ed_k_quantize_act; prefill and decode agree), vpdpbusd on quads:
+ *   (per 32, Q4_K per 256: ed_k_act_group; prefill and decode agree),
+ *   vpdpbusd on quads:
  *   qa[block of 16][K / 4][16][4], twice the multiplies per instruction.
  *   Their weights' own error (2.5-8.5% RMS) is 6-20 times int8's (0.4%).
  * (|u| <= 255: a group's int16 sum stays below 2^31.) Register tile: 4
@@ -49,6 +50,7 @@ struct qg_job {
 	int64_t items;	/* work items per matrix */
 	int G;		/* weight group: 16 or 32 */
 	bool i8;	/* int8 activations (else int16) */
+	int agroup;	/* int8: values per activation scale, 32 or 256 */
 	int64_t ng, nb; /* groups per row, blocks of 16 tokens */
 	void *qa; /* int16 [nb][K / 2][16][2] or int8 [nb][K / 4][16][4] */
 	float *da, *fb; /* [nb][ng][16]: scale, scale x group sum */
@@ -186,7 +188,7 @@ static void qg_pack(void *ctx, int64_t b, int64_t e, int tid)
 	int32_t *s16 = (int32_t *)(d + K / 32);
 
 	struct ed_qact a8 = {(int8_t *)s, (float *)(s + ((K + 63) & ~63)), NULL,
-			     NULL};
+			     NULL, 32};
 
 	a8.ds = a8.d + K / 32;
 	a8.s16 = (int16_t *)(a8.ds + K / 32);
@@ -205,7 +207,13 @@ static void qg_pack(void *ctx, int64_t b, int64_t e, int tid)
 					da[g * 16 + l] = fb[g * 16 + l] = 0;
 				continue;
 			}
-			if (j->i8) {
+			if (j->i8 && j->agroup == 256) {
+				ed_k_quantize_act256(ED_ISA_AVX512,
+						     j->x + m * K, K, &a8);
+				for (int64_t kq = 0; kq < K / 4; kq++)
+					memcpy(qa + (kq * 16 + l) * 4,
+					       a8.q + kq * 4, 4);
+			} else if (j->i8) {
 				ed_k_quantize_act8_level(ED_ISA_AVX512,
 							 j->x + m * K, K, &a8);
 				for (int64_t kq = 0; kq < K / 4; kq++)
@@ -219,7 +227,7 @@ static void qg_pack(void *ctx, int64_t b, int64_t e, int tid)
 					       q + kp * 2, 4);
 			}
 			for (int64_t g = 0; g < j->ng; g++) {
-				float dg = j->i8 ? a8.d[g * j->G / 32]
+				float dg = j->i8 ? a8.d[g * j->G / j->agroup]
 						 : d[g * j->G / 32];
 				int32_t sum =
 				    j->i8	 ? (j->G == 32 ? a8.s16[2 * g] +
@@ -464,6 +472,9 @@ static int qgemm(struct ed_pool *p, float *y0, float *y1, const float *x,
 		return ED_EINVAL;
 	j.G = ed_k_unpack_group(wt);
 	j.i8 = wt != ED_DT_Q8_0;
+	/* int8 in the groups decode quantizes them in: prefill and decode
+	 * see the same activations */
+	j.agroup = ed_k_act_group(ED_ISA_AVX512, wt);
 	j.ng = K / j.G;
 	j.nb = (M + 15) / 16;
 	j.items = (N + RQ * RN - 1) / (RQ * RN);

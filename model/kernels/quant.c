@@ -17,6 +17,7 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -736,6 +737,78 @@ void ed_k_quantize_act(const float *x, int64_t K, struct ed_qact *a)
 		}
 		a->ds[b] = d * (float)(a->s16[2 * b] + a->s16[2 * b + 1]);
 	}
+	a->group = 32;
+}
+
+static void act256_portable(const float *x, int64_t K, struct ed_qact *a)
+{
+	for (int64_t b = 0; b < K / 256; b++) {
+		float amax = 0, d, id;
+		for (int j = 0; j < 256; j++)
+			amax = fmaxf(amax, fabsf(x[b * 256 + j]));
+		d = amax / 127;
+		id = d ? 1 / d : 0;
+		a->d[b] = d;
+		for (int h = 0; h < 16; h++) {
+			int s = 0;
+			for (int j = 16 * h; j < 16 * h + 16; j++) {
+				int q = nearest_int(x[b * 256 + j] * id);
+				a->q[b * 256 + j] = (int8_t)q;
+				s += q;
+			}
+			a->s16[b * 16 + h] = (int16_t)s;
+		}
+		for (int j = 0; j < 8; j++)
+			a->ds[b * 8 + j] =
+			    d * (float)(a->s16[b * 16 + 2 * j] +
+					a->s16[b * 16 + 2 * j + 1]);
+	}
+	a->group = 256;
+}
+
+#if defined(__x86_64__)
+/* the same values with AVX-512 (x * (1 / d) rounded to nearest even) */
+__attribute__((target("avx512f,avx512bw"))) static void
+act256_avx512(const float *x, int64_t K, struct ed_qact *a)
+{
+	for (int64_t b = 0; b < K / 256; b++) {
+		const float *xb = x + b * 256;
+		__m512 m = _mm512_setzero_ps();
+		float d, id;
+		for (int j = 0; j < 256; j += 16)
+			m = _mm512_max_ps(m,
+					  _mm512_abs_ps(_mm512_loadu_ps(xb + j)));
+		d = _mm512_reduce_max_ps(m) / 127;
+		id = d ? 1 / d : 0;
+		a->d[b] = d;
+		for (int h = 0; h < 16; h++) {
+			__m512i i = _mm512_cvtps_epi32(_mm512_mul_ps(
+			    _mm512_loadu_ps(xb + 16 * h), _mm512_set1_ps(id)));
+			_mm_storeu_si128((void *)(a->q + b * 256 + 16 * h),
+					 _mm512_cvtepi32_epi8(i));
+			a->s16[b * 16 + h] =
+			    (int16_t)_mm512_reduce_add_epi32(i);
+		}
+		for (int j = 0; j < 8; j++)
+			a->ds[b * 8 + j] =
+			    d * (float)(a->s16[b * 16 + 2 * j] +
+					a->s16[b * 16 + 2 * j + 1]);
+	}
+	a->group = 256;
+}
+#endif
+
+void ed_k_quantize_act256(enum ed_isa level, const float *x, int64_t K,
+			  struct ed_qact *a)
+{
+#if defined(__x86_64__)
+	if (level == ED_ISA_AVX512) {
+		act256_avx512(x, K, a);
+		return;
+	}
+#endif
+	(void)level;
+	act256_portable(x, K, a);
 }
 
 /* ---- dot products: reference and portable --------------------------- */
@@ -746,13 +819,14 @@ double ed_k_qdot_ref(enum ed_dtype dt, const void *w, const struct ed_qact *a,
 	float row[256];
 	double acc = 0;
 	int blk = ed_k_block(dt) > 32 ? 256 : 32;
+	int group = a->group > 0 ? a->group : 32;
 
 	for (int64_t k0 = 0; k0 < K; k0 += blk) {
 		ed_k_dequantize_row(
 		    dt, (const char *)w + ed_k_row_bytes(dt, k0), row, blk);
 		for (int j = 0; j < blk; j++)
-			acc +=
-			    (double)row[j] * a->d[(k0 + j) / 32] * a->q[k0 + j];
+			acc += (double)row[j] * a->d[(k0 + j) / group] *
+			       a->q[k0 + j];
 	}
 	return acc;
 }
@@ -958,6 +1032,147 @@ static inline void q4k_unpack(const uint8_t *scales, uint32_t u[4])
 	u[0] &= m1;
 }
 
+/*
+ * Q4_K rows times activation vectors on VNNI, R rows x G vectors per
+ * pass, the activations quantized per 256 (one scale per block, in the
+ * order 0 2 1 3 4 6 5 7 of ed_k_act_order). A 64-byte load of qs holds
+ * sub-blocks 0|2 in its low nibbles and 1|3 in its high ones, so product
+ * k (k = 0..3) has lanes 0-7 in one sub-block and 8-15 in another; each
+ * is scaled by its sub-block's integer scale spread to the lanes, the
+ * four summed, then times d of the row and of the vector; the minimums
+ * come off as dmin m per sub-block times the vector's d sum(q). One
+ * accumulator per (row, vector), updated by the same instructions
+ * whatever R, G and the other rows and vectors are.
+ */
+static const int32_t q4k_lanes[4][16] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2},
+    {1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6},
+    {5, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7}};
+
+static inline __attribute__((always_inline, target(VNNI_TARGET))) void
+q4k_tile(const uint8_t *w, size_t rb, const struct ed_qact *const *a,
+	 int64_t K, float *const *y, int64_t row, const int R, const int G)
+{
+	const __m512i m4 = _mm512_set1_epi8(15);
+	const __m512i l0 = _mm512_loadu_si512(q4k_lanes[0]),
+		      l1 = _mm512_loadu_si512(q4k_lanes[1]),
+		      l2 = _mm512_loadu_si512(q4k_lanes[2]),
+		      l3 = _mm512_loadu_si512(q4k_lanes[3]);
+	const int8_t *qa[8];
+	const float *da[8], *ds[8];
+	__m512 acc[4][8];
+
+#pragma GCC unroll 8
+	for (int g = 0; g < G; g++) {
+		qa[g] = a[g]->q;
+		da[g] = a[g]->d;
+		ds[g] = a[g]->ds;
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+		for (int g = 0; g < G; g++)
+			acc[r][g] = _mm512_setzero_ps();
+	for (int64_t b = 0; b < K / 256; b++) {
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++) {
+			const struct blk_q4_k *x =
+			    (const struct blk_q4_k *)(w + rb * (size_t)r) + b;
+			uint32_t u[4];
+			__m512 s8, sc[4], mn;
+			__m512i v0, v1, q[4];
+			float d = h2f(x->d);
+			PREFETCH(x, 144);
+			q4k_unpack(x->scales, u);
+			s8 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+			    _mm_loadl_epi64((const __m128i *)u)));
+			/* lanes 8-15 are 0 (the zero bytes above u[3]) */
+			mn = _mm512_mul_ps(
+			    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+				_mm_loadl_epi64((const __m128i *)(u + 2)))),
+			    _mm512_set1_ps(h2f(x->dmin)));
+			sc[0] = _mm512_permutexvar_ps(l0, s8);
+			sc[1] = _mm512_permutexvar_ps(l1, s8);
+			sc[2] = _mm512_permutexvar_ps(l2, s8);
+			sc[3] = _mm512_permutexvar_ps(l3, s8);
+			v0 = _mm512_loadu_si512(x->qs);
+			v1 = _mm512_loadu_si512(x->qs + 64);
+			q[0] = _mm512_and_si512(v0, m4);
+			q[1] = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
+			q[2] = _mm512_and_si512(v1, m4);
+			q[3] = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
+#pragma GCC unroll 8
+			for (int g = 0; g < G; g++) {
+				const int8_t *qb = qa[g] + b * 256;
+				__m512 t = _mm512_mul_ps(
+				    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(
+					_mm512_setzero_si512(), q[0],
+					_mm512_loadu_si512(qb))),
+				    sc[0]);
+#pragma GCC unroll 3
+				for (int k = 1; k < 4; k++)
+					t = _mm512_fmadd_ps(
+					    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(
+						_mm512_setzero_si512(), q[k],
+						_mm512_loadu_si512(qb +
+								   64 * k))),
+					    sc[k], t);
+				t = _mm512_fmadd_ps(
+				    t, _mm512_set1_ps(d * da[g][b]),
+				    acc[r][g]);
+				acc[r][g] = _mm512_fnmadd_ps(
+				    mn,
+				    _mm512_zextps256_ps512(
+					_mm256_loadu_ps(ds[g] + b * 8)),
+				    t);
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+		for (int g = 0; g < G; g++)
+			y[g][row + r] = _mm512_reduce_add_ps(acc[r][g]);
+}
+
+/* rows r .. n with the vectors av, R rows at a time while they last */
+#define Q4K_ROWS(R, G)                                                         \
+	for (; r + (R) <= n; r += (R))                                         \
+		q4k_tile(wb + rb * (size_t)r, rb, av, K, yv, r, R, G)
+
+__attribute__((target(VNNI_TARGET))) static void
+q4k_multi_vnni(const void *w, size_t rb, int64_t n,
+	       const struct ed_qact *const *a, int nv, int64_t K,
+	       float *const *y)
+{
+	const uint8_t *wb = w;
+
+	for (int v = 0; v < nv;) {
+		const struct ed_qact *const *av = a + v;
+		float *const *yv = y + v;
+		int left = nv - v;
+		int64_t r = 0;
+		if (left >= 8) {
+			Q4K_ROWS(1, 8);
+			v += 8;
+		} else if (left >= 4) {
+			Q4K_ROWS(2, 4);
+			Q4K_ROWS(1, 4);
+			v += 4;
+		} else if (left >= 2) {
+			Q4K_ROWS(2, 2);
+			Q4K_ROWS(1, 2);
+			v += 2;
+		} else {
+			Q4K_ROWS(4, 1);
+			Q4K_ROWS(1, 1);
+			v += 1;
+		}
+	}
+}
+#undef Q4K_ROWS
+
 __attribute__((target(VNNI_TARGET))) static float
 qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 {
@@ -1026,77 +1241,18 @@ qdot_vnni(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 		}
 		if (b < K / 32) {
 			struct ed_qact t = {a->q + b * 32, a->d + b,
-					    a->s16 + 2 * b, a->ds + b};
+					    a->s16 + 2 * b, a->ds + b, 32};
 			tail += qdot_portable(
 			    dt, (const struct blk_q4_0 *)w + b, &t, K - b * 32);
 		}
 		break;
 	}
 	case ED_DT_Q4_K: {
-		/* activations in the order 0 2 1 3 4 6 5 7 (see
-		 * ed_k_act_order): one 64-byte load of qs gives sub-blocks 0|2
-		 * in its low nibbles and 1|3 in its high ones; lanes 0-7 and
-		 * 8-15 of each product take those sub-blocks' scales */
-		const __m512i sel[4] = {
-		    _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0,
-				     0, 0),
-		    _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1,
-				     1, 1),
-		    _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4,
-				     4, 4),
-		    _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 5, 5, 5, 5, 5, 5,
-				     5, 5)};
-		const __m512i m4z = _mm512_set1_epi8(15);
-		__m256 macc = _mm256_setzero_ps();
-		for (int64_t b = 0; b < K / 256; b++) {
-			const struct blk_q4_k *x =
-			    (const struct blk_q4_k *)w + b;
-			const int8_t *qa = q + b * 256;
-			uint32_t u[4];
-			PREFETCH(x, 144);
-			__m256 da = _mm256_loadu_ps(a->d + b * 8);
-			__m256 sc, mn;
-			__m512 scz;
-			q4k_unpack(x->scales, u);
-			sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-			    _mm_loadl_epi64((const __m128i *)u)));
-			mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-			    _mm_loadl_epi64((const __m128i *)(u + 2))));
-			/* d sc_j da_j for the products, dmin m_j da_j sum_j */
-			scz = _mm512_castps256_ps512(_mm256_mul_ps(
-			    _mm256_mul_ps(sc, da), _mm256_set1_ps(h2f(x->d))));
-			macc = _mm256_fmadd_ps(
-			    _mm256_mul_ps(mn, _mm256_set1_ps(h2f(x->dmin))),
-			    _mm256_loadu_ps(a->ds + b * 8), macc);
-			for (int h = 0; h < 2; h++) {
-				__m512i v = _mm512_loadu_si512(x->qs + 64 * h);
-				__m512i lo = _mm512_and_si512(v, m4z);
-				__m512i hi = _mm512_and_si512(
-				    _mm512_srli_epi16(v, 4), m4z);
-				__m512i p0 = _mm512_dpbusd_epi32(
-				    _mm512_setzero_si512(), lo,
-				    _mm512_loadu_si512(qa + 128 * h));
-				__m512i p1 = _mm512_dpbusd_epi32(
-				    _mm512_setzero_si512(), hi,
-				    _mm512_loadu_si512(qa + 128 * h + 64));
-				acc = _mm512_fmadd_ps(
-				    _mm512_cvtepi32_ps(p0),
-				    _mm512_permutexvar_ps(sel[2 * h], scz),
-				    acc);
-				acc = _mm512_fmadd_ps(
-				    _mm512_cvtepi32_ps(p1),
-				    _mm512_permutexvar_ps(sel[2 * h + 1], scz),
-				    acc);
-			}
-		}
-		{
-			__m128 hs = _mm_add_ps(_mm256_castps256_ps128(macc),
-					       _mm256_extractf128_ps(macc, 1));
-			hs = _mm_add_ps(hs, _mm_movehl_ps(hs, hs));
-			hs = _mm_add_ss(hs, _mm_movehdup_ps(hs));
-			tail -= _mm_cvtss_f32(hs);
-		}
-		break;
+		/* one kernel for one vector and for several */
+		float out = 0;
+		float *const yo[1] = {&out};
+		q4k_multi_vnni(w, 0, 1, &a, 1, K, yo);
+		return out;
 	}
 	case ED_DT_Q6_K: {
 		static const int32_t grp[16] = {0, 0, 0, 0, 1, 1, 1, 1,
@@ -1200,6 +1356,17 @@ bool ed_k_has_vnni(void)
 #endif
 }
 
+int ed_k_act_group(enum ed_isa level, enum ed_dtype dt)
+{
+#if defined(__x86_64__)
+	if (level == ED_ISA_AVX512 && has_vnni() && dt == ED_DT_Q4_K)
+		return 256;
+#endif
+	(void)level;
+	(void)dt;
+	return 32;
+}
+
 bool ed_k_act_order(enum ed_isa level, enum ed_dtype dt, struct ed_qact *a,
 		    int64_t K)
 {
@@ -1229,9 +1396,26 @@ void ed_k_qdot_rows(enum ed_isa level, enum ed_dtype dt, const void *w,
 		    size_t rb, int64_t n, const struct ed_qact *a, int64_t K,
 		    float *y)
 {
+	ed_k_qdot_multi(level, dt, w, rb, n, &a, 1, K, &y);
+}
+
+void ed_k_qdot_multi(enum ed_isa level, enum ed_dtype dt, const void *w,
+		     size_t rb, int64_t n, const struct ed_qact *const *a,
+		     int nv, int64_t K, float *const *y)
+{
+#if defined(__x86_64__)
+	if (level == ED_ISA_AVX512 && has_vnni() && dt == ED_DT_Q4_K) {
+		/* group-256 activations (ed_k_act_group) */
+		q4k_multi_vnni(w, rb, n, a, nv, K, y);
+		return;
+	}
+#endif
+	/* a row at a time, each vector on its own */
 	for (int64_t r = 0; r < n; r++)
-		y[r] = ed_k_qdot(level, dt, (const char *)w + rb * (size_t)r, a,
-				 K);
+		for (int v = 0; v < nv; v++)
+			y[v][r] = ed_k_qdot(
+			    level, dt, (const char *)w + rb * (size_t)r, a[v],
+			    K);
 }
 
 float ed_k_qdot(enum ed_isa level, enum ed_dtype dt, const void *w,
