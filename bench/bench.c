@@ -401,7 +401,7 @@ static int bench_engine(const char *dir, int threads)
 
 	bw = memcpy_gbs();
 	if (ed_model_open(&m, dir, NULL, NULL, err, sizeof err) ||
-	    ed_session_new(&s, m, &(struct ed_session_opts){threads, 1200}, err,
+	    ed_session_new(&s, m, &(struct ed_session_opts){.threads = threads, .max_ctx = 1200}, err,
 			   sizeof err)) {
 		fprintf(stderr, "bench: %s\n", err);
 		return 1;
@@ -541,7 +541,7 @@ static int bench_decode(const char *path, int threads, const char *tag,
 
 	t0 = ed_now_ms();
 	if (ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
-	    ed_session_new(&s, m, &(struct ed_session_opts){threads, 256}, err,
+	    ed_session_new(&s, m, &(struct ed_session_opts){.threads = threads, .max_ctx = 256}, err,
 			   sizeof err)) {
 		fprintf(stderr, "bench: %s\n", err);
 		return 1;
@@ -610,7 +610,7 @@ static int bench_quality(const char *ref, const char *quant, int threads,
 		if (ed_model_open(&m[k], k ? quant : ref, NULL, NULL, err,
 				  sizeof err) ||
 		    ed_session_new(&s[k], m[k],
-				   &(struct ed_session_opts){threads, 256}, err,
+				   &(struct ed_session_opts){.threads = threads, .max_ctx = 256}, err,
 				   sizeof err)) {
 			fprintf(stderr, "bench: %s\n", err);
 			return 1;
@@ -681,7 +681,7 @@ static int bench_prefill(const char *path, int threads, int n, const char *tag,
 	double best = 1e30, ops, ms_v, ms_d;
 
 	if (!ids || ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
-	    ed_session_new(&s, m, &(struct ed_session_opts){threads, n + 8},
+	    ed_session_new(&s, m, &(struct ed_session_opts){.threads = threads, .max_ctx = n + 8},
 			   err, sizeof err)) {
 		fprintf(stderr, "bench: %s\n", ids ? err : "out of memory");
 		return 1;
@@ -741,7 +741,7 @@ static int bench_page(const char *path, int threads, int gen, const char *tag)
 
 	if (!px || ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
 	    ed_session_new(&s, m,
-			   &(struct ed_session_opts){threads, tok + gen + 64},
+			   &(struct ed_session_opts){.threads = threads, .max_ctx = tok + gen + 64},
 			   err, sizeof err)) {
 		fprintf(stderr, "bench: %s\n", px ? err : "out of memory");
 		return 1;
@@ -789,7 +789,7 @@ static int bench_vit(const char *path, int threads, int gh, int gw,
 	double ms_v, ms_d;
 
 	if (!px || ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
-	    ed_session_new(&s, m, &(struct ed_session_opts){threads, tok + 8},
+	    ed_session_new(&s, m, &(struct ed_session_opts){.threads = threads, .max_ctx = tok + 8},
 			   err, sizeof err)) {
 		fprintf(stderr, "bench: %s\n", px ? err : "out of memory");
 		return 1;

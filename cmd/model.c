@@ -237,7 +237,7 @@ int cmd_model(int argc, char **argv)
 		t[0] = ids.bos >= 0 ? ids.bos : 0;
 		t[1] = t[2] = t[3] = 3;
 		if ((rc = ed_session_new(
-			 &s, m, &(struct ed_session_opts){(int)threads, 64},
+			 &s, m, &(struct ed_session_opts){.threads = (int)threads, .max_ctx = 64},
 			 err, sizeof err)) ||
 		    (rc = ed_model_prompt_ids(m, t, 4, NULL, 0, &p, err,
 					      sizeof err))) {

@@ -1,12 +1,11 @@
 /*
  * backend.c - the backend interface and its native implementation: a
- * fixed set of sessions over one shared model, handed to callers one at a
- * time (a worker blocks while all are busy). The remote implementation is
- * in remote.c.
+ * batcher (batch.c) over one shared model, whose `jobs` slots are handed
+ * to callers one at a time (a worker blocks while all are busy) and whose
+ * sequences decode together. The remote implementation is in remote.c.
  */
 #include "model_int.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +15,7 @@ struct ed_backend {
 	char model_id[256];
 	/* native */
 	struct ed_model *model;
-	struct ed_session **sessions;
-	bool *busy;
-	int nsessions;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	struct ed_batcher *batcher;
 	/* remote */
 	struct remote *remote;
 };
@@ -50,8 +45,6 @@ int ed_backend_open(struct ed_backend **out, const struct ed_backend_opts *o,
 	*out = NULL;
 	if (!b)
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
-	pthread_mutex_init(&b->mu, NULL);
-	pthread_cond_init(&b->cv, NULL);
 	if (o->server_url) {
 		b->kind = ED_BACKEND_REMOTE;
 		if ((rc = remote_open(&b->remote, o, err, errlen))) {
@@ -80,21 +73,12 @@ int ed_backend_open(struct ed_backend **out, const struct ed_backend_opts *o,
 		ed_backend_close(b);
 		return ED_ECONFIG;
 	}
-	b->nsessions = o->jobs > 0 ? o->jobs : 1;
-	b->sessions = calloc((size_t)b->nsessions, sizeof *b->sessions);
-	b->busy = calloc((size_t)b->nsessions, sizeof *b->busy);
-	if (!b->sessions || !b->busy) {
+	if ((rc = ed_batcher_open(&b->batcher, b->model,
+				  o->jobs > 0 ? o->jobs : 1, o->threads, err,
+				  errlen))) {
 		ed_backend_close(b);
-		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+		return rc;
 	}
-	for (int i = 0; i < b->nsessions; i++)
-		if ((rc = ed_session_new(
-			 &b->sessions[i], b->model,
-			 &(struct ed_session_opts){o->threads, 0}, err,
-			 errlen))) {
-			ed_backend_close(b);
-			return rc;
-		}
 	*out = b;
 	return 0;
 }
@@ -103,14 +87,9 @@ void ed_backend_close(struct ed_backend *b)
 {
 	if (!b)
 		return;
-	for (int i = 0; b->sessions && i < b->nsessions; i++)
-		ed_session_free(b->sessions[i]);
-	free(b->sessions);
-	free(b->busy);
+	ed_batcher_close(b->batcher);
 	ed_model_close(b->model);
 	remote_close(b->remote);
-	pthread_mutex_destroy(&b->mu);
-	pthread_cond_destroy(&b->cv);
 	free(b);
 }
 
@@ -249,10 +228,8 @@ static int native_step(struct ed_conv *c, bool first, int max_new_tokens,
 		g.forced = forced;
 		g.n_forced = nf;
 	}
-	rc = first ? ed_session_generate(c->s, &c->prompt, &g, watch_cb, &w,
-					 &gr, err, errlen)
-		   : ed_session_continue(c->s, &c->prompt, &g, watch_cb, &w,
-					 &gr, err, errlen);
+	rc = ed_batcher_run(c->b->batcher, c->slot, &c->prompt, !first, &g,
+			    watch_cb, &w, &gr, err, errlen);
 	free(forced);
 	ed_buf_release(&w.text);
 	if (rc)
@@ -322,17 +299,8 @@ static int native_start(struct ed_conv *c, struct ed_response *out, char *err,
 	free(parts);
 	if (rc)
 		return rc;
-	pthread_mutex_lock(&b->mu);
-	while (c->slot < 0) {
-		for (int i = 0; i < b->nsessions && c->slot < 0; i++)
-			if (!b->busy[i])
-				c->slot = i;
-		if (c->slot < 0)
-			pthread_cond_wait(&b->cv, &b->mu);
-	}
-	b->busy[c->slot] = true;
-	c->s = b->sessions[c->slot];
-	pthread_mutex_unlock(&b->mu);
+	c->slot = ed_batcher_acquire(b->batcher);
+	c->s = ed_batcher_session(b->batcher, c->slot);
 	return native_step(c, true, 0, out, err, errlen);
 }
 
@@ -433,12 +401,8 @@ void ed_conv_end(struct ed_conv *c)
 {
 	if (!c)
 		return;
-	if (c->slot >= 0) {
-		pthread_mutex_lock(&c->b->mu);
-		c->b->busy[c->slot] = false;
-		pthread_cond_signal(&c->b->cv);
-		pthread_mutex_unlock(&c->b->mu);
-	}
+	if (c->slot >= 0)
+		ed_batcher_release(c->b->batcher, c->slot);
 	ed_model_prompt_release(&c->prompt);
 	free(c->gen);
 	remote_conv_free(c->rc);

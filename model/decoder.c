@@ -258,46 +258,52 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
 		kvd = (int64_t)c->kv_heads * hd, V = c->vocab;
 	int64_t Imax = ED_MAX((int64_t)c->dense_inter,
 			      (int64_t)c->shared * c->expert_inter[0]);
-	float *xn, *q, *att, *o, *tg, *tu;
-	int rc = 0;
+	float *xn, *q, *att, *o, *tg, *tu, *kt, *vt;
+	int rc;
 
-	if (s->n_past + n > s->max_ctx)
-		return ed_err(err, errlen, ED_ETOOBIG,
-			      "%lld tokens exceed the context of %lld",
-			      (long long)(s->n_past + n),
-			      (long long)s->max_ctx);
+	if ((rc = ed_session_reserve(s, s->n_past + n, err, errlen)))
+		return rc;
+	kt = malloc((size_t)(n * kvd) * sizeof *kt);
+	vt = malloc((size_t)(n * kvd) * sizeof *vt);
 	xn = malloc((size_t)(n * H) * sizeof *xn);
 	q = malloc((size_t)(n * qd) * sizeof *q);
 	att = malloc((size_t)(n * qd) * sizeof *att);
 	o = malloc((size_t)(n * H) * sizeof *o);
 	tg = malloc((size_t)(n * Imax + 1) * sizeof *tg);
 	tu = malloc((size_t)(n * Imax + 1) * sizeof *tu);
-	if (!xn || !q || !att || !o || !tg || !tu) {
+	if (!xn || !q || !att || !o || !tg || !tu || !kt || !vt) {
 		rc = ed_err(err, errlen, ED_ENOMEM,
 			    "out of memory for %lld tokens", (long long)n);
 		goto out;
 	}
 	for (int l = 0; l < c->layers; l++) {
 		const struct ed_layer *L = &m->layers[l];
-		float *kc =
-		    s->kcache + ((int64_t)l * s->max_ctx + s->n_past) * kvd;
-		float *vc =
-		    s->vcache + ((int64_t)l * s->max_ctx + s->n_past) * kvd;
-		struct ed_attn a = {
-		    n,	     s->n_past + n, c->heads,  c->kv_heads,
-		    (int)hd, kvd,	    s->n_past, 1.0f / sqrtf((float)hd)};
+		struct ed_attn a = {n,
+				    s->n_past + n,
+				    c->heads,
+				    c->kv_heads,
+				    (int)hd,
+				    (int64_t)c->layers * kvd,
+				    s->n_past,
+				    1.0f / sqrtf((float)hd)};
 
 		ed_k_rmsnorm(xn, x, L->ln_in, n, H, c->rms_eps);
 		ed_k_matmul(s->pool, q, xn, n, L->q.data, L->q.dt, qd, H, NULL);
-		ed_k_matmul(s->pool, kc, xn, n, L->k.data, L->k.dt, kvd, H,
+		ed_k_matmul(s->pool, kt, xn, n, L->k.data, L->k.dt, kvd, H,
 			    NULL);
-		ed_k_matmul(s->pool, vc, xn, n, L->v.data, L->v.dt, kvd, H,
+		ed_k_matmul(s->pool, vt, xn, n, L->v.data, L->v.dt, kvd, H,
 			    NULL);
 		rope_3d(c, q, n, qd, c->heads, pos, n, 0);
-		rope_3d(c, kc, n, kvd, c->kv_heads, pos, n, 0);
-		ed_k_attention(s->pool, att, q,
-			       s->kcache + (int64_t)l * s->max_ctx * kvd,
-			       s->vcache + (int64_t)l * s->max_ctx * kvd, &a);
+		rope_3d(c, kt, n, kvd, c->kv_heads, pos, n, 0);
+		for (int64_t i = 0; i < n; i++) {
+			int64_t at = ed_kv_row(s, s->n_past + i, l);
+			memcpy(s->kcache + at, kt + i * kvd,
+			       (size_t)kvd * sizeof *kt);
+			memcpy(s->vcache + at, vt + i * kvd,
+			       (size_t)kvd * sizeof *vt);
+		}
+		ed_k_attention(s->pool, att, q, s->kcache + ed_kv_row(s, 0, l),
+			       s->vcache + ed_kv_row(s, 0, l), &a);
 		ed_k_matmul(s->pool, o, att, n, L->o.data, L->o.dt, H, qd,
 			    NULL);
 		ed_k_add(x, o, n * H);
@@ -332,6 +338,8 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
 	}
 	s->n_past += n;
 out:
+	free(kt);
+	free(vt);
 	free(xn);
 	free(q);
 	free(att);
@@ -541,11 +549,9 @@ int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
 		if (ss[i]->m != md)
 			return ed_err(err, errlen, ED_EINVAL,
 				      "sessions of different models");
-		if (ss[i]->n_past + 1 > ss[i]->max_ctx)
-			return ed_err(err, errlen, ED_ETOOBIG,
-				      "%lld tokens exceed the context of %lld",
-				      (long long)(ss[i]->n_past + 1),
-				      (long long)ss[i]->max_ctx);
+		if ((rc = ed_session_reserve(ss[i], ss[i]->n_past + 1, err,
+					     errlen)))
+			return rc;
 		if (tokens[i] < 0 || tokens[i] >= c->vocab)
 			return ed_err(err, errlen, ED_EINVAL,
 				      "token %d out of range", tokens[i]);
@@ -581,22 +587,18 @@ int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
 			int32_t pos[3] = {(int32_t)s->next_pos,
 					  (int32_t)s->next_pos,
 					  (int32_t)s->next_pos};
-			float *kc = s->kcache +
-				    ((int64_t)l * s->max_ctx + s->n_past) * kvd;
-			float *vc = s->vcache +
-				    ((int64_t)l * s->max_ctx + s->n_past) * kvd;
+			float *kc = s->kcache + ed_kv_row(s, s->n_past, l);
+			float *vc = s->vcache + ed_kv_row(s, s->n_past, l);
 			rope_3d(c, q[i], 1, qd, c->heads, pos, 1, 0);
 			rope_3d(c, kb[i], 1, kvd, c->kv_heads, pos, 1, 0);
 			memcpy(kc, kb[i], (size_t)kvd * sizeof *kc);
 			memcpy(vc, vb[i], (size_t)kvd * sizeof *vc);
 			ar[i] = (struct ed_attn_row){
-			    att[i], q[i],
-			    s->kcache + (int64_t)l * s->max_ctx * kvd,
-			    s->vcache + (int64_t)l * s->max_ctx * kvd,
-			    s->n_past + 1};
+			    att[i], q[i], s->kcache + ed_kv_row(s, 0, l),
+			    s->vcache + ed_kv_row(s, 0, l), s->n_past + 1};
 		}
 		if (ed_k_attention_rows(s0->pool, ar, n, c->heads, c->kv_heads,
-					(int)hd, kvd,
+					(int)hd, (int64_t)c->layers * kvd,
 					1.0f / sqrtf((float)hd)))
 			goto nomem;
 		{

@@ -405,14 +405,25 @@ int ed_model_prompt_extend(const struct ed_model *m,
 
 struct ed_session;
 
+struct ed_pool;
+
 struct ed_session_opts {
 	int threads;	 /* 0 = 1 */
-	int64_t max_ctx; /* KV cache positions; 0 = 8192 */
+	int64_t max_ctx; /* KV cache positions at most; 0 = 8192 */
+	/* threads of another session's to share (sessions decoded
+	 * together), borrowed: it must outlive this session; NULL = own */
+	struct ed_pool *pool;
 };
 
+/* The KV cache grows with the positions used (float32 keys and values,
+ * ed_model_info.kv_bytes_per_token each), never past max_ctx. */
 int ed_session_new(struct ed_session **out, const struct ed_model *m,
 		   const struct ed_session_opts *o, char *err, size_t errlen);
 void ed_session_free(struct ed_session *s);
+/* Bytes the KV cache holds allocated now. */
+size_t ed_session_kv_bytes(const struct ed_session *s);
+/* The session's threads, for ed_session_opts.pool. */
+struct ed_pool *ed_session_pool(struct ed_session *s);
 
 /* Called with each intermediate tensor of a forward pass (names as in
  * the golden files: patch_embed_out, vision_block_out, ..., logits,

@@ -113,16 +113,34 @@ struct ed_model {
 struct ed_session {
 	const struct ed_model *m;
 	struct ed_pool *pool;
+	bool own_pool; /* else borrowed (a batch shares one) */
 	int64_t max_ctx;
 	int64_t n_past;		/* positions in the cache */
 	int64_t next_pos;	/* text position of the next token */
-	float *kcache, *vcache; /* [layers][max_ctx][kv_heads * head_dim] */
+	/* [positions][layers][kv_heads * head_dim]: position-major, so the
+	 * cache grows with the conversation (kv_cap positions allocated,
+	 * never more than max_ctx); a layer's keys are layers * kvd floats
+	 * apart */
+	float *kcache, *vcache;
+	int64_t kv_cap;
 	float *logits;		/* [vocab] */
 	ed_trace_fn trace;
 	void *trace_ud;
 	bool all_logits; /* trace logits of every prompt position */
 	double ms_vision, ms_decoder; /* of the last prefill */
 };
+
+/* Room in the cache for positions [0, need): 0, ED_ETOOBIG past
+ * max_ctx, ED_ENOMEM. */
+int ed_session_reserve(struct ed_session *s, int64_t need, char *err,
+		       size_t errlen);
+/* Key / value row of a position and layer. */
+static inline int64_t ed_kv_row(const struct ed_session *s, int64_t pos,
+				int layer)
+{
+	return (pos * s->m->cfg.layers + layer) * (int64_t)s->m->cfg.kv_heads *
+	       s->m->cfg.head_dim;
+}
 
 /* Emit a float32 or int64 tensor to the trace, if any. */
 void ed_trace_f32(struct ed_session *s, const char *name, const float *d,
@@ -145,6 +163,37 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
 		       const int32_t *pos, const uint8_t *vision, char *err,
 		       size_t errlen);
 
+/*
+ * One generation, a token at a time (session.c), so that a batch can
+ * step many: ed_gen_begin() runs the prompt; each ed_gen_next() samples
+ * from the latest logits, hands the text to the callback and says 0 (feed
+ * G->next, then call ed_gen_stepped()), 1 (done: *r is complete) or
+ * ED_E* (r released). ed_session_generate() is this loop on one session;
+ * a sequence's tokens are the same whichever way it is stepped.
+ */
+struct ed_gen {
+	struct ed_session *s;
+	struct ed_gen_params g;
+	ed_token_fn cb;
+	void *ud;
+	struct ed_gen_result *r;
+	struct ed_buf text;
+	size_t cap, emitted;
+	int need; /* UTF-8 continuation bytes still to come */
+	uint64_t rng;
+	double t0, t1;
+	const float *logits;
+	int32_t next;
+};
+int ed_gen_begin(struct ed_gen *G, struct ed_session *s,
+		 const struct ed_prompt *p, bool cont,
+		 const struct ed_gen_params *g, ed_token_fn cb, void *ud,
+		 struct ed_gen_result *r, char *err, size_t errlen);
+int ed_gen_next(struct ed_gen *G, char *err, size_t errlen);
+void ed_gen_stepped(struct ed_gen *G);
+/* Give up a generation begun (r released). */
+void ed_gen_abort(struct ed_gen *G);
+
 /* Sessions one decode step may batch. */
 #define ED_MAX_BATCH 64
 
@@ -155,6 +204,25 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
  * whatever the others are. 0, ED_ETOOBIG, ED_EINVAL, ED_ENOMEM. */
 int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
 		    char *err, size_t errlen);
+
+/*
+ * batch.c: the native backend's sequences decoded together. slots
+ * sessions share threads; ed_batcher_run() (any thread, one call per
+ * slot at a time) hands a generation (ed_session_generate, or _continue
+ * when cont) to the engine thread and returns when it is done, with the
+ * same result it would have alone. Callbacks run on the engine thread.
+ */
+struct ed_batcher;
+int ed_batcher_open(struct ed_batcher **out, const struct ed_model *m,
+		    int slots, int threads, char *err, size_t errlen);
+void ed_batcher_close(struct ed_batcher *b);
+/* A free slot (waits for one); give it back with release. */
+int ed_batcher_acquire(struct ed_batcher *b);
+void ed_batcher_release(struct ed_batcher *b, int slot);
+struct ed_session *ed_batcher_session(struct ed_batcher *b, int slot);
+int ed_batcher_run(struct ed_batcher *b, int slot, const struct ed_prompt *p,
+		   bool cont, const struct ed_gen_params *g, ed_token_fn cb,
+		   void *ud, struct ed_gen_result *r, char *err, size_t errlen);
 
 /* remote.c: the OpenAI-compatible client behind struct ed_backend. */
 struct remote;

@@ -15,8 +15,6 @@ int ed_session_new(struct ed_session **out, const struct ed_model *m,
 		   const struct ed_session_opts *o, char *err, size_t errlen)
 {
 	struct ed_session *s;
-	int64_t kvd = (int64_t)m->cfg.kv_heads * m->cfg.head_dim;
-	size_t kvn;
 	int threads = o && o->threads > 0 ? o->threads : 1;
 
 	*out = NULL;
@@ -25,26 +23,70 @@ int ed_session_new(struct ed_session **out, const struct ed_model *m,
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	s->m = m;
 	s->max_ctx = o && o->max_ctx > 0 ? o->max_ctx : 8192;
-	kvn = (size_t)m->cfg.layers * (size_t)s->max_ctx * (size_t)kvd;
-	s->kcache = malloc(kvn * sizeof(float));
-	s->vcache = malloc(kvn * sizeof(float));
 	s->logits = malloc((size_t)m->cfg.vocab * sizeof(float));
-	if (!s->kcache || !s->vcache || !s->logits ||
-	    ed_pool_new(&s->pool, threads)) {
+	if (o && o->pool)
+		s->pool = o->pool; /* borrowed */
+	else if (ed_pool_new(&s->pool, threads))
+		s->pool = NULL;
+	else
+		s->own_pool = true;
+	if (!s->logits || !s->pool) {
 		ed_session_free(s);
-		return ed_err(err, errlen, ED_ENOMEM,
-			      "out of memory for a %lld-position cache",
-			      (long long)(o && o->max_ctx ? o->max_ctx : 8192));
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	}
 	*out = s;
 	return 0;
+}
+
+int ed_session_reserve(struct ed_session *s, int64_t need, char *err,
+		       size_t errlen)
+{
+	size_t row = (size_t)s->m->cfg.layers * (size_t)s->m->cfg.kv_heads *
+		     (size_t)s->m->cfg.head_dim * sizeof(float);
+	int64_t cap;
+	float *k, *v;
+
+	if (need <= s->kv_cap)
+		return 0;
+	if (need > s->max_ctx)
+		return ed_err(err, errlen, ED_ETOOBIG,
+			      "%lld tokens exceed the context of %lld",
+			      (long long)need, (long long)s->max_ctx);
+	/* doubling, from 256 positions, capped at the context */
+	cap = ED_MAX(need, ED_MIN(s->max_ctx, ED_MAX((int64_t)256,
+						     2 * s->kv_cap)));
+	k = realloc(s->kcache, (size_t)cap * row);
+	if (k)
+		s->kcache = k;
+	v = k ? realloc(s->vcache, (size_t)cap * row) : NULL;
+	if (v)
+		s->vcache = v;
+	if (!k || !v)
+		return ed_err(err, errlen, ED_ENOMEM,
+			      "out of memory for a %lld-position cache",
+			      (long long)cap);
+	s->kv_cap = cap;
+	return 0;
+}
+
+struct ed_pool *ed_session_pool(struct ed_session *s)
+{
+	return s->pool;
+}
+
+size_t ed_session_kv_bytes(const struct ed_session *s)
+{
+	return 2 * (size_t)s->kv_cap * (size_t)s->m->cfg.layers *
+	       (size_t)s->m->cfg.kv_heads * (size_t)s->m->cfg.head_dim *
+	       sizeof(float);
 }
 
 void ed_session_free(struct ed_session *s)
 {
 	if (!s)
 		return;
-	ed_pool_free(s->pool);
+	if (s->own_pool)
+		ed_pool_free(s->pool);
 	free(s->kcache);
 	free(s->vcache);
 	free(s->logits);
@@ -120,6 +162,8 @@ static int run_prompt(struct ed_session *s, const struct ed_prompt *p,
 		    err, errlen, ED_ETOOBIG,
 		    "a prompt of %lld tokens exceeds the context of %lld",
 		    (long long)(start + n), (long long)s->max_ctx);
+	if ((rc = ed_session_reserve(s, start + n, err, errlen)))
+		return rc;
 	for (int64_t i = 0; i < start; i++)
 		before += p->mm[i];
 	for (int64_t i = start; i < start + n; i++)
@@ -334,119 +378,167 @@ void ed_gen_result_release(struct ed_gen_result *r)
 	memset(r, 0, sizeof *r);
 }
 
+int ed_gen_begin(struct ed_gen *G, struct ed_session *s,
+		 const struct ed_prompt *p, bool cont,
+		 const struct ed_gen_params *g, ed_token_fn cb, void *ud,
+		 struct ed_gen_result *r, char *err, size_t errlen)
+{
+	int rc;
+
+	memset(G, 0, sizeof *G);
+	memset(r, 0, sizeof *r);
+	G->s = s;
+	G->g = *g;
+	G->cb = cb;
+	G->ud = ud;
+	G->r = r;
+	G->rng = g->seed;
+	G->t0 = ed_now_ms();
+	G->cap = 64;
+	r->tokens_in = (int64_t)p->n - (cont ? s->n_past : 0);
+	r->tokens = malloc(G->cap * sizeof *r->tokens);
+	if (!r->tokens)
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	ed_buf_init(&G->text, 0);
+	if (!cont)
+		s->n_past = 0;
+	if ((rc = run_prompt(s, p, s->n_past, &G->logits, err, errlen))) {
+		ed_gen_abort(G);
+		return rc;
+	}
+	G->t1 = ed_now_ms();
+	r->ms_vision = s->ms_vision;
+	r->ms_prefill = G->t1 - G->t0 - s->ms_vision;
+	r->finish_reason = "length";
+	return 0;
+}
+
+void ed_gen_abort(struct ed_gen *G)
+{
+	ed_buf_release(&G->text);
+	ed_gen_result_release(G->r);
+}
+
+/* The output is complete: the rest of its text to the callback, the text
+ * into the result. */
+static void gen_finish(struct ed_gen *G)
+{
+	const struct ed_tokenizer *tok = G->s->m->tok;
+	struct ed_gen_result *r = G->r;
+
+	r->ms_decode = ed_now_ms() - G->t1;
+	if (tok) {
+		ed_buf_reset(&G->text);
+		ed_tok_decode(tok, r->tokens, r->n_tokens, true, &G->text);
+		if (G->cb && G->text.len > G->emitted &&
+		    strcmp(r->finish_reason, "callback"))
+			G->cb(G->ud, -1, G->text.data + G->emitted,
+			      G->text.len - G->emitted);
+	}
+	ed_buf_reserve(&G->text, 0);
+	r->text = ed_buf_detach(&G->text, NULL);
+}
+
+int ed_gen_next(struct ed_gen *G, char *err, size_t errlen)
+{
+	struct ed_session *s = G->s;
+	const struct ed_model *m = s->m;
+	const struct ed_tokenizer *tok = m->tok;
+	const struct ed_gen_params *g = &G->g;
+	struct ed_gen_result *r = G->r;
+	int32_t id;
+	int rc;
+
+	if (g->max_new_tokens > 0 && (int)r->n_tokens >= g->max_new_tokens)
+		goto done;
+	if (s->n_past >= s->max_ctx)
+		goto done;
+	id = r->n_tokens < g->n_forced
+		 ? g->forced[r->n_tokens]
+		 : ed_model_sample(G->logits, m->cfg.vocab, g, &G->rng);
+	if (!g->ignore_eos && is_stop(m, id)) {
+		r->finish_reason = "stop";
+		goto done;
+	}
+	if (r->n_tokens == G->cap) {
+		int32_t *nt = realloc(r->tokens, 2 * G->cap * sizeof *nt);
+		if (!nt) {
+			rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");
+			goto fail;
+		}
+		r->tokens = nt;
+		G->cap *= 2;
+	}
+	r->tokens[r->n_tokens++] = id;
+	if (tok) {
+		/* decode everything so far; hand out the new text once a
+		 * UTF-8 sequence spelled in byte pieces is complete */
+		const char *pc =
+		    id < ed_tok_size(tok) ? ed_tok_piece(tok, id) : NULL;
+		unsigned bv;
+		bool pending = false;
+		if (pc && sscanf(pc, "<0x%2X>", &bv) == 1) {
+			if (bv >= 0xC0)
+				G->need = bv >= 0xF0 ? 3 : bv >= 0xE0 ? 2 : 1;
+			else if (bv >= 0x80 && G->need > 0)
+				G->need--;
+			else
+				G->need = 0;
+			pending = G->need > 0;
+		} else {
+			G->need = 0;
+		}
+		ed_buf_reset(&G->text);
+		if ((rc = ed_tok_decode(tok, r->tokens, r->n_tokens, true,
+					&G->text))) {
+			rc = ed_err(err, errlen, rc, "out of memory");
+			goto fail;
+		}
+		if (!pending && G->cb && G->text.len >= G->emitted) {
+			if (G->cb(G->ud, id, G->text.data + G->emitted,
+				  G->text.len - G->emitted)) {
+				G->emitted = G->text.len;
+				r->finish_reason = "callback";
+				goto done;
+			}
+			G->emitted = G->text.len;
+		}
+	} else if (G->cb && G->cb(G->ud, id, "", 0)) {
+		r->finish_reason = "callback";
+		goto done;
+	}
+	G->next = id;
+	return 0;
+done:
+	gen_finish(G);
+	return 1;
+fail:
+	ed_gen_abort(G);
+	return rc;
+}
+
+void ed_gen_stepped(struct ed_gen *G)
+{
+	G->logits = G->s->logits;
+}
+
 static int generate(struct ed_session *s, const struct ed_prompt *p, bool cont,
 		    const struct ed_gen_params *g, ed_token_fn cb, void *ud,
 		    struct ed_gen_result *r, char *err, size_t errlen)
 {
-	const struct ed_model *m = s->m;
-	const struct ed_tokenizer *tok = m->tok;
-	const float *logits;
-	struct ed_buf text;
-	size_t cap = 64, emitted = 0;
-	int need = 0; /* continuation bytes still to come */
-	uint64_t rng = g->seed;
-	double t0 = ed_now_ms(), t1;
+	struct ed_gen G;
 	int rc;
 
-	memset(r, 0, sizeof *r);
-	r->tokens_in = (int64_t)p->n - (cont ? s->n_past : 0);
-	r->tokens = malloc(cap * sizeof *r->tokens);
-	if (!r->tokens)
-		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
-	ed_buf_init(&text, 0);
-	if (!cont)
-		s->n_past = 0;
-	if ((rc = run_prompt(s, p, s->n_past, &logits, err, errlen)))
-		goto fail;
-	t1 = ed_now_ms();
-	r->ms_vision = s->ms_vision;
-	r->ms_prefill = t1 - t0 - s->ms_vision;
-	r->finish_reason = "length";
-	for (;;) {
-		int32_t id;
-
-		if (g->max_new_tokens > 0 &&
-		    (int)r->n_tokens >= g->max_new_tokens)
-			break;
-		if (s->n_past >= s->max_ctx)
-			break;
-		id = r->n_tokens < g->n_forced
-			 ? g->forced[r->n_tokens]
-			 : ed_model_sample(logits, m->cfg.vocab, g, &rng);
-		if (!g->ignore_eos && is_stop(m, id)) {
-			r->finish_reason = "stop";
-			break;
+	if ((rc = ed_gen_begin(&G, s, p, cont, g, cb, ud, r, err, errlen)))
+		return rc;
+	while ((rc = ed_gen_next(&G, err, errlen)) == 0) {
+		if ((rc = ed_decoder_step(&s, 1, &G.next, err, errlen))) {
+			ed_gen_abort(&G);
+			return rc;
 		}
-		if (r->n_tokens == cap) {
-			int32_t *nt = realloc(r->tokens, 2 * cap * sizeof *nt);
-			if (!nt) {
-				rc = ed_err(err, errlen, ED_ENOMEM,
-					    "out of memory");
-				goto fail;
-			}
-			r->tokens = nt;
-			cap *= 2;
-		}
-		r->tokens[r->n_tokens++] = id;
-		if (tok) {
-			/* decode everything so far; hand out the new text once
-			 * a UTF-8 sequence spelled in byte pieces is complete
-			 */
-			const char *pc = id < ed_tok_size(tok)
-					     ? ed_tok_piece(tok, id)
-					     : NULL;
-			unsigned bv;
-			bool pending = false;
-			if (pc && sscanf(pc, "<0x%2X>", &bv) == 1) {
-				if (bv >= 0xC0)
-					need = bv >= 0xF0   ? 3
-					       : bv >= 0xE0 ? 2
-							    : 1;
-				else if (bv >= 0x80 && need > 0)
-					need--;
-				else
-					need = 0;
-				pending = need > 0;
-			} else {
-				need = 0;
-			}
-			ed_buf_reset(&text);
-			if ((rc = ed_tok_decode(tok, r->tokens, r->n_tokens,
-						true, &text))) {
-				rc = ed_err(err, errlen, rc, "out of memory");
-				goto fail;
-			}
-			if (!pending && cb && text.len >= emitted) {
-				if (cb(ud, id, text.data + emitted,
-				       text.len - emitted)) {
-					emitted = text.len;
-					r->finish_reason = "callback";
-					break;
-				}
-				emitted = text.len;
-			}
-		} else if (cb && cb(ud, id, "", 0)) {
-			r->finish_reason = "callback";
-			break;
-		}
-		if ((rc = ed_session_step(s, id, &logits, err, errlen)))
-			goto fail;
+		ed_gen_stepped(&G);
 	}
-	r->ms_decode = ed_now_ms() - t1;
-	if (tok) {
-		ed_buf_reset(&text);
-		ed_tok_decode(tok, r->tokens, r->n_tokens, true, &text);
-		if (cb && text.len > emitted &&
-		    strcmp(r->finish_reason, "callback"))
-			cb(ud, -1, text.data + emitted, text.len - emitted);
-	}
-	ed_buf_reserve(&text, 0);
-	r->text = ed_buf_detach(&text, NULL);
-	return 0;
-fail:
-	ed_buf_release(&text);
-	ed_gen_result_release(r);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 int ed_session_generate(struct ed_session *s, const struct ed_prompt *p,

@@ -968,10 +968,10 @@ static void test_tiny_vl(void)
 			struct ed_gen_result r1, r3;
 			struct tokens tk = {0};
 			ed_session_new(&s1, m,
-				       &(struct ed_session_opts){1, 512}, err,
+				       &(struct ed_session_opts){.threads = 1, .max_ctx = 512}, err,
 				       sizeof err);
 			ed_session_new(&s3, m,
-				       &(struct ed_session_opts){3, 512}, err,
+				       &(struct ed_session_opts){.threads = 3, .max_ctx = 512}, err,
 				       sizeof err);
 			CHECK_INT(ed_session_generate(s1, &p, &g, keep_token,
 						      &tk, &r1, err,
@@ -1013,7 +1013,7 @@ static void test_tiny_vl(void)
 			{
 				struct ed_session *tiny;
 				ed_session_new(&tiny, m,
-					       &(struct ed_session_opts){1, 8},
+					       &(struct ed_session_opts){.threads = 1, .max_ctx = 8},
 					       err, sizeof err);
 				CHECK_INT(ed_session_generate(tiny, &p, &g,
 							      NULL, NULL, &r1,
@@ -1093,7 +1093,7 @@ static void test_text_only(void)
 			  0);
 		CHECK(p.rope_delta == 0 && p.pos[5] == 5 && p.pos[6 + 5] == 5,
 		      "1-D positions");
-		ed_session_new(&s, m, &(struct ed_session_opts){2, 64}, err,
+		ed_session_new(&s, m, &(struct ed_session_opts){.threads = 2, .max_ctx = 64}, err,
 			       sizeof err);
 		CHECK_INT(ed_session_prefill(s, &p, &logits, err, sizeof err),
 			  0);
@@ -1143,7 +1143,7 @@ static void test_stop(void)
 		ids[i] = (int32_t)ed_model_tensor_get(t, (int64_t)i);
 	ed_model_st_close(st);
 	ed_model_prompt_ids(m, ids, n, NULL, 0, &p, err, sizeof err);
-	ed_session_new(&s, m, &(struct ed_session_opts){2, 128}, err,
+	ed_session_new(&s, m, &(struct ed_session_opts){.threads = 2, .max_ctx = 128}, err,
 		       sizeof err);
 	CHECK_INT(
 	    ed_session_generate(s, &p, &g, NULL, NULL, &r, err, sizeof err), 0);
@@ -1415,7 +1415,7 @@ static void test_conversation(void)
 			ed_model_prompt_ids(ed_backend_model(b), p1->ids, p1->n,
 					    ims, 2, &full, err, sizeof err);
 			ed_session_new(&s, ed_backend_model(b),
-				       &(struct ed_session_opts){1, 2048}, err,
+				       &(struct ed_session_opts){.threads = 1, .max_ctx = 2048}, err,
 				       sizeof err);
 			CHECK_INT(ed_session_generate(s, &full, &g, NULL, NULL,
 						      &fr, err, sizeof err),
