@@ -641,6 +641,16 @@ static int run(struct ocr_cfg *cfg, const char *const *paths, size_t n,
 		msg("model %s", ed_pipeline_model_id(p));
 	rc = ed_pipeline_run(p, paths, n, &rr);
 	clear_progress(&ctx);
+	if (g_verbose) {
+		int64_t steps, tokens;
+		int widest;
+		ed_pipeline_decode_stats(p, &steps, &tokens, &widest);
+		if (steps)
+			msg("native: %lld tokens in %lld decode passes, up to "
+			    "%d sequence%s a pass",
+			    (long long)tokens, (long long)steps, widest,
+			    widest == 1 ? "" : "s");
+	}
 	ed_pipeline_close(p);
 	free((char *)cfg->o.options_json);
 	if (rc == ED_EINTR) {

@@ -99,6 +99,13 @@ void ed_backend_cancel(struct ed_backend *b)
 		remote_cancel(b->remote);
 }
 
+void ed_backend_batch_stats(struct ed_backend *b, struct ed_batch_stats *s)
+{
+	memset(s, 0, sizeof *s);
+	if (b->batcher)
+		ed_batcher_stats(b->batcher, &s->steps, &s->tokens, &s->widest);
+}
+
 enum ed_backend_kind ed_backend_kind(const struct ed_backend *b)
 {
 	return b->kind;

@@ -50,6 +50,8 @@ struct ed_batcher {
 	pthread_cond_t work, done, free_slot;
 	struct job *queue; /* waiting for their prompt to run */
 	bool quit;
+	int64_t steps, tokens; /* decode passes, tokens they fed */
+	int widest;	       /* most sequences in one pass */
 };
 
 /* Finish j with rc (the engine thread): the caller may go on. */
@@ -117,6 +119,11 @@ static void *engine(void *arg)
 				rc = ed_session_step_batch(
 				    ss, k1 - k0, tok, step[k0]->err,
 				    sizeof step[k0]->err);
+				pthread_mutex_lock(&b->mu);
+				b->steps++;
+				b->tokens += k1 - k0;
+				b->widest = ED_MAX(b->widest, k1 - k0);
+				pthread_mutex_unlock(&b->mu);
 				for (int k = k0; k < k1; k++) {
 					struct job *j = step[k];
 					if (rc) {
@@ -262,4 +269,14 @@ int ed_batcher_run(struct ed_batcher *b, int slot, const struct ed_prompt *p,
 	if (j.rc)
 		ed_err(err, errlen, j.rc, "%s", j.err);
 	return j.rc;
+}
+
+void ed_batcher_stats(struct ed_batcher *b, int64_t *steps, int64_t *tokens,
+		      int *widest)
+{
+	pthread_mutex_lock(&b->mu);
+	*steps = b->steps;
+	*tokens = b->tokens;
+	*widest = b->widest;
+	pthread_mutex_unlock(&b->mu);
 }

@@ -617,6 +617,15 @@ void ed_conv_end(struct ed_conv *c);
  * the last step's output), NULL for a server: for tests. */
 const struct ed_prompt *ed_conv_prompt(const struct ed_conv *c);
 
+/* The native engine's decoding so far: passes over the weights, tokens
+ * they fed, and the most sequences one pass took (all 0 for a server).
+ * Thread-safe. */
+struct ed_batch_stats {
+	int64_t steps, tokens;
+	int widest;
+};
+void ed_backend_batch_stats(struct ed_backend *b, struct ed_batch_stats *s);
+
 /* End every request in flight and refuse new ones (ED_EINTR): SIGINT.
  * Native requests end at their next token through on_text instead.
  * Thread-safe. */

@@ -223,6 +223,8 @@ struct ed_session *ed_batcher_session(struct ed_batcher *b, int slot);
 int ed_batcher_run(struct ed_batcher *b, int slot, const struct ed_prompt *p,
 		   bool cont, const struct ed_gen_params *g, ed_token_fn cb,
 		   void *ud, struct ed_gen_result *r, char *err, size_t errlen);
+void ed_batcher_stats(struct ed_batcher *b, int64_t *steps, int64_t *tokens,
+		      int *widest);
 
 /* remote.c: the OpenAI-compatible client behind struct ed_backend. */
 struct remote;

@@ -335,6 +335,10 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 void ed_pipeline_close(struct ed_pipeline *p);
 /* The model id of the backend ("" without one). */
 const char *ed_pipeline_model_id(const struct ed_pipeline *p);
+/* The native engine's decode passes, the tokens they fed and the most
+ * sequences one pass decoded together (0 without a native backend). */
+void ed_pipeline_decode_stats(struct ed_pipeline *p, int64_t *steps,
+			      int64_t *tokens, int *widest);
 
 /*
  * OCR the inputs ("-" = standard input): every selected page is either

@@ -840,6 +840,18 @@ const char *ed_pipeline_model_id(const struct ed_pipeline *p)
 	return p->model_id;
 }
 
+void ed_pipeline_decode_stats(struct ed_pipeline *p, int64_t *steps,
+			      int64_t *tokens, int *widest)
+{
+	struct ed_batch_stats s = {0};
+
+	if (p->backend)
+		ed_backend_batch_stats(p->backend, &s);
+	*steps = s.steps;
+	*tokens = s.tokens;
+	*widest = s.widest;
+}
+
 int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 		     char *err, size_t errlen)
 {

@@ -77,6 +77,26 @@ expect 0 $E ocr --db "$T/n2.db" --model "$T/tiny" --text-layer never -j 2 \
 	--max-tokens 6 --max-pixels 100000 $FAST "$T/doc3.pdf"
 pagetext >"$T/t2"
 check "native: --jobs 2 gives the same text" cmp -s "$T/t1" "$T/t2"
+# pages decoded together (continuous batching), sampling on: each page's
+# text is what it is alone, whatever it ran beside
+"$BUILD/tests/mkpdf" "$T/doc7.pdf" 7 doc7
+SAMPLE="--temperature 0.9 --top-p 0.95 --seed 7 --max-tokens 14"
+expect 0 $E ocr --db "$T/b1.db" --model "$T/tiny" --text-layer never -j 1 \
+	$SAMPLE --max-pixels 100000 $FAST "$T/doc7.pdf"
+pagetext >"$T/b1"
+expect 0 $E ocr -v --db "$T/b4.db" --model "$T/tiny" --text-layer never -j 4 \
+	$SAMPLE --max-pixels 100000 $FAST "$T/doc7.pdf"
+pagetext >"$T/b4"
+check "batched: pages decoded together ($(grep 'decode passes' "$T/err"))" \
+	grep -qE 'native: [0-9]+ tokens in [0-9]+ decode passes, up to [234] sequences a pass' "$T/err"
+check "batched: seven pages" test "$(wc -l <"$T/b4")" = 7
+check "batched: --jobs 4 with sampling gives --jobs 1's text" cmp -s "$T/b1" "$T/b4"
+check "batched: sampling made different pages" test "$(cut -d' ' -f2- "$T/b1" | sort -u | wc -l)" -gt 1
+# an archive re-run with --force reproduces the stored text
+expect 0 $E ocr --db "$T/b4.db" --model "$T/tiny" --text-layer never -j 3 \
+	--force $SAMPLE --max-pixels 100000 $FAST "$T/doc7.pdf"
+pagetext >"$T/b3"
+check "batched: a re-run with -j 3 reproduces it" cmp -s "$T/b1" "$T/b3"
 
 # ---- remote: the normal case through standard input -------------------
 serve normal --expect-size 420x588

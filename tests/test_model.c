@@ -2004,6 +2004,378 @@ static void golden_quantized(const char *name, const char *kind,
 	ed_model_close(m);
 }
 
+/* ---- batches: a sequence's numbers do not depend on its company ------ */
+
+/* qdot_multi: every vector of a batch equals the vector alone, whatever
+ * the grouping, on every instruction set; and the reference */
+static void batch_kernel(enum ed_dtype dt)
+{
+	enum { N = 37, K = 512, NV = 17 };
+	size_t rb = ed_k_row_bytes(dt, K);
+	uint8_t *w = malloc(rb * N);
+	float *x = malloc(sizeof(float) * NV * K), *row = malloc(K * 4);
+	enum ed_isa best = ed_k_isa_best();
+
+	for (int n = 0; n < N; n++) {
+		for (int k = 0; k < K; k++)
+			row[k] = qgauss();
+		ed_k_quantize_row(dt, row, w + rb * n, K);
+	}
+	for (int i = 0; i < NV * K; i++)
+		x[i] = qgauss() * (1 + i % 5);
+	for (int isa = 0; isa <= (int)best; isa++) {
+		enum ed_isa lv = (enum ed_isa)isa;
+		struct ed_qact a[NV];
+		const struct ed_qact *ap[NV];
+		float *y[NV], *y1[NV], *yg[NV];
+		int same = 1, near = 1;
+		for (int v = 0; v < NV; v++) {
+			a[v].q = malloc(K);
+			a[v].d = malloc(K / 32 * 4);
+			a[v].s16 = malloc(K / 16 * 2);
+			a[v].ds = malloc(K / 32 * 4);
+			if (ed_k_act_group(lv, dt) == 256)
+				ed_k_quantize_act256(lv, x + v * K, K, &a[v]);
+			else
+				ed_k_quantize_act8_level(lv, x + v * K, K,
+							 &a[v]);
+			ap[v] = &a[v];
+			y[v] = malloc(N * 4);
+			y1[v] = malloc(N * 4);
+			yg[v] = malloc(N * 4);
+		}
+		/* the reference on the natural order, then each kernel's */
+		for (int v = 0; v < NV; v++)
+			for (int n = 0; n < N; n++)
+				y1[v][n] =
+				    (float)ed_k_qdot_ref(dt, w + rb * n, &a[v], K);
+		for (int v = 0; v < NV; v++)
+			ed_k_act_order(lv, dt, &a[v], K);
+		ed_k_qdot_multi(lv, dt, w, rb, N, ap, NV, K, y);
+		for (int v = 0; v < NV; v++) {
+			float *one[1] = {yg[v]};
+			ed_k_qdot_multi(lv, dt, w, rb, N, ap + v, 1, K, one);
+			same &= memcmp(yg[v], y[v], N * 4) == 0;
+			for (int n = 0; n < N; n++)
+				near &= fabsf(y[v][n] - y1[v][n]) <=
+					1e-4f * (1 + fabsf(y1[v][n]));
+		}
+		/* groups of 3, 5 and 9, and the rows in two pieces */
+		{
+			int at = 0, sizes[3] = {3, 5, 9};
+			for (int gi = 0; gi < 3; gi++) {
+				ed_k_qdot_multi(lv, dt, w, rb, 20, ap + at,
+						sizes[gi], K, yg + at);
+				{
+					float *rest[9];
+					for (int v = 0; v < sizes[gi]; v++)
+						rest[v] = yg[at + v] + 20;
+					ed_k_qdot_multi(
+					    lv, dt, w + rb * 20, rb, N - 20,
+					    ap + at, sizes[gi], K, rest);
+				}
+				at += sizes[gi];
+			}
+			for (int v = 0; v < NV; v++)
+				same &= memcmp(yg[v], y[v], N * 4) == 0;
+		}
+		CHECK(same, "%s %s: a batch of %d equals each vector alone",
+		      ed_model_dtype_name(dt), ed_k_isa_name(lv), NV);
+		CHECK(near, "%s %s: batched products against the reference",
+		      ed_model_dtype_name(dt), ed_k_isa_name(lv));
+		for (int v = 0; v < NV; v++) {
+			free(a[v].q), free(a[v].d), free(a[v].s16),
+			    free(a[v].ds);
+			free(y[v]), free(y1[v]), free(yg[v]);
+		}
+	}
+	free(w), free(x), free(row);
+}
+
+/* ed_k_matvec: mixed products in one job, 1 against 3 threads, a batch
+ * against each vector alone, and the reference */
+static void batch_matvec(void)
+{
+	static const enum ed_dtype types[] = {ED_DT_F32, ED_DT_BF16,
+					      ED_DT_Q8_0, ED_DT_Q4_K,
+					      ED_DT_Q6_K, ED_DT_Q4_0};
+	enum { N = 70, K = 768, NV = 9, T = ED_ARRAY_LEN(types) };
+	struct ed_pool *p1, *p3;
+	void *w[T];
+	float *x = malloc(sizeof(float) * NV * K), *row = malloc(K * 4);
+	float *y[2][T][NV], *ya[T][NV], *bias = malloc(N * 4);
+	struct ed_mv mv[2][T];
+	const float *xp[NV];
+	int same = 1, alone = 1, near = 1;
+
+	ed_pool_new(&p1, 1);
+	ed_pool_new(&p3, 3);
+	for (int i = 0; i < NV * K; i++)
+		x[i] = qgauss();
+	for (int v = 0; v < NV; v++)
+		xp[v] = x + v * K;
+	for (int i = 0; i < N; i++)
+		bias[i] = qgauss();
+	for (int t = 0; t < T; t++) {
+		size_t rb = ed_k_row_bytes(types[t], K);
+		w[t] = malloc(rb * N);
+		for (int n = 0; n < N; n++) {
+			for (int k = 0; k < K; k++)
+				row[k] = qgauss() * 0.1f;
+			ed_k_quantize_row(types[t], row,
+					  (char *)w[t] + rb * n, K);
+		}
+		for (int r = 0; r < 2; r++) {
+			for (int v = 0; v < NV; v++)
+				y[r][t][v] = malloc(N * 4);
+			mv[r][t] = (struct ed_mv){w[t],	 types[t], N, K,
+						  t % 2 ? bias : NULL, NV, xp,
+						  y[r][t]};
+		}
+		for (int v = 0; v < NV; v++)
+			ya[t][v] = malloc(N * 4);
+	}
+	CHECK_INT(ed_k_matvec(p1, mv[0], T), 0);
+	CHECK_INT(ed_k_matvec(p3, mv[1], T), 0);
+	for (int t = 0; t < T; t++)
+		for (int v = 0; v < NV; v++) {
+			float ref[N];
+			struct ed_mv one = {w[t], types[t],    N,
+					    K,	  mv[0][t].bias, 1,
+					    xp + v, &ya[t][v]};
+			same &= memcmp(y[0][t][v], y[1][t][v], N * 4) == 0;
+			ed_k_matvec(p3, &one, 1);
+			alone &= memcmp(ya[t][v], y[0][t][v], N * 4) == 0;
+			ed_k_matmul_ref(ref, xp[v], 1, w[t], types[t], N, K,
+					mv[0][t].bias);
+			for (int n = 0; n < N; n++) {
+				/* int8 activations: each off by at most half
+				 * a step, amax / 254 of its group */
+				int g = ed_k_is_quant(types[t])
+					    ? ed_k_act_group(ed_k_isa(),
+							     types[t])
+					    : 0;
+				double bound = 0, mag = 0;
+				ed_k_dequantize_row(
+				    types[t],
+				    (const char *)w[t] +
+					ed_k_row_bytes(types[t], K) * n,
+				    row, K);
+				for (int k = 0; k < K; k++) {
+					double amax = 0;
+					for (int j = g ? k / g * g : k;
+					     j < (g ? k / g * g + g : k); j++)
+						amax = fmax(amax,
+							    fabs(xp[v][j]));
+					bound += fabs(row[k]) * amax / 254;
+					mag += fabs(row[k] * xp[v][k]);
+				}
+				near &= fabs(ref[n] - y[0][t][v][n]) <=
+					bound * 1.001 + 1e-5 * mag;
+			}
+		}
+	CHECK(same, "matvec: 1 and 3 threads give the same bits");
+	CHECK(alone, "matvec: each vector of a batch as it is alone");
+	CHECK(near, "matvec: against the reference");
+	for (int t = 0; t < T; t++) {
+		free(w[t]);
+		for (int v = 0; v < NV; v++)
+			free(y[0][t][v]), free(y[1][t][v]), free(ya[t][v]);
+	}
+	free(x), free(row), free(bias);
+	ed_pool_free(p1);
+	ed_pool_free(p3);
+}
+
+/* decode attention for many sequences against one at a time */
+static void batch_attention(void)
+{
+	enum { NQ = 4, NKV = 2, HD = 16, S = 5 };
+	const int64_t lk[S] = {1, 7, 33, 200, 64}, stride = 3 * NKV * HD;
+	struct ed_pool *pool;
+	struct ed_attn_row r[S];
+	float *q[S], *k[S], *v[S], *o[S], *o1[S];
+	int same = 1;
+
+	ed_pool_new(&pool, 3);
+	for (int i = 0; i < S; i++) {
+		q[i] = malloc(NQ * HD * 4);
+		k[i] = malloc(lk[i] * stride * 4);
+		v[i] = malloc(lk[i] * stride * 4);
+		o[i] = malloc(NQ * HD * 4);
+		o1[i] = malloc(NQ * HD * 4);
+		for (int j = 0; j < NQ * HD; j++)
+			q[i][j] = frand();
+		for (int64_t j = 0; j < lk[i] * stride; j++)
+			k[i][j] = frand(), v[i][j] = frand();
+		r[i] = (struct ed_attn_row){o[i], q[i], k[i], v[i], lk[i]};
+	}
+	CHECK_INT(ed_k_attention_rows(pool, r, S, NQ, NKV, HD, stride, 0.25f),
+		  0);
+	for (int i = 0; i < S; i++) {
+		struct ed_attn a = {1, lk[i], NQ, NKV, HD, stride, lk[i] - 1,
+				    0.25f};
+		ed_k_attention(pool, o1[i], q[i], k[i], v[i], &a);
+		same &= memcmp(o[i], o1[i], NQ * HD * 4) == 0;
+		free(q[i]), free(k[i]), free(v[i]), free(o[i]), free(o1[i]);
+	}
+	CHECK(same, "decode attention: a batch row as the sequence alone");
+	ed_pool_free(pool);
+}
+
+/*
+ * Sessions of one model decoded together against each alone: prompts of
+ * different lengths (images among them on a VL model), sequences that
+ * join late and leave early; every step's logits equal to the bit, and
+ * with 1 thread against 2.
+ */
+static void batch_sessions(const char *dir, bool images)
+{
+	enum { S = 4, STEPS = 6 };
+	struct ed_model *m;
+	struct ed_session *solo, *s[S];
+	struct ed_model_info info;
+	struct ed_model_ids sp;
+	char err[512];
+	float *want[S][STEPS];
+	int32_t toks[S][STEPS];
+	struct ed_prompt p[S];
+	float *px = NULL;
+	int ok = 1, rc;
+
+	rc = ed_model_open(&m, dir, NULL, NULL, err, sizeof err);
+	CHECK(rc == 0, "%s: %s", dir, err);
+	if (rc)
+		return;
+	ed_model_get_info(m, &info);
+	ed_model_get_ids(m, &sp);
+	if (images && info.has_vision) {
+		px = malloc(6 * 8 * 588 * sizeof *px);
+		for (int i = 0; i < 6 * 8 * 588; i++)
+			px[i] = frand();
+	}
+	for (int i = 0; i < S; i++) {
+		int32_t ids[40];
+		int n = 0;
+		struct ed_image_in im = {px, 1, 6, 8};
+		bool img = px && i % 2 == 1;
+		for (int k = 0; k < 5 + 3 * i; k++)
+			ids[n++] = 3 + (k * 7 + i * 13) % (info.vocab - 30);
+		if (img) {
+			ids[n++] = sp.image_start;
+			for (int k = 0; k < 12; k++)
+				ids[n++] = sp.image;
+			ids[n++] = sp.image_end;
+		}
+		CHECK_INT(ed_model_prompt_ids(m, ids, (size_t)n,
+					      img ? &im : NULL, img ? 1 : 0,
+					      &p[i], err, sizeof err),
+			  0);
+	}
+	/* alone, on one thread: greedy tokens and every step's logits */
+	ed_session_new(&solo, m, &(struct ed_session_opts){.threads = 1},
+		       err, sizeof err);
+	for (int i = 0; i < S; i++) {
+		const float *lg;
+		ed_session_prefill(solo, &p[i], &lg, err, sizeof err);
+		for (int t = 0; t < STEPS; t++) {
+			toks[i][t] = ed_model_sample(lg, info.vocab, NULL,
+						     NULL);
+			CHECK_INT(ed_session_step(solo, toks[i][t], &lg, err,
+						  sizeof err),
+				  0);
+			want[i][t] = malloc((size_t)info.vocab * 4);
+			memcpy(want[i][t], lg, (size_t)info.vocab * 4);
+		}
+	}
+	ed_session_free(solo);
+	/* together, on two threads: session 2 joins two steps late and
+	 * session 1 leaves after four */
+	ed_session_new(&s[0], m, &(struct ed_session_opts){.threads = 2}, err,
+		       sizeof err);
+	for (int i = 1; i < S; i++)
+		ed_session_new(
+		    &s[i], m,
+		    &(struct ed_session_opts){.pool = ed_session_pool(s[0])},
+		    err, sizeof err);
+	{
+		const float *lg;
+		int at[S] = {0};
+		for (int i = 0; i < S; i++)
+			if (i != 2)
+				ed_session_prefill(s[i], &p[i], &lg, err,
+						   sizeof err);
+		for (int round = 0; round < STEPS + 2; round++) {
+			struct ed_session *b[S];
+			int32_t tk[S];
+			int idx[S], nb = 0;
+			if (round == 2)
+				ed_session_prefill(s[2], &p[2], &lg, err,
+						   sizeof err);
+			for (int i = 0; i < S; i++) {
+				if (at[i] >= STEPS || (i == 2 && round < 2) ||
+				    (i == 1 && at[i] >= 4))
+					continue;
+				b[nb] = s[i];
+				tk[nb] = toks[i][at[i]];
+				idx[nb++] = i;
+			}
+			if (!nb)
+				break;
+			CHECK_INT(ed_session_step_batch(b, nb, tk, err,
+							sizeof err),
+				  0);
+			for (int k = 0; k < nb; k++) {
+				int i = idx[k];
+				ok &= memcmp(ed_session_logits(s[i]),
+					     want[i][at[i]],
+					     (size_t)info.vocab * 4) == 0;
+				at[i]++;
+			}
+		}
+		CHECK(at[0] == STEPS && at[1] == 4 && at[2] == STEPS &&
+			  at[3] == STEPS,
+		      "steps %d %d %d %d", at[0], at[1], at[2], at[3]);
+	}
+	CHECK(ok, "%s: every step's logits in the batch equal alone", dir);
+	for (int i = S - 1; i >= 0; i--)
+		ed_session_free(s[i]);
+	for (int i = 0; i < S; i++) {
+		ed_model_prompt_release(&p[i]);
+		for (int t = 0; t < STEPS; t++)
+			free(want[i][t]);
+	}
+	free(px);
+	ed_model_close(m);
+}
+
+static void test_batch(void)
+{
+	char rel[600], dir[700];
+
+	batch_kernel(ED_DT_Q4_K);
+	batch_kernel(ED_DT_Q8_0);
+	batch_kernel(ED_DT_Q6_K);
+	batch_kernel(ED_DT_Q4_0);
+	batch_matvec();
+	batch_attention();
+	batch_sessions(t_shared("golden/a_text_only", rel, sizeof rel), true);
+	batch_sessions(t_shared("golden/b_one_image", rel, sizeof rel), true);
+	batch_sessions(t_shared("golden/c_two_images", rel, sizeof rel), true);
+	batch_sessions(t_shared("golden/d_untied_image", rel, sizeof rel),
+		       true);
+	/* Q4_K in shapes the blocks fill (the golden ones fall back to
+	 * Q8_0) */
+	snprintf(dir, sizeof dir, "%s/q4k", tmp);
+	CHECK(mkmodel(dir, "--layout text --hidden 256 --heads 4 --kv-heads "
+			   "2 --head-dim 64 --inter 512 --experts 8 --moe-k 2 "
+			   "--expert-inter 256,256 --shared 1 --vocab 512 "
+			   "--layers 3 --gguf q4_k") == 0,
+	      "mkmodel q4_k");
+	snprintf(dir, sizeof dir, "%s/q4k/model.gguf", tmp);
+	batch_sessions(dir, false);
+}
+
 static void test_golden_quantized(void)
 {
 	static const char *const cases[] = {"a_text_only", "b_one_image",
@@ -2039,6 +2411,7 @@ int main(void)
 	test_pool();
 	test_sampler();
 	test_golden_models();
+	test_batch();
 	test_tokenizer();
 	test_tiny_vl();
 	test_conversation();
