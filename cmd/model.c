@@ -151,6 +151,10 @@ static void print_info(const struct ed_model_info *i)
 	printf("file size         %.1f MiB\n", i->file_bytes / 1048576.0);
 	printf("resident memory   %.1f MiB (weights mapped in place)\n",
 	       i->resident_bytes / 1048576.0);
+	printf("kv cache          %.1f KiB per token of context (float32; "
+	       "8,192 tokens: %.0f MiB a sequence)\n",
+	       i->kv_bytes_per_token / 1024.0,
+	       8192.0 * i->kv_bytes_per_token / 1048576.0);
 	printf("tokenizer         %s\n",
 	       i->has_tokenizer ? "tokenizer.model" : "none");
 }

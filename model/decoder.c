@@ -395,6 +395,15 @@ static int step_mem_init(struct step_mem *m, const struct ed_config *c, int n)
 	return 0;
 }
 
+/* ed_k_matvec, counting the weight bytes it reads. */
+static int mv_run(struct ed_pool *p, const struct ed_mv *mv, int n,
+		  int64_t *bytes)
+{
+	for (int k = 0; k < n; k++)
+		*bytes += (int64_t)ed_k_row_bytes(mv[k].dt, mv[k].K) * mv[k].N;
+	return ed_k_matvec(p, mv, n);
+}
+
 /* Pointers to row i of n rows of w floats. */
 static void rows_of(float *base, int64_t w, int n, float **out)
 {
@@ -424,7 +433,7 @@ static const struct ed_expert *expert_of(const struct ed_config *c,
  * chose it). Two matvec jobs: gate and up of everything, then the downs.
  */
 static int step_mlp(struct ed_session *s, struct step_mem *m, int layer, int n,
-		    float **xn, float **out)
+		    float **xn, float **out, int64_t *bytes)
 {
 	const struct ed_config *c = &s->m->cfg;
 	const struct ed_layer *L = &s->m->layers[layer];
@@ -449,7 +458,7 @@ static int step_mlp(struct ed_session *s, struct step_mem *m, int layer, int n,
 		struct ed_mv r = {L->router[0], ED_DT_F32, c->experts[0], H,
 				  NULL, n, (const float *const *)xn, lg};
 		rows_of(m->lg, Emax, n, lg);
-		if (ed_k_matvec(s->pool, &r, 1))
+		if (mv_run(s->pool, &r, 1, bytes))
 			goto out;
 		for (int i = 0; i < n; i++)
 			route(c, L, 0, lg[i], m->prob + (int64_t)i * Emax,
@@ -492,7 +501,7 @@ static int step_mlp(struct ed_session *s, struct step_mem *m, int layer, int n,
 					   H,	    NULL,	   r1 - r0,
 					   xs + r0, ps + cap + r0};
 	}
-	if (ed_k_matvec(s->pool, mv, nmv))
+	if (mv_run(s->pool, mv, nmv, bytes))
 		goto out;
 	nmv = 0;
 	for (int r0 = 0, r1; r0 < nr; r0 = r1) {
@@ -509,7 +518,7 @@ static int step_mlp(struct ed_session *s, struct step_mem *m, int layer, int n,
 		    d->data, d->dt, H, d->cols, NULL, r1 - r0,
 		    (const float *const *)(ps + r0), ps + 2 * cap + r0};
 	}
-	if (ed_k_matvec(s->pool, mv, nmv))
+	if (mv_run(s->pool, mv, nmv, bytes))
 		goto out;
 	/* out = shared (or dense) + sum of w times each expert's */
 	for (int i = 0; i < n; i++)
@@ -541,6 +550,7 @@ int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
 	    *o[ED_MAX_BATCH], *lo[ED_MAX_BATCH];
 	struct ed_attn_row ar[ED_MAX_BATCH];
 	struct step_mem m;
+	int64_t bytes = 0;
 	int rc = 0;
 
 	if (n < 1 || n > ED_MAX_BATCH)
@@ -579,7 +589,7 @@ int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
 			    {L->q.data, L->q.dt, qd, H, NULL, n, xi, q},
 			    {L->k.data, L->k.dt, kvd, H, NULL, n, xi, kb},
 			    {L->v.data, L->v.dt, kvd, H, NULL, n, xi, vb}};
-			if (ed_k_matvec(s0->pool, mv, 3))
+			if (mv_run(s0->pool, mv, 3, &bytes))
 				goto nomem;
 		}
 		for (int i = 0; i < n; i++) {
@@ -610,7 +620,7 @@ int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
 					   n,
 					   (const float *const *)att,
 					   o};
-			if (ed_k_matvec(s0->pool, &mv, 1))
+			if (mv_run(s0->pool, &mv, 1, &bytes))
 				goto nomem;
 		}
 		for (int i = 0; i < n; i++) {
@@ -618,7 +628,7 @@ int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
 			ed_k_rmsnorm(xn[i], x[i], L->ln_post, 1, H,
 				     c->rms_eps);
 		}
-		if (step_mlp(s0, &m, l, n, xn, o))
+		if (step_mlp(s0, &m, l, n, xn, o, &bytes))
 			goto nomem;
 		for (int i = 0; i < n; i++)
 			ed_k_add(x[i], o[i], H);
@@ -634,13 +644,14 @@ int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
 				   n,
 				   (const float *const *)xn,
 				   lo};
-		if (ed_k_matvec(s0->pool, &mv, 1))
+		if (mv_run(s0->pool, &mv, 1, &bytes))
 			goto nomem;
 	}
 	for (int i = 0; i < n; i++) {
 		ss[i]->n_past++;
 		ss[i]->next_pos++;
 	}
+	s0->step_bytes = bytes;
 	free(m.all);
 	return rc;
 nomem:

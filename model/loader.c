@@ -777,6 +777,9 @@ void ed_model_get_info(const struct ed_model *m, struct ed_model_info *i)
 	i->file_bytes = m->file_bytes;
 	/* mapped weights (paged in as used) plus the float32 copies */
 	i->resident_bytes = m->file_bytes + m->params_bytes;
+	/* a key and a value per layer and KV head, float32 */
+	i->kv_bytes_per_token = 2 * (int64_t)c->layers * c->kv_heads *
+				c->head_dim * (int64_t)sizeof(float);
 	i->n_tensors = m->n_tensors;
 	i->n_unknown = m->n_unknown;
 	i->n_shards = m->n_shards;

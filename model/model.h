@@ -276,6 +276,7 @@ struct ed_model_info {
 	int64_t bytes_by_dtype[ED_DT_COUNT]; /* indexed by enum ed_dtype */
 	int64_t file_bytes;		     /* all shards */
 	int64_t resident_bytes;		     /* weights + small f32 copies */
+	int64_t kv_bytes_per_token; /* the cache a position of context takes */
 	int n_tensors, n_unknown;
 	int n_shards;
 	bool has_tokenizer;
@@ -452,6 +453,9 @@ int ed_session_step_batch(struct ed_session *const *s, int n,
 			  const int32_t *tokens, char *err, size_t errlen);
 /* The logits of the last prefill or step (vocab floats, owned by s). */
 const float *ed_session_logits(const struct ed_session *s);
+/* Weight bytes the last step (or batch step) led by s read: everything
+ * once, the experts its batch chose each once. */
+int64_t ed_session_step_bytes(const struct ed_session *s);
 /* Next text position (t = h = w) for a generated token. */
 int64_t ed_session_next_pos(const struct ed_session *s);
 /* Milliseconds the last prefill spent in the vision tower and resampler,

@@ -128,6 +128,7 @@ struct ed_session {
 	void *trace_ud;
 	bool all_logits; /* trace logits of every prompt position */
 	double ms_vision, ms_decoder; /* of the last prefill */
+	int64_t step_bytes; /* weights the last decode step led from here read */
 };
 
 /* Room in the cache for positions [0, need): 0, ED_ETOOBIG past

@@ -283,6 +283,11 @@ const float *ed_session_logits(const struct ed_session *s)
 	return s->logits;
 }
 
+int64_t ed_session_step_bytes(const struct ed_session *s)
+{
+	return s->step_bytes;
+}
+
 /* ---- sampling ------------------------------------------------------ */
 
 static uint64_t rng_next(uint64_t *s)

@@ -1746,7 +1746,7 @@ static void test_quant(void)
 				 * and order */
 				int8_t *q2 = malloc(KK);
 				float *d2 = malloc(KK / 32 * sizeof *d2),
-				      *ds2 = malloc(KK / 32 * sizeof *ds2);
+				      *ds2 = malloc(KK / 16 * sizeof *ds2);
 				int16_t *s2 = malloc(KK / 16 * sizeof *s2);
 				struct ed_qact a2 = {q2, d2, s2, ds2, 0};
 				double ref2 = ref;
@@ -2033,7 +2033,7 @@ static void batch_kernel(enum ed_dtype dt)
 			a[v].q = malloc(K);
 			a[v].d = malloc(K / 32 * 4);
 			a[v].s16 = malloc(K / 16 * 2);
-			a[v].ds = malloc(K / 32 * 4);
+			a[v].ds = malloc(K / 16 * 4);
 			if (ed_k_act_group(lv, dt) == 256)
 				ed_k_quantize_act256(lv, x + v * K, K, &a[v]);
 			else

@@ -98,8 +98,11 @@ struct ed_qact {
 	int8_t *q;    /* [K] */
 	float *d;     /* [K / group] */
 	int16_t *s16; /* [K / 16] */
-	float *ds;    /* [K / 32]: d times the 32 values' sum */
-	int group;    /* 32 (also when 0) or 256 */
+	/* group 32: [K / 32], d times the 32 values' sum; group 256: [K /
+	 * 16], per block 8 zeros then those 8 (the lanes Q4_K's kernel
+	 * takes the minimums in) */
+	float *ds;
+	int group; /* 32 (also when 0) or 256 */
 };
 void ed_k_quantize_act(const float *x, int64_t K, struct ed_qact *a);
 /* Per group of 256 (one scale per K-quant block, as ggml's Q8_K): the

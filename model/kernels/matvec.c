@@ -290,8 +290,8 @@ int ed_k_matvec(struct ed_pool *p, const struct ed_mv *mv, int n)
 				j.qin[q] = (struct qin){m->x[v], m->K, group,
 							ord, {0}};
 				j.nq++;
-				bytes += (size_t)m->K + (size_t)m->K / 32 * 8 +
-					 (size_t)m->K / 16 * 2 + 64;
+				bytes += (size_t)m->K + (size_t)m->K / 32 * 4 +
+					 (size_t)m->K / 16 * 6 + 64;
 			}
 			j.qa[at++] = &j.qin[q].a;
 		}
@@ -301,12 +301,13 @@ int ed_k_matvec(struct ed_pool *p, const struct ed_mv *mv, int n)
 		goto out;
 	for (int64_t q = 0, off = 0; q < j.nq; q++) {
 		struct qin *in = &j.qin[q];
+		/* d [K / 32], ds [K / 16] (either group), s16, q */
 		in->a.d = (float *)(mem + off);
 		in->a.ds = in->a.d + in->K / 32;
-		in->a.s16 = (int16_t *)(in->a.ds + in->K / 32);
+		in->a.s16 = (int16_t *)(in->a.ds + in->K / 16);
 		in->a.q = (int8_t *)(in->a.s16 + in->K / 16);
-		off += (size_t)in->K + (size_t)in->K / 32 * 8 +
-		       (size_t)in->K / 16 * 2 + 64;
+		off += (size_t)in->K + (size_t)in->K / 32 * 4 +
+		       (size_t)in->K / 16 * 6 + 64;
 	}
 	if (j.nq)
 		ed_pool_for_each(p, j.nq, quantize_items, &j);

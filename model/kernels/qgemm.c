@@ -191,7 +191,7 @@ static void qg_pack(void *ctx, int64_t b, int64_t e, int tid)
 			     NULL, 32};
 
 	a8.ds = a8.d + K / 32;
-	a8.s16 = (int16_t *)(a8.ds + K / 32);
+	a8.s16 = (int16_t *)(a8.ds + K / 16); /* ds: K / 16 for group 256 */
 	for (int64_t blk = b; blk < e; blk++) {
 		char *qa = (char *)j->qa + blk * K * 16 * (j->i8 ? 1 : 2);
 		float *da = j->da + blk * j->ng * 16,
