@@ -18,9 +18,10 @@
  *   bench prefill MODEL THREADS N TAG TARGET_GOPS
  *                              prefill of N text tokens, effective GOP/s
  *                              against the VNNI peak measured now
- *   bench vit MODEL THREADS GH GW TARGET_S
+ *   bench vit MODEL THREADS GH GW TARGET_S [int8]
  *                              the vision tower on a GH x GW-patch image,
- *                              GFLOP/s against the float32 FMA peak
+ *                              GFLOP/s against the float32 FMA peak (int8:
+ *                              its linear layers on int8 products)
  *   bench page MODEL THREADS GEN TAG
  *                              a 1,000-image-token page and GEN tokens,
  *                              with the share of each stage
@@ -1101,9 +1102,11 @@ static int bench_batch(const char *path, int threads, int b, double target)
 	return 0;
 }
 
-/* The vision tower alone on a gh x gw-patch image: seconds. */
+/* The vision tower alone on a gh x gw-patch image: seconds, and its
+ * arithmetic (blocks, attention, patch embedding, resampler) against the
+ * FMA peak. With int8 its linear layers on int8 products (the option). */
 static int bench_vit(const char *path, int threads, int gh, int gw,
-		     double target_s)
+		     double target_s, bool int8)
 {
 	struct ed_model *m;
 	struct ed_session *s;
@@ -1116,8 +1119,12 @@ static int bench_vit(const char *path, int threads, int gh, int gw,
 	double ms_v, ms_d;
 
 	if (!px || ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
-	    ed_session_new(&s, m, &(struct ed_session_opts){.threads = threads, .max_ctx = tok + 8},
-			   err, sizeof err)) {
+	    (int8 && ed_model_set_vision_int8(m, err, sizeof err)) ||
+	    ed_session_new(
+		&s, m,
+		&(struct ed_session_opts){.threads = threads,
+					  .max_ctx = tok + 8},
+		err, sizeof err)) {
 		fprintf(stderr, "bench: %s\n", px ? err : "out of memory");
 		return 1;
 	}
@@ -1129,23 +1136,18 @@ static int bench_vit(const char *path, int threads, int gh, int gw,
 	}
 	ed_session_timings(s, &ms_v, &ms_d);
 	{
-		/* matrix flops of the blocks: qkv, proj, fc1, fc2 and the two
-		 * attention products */
-		double D = info.vit_hidden,
-		       fl = info.vit_depth *
-			    (24.0 * D * D * np + 4.0 * (double)np * np * D),
+		double fl = vision_flops(&info, np),
 		       got = fl / (ms_v / 1000) / 1e9,
 		       peak = peak_gops(0, threads);
-		printf("BENCH vit_%d_patches_%d_blocks %.1f s ratio=%.2f "
+		printf("BENCH vit_%d_patches_%d_blocks%s %.1f s ratio=%.2f "
 		       "target=%.2f\n",
-		       np, info.vit_depth, ms_v / 1000,
+		       np, info.vit_depth, int8 ? "_int8" : "", ms_v / 1000,
 		       peak > 0 ? got / peak : 0,
 		       peak > 0 ? fl / target_s / 1e9 / peak : 0);
-		printf(
-		    "  (%.0f GFLOP/s; ratio: against the float32 FMA peak "
-		    "measured now, %.0f GFLOP/s;\n   the %.0f s target; ggml's "
-		    "bf16 path needs about 85 s; the resampler included)\n",
-		    got, peak, target_s);
+		printf("  (%.0f GFLOP/s%s; ratio: against the float32 FMA peak "
+		       "measured now, %.0f GFLOP/s;\n   target: %.0f s; the "
+		       "resampler included)\n",
+		       got, int8 ? " in float32 terms" : "", peak, target_s);
 	}
 	ed_model_prompt_release(&p);
 	ed_session_free(s);
@@ -1184,9 +1186,10 @@ int main(int argc, char **argv)
 	if (argc == 6 && strcmp(argv[1], "batch") == 0)
 		return bench_batch(argv[2], num(argv[3]), num(argv[4]),
 				   atof(argv[5]));
-	if (argc == 7 && strcmp(argv[1], "vit") == 0)
+	if ((argc == 7 || argc == 8) && strcmp(argv[1], "vit") == 0)
 		return bench_vit(argv[2], num(argv[3]), num(argv[4]),
-				 num(argv[5]), atof(argv[6]));
+				 num(argv[5]), atof(argv[6]),
+				 argc == 8 && strcmp(argv[7], "int8") == 0);
 	if (argc == 6 && strcmp(argv[1], "quality") == 0)
 		return bench_quality(argv[2], argv[3], num(argv[4]), argv[5]);
 	fprintf(stderr, "usage: bench render FILE DPI THREADS | tile W H N | "

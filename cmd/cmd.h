@@ -101,6 +101,7 @@ enum {
 	O_ZOOM_STEPS,
 	O_SAVE_ZOOMS,
 	O_TYPE,
+	O_VISION_INT8,
 	O_FIRST_FREE,
 };
 

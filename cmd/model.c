@@ -17,6 +17,7 @@ static const struct opt model_opts[] = {
     {"help", 'h', false, O_HELP}, {"verbose", 'v', false, O_VERBOSE},
     {"out", 'o', true, O_OUT},	  {"threads", 0, true, O_THREADS},
     {"type", 0, true, O_TYPE},	  {"quiet", 'q', false, O_QUIET},
+    {"vision-int8", 0, false, O_VISION_INT8},
     {NULL, 0, false, 0},
 };
 
@@ -25,8 +26,9 @@ void usage_model(FILE *f)
 	fputs(
 	    "usage: ernie-doc model info [-v] MODEL\n"
 	    "       ernie-doc model check [--threads N] MODEL\n"
-	    "       ernie-doc model eval [--threads N] MODEL INPUTS.json "
-	    "-o OUT.safetensors\n"
+	    "       ernie-doc model eval [--threads N] [--vision-int8] MODEL "
+	    "INPUTS.json\n"
+	    "         -o OUT.safetensors\n"
 	    "       ernie-doc model quantize [-q] [--threads N] --type "
 	    "bf16|q8_0|q6_k|\n"
 	    "         q4_k|q4_k_m|q4_0 MODEL OUT.gguf\n"
@@ -164,6 +166,7 @@ int cmd_model(int argc, char **argv)
 	struct optstate os = {0};
 	const char *arg, *pos[3] = {NULL}, *out = NULL, *type = NULL;
 	int npos = 0, id, verbose = 0, rc;
+	bool vision_int8 = false;
 	long threads = 1;
 	bool threads_given = false;
 	struct ed_model *m;
@@ -185,6 +188,7 @@ int cmd_model(int argc, char **argv)
 		case O_OUT: out = arg; break;
 		case O_TYPE: type = arg; break;
 		case O_QUIET: g_quiet = true; break;
+		case O_VISION_INT8: vision_int8 = true; break;
 		case O_THREADS:
 			if (ed_parse_int(arg, 1, 256, &threads)) {
 				msg("model: bad --threads '%s' (1 to 256)",
@@ -263,6 +267,12 @@ int cmd_model(int argc, char **argv)
 		struct ed_eval ev;
 		struct ed_tile_params tp;
 		ed_render_tile_params_default(&tp);
+		if (vision_int8 &&
+		    (rc = ed_model_set_vision_int8(m, err, sizeof err))) {
+			msg("%s", err);
+			ed_model_close(m);
+			return exit_status(rc == ED_ENOMEM ? rc : ED_ECONFIG);
+		}
 		if ((rc = ed_model_eval(m, pos[2], load_image, &tp,
 					(int)threads, &ev, err, sizeof err)) ||
 		    (rc =

@@ -34,6 +34,7 @@ enum { O_FMT_NDJSON, O_FMT_TEXT, O_FMT_MD };
 	    {"temperature", 0, true, O_TEMPERATURE},                           \
 	    {"top-p", 0, true, O_TOP_P}, {"seed", 0, true, O_SEED},            \
 	    {"jobs", 'j', true, O_JOBS}, {"threads", 0, true, O_THREADS},      \
+	    {"vision-int8", 0, false, O_VISION_INT8},                          \
 	    {"max-tokens", 0, true, O_MAX_TOKENS},                             \
 	    {"timeout", 0, true, O_TIMEOUT}, {"retries", 0, true, O_RETRIES},  \
 	    {"retry-wait", 0, true, O_RETRY_WAIT},                             \
@@ -59,9 +60,10 @@ static const struct opt batch_opts[] = {
 	"         [--mode ocr|think|auto] [--zoom] [--zoom-steps N]\n"         \
 	"         [--save-zooms DIR] [--prompt TEXT] [--rules FILE]\n"         \
 	"         [--temperature T] [--top-p P] [--seed N] [--max-tokens N]\n" \
-	"         [-j N | --jobs N] [--threads N] [--timeout SECONDS]\n"       \
-	"         [--retries N] [--retry-wait SECONDS] [--pages RANGE]\n"      \
-	"         [--dpi N] [--min-pixels N] [--max-pixels N]\n"               \
+	"         [-j N | --jobs N] [--threads N] [--vision-int8]\n"           \
+	"         [--timeout SECONDS] [--retries N] [--retry-wait SECONDS]\n"  \
+	"         [--pages RANGE] [--dpi N] [--min-pixels N] [--max-pixels "   \
+	"N]\n"                                                                \
 	"         [--text-layer auto|never|only] [--format ndjson|text|md]\n"  \
 	"         [--force] [--password-file FILE] [--max-page-pixels N]\n"
 
@@ -489,6 +491,7 @@ static int parse_args(struct ocr_cfg *cfg, int argc, char **argv,
 				       EX_USAGE_;
 			o->threads = (int)n;
 			break;
+		case O_VISION_INT8: o->vision_int8 = true; break;
 		case O_MAX_TOKENS:
 			if (ed_parse_int(arg, 1, 1000000, &n))
 				return bad_value(cmd, "max-tokens", arg,
@@ -594,6 +597,7 @@ static char *options_json(const struct ed_pipeline_opts *o)
 		json_object_set_new(j, "zoom_steps",
 				    json_integer(o->zoom_steps));
 	json_object_set_new(j, "jobs", json_integer(o->jobs));
+	json_object_set_new(j, "vision_int8", json_boolean(o->vision_int8));
 	json_object_set_new(j, "temperature", json_real(o->temperature));
 	json_object_set_new(j, "top_p",
 			    json_real(o->top_p > 0 ? o->top_p : 1.0));

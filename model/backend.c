@@ -67,6 +67,17 @@ int ed_backend_open(struct ed_backend **out, const struct ed_backend_opts *o,
 		ed_backend_close(b);
 		return rc == ED_ENOMEM ? rc : ED_ECONFIG;
 	}
+	if (o->vision_int8) {
+		/* other numbers, another model id: the resume key keeps the
+		 * two apart */
+		size_t n = strlen(b->model_id);
+		if ((rc = ed_model_set_vision_int8(b->model, err, errlen))) {
+			ed_backend_close(b);
+			return rc == ED_ENOMEM ? rc : ED_ECONFIG;
+		}
+		snprintf(b->model_id + n, sizeof b->model_id - n,
+			 "+vit-int8");
+	}
 	if (!b->model->tok) {
 		ed_err(err, errlen, ED_ECONFIG,
 		       "model '%s' has no tokenizer.model", o->model_dir);

@@ -690,6 +690,10 @@ void ed_model_close(struct ed_model *m)
 		free(m->layers[i].experts[1]);
 	}
 	free(m->layers);
+	for (int i = 0; m->vis.blocks && i < m->cfg.vit_depth; i++)
+		for (int k = 0; k < 4; k++)
+			free((void *)m->vis.blocks[i].q8[k].data);
+
 	free(m->vis.blocks);
 	ed_arena_release(&m->params);
 	for (int i = 0; m->shards && i < m->n_shards; i++) {

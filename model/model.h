@@ -265,6 +265,18 @@ typedef void (*ed_note_fn)(void *ud, const char *note);
 int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 		  void *ud, char *err, size_t errlen);
 void ed_model_close(struct ed_model *m);
+/*
+ * An option: the vision tower's linear layers (each block's qkv, proj,
+ * fc1 and fc2) on int8 products, VNNI's vpdpbusd (attention and the
+ * resampler stay float32): the weights quantized
+ * once to Q8_0 copies (owned by m, about half the BF16 size), each
+ * patch's activations to int8 per 32. The float32 path stays the default
+ * and the one the golden files check; `make bench` prints how far this
+ * one moves projector_out and the first generated tokens. Call once
+ * after ed_model_open(), before any session runs (not thread-safe). 0, or
+ * ED_EINVAL (the CPU has no VNNI), ED_ENOMEM.
+ */
+int ed_model_set_vision_int8(struct ed_model *m, char *err, size_t errlen);
 
 struct ed_model_info {
 	char arch[64]; /* "ernie4_5_vl_moe", "ernie4_5_moe", ... */
@@ -544,6 +556,7 @@ struct ed_backend_opts {
 	double timeout_s;	/* remote: one attempt; 0 = 600 */
 	int retries;		/* remote: after the first attempt; <0 = 4 */
 	double retry_wait_s;	/* remote: first backoff; 0 = 0.5 */
+	bool vision_int8;	/* native: ed_model_set_vision_int8() */
 };
 
 /* One part of the user turn: text, or an image as the native engine takes

@@ -76,6 +76,8 @@ struct ed_vit_block {
 	const float *n1w, *n1b, *n2w, *n2b;
 	struct ed_wt qkv, proj, fc1, fc2;
 	const float *qkv_b, *proj_b, *fc1_b, *fc2_b;
+	/* the int8 option: qkv, proj, fc1, fc2 as Q8_0 (owned), or NULL */
+	struct ed_wt q8[4];
 };
 
 struct ed_vision {

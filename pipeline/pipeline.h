@@ -292,7 +292,8 @@ struct ed_pipeline_opts {
 	/* backend: model_dir (native) or server_url (remote), neither = none */
 	const char *model_dir;
 	const char *server_url, *model_name, *api_key;
-	int threads; /* native engine threads per worker */
+	int threads;	  /* native engine threads */
+	bool vision_int8; /* native: int8 products in the vision tower */
 	int jobs;    /* workers: pages in flight; 0 = 1 */
 	double timeout_s, retry_wait_s;
 	int retries; /* < 0: the backend's default */

@@ -908,6 +908,7 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 		    .timeout_s = o->timeout_s,
 		    .retries = o->retries,
 		    .retry_wait_s = o->retry_wait_s,
+		    .vision_int8 = o->vision_int8,
 		};
 		if ((rc = ed_backend_open(&p->backend, &bo, err, errlen)))
 			goto fail;

@@ -77,6 +77,14 @@ expect 0 $E ocr --db "$T/n2.db" --model "$T/tiny" --text-layer never -j 2 \
 	--max-tokens 6 --max-pixels 100000 $FAST "$T/doc3.pdf"
 pagetext >"$T/t2"
 check "native: --jobs 2 gives the same text" cmp -s "$T/t1" "$T/t2"
+# the int8 vision option: its own model id, so the resume key keeps its
+# pages apart from the float path's
+expect 0 $E ocr --db "$T/n1.db" --model "$T/tiny" --text-layer never \
+	--vision-int8 --max-tokens 6 --max-pixels 100000 $FAST "$T/doc3.pdf"
+check "--vision-int8: pages under their own model id" \
+	test "$(q "$T/n1.db" "SELECT count(*) FROM pages WHERE model_id = 'native/tiny+vit-int8'")" = 2
+check "--vision-int8: the float results kept beside them" \
+	test "$(q "$T/n1.db" "SELECT count(*) FROM pages WHERE model_id = 'native/tiny'")" = 2
 # pages decoded together (continuous batching), sampling on: each page's
 # text is what it is alone, whatever it ran beside
 "$BUILD/tests/mkpdf" "$T/doc7.pdf" 7 doc7

@@ -649,12 +649,60 @@ static void golden_model(const char *name, int threads)
 	ed_model_close(m);
 }
 
+/* The int8 vision option on a golden model: the float path's numbers
+ * are the golden ones, the option's stay near them (as make bench
+ * prints) and give the same tokens; without VNNI it is refused. */
+static void golden_vision_int8(const char *name)
+{
+	char dir[512], err[512];
+	struct ed_model *m;
+	struct ed_eval ev;
+	struct ed_st *exp;
+	const struct ed_tensor *g, *e;
+	enum ed_isa was = ed_k_isa();
+
+	golden_dir(name, dir, sizeof dir);
+	if (ed_model_open(&m, dir, NULL, NULL, err, sizeof err))
+		return;
+	ed_k_isa_limit(ED_ISA_AVX2);
+	CHECK_INT(ed_model_set_vision_int8(m, err, sizeof err), ED_EINVAL);
+	CHECK(strstr(err, "VNNI") != NULL, "%s", err);
+	ed_k_isa_limit(was);
+	if (!ed_k_has_vnni()) {
+		ed_model_close(m);
+		return;
+	}
+	CHECK_INT(ed_model_set_vision_int8(m, err, sizeof err), 0);
+	if (golden_eval(m, name, dir, 2, &ev, &exp)) {
+		ed_model_close(m);
+		return;
+	}
+	g = eval_tensor(&ev, "projector_out");
+	e = ed_model_st_find(exp, "projector_out");
+	CHECK(g && e && t_golden_rel(g, e) > 1e-4 && t_golden_rel(g, e) < 0.03,
+	      "%s int8 vision: projector_out rel err %g", name,
+	      g && e ? t_golden_rel(g, e) : -1);
+	g = eval_tensor(&ev, "gen_tokens");
+	e = ed_model_st_find(exp, "gen_tokens");
+	CHECK(g && e && t_golden_rel(g, e) == 0,
+	      "%s int8 vision: the same greedy tokens", name);
+	e = ed_model_st_find(exp, "patch_embed_out");
+	g = eval_tensor(&ev, "patch_embed_out");
+	CHECK(g && e && t_golden_rel(g, e) <= t_golden_rtol(e),
+	      "%s int8 vision: the patch embedding stays float", name);
+	ed_model_st_close(exp);
+	ed_model_eval_release(&ev);
+	ed_model_close(m);
+}
+
 static void test_golden_models(void)
 {
 	golden_model("a_text_only", 1);
 	golden_model("b_one_image", 2);
 	golden_model("c_two_images", 3);
 	golden_model("d_untied_image", 2);
+	golden_vision_int8("b_one_image");
+	golden_vision_int8("d_untied_image");
 }
 
 /* ---- tokenizer against Debian's sentencepiece ------------------------ */

@@ -165,6 +165,11 @@ void ed_k_quantize_act16_level(enum ed_isa level, const float *x, int64_t K,
 int ed_k_qgemm(struct ed_pool *p, float *y, const float *x, int64_t M,
 	       const void *W, enum ed_dtype wt, int64_t N, int64_t K,
 	       const float *bias);
+/* The same with int8 activations whatever the type (Q8_0 included, which
+ * ed_k_qgemm gives int16): VNNI's int8 rate, twice its int16 one. */
+int ed_k_qgemm_int8(struct ed_pool *p, float *y, const float *x, int64_t M,
+		    const void *W, enum ed_dtype wt, int64_t N, int64_t K,
+		    const float *bias);
 /* Two weight matrices of the same type and shape over the same x (a
  * gate and an up projection): the activations quantized once, both
  * matrices' rows in one job. */

@@ -37,8 +37,9 @@
 #include <string.h>
 
 #define RN 4   /* weight rows per tile */
-#define RQ 8   /* tiles of rows per work item */
+#define RQ 16  /* tiles of rows per work item */
 #define KB 256 /* columns of K per pass: activations stay in L1 */
+#define PCH 8  /* pairs of 16-token blocks per chunk: 256 tokens */
 
 struct qg_job {
 	float *y[2]; /* one or two weight matrices over the same x */
@@ -402,9 +403,15 @@ static void qg_rows(void *ctx, int64_t b, int64_t e, int tid)
 #endif
 		}
 		memset(acc, 0, (size_t)(RQ * npair * RN * 32) * sizeof *acc);
+		/* tokens in chunks of PCH pairs of blocks: a chunk's
+		 * accumulators and activations stay in the core's cache
+		 * through all the passes over K (each output still sums its
+		 * passes in order) */
+		for (int64_t pc0 = 0; pc0 < npair; pc0 += PCH)
 		for (int64_t g0 = 0; g0 < ng; g0 += gk) {
 			int64_t g1 = g0 + gk < ng ? g0 + gk : ng;
-			for (int64_t pr = 0; pr < npair; pr++) {
+			int64_t pc1 = pc0 + PCH < npair ? pc0 + PCH : npair;
+			for (int64_t pr = pc0; pr < pc1; pr++) {
 				int64_t blk = 2 * pr;
 				int mv = j->nb - blk >= 2 ? 2 : 1;
 				const float *da = j->da + blk * ng * 16,
@@ -454,7 +461,7 @@ static void qg_rows(void *ctx, int64_t b, int64_t e, int tid)
 
 static int qgemm(struct ed_pool *p, float *y0, float *y1, const float *x,
 		 int64_t M, const void *W0, const void *W1, enum ed_dtype wt,
-		 int64_t N, int64_t K, const float *bias)
+		 int64_t N, int64_t K, const float *bias, bool force_i8)
 {
 	struct qg_job j = {.y = {y0, y1},
 			   .x = x,
@@ -471,7 +478,7 @@ static int qgemm(struct ed_pool *p, float *y0, float *y1, const float *x,
 	    K % ed_k_block(wt))
 		return ED_EINVAL;
 	j.G = ed_k_unpack_group(wt);
-	j.i8 = wt != ED_DT_Q8_0;
+	j.i8 = wt != ED_DT_Q8_0 || force_i8;
 	/* int8 in the groups decode quantizes them in: prefill and decode
 	 * see the same activations */
 	j.agroup = ed_k_act_group(ED_ISA_AVX512, wt);
@@ -504,12 +511,19 @@ int ed_k_qgemm(struct ed_pool *p, float *y, const float *x, int64_t M,
 	       const void *W, enum ed_dtype wt, int64_t N, int64_t K,
 	       const float *bias)
 {
-	return qgemm(p, y, NULL, x, M, W, NULL, wt, N, K, bias);
+	return qgemm(p, y, NULL, x, M, W, NULL, wt, N, K, bias, false);
+}
+
+int ed_k_qgemm_int8(struct ed_pool *p, float *y, const float *x, int64_t M,
+		    const void *W, enum ed_dtype wt, int64_t N, int64_t K,
+		    const float *bias)
+{
+	return qgemm(p, y, NULL, x, M, W, NULL, wt, N, K, bias, true);
 }
 
 int ed_k_qgemm2(struct ed_pool *p, float *y0, float *y1, const float *x,
 		int64_t M, const void *W0, const void *W1, enum ed_dtype wt,
 		int64_t N, int64_t K)
 {
-	return qgemm(p, y0, y1, x, M, W0, W1, wt, N, K, NULL);
+	return qgemm(p, y0, y1, x, M, W0, W1, wt, N, K, NULL, false);
 }
