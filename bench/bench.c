@@ -25,7 +25,7 @@
  *   bench page MODEL THREADS GEN TAG
  *                              a 1,000-image-token page and GEN tokens,
  *                              with the share of each stage
- *   bench page-default MODEL PDF THREADS GEN VIT_TARGET
+ *   bench page-default MODEL PDF THREADS GEN VIT_TARGET [int8]
  *                              PDF's first page through the default path
  *                              (render, tile, vision, prefill, GEN tokens)
  *                              against its roofline; the vision tower on
@@ -33,6 +33,9 @@
  *   bench batch MODEL THREADS B TARGET
  *                              B sequences decoding together against the
  *                              weights they touch at the read bandwidth
+ *   bench agree GOLDEN_DIR THREADS TAG
+ *                              --vision-int8 against the float path on a
+ *                              golden fixture (projector_out, tokens)
  *   bench quality REF QUANT THREADS TAG
  *                              top-1 agreement and mean KL of a
  *                              quantized checkpoint against its source
@@ -897,7 +900,7 @@ static int page_run(struct ed_model *m, int threads, float *px, int gh, int gw,
 	       (c.bw > 0 ? (double)bytes_tok * gen / (c.bw * 1e9) : 0);
 	printf("BENCH %s %.1f s ratio=%.2f%s\n", name, total,
 	       total > 0 ? roof / total : 0,
-	       strstr(name, "default") ? " target=0.60" : "");
+	       strcmp(name, "page_default_a4") == 0 ? " target=0.60" : "");
 	if (ms_render + ms_tile > 0)
 		printf("  (render %.2f s, tiling %.2f s (%.1f%% together);\n",
 		       ms_render / 1000, ms_tile / 1000,
@@ -969,7 +972,7 @@ static int bench_page(const char *path, int threads, int gen, const char *tag)
  * that page's patch grid.
  */
 static int bench_page_default(const char *path, const char *pdf, int threads,
-			      int gen, double vit_target)
+			      int gen, double vit_target, bool int8)
 {
 	struct ed_model *m;
 	struct ed_source src;
@@ -997,7 +1000,8 @@ static int bench_page_default(const char *path, const char *pdf, int threads,
 	if (!rc)
 		rc = ed_render_tile_image(&img, &tp, &t, NULL, err, sizeof err);
 	ms_tile = ed_now_ms() - t0;
-	if (rc || ed_model_open(&m, path, NULL, NULL, err, sizeof err)) {
+	if (rc || ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
+	    (int8 && ed_model_set_vision_int8(m, err, sizeof err))) {
 		fprintf(stderr, "bench: %s\n", err);
 		return 1;
 	}
@@ -1006,7 +1010,9 @@ static int bench_page_default(const char *path, const char *pdf, int threads,
 	       img.width, img.height, t.grid_w, t.grid_h,
 	       ed_render_tiles_tokens(&t, 2));
 	rc = page_run(m, threads, t.pixel_values, t.grid_h, t.grid_w, gen,
-		      "page_default_a4", ms_render, ms_tile, "vit_default_page",
+		      int8 ? "page_default_a4_vision_int8" : "page_default_a4",
+		      ms_render, ms_tile,
+		      int8 ? "vit_default_page_int8" : "vit_default_page",
 		      vit_target);
 	ed_render_tiles_release(&t);
 	ed_render_image_release(&img);
@@ -1156,6 +1162,80 @@ static int bench_vit(const char *path, int threads, int gh, int gw,
 	return 0;
 }
 
+static int load_image(void *ud, const char *path, float **pixels, int *t,
+		      int *h, int *w, char *err, size_t errlen)
+{
+	return ed_pipeline_tile_file(path, ud, 200, pixels, t, h, w, err,
+				     errlen);
+}
+
+static const struct ed_tensor *find(const struct ed_eval *e, const char *n)
+{
+	for (size_t i = 0; i < e->n; i++)
+		if (strcmp(e->t[i].name, n) == 0)
+			return &e->t[i];
+	return NULL;
+}
+
+/*
+ * The int8 vision option against the float32 path on a golden fixture:
+ * projector_out's largest difference over its largest value, and the
+ * share of the generated tokens that agree. BENCH lines without targets
+ * (ratio: 1 - the difference; the share).
+ */
+static int bench_agree(const char *dir, int threads, const char *tag)
+{
+	struct ed_model *m[2];
+	struct ed_eval ev[2];
+	struct ed_tile_params tp;
+	char inputs[4200], err[512], name[96];
+
+	snprintf(inputs, sizeof inputs, "%s/inputs.json", dir);
+	ed_render_tile_params_default(&tp);
+	for (int k = 0; k < 2; k++)
+		if (ed_model_open(&m[k], dir, NULL, NULL, err, sizeof err) ||
+		    (k && ed_model_set_vision_int8(m[k], err, sizeof err)) ||
+		    ed_model_eval(m[k], inputs, load_image, &tp, threads,
+				  &ev[k], err, sizeof err)) {
+			fprintf(stderr, "bench: %s\n", err);
+			return 1;
+		}
+	{
+		const struct ed_tensor *a = find(&ev[1], "projector_out"),
+				       *b = find(&ev[0], "projector_out"),
+				       *ta = find(&ev[1], "gen_tokens"),
+				       *tb = find(&ev[0], "gen_tokens");
+		double md = 0, mb = 0;
+		int same = 0;
+		int64_t n = a && b ? ed_model_tensor_numel(b) : 0,
+			nt = ta && tb ? ed_model_tensor_numel(tb) : 0;
+		for (int64_t i = 0; i < n; i++) {
+			double x = ed_model_tensor_get(a, i),
+			       y = ed_model_tensor_get(b, i);
+			md = fmax(md, fabs(x - y));
+			mb = fmax(mb, fabs(y));
+		}
+		for (int64_t i = 0; i < nt; i++)
+			same += ed_model_tensor_get(ta, i) ==
+				ed_model_tensor_get(tb, i);
+		snprintf(name, sizeof name, "vision_int8_projector_out_%s",
+			 tag);
+		printf("BENCH %s %.4f max_rel_diff ratio=%.3f\n", name,
+		       mb > 0 ? md / mb : 0, 1 - (mb > 0 ? md / mb : 0));
+		snprintf(name, sizeof name, "vision_int8_tokens_%s", tag);
+		printf("BENCH %s %.3f agreement ratio=%.3f\n", name,
+		       nt ? (double)same / nt : 0, nt ? (double)same / nt : 0);
+		printf("  (golden %s: --vision-int8 against the float32 path; "
+		       "%lld generated tokens compared)\n",
+		       tag, (long long)nt);
+	}
+	for (int k = 0; k < 2; k++) {
+		ed_model_eval_release(&ev[k]);
+		ed_model_close(m[k]);
+	}
+	return 0;
+}
+
 static int num(const char *s)
 {
 	long v = 0;
@@ -1180,9 +1260,12 @@ int main(int argc, char **argv)
 				     argv[5], atof(argv[6]));
 	if (argc == 6 && strcmp(argv[1], "page") == 0)
 		return bench_page(argv[2], num(argv[3]), num(argv[4]), argv[5]);
-	if (argc == 7 && strcmp(argv[1], "page-default") == 0)
-		return bench_page_default(argv[2], argv[3], num(argv[4]),
-					  num(argv[5]), atof(argv[6]));
+	if ((argc == 7 || argc == 8) && strcmp(argv[1], "page-default") == 0)
+		return bench_page_default(
+		    argv[2], argv[3], num(argv[4]), num(argv[5]), atof(argv[6]),
+		    argc == 8 && strcmp(argv[7], "int8") == 0);
+	if (argc == 5 && strcmp(argv[1], "agree") == 0)
+		return bench_agree(argv[2], num(argv[3]), argv[4]);
 	if (argc == 6 && strcmp(argv[1], "batch") == 0)
 		return bench_batch(argv[2], num(argv[3]), num(argv[4]),
 				   atof(argv[5]));

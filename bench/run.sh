@@ -117,20 +117,20 @@ wait $SRV 2>/dev/null
 # ---- quantized models: the same checkpoint through `model quantize` ------
 # Quality against the BF16 source (teacher-forced decode; random weights
 # give flat distributions, so compare Q4_K with Q8_0 rather than with an
-# absolute), then decode against the memory roofline.
+# absolute), then decode against the read bandwidth.
 for q in q8_0 q4_k; do
 	t0=$(date +%s.%N)
 	./ernie-doc model quantize -q --type $q "$T/real" "$T/real.$q.gguf" || continue
 	t1=$(date +%s.%N)
 	echo "  (quantized 2.1 B weights to $q in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }') s)"
 	"$B" quality "$T/real" "$T/real.$q.gguf" "$THREADS" $q
-	"$B" decode "$T/real.$q.gguf" "$THREADS" $q 0.85 0
+	"$B" decode "$T/real.$q.gguf" "$THREADS" $q 0.7 0
 	rm -f "$T/real.$q.gguf"
 done
 rm -rf "$T/real"
 
 # ---- prefill: one MoE layer at 512 tokens ---------------------------------
-# Integer products on int16 activations: the ratio is against the int16
+# Integer products on int8 activations: the ratio is against the int8
 # VNNI peak measured in the same run; ggml reaches about 126 GOP/s here,
 # and the target is 300.
 "$BUILD/tests/mkmodel" "$T/moe1" --real-shapes --layers 1 --moe-start 0 \
@@ -138,13 +138,15 @@ rm -rf "$T/real"
 	"$B" prefill "$T/moe1/model.gguf" "$THREADS" 512 moe_layer_q4_k 300
 rm -rf "$T/moe1"
 
-# ---- the vision tower: 4,096 patches through all 32 blocks (target 30 s;
-# ggml's BF16 path needs about 85 s); the ratio is against the float32 FMA
-# peak measured in the same run. Where libdnnl-dev is installed, also the
-# DNNL=1 build (oneDNN's sgemm for the large products) -----------------------
+# ---- the vision tower: 4,096 patches through all 32 blocks (the line kept
+# from before; target 30 s), float32 and with --vision-int8; the ratio is
+# against the float32 FMA peak measured in the same run. Where libdnnl-dev
+# is installed, also the DNNL=1 build (oneDNN's sgemm for the large
+# products) --------------------------------------------------------------
 "$BUILD/tests/mkmodel" "$T/vit" --real-shapes --layers 1 --vit-depth 32 \
 	--gguf q4_k >/dev/null &&
-	"$B" vit "$T/vit/model.gguf" "$THREADS" 64 64 30
+	"$B" vit "$T/vit/model.gguf" "$THREADS" 64 64 30 &&
+	"$B" vit "$T/vit/model.gguf" "$THREADS" 64 64 30 int8
 if [ -f /usr/include/oneapi/dnnl/dnnl.h ] &&
 	make -s BUILD="$BUILD-dnnl" DNNL=1 "$BUILD-dnnl/bench/bench" >/dev/null 2>&1; then
 	echo "  (DNNL=1 build:)"
@@ -152,13 +154,30 @@ if [ -f /usr/include/oneapi/dnnl/dnnl.h ] &&
 fi
 rm -rf "$T/vit"
 
+# ---- what --vision-int8 changes, on the golden models (projector_out and
+# the greedy tokens against the float32 path) -------------------------------
+G=${ED_SHARED:-../shared}/golden
+for d in b_one_image c_two_images d_untied_image; do
+	[ -d "$G/$d" ] && "$B" agree "$G/$d" "$THREADS" "$d"
+done
+
 # ---- the whole 28B-A3B at Q4_K: random weights in the real shapes (about
-# 17 GB, written straight as blocks), decode and peak RSS against 19 GiB,
-# then a page end to end (1,000 image tokens, 500 generated) -----------------
+# 17 GB, written straight as blocks): decode against the read bandwidth
+# (target 0.7) and peak RSS against 19 GiB; 8 and 16 sequences decoding
+# together (target 0.8 of the weights they touch at the read bandwidth);
+# the default A4 page end to end (render, tile, vision, prefill, 800
+# tokens; target 0.6 of its roofline) with the vision tower's line on its
+# patch grid (target 0.75 of the FMA peak), float32 and --vision-int8;
+# and the 1,000-image-token page of before (500 tokens) -----------------------
 if [ "$(df -k --output=avail "$T" | tail -n 1)" -gt 25000000 ]; then
+	"$BUILD/tests/mkpdf" "$T/a4.pdf" 1 a4
 	"$BUILD/tests/mkmodel" "$T/whole" --real-shapes --layers 28 \
 		--vit-depth 32 --gguf q4_k >/dev/null &&
-		"$B" decode "$T/whole/model.gguf" "$THREADS" 28b_q4_k 0.85 19 &&
+		"$B" decode "$T/whole/model.gguf" "$THREADS" 28b_q4_k 0.7 19 &&
+		"$B" batch "$T/whole/model.gguf" "$THREADS" 8 0.8 &&
+		"$B" batch "$T/whole/model.gguf" "$THREADS" 16 0.8 &&
+		"$B" page-default "$T/whole/model.gguf" "$T/a4.pdf" "$THREADS" 800 0.75 &&
+		"$B" page-default "$T/whole/model.gguf" "$T/a4.pdf" "$THREADS" 800 0.75 int8 &&
 		"$B" page "$T/whole/model.gguf" "$THREADS" 500 28b_q4_k
 	rm -rf "$T/whole"
 else

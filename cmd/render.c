@@ -20,6 +20,8 @@ static const struct opt render_opts[] = {
     {"quiet", 'q', false, O_QUIET},
     {"pages", 0, true, O_PAGES},
     {"dpi", 0, true, O_DPI},
+    {"min-pixels", 0, true, O_MIN_PIXELS},
+    {"max-pixels", 0, true, O_MAX_PIXELS},
     {"out", 'o', true, O_OUT},
     {"password-file", 0, true, O_PASSWORD_FILE},
     {"max-page-pixels", 0, true, O_MAX_PAGE_PIXELS},
@@ -43,10 +45,15 @@ static const struct opt tiles_opts[] = {
 void usage_render(FILE *f)
 {
 	fputs("usage: ernie-doc render [--dpi N] [--pages RANGE] "
-	      "[--password-file FILE]\n"
-	      "         [--max-page-pixels N] [--max-stdin BYTES] -o DIR "
-	      "FILE\n"
-	      "  Write each selected page of FILE as DIR/page-NNNN.png.\n",
+	      "[--min-pixels N]\n"
+	      "         [--max-pixels N] [--password-file FILE] "
+	      "[--max-page-pixels N]\n"
+	      "         [--max-stdin BYTES] [-q] -o DIR FILE\n"
+	      "  Write each selected page of FILE as DIR/page-NNNN.png, as "
+	      "the model\n"
+	      "  sees it (PDFs drawn at the size the pixel budget gives them, "
+	      "unless\n"
+	      "  --dpi).\n",
 	      f);
 }
 

@@ -2386,6 +2386,12 @@ static void batch_sessions(const char *dir, bool images)
 		      "steps %d %d %d %d", at[0], at[1], at[2], at[3]);
 	}
 	CHECK(ok, "%s: every step's logits in the batch equal alone", dir);
+	/* the cache holds what the context needs, not max_ctx */
+	CHECK(ed_session_kv_bytes(s[0]) ==
+		  256 * (size_t)info.kv_bytes_per_token,
+	      "%s: KV cache %zu bytes for %lld positions (%lld a token)", dir,
+	      ed_session_kv_bytes(s[0]),
+	      (long long)(p[0].n + STEPS), (long long)info.kv_bytes_per_token);
 	for (int i = S - 1; i >= 0; i--)
 		ed_session_free(s[i]);
 	for (int i = 0; i < S; i++) {

@@ -1074,6 +1074,65 @@ static void test_native_zoom(void)
 				 "'ocr-v1+zoom' AND mode = 'think' AND "
 				 "tool_errors = 0 AND tokens_out > 0"),
 		  1);
+	/* three pages decoded together, each with its own zoom loop: the
+	 * same crops and texts as one at a time */
+	{
+		char pn[3][600], dbs[2][600];
+		const char *ps[3] = {pn[0], pn[1], pn[2]};
+		char *txt[2] = {NULL, NULL};
+		for (int k = 0; k < 3; k++) {
+			unsigned char *data = NULL;
+			size_t n = 0;
+			FILE *f;
+			snprintf(pn[k], sizeof pn[k], "%s/quad%d.png", dir, k);
+			ed_render_image_init(&img, 112, 168, err, sizeof err);
+			for (size_t i = 0; i < (size_t)112 * 168 * 3; i++)
+				img.rgb[i] = (uint8_t)((i * (k + 3)) % 251);
+			ed_render_png_encode(&img, 6, &data, &n, err,
+					     sizeof err);
+			f = fopen(pn[k], "wb");
+			fwrite(data, 1, n, f);
+			fclose(f);
+			free(data);
+			ed_render_image_release(&img);
+		}
+		for (int r = 0; r < 2; r++) {
+			sqlite3 *h;
+			sqlite3_stmt *st;
+			snprintf(dbs[r], sizeof dbs[r], "%s/zoom-j%d.db", dir,
+				 r ? 3 : 1);
+			o.db_path = dbs[r];
+			o.jobs = r ? 3 : 1;
+			zs = (struct zoom_seen){0};
+			CHECK_INT(ed_pipeline_open(&p, &o, err, sizeof err), 0);
+			CHECK_INT(ed_pipeline_run(p, ps, 3, &rr), 0);
+			ed_pipeline_close(p);
+			CHECK_INT(zs.pages, 3);
+			CHECK_INT(count_rows(dbs[r], "SELECT count(*) FROM zooms"),
+				  3);
+			sqlite3_open(dbs[r], &h);
+			if (sqlite3_prepare_v2(
+				h,
+				"SELECT group_concat(t, '|') FROM (SELECT "
+				"d.sha256 || ':' || p.text || ':' || "
+				"p.tokens_out || ':' || z.width || 'x' || "
+				"z.height AS t FROM pages p JOIN documents d "
+				"ON d.id = p.document_id JOIN zooms z ON "
+				"z.page_id = p.id ORDER BY d.sha256)",
+				-1, &st, NULL) == SQLITE_OK &&
+			    sqlite3_step(st) == SQLITE_ROW &&
+			    sqlite3_column_text(st, 0))
+				txt[r] = strdup(
+				    (const char *)sqlite3_column_text(st, 0));
+			sqlite3_finalize(st);
+			sqlite3_close(h);
+		}
+		CHECK(txt[0] && txt[1] && strcmp(txt[0], txt[1]) == 0,
+		      "zoom loops decoded together as alone:\n%s\n%s",
+		      txt[0] ? txt[0] : "-", txt[1] ? txt[1] : "-");
+		free(txt[0]);
+		free(txt[1]);
+	}
 }
 
 int main(void)
