@@ -258,20 +258,18 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
 		kvd = (int64_t)c->kv_heads * hd, V = c->vocab;
 	int64_t Imax = ED_MAX((int64_t)c->dense_inter,
 			      (int64_t)c->shared * c->expert_inter[0]);
-	float *xn, *q, *att, *o, *tg, *tu, *kt, *vt;
+	float *xn, *q, *att, *o, *tg, *tu;
 	int rc;
 
 	if ((rc = ed_session_reserve(s, s->n_past + n, err, errlen)))
 		return rc;
-	kt = malloc((size_t)(n * kvd) * sizeof *kt);
-	vt = malloc((size_t)(n * kvd) * sizeof *vt);
 	xn = malloc((size_t)(n * H) * sizeof *xn);
 	q = malloc((size_t)(n * qd) * sizeof *q);
 	att = malloc((size_t)(n * qd) * sizeof *att);
 	o = malloc((size_t)(n * H) * sizeof *o);
 	tg = malloc((size_t)(n * Imax + 1) * sizeof *tg);
 	tu = malloc((size_t)(n * Imax + 1) * sizeof *tu);
-	if (!xn || !q || !att || !o || !tg || !tu || !kt || !vt) {
+	if (!xn || !q || !att || !o || !tg || !tu) {
 		rc = ed_err(err, errlen, ED_ENOMEM,
 			    "out of memory for %lld tokens", (long long)n);
 		goto out;
@@ -283,27 +281,22 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
 				    c->heads,
 				    c->kv_heads,
 				    (int)hd,
-				    (int64_t)c->layers * kvd,
+				    kvd,
 				    s->n_past,
 				    1.0f / sqrtf((float)hd)};
 
 		ed_k_rmsnorm(xn, x, L->ln_in, n, H, c->rms_eps);
 		ed_k_matmul(s->pool, q, xn, n, L->q.data, L->q.dt, qd, H, NULL);
-		ed_k_matmul(s->pool, kt, xn, n, L->k.data, L->k.dt, kvd, H,
-			    NULL);
-		ed_k_matmul(s->pool, vt, xn, n, L->v.data, L->v.dt, kvd, H,
-			    NULL);
+		/* straight into the layer's cache, rows kvd apart */
+		ed_k_matmul(s->pool, ed_k_at(s, l, s->n_past), xn, n, L->k.data,
+			    L->k.dt, kvd, H, NULL);
+		ed_k_matmul(s->pool, ed_v_at(s, l, s->n_past), xn, n, L->v.data,
+			    L->v.dt, kvd, H, NULL);
 		rope_3d(c, q, n, qd, c->heads, pos, n, 0);
-		rope_3d(c, kt, n, kvd, c->kv_heads, pos, n, 0);
-		for (int64_t i = 0; i < n; i++) {
-			int64_t at = ed_kv_row(s, s->n_past + i, l);
-			memcpy(s->kcache + at, kt + i * kvd,
-			       (size_t)kvd * sizeof *kt);
-			memcpy(s->vcache + at, vt + i * kvd,
-			       (size_t)kvd * sizeof *vt);
-		}
-		ed_k_attention(s->pool, att, q, s->kcache + ed_kv_row(s, 0, l),
-			       s->vcache + ed_kv_row(s, 0, l), &a);
+		rope_3d(c, ed_k_at(s, l, s->n_past), n, kvd, c->kv_heads, pos,
+			n, 0);
+		ed_k_attention(s->pool, att, q, ed_k_at(s, l, 0),
+			       ed_v_at(s, l, 0), &a);
 		ed_k_matmul(s->pool, o, att, n, L->o.data, L->o.dt, H, qd,
 			    NULL);
 		ed_k_add(x, o, n * H);
@@ -338,8 +331,6 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
 	}
 	s->n_past += n;
 out:
-	free(kt);
-	free(vt);
 	free(xn);
 	free(q);
 	free(att);
@@ -597,18 +588,18 @@ int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
 			int32_t pos[3] = {(int32_t)s->next_pos,
 					  (int32_t)s->next_pos,
 					  (int32_t)s->next_pos};
-			float *kc = s->kcache + ed_kv_row(s, s->n_past, l);
-			float *vc = s->vcache + ed_kv_row(s, s->n_past, l);
+			float *kc = ed_k_at(s, l, s->n_past);
+			float *vc = ed_v_at(s, l, s->n_past);
 			rope_3d(c, q[i], 1, qd, c->heads, pos, 1, 0);
 			rope_3d(c, kb[i], 1, kvd, c->kv_heads, pos, 1, 0);
 			memcpy(kc, kb[i], (size_t)kvd * sizeof *kc);
 			memcpy(vc, vb[i], (size_t)kvd * sizeof *vc);
 			ar[i] = (struct ed_attn_row){
-			    att[i], q[i], s->kcache + ed_kv_row(s, 0, l),
-			    s->vcache + ed_kv_row(s, 0, l), s->n_past + 1};
+			    att[i], q[i], ed_k_at(s, l, 0), ed_v_at(s, l, 0),
+			    s->n_past + 1};
 		}
 		if (ed_k_attention_rows(s0->pool, ar, n, c->heads, c->kv_heads,
-					(int)hd, (int64_t)c->layers * kvd,
+					(int)hd, kvd,
 					1.0f / sqrtf((float)hd)))
 			goto nomem;
 		{

@@ -119,11 +119,10 @@ struct ed_session {
 	int64_t max_ctx;
 	int64_t n_past;		/* positions in the cache */
 	int64_t next_pos;	/* text position of the next token */
-	/* [positions][layers][kv_heads * head_dim]: position-major, so the
-	 * cache grows with the conversation (kv_cap positions allocated,
-	 * never more than max_ctx); a layer's keys are layers * kvd floats
-	 * apart */
-	float *kcache, *vcache;
+	/* per layer [positions][kv_heads * head_dim], each grown as the
+	 * conversation is (kv_cap positions allocated, never more than
+	 * max_ctx): a layer's keys are contiguous, kvd floats apart */
+	float **kcache, **vcache;
 	int64_t kv_cap;
 	float *logits;		/* [vocab] */
 	ed_trace_fn trace;
@@ -137,12 +136,18 @@ struct ed_session {
  * max_ctx, ED_ENOMEM. */
 int ed_session_reserve(struct ed_session *s, int64_t need, char *err,
 		       size_t errlen);
-/* Key / value row of a position and layer. */
-static inline int64_t ed_kv_row(const struct ed_session *s, int64_t pos,
-				int layer)
+/* Key and value rows of a position in a layer. */
+static inline float *ed_k_at(const struct ed_session *s, int layer,
+			     int64_t pos)
 {
-	return (pos * s->m->cfg.layers + layer) * (int64_t)s->m->cfg.kv_heads *
-	       s->m->cfg.head_dim;
+	return s->kcache[layer] +
+	       pos * (int64_t)s->m->cfg.kv_heads * s->m->cfg.head_dim;
+}
+static inline float *ed_v_at(const struct ed_session *s, int layer,
+			     int64_t pos)
+{
+	return s->vcache[layer] +
+	       pos * (int64_t)s->m->cfg.kv_heads * s->m->cfg.head_dim;
 }
 
 /* Emit a float32 or int64 tensor to the trace, if any. */

@@ -41,10 +41,10 @@ int ed_session_new(struct ed_session **out, const struct ed_model *m,
 int ed_session_reserve(struct ed_session *s, int64_t need, char *err,
 		       size_t errlen)
 {
-	size_t row = (size_t)s->m->cfg.layers * (size_t)s->m->cfg.kv_heads *
-		     (size_t)s->m->cfg.head_dim * sizeof(float);
+	int layers = s->m->cfg.layers;
+	size_t row = (size_t)s->m->cfg.kv_heads * (size_t)s->m->cfg.head_dim *
+		     sizeof(float);
 	int64_t cap;
-	float *k, *v;
 
 	if (need <= s->kv_cap)
 		return 0;
@@ -52,21 +52,32 @@ int ed_session_reserve(struct ed_session *s, int64_t need, char *err,
 		return ed_err(err, errlen, ED_ETOOBIG,
 			      "%lld tokens exceed the context of %lld",
 			      (long long)need, (long long)s->max_ctx);
+	if (!s->kcache) {
+		s->kcache = calloc((size_t)layers, sizeof *s->kcache);
+		s->vcache = calloc((size_t)layers, sizeof *s->vcache);
+		if (!s->kcache || !s->vcache)
+			goto nomem;
+	}
 	/* doubling, from 256 positions, capped at the context */
 	cap = ED_MAX(need, ED_MIN(s->max_ctx, ED_MAX((int64_t)256,
 						     2 * s->kv_cap)));
-	k = realloc(s->kcache, (size_t)cap * row);
-	if (k)
-		s->kcache = k;
-	v = k ? realloc(s->vcache, (size_t)cap * row) : NULL;
-	if (v)
-		s->vcache = v;
-	if (!k || !v)
-		return ed_err(err, errlen, ED_ENOMEM,
-			      "out of memory for a %lld-position cache",
-			      (long long)cap);
+	for (int l = 0; l < layers; l++) {
+		float *k = realloc(s->kcache[l], (size_t)cap * row), *v;
+		if (!k)
+			goto nomem;
+		s->kcache[l] = k;
+		v = realloc(s->vcache[l], (size_t)cap * row);
+		if (!v)
+			goto nomem;
+		s->vcache[l] = v;
+	}
 	s->kv_cap = cap;
 	return 0;
+nomem:
+	/* what grew stays (kv_cap still tells the room all layers have) */
+	return ed_err(err, errlen, ED_ENOMEM,
+		      "out of memory for a %lld-position cache",
+		      (long long)need);
 }
 
 struct ed_pool *ed_session_pool(struct ed_session *s)
@@ -87,6 +98,10 @@ void ed_session_free(struct ed_session *s)
 		return;
 	if (s->own_pool)
 		ed_pool_free(s->pool);
+	for (int l = 0; s->kcache && l < s->m->cfg.layers; l++) {
+		free(s->kcache[l]);
+		free(s->vcache[l]);
+	}
 	free(s->kcache);
 	free(s->vcache);
 	free(s->logits);

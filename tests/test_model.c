@@ -2236,14 +2236,14 @@ static void batch_matvec(void)
 }
 
 /* decode attention for many sequences against one at a time */
-static void batch_attention(void)
+static void batch_attention(const int NQ, const int NKV, const int HD)
 {
-	enum { NQ = 4, NKV = 2, HD = 16, S = 5 };
-	const int64_t lk[S] = {1, 7, 33, 200, 64}, stride = 3 * NKV * HD;
+	enum { S = 5 };
+	const int64_t lk[S] = {1, 7, 33, 700, 64}, stride = 3 * NKV * HD;
 	struct ed_pool *pool;
 	struct ed_attn_row r[S];
 	float *q[S], *k[S], *v[S], *o[S], *o1[S];
-	int same = 1;
+	int same = 1, near = 1;
 
 	ed_pool_new(&pool, 3);
 	for (int i = 0; i < S; i++) {
@@ -2263,11 +2263,21 @@ static void batch_attention(void)
 	for (int i = 0; i < S; i++) {
 		struct ed_attn a = {1, lk[i], NQ, NKV, HD, stride, lk[i] - 1,
 				    0.25f};
-		ed_k_attention(pool, o1[i], q[i], k[i], v[i], &a);
+		struct ed_attn_row one = {o1[i], q[i], k[i], v[i], lk[i]};
+		float *ref = malloc((size_t)NQ * HD * sizeof *ref);
+		ed_k_attention_rows(pool, &one, 1, NQ, NKV, HD, stride, 0.25f);
 		same &= memcmp(o[i], o1[i], NQ * HD * 4) == 0;
+		ed_k_attention_ref(ref, q[i], k[i], v[i], &a);
+		for (int t = 0; t < NQ * HD; t++)
+			near &= fabsf(ref[t] - o[i][t]) < 1e-5f;
+		free(ref);
 		free(q[i]), free(k[i]), free(v[i]), free(o[i]), free(o1[i]);
 	}
-	CHECK(same, "decode attention: a batch row as the sequence alone");
+	CHECK(same, "decode attention %d/%d x %d: a batch row as the sequence "
+		    "alone",
+	      NQ, NKV, HD);
+	CHECK(near, "decode attention %d/%d x %d: against the reference", NQ,
+	      NKV, HD);
 	ed_pool_free(pool);
 }
 
@@ -2412,7 +2422,9 @@ static void test_batch(void)
 	batch_kernel(ED_DT_Q6_K);
 	batch_kernel(ED_DT_Q4_0);
 	batch_matvec();
-	batch_attention();
+	batch_attention(4, 2, 16);
+	batch_attention(20, 4, 128); /* the real model's GQA */
+	batch_attention(6, 3, 20);   /* a head width the wide kernel skips */
 	batch_sessions(t_shared("golden/a_text_only", rel, sizeof rel), true);
 	batch_sessions(t_shared("golden/b_one_image", rel, sizeof rel), true);
 	batch_sessions(t_shared("golden/c_two_images", rel, sizeof rel), true);

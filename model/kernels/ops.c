@@ -221,45 +221,6 @@ static void attn_range(void *ctx, int64_t b, int64_t e, int tid)
 			   w / j->a->nq, s);
 }
 
-struct rows_job {
-	const struct ed_attn_row *r;
-	struct ed_attn a; /* the shared shape; L, Lk, causal per row */
-	float *scratch;	  /* max Lk floats per thread */
-	int64_t maxk;
-};
-
-static void rows_items(void *ctx, int64_t b, int64_t e, int tid)
-{
-	struct rows_job *j = ctx;
-
-	for (int64_t it = b; it < e; it++) {
-		const struct ed_attn_row *r = &j->r[it / j->a.nq];
-		struct ed_attn a = j->a;
-		a.L = 1;
-		a.Lk = r->Lk;
-		a.causal_base = r->Lk - 1;
-		attend_one(r->out, r->q, r->k, r->v, &a, (int)(it % a.nq), 0,
-			   j->scratch + (size_t)tid * (size_t)j->maxk);
-	}
-}
-
-int ed_k_attention_rows(struct ed_pool *p, const struct ed_attn_row *r, int n,
-			int nq, int nkv, int hd, int64_t kv_stride, float scale)
-{
-	struct rows_job j = {r, {1, 1, nq, nkv, hd, kv_stride, 0, scale},
-			     NULL, 1};
-
-	for (int i = 0; i < n; i++)
-		j.maxk = ED_MAX(j.maxk, r[i].Lk);
-	j.scratch = malloc((size_t)ed_pool_threads(p) * (size_t)j.maxk *
-			   sizeof *j.scratch);
-	if (!j.scratch)
-		return ED_ENOMEM;
-	ed_pool_for_each(p, (int64_t)n * nq, rows_items, &j);
-	free(j.scratch);
-	return 0;
-}
-
 /*
  * Long sequences (the vision tower's thousands of patches, prompt
  * prefill): keys and values of each kv head are packed once into gemm.c's
@@ -360,6 +321,174 @@ float ed_k_exp_row(float *s, int64_t n, float mx, float scale)
 		sum += s[j];
 	}
 	return (float)sum;
+}
+
+#if defined(__x86_64__)
+/*
+ * One query row of a sequence against its cache, the G query heads that
+ * share a kv head together (GQA): each key and value row is read once for
+ * the G of them. q and out hold the G heads' rows, hd floats apart; s is
+ * G x Lk floats of scratch. Scores with 16-wide products, a vector exp
+ * for the softmax, out = P V with the probabilities normalized first.
+ */
+static inline __attribute__((always_inline, target("avx512f"))) void
+attend_group_t(float *out, const float *q, const float *k, const float *v,
+	       int64_t Lk, int64_t stride, int hd, float scale, float *s,
+	       const int G)
+{
+	float inv[8];
+
+	for (int64_t j = 0; j < Lk; j++) {
+		const float *kj = k + j * stride;
+		__m512 acc[8];
+#pragma GCC unroll 8
+		for (int h = 0; h < G; h++)
+			acc[h] = _mm512_setzero_ps();
+		for (int d = 0; d < hd; d += 16) {
+			__m512 kv = _mm512_loadu_ps(kj + d);
+#pragma GCC unroll 8
+			for (int h = 0; h < G; h++)
+				acc[h] = _mm512_fmadd_ps(
+				    kv, _mm512_loadu_ps(q + h * hd + d), acc[h]);
+		}
+#pragma GCC unroll 8
+		for (int h = 0; h < G; h++)
+			s[h * Lk + j] = _mm512_reduce_add_ps(acc[h]) * scale;
+	}
+	for (int h = 0; h < G; h++) {
+		float *sh = s + h * Lk;
+		inv[h] = 1.0f / exp_row_avx512(sh, Lk, max_avx512(sh, Lk), 1.0f);
+	}
+	/* 64 columns of the output at a time: G x 4 accumulators */
+	for (int d0 = 0; d0 < hd; d0 += 64) {
+		int nc = hd - d0 >= 64 ? 4 : (hd - d0) / 16;
+		__m512 acc[8][4];
+		for (int h = 0; h < G; h++)
+			for (int c = 0; c < nc; c++)
+				acc[h][c] = _mm512_setzero_ps();
+		if (nc == 4) /* the usual case: every loop's bound known */
+			for (int64_t j = 0; j < Lk; j++) {
+				const float *vj = v + j * stride + d0;
+				__m512 vv[4];
+#pragma GCC unroll 4
+				for (int c = 0; c < 4; c++)
+					vv[c] = _mm512_loadu_ps(vj + 16 * c);
+#pragma GCC unroll 8
+				for (int h = 0; h < G; h++) {
+					__m512 p = _mm512_set1_ps(s[h * Lk + j] *
+								  inv[h]);
+#pragma GCC unroll 4
+					for (int c = 0; c < 4; c++)
+						acc[h][c] = _mm512_fmadd_ps(
+						    p, vv[c], acc[h][c]);
+				}
+			}
+		else
+			for (int64_t j = 0; j < Lk; j++) {
+				const float *vj = v + j * stride + d0;
+				__m512 vv[4];
+				for (int c = 0; c < nc; c++)
+					vv[c] = _mm512_loadu_ps(vj + 16 * c);
+				for (int h = 0; h < G; h++) {
+					__m512 p = _mm512_set1_ps(s[h * Lk + j] *
+								  inv[h]);
+					for (int c = 0; c < nc; c++)
+						acc[h][c] = _mm512_fmadd_ps(
+						    p, vv[c], acc[h][c]);
+				}
+			}
+		for (int h = 0; h < G; h++)
+			for (int c = 0; c < nc; c++)
+				_mm512_storeu_ps(out + h * hd + d0 + 16 * c,
+						 acc[h][c]);
+	}
+}
+
+
+__attribute__((target("avx512f"))) static void
+attend_group_avx512(float *out, const float *q, const float *k, const float *v,
+		    int64_t Lk, int64_t stride, int hd, int G, float scale,
+		    float *s)
+{
+	switch (G) {
+#define ED_ATTEND_G(g)                                                         \
+	case g:                                                                \
+		attend_group_t(out, q, k, v, Lk, stride, hd, scale, s, g);    \
+		break;
+		ED_ATTEND_G(1)
+		ED_ATTEND_G(2)
+		ED_ATTEND_G(3)
+		ED_ATTEND_G(4)
+		ED_ATTEND_G(5)
+		ED_ATTEND_G(6)
+		ED_ATTEND_G(7)
+		ED_ATTEND_G(8)
+#undef ED_ATTEND_G
+	default: break;
+	}
+}
+#endif
+
+struct rows_job {
+	const struct ed_attn_row *r;
+	struct ed_attn a; /* the shared shape; L, Lk, causal per row */
+	float *scratch;	  /* per thread: G x max Lk floats */
+	int64_t maxk;
+	int G;	    /* query heads per kv head */
+	bool group; /* the grouped AVX-512 kernel, items (row, kv head) */
+};
+
+static void rows_items(void *ctx, int64_t b, int64_t e, int tid)
+{
+	struct rows_job *j = ctx;
+	float *sc = j->scratch + (size_t)tid * (size_t)j->maxk * (size_t)j->G;
+
+	for (int64_t it = b; it < e; it++) {
+		if (j->group) {
+#if defined(__x86_64__)
+			const struct ed_attn_row *r = &j->r[it / j->a.nkv];
+			int g = (int)(it % j->a.nkv), hd = j->a.hd;
+			attend_group_avx512(r->out + (int64_t)g * j->G * hd,
+					    r->q + (int64_t)g * j->G * hd,
+					    r->k + (int64_t)g * hd,
+					    r->v + (int64_t)g * hd, r->Lk,
+					    j->a.kv_stride, hd, j->G,
+					    j->a.scale, sc);
+#endif
+			continue;
+		}
+		{
+			const struct ed_attn_row *r = &j->r[it / j->a.nq];
+			struct ed_attn a = j->a;
+			a.L = 1;
+			a.Lk = r->Lk;
+			a.causal_base = r->Lk - 1;
+			attend_one(r->out, r->q, r->k, r->v, &a,
+				   (int)(it % a.nq), 0, sc);
+		}
+	}
+}
+
+int ed_k_attention_rows(struct ed_pool *p, const struct ed_attn_row *r, int n,
+			int nq, int nkv, int hd, int64_t kv_stride, float scale)
+{
+	struct rows_job j = {r, {1, 1, nq, nkv, hd, kv_stride, 0, scale},
+			     NULL, 1, nq / nkv, false};
+
+	for (int i = 0; i < n; i++)
+		j.maxk = ED_MAX(j.maxk, r[i].Lk);
+#if defined(__x86_64__)
+	j.group = ed_k_isa() == ED_ISA_AVX512 && hd % 16 == 0 && j.G <= 8;
+#endif
+	if (!j.group)
+		j.G = 1;
+	j.scratch = malloc((size_t)ed_pool_threads(p) * (size_t)j.maxk *
+			   (size_t)j.G * sizeof *j.scratch);
+	if (!j.scratch)
+		return ED_ENOMEM;
+	ed_pool_for_each(p, (int64_t)n * (j.group ? nkv : nq), rows_items, &j);
+	free(j.scratch);
+	return 0;
 }
 
 struct tiled_job {
