@@ -1059,11 +1059,9 @@ static const int32_t q4k_lanes[4][16] = {
 static inline __attribute__((always_inline, target(VNNI_TARGET))) __m128i
 q4k_scales16(const uint8_t *s12)
 {
-	uint32_t w[3];
-	__m128i a, A, B, lo, hi;
+	/* 16 bytes from the 12 (the first 4 of qs come along, unused) */
+	__m128i a = _mm_loadu_si128((const __m128i *)s12), A, B, lo, hi;
 
-	memcpy(w, s12, 12);
-	a = _mm_setr_epi32((int)w[0], (int)w[1], (int)w[2], 0);
 	A = _mm_shuffle_epi32(a, _MM_SHUFFLE(2, 1, 2, 0)); /* u0 u2 u1 u2 */
 	B = _mm_shuffle_epi32(a, _MM_SHUFFLE(1, 1, 0, 0)); /* u0 u0 u1 u1 */
 	lo = _mm_and_si128(_mm_srlv_epi32(A, _mm_setr_epi32(0, 0, 0, 4)),
@@ -1084,6 +1082,9 @@ q4k_tile(const uint8_t *w, size_t rb, const struct ed_qact *const *a,
 		      l1 = _mm512_loadu_si512(q4k_lanes[1]),
 		      l2 = _mm512_loadu_si512(q4k_lanes[2]),
 		      l3 = _mm512_loadu_si512(q4k_lanes[3]);
+	/* [d, dmin, d, dmin, ...] to [d x 8, dmin x 8] */
+	const __m512i dsel = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0,
+					      0, 0, 0, 0, 0);
 	const int8_t *qa[8];
 	const float *da[8], *ds[8];
 	__m512 acc[4][8];
@@ -1104,14 +1105,22 @@ q4k_tile(const uint8_t *w, size_t rb, const struct ed_qact *const *a,
 		for (int r = 0; r < R; r++) {
 			const struct blk_q4_k *x =
 			    (const struct blk_q4_k *)(w + rb * (size_t)r) + b;
-			/* lanes 0-7 the scales, 8-15 the minimums */
+			/* lanes 0-7 the scales times d, 8-15 the minimums
+			 * times dmin: one product with [d x 8, dmin x 8] */
 			__m512 sm, sc[4], mn;
 			__m512i v0, v1, q[4];
-			PREFETCH(x, 144);
-			sm = _mm512_cvtepi32_ps(
-			    _mm512_cvtepu8_epi32(q4k_scales16(x->scales)));
-			mn = _mm512_mul_ps(sm, _mm512_set1_ps(h2f(x->dmin)));
-			sm = _mm512_mul_ps(sm, _mm512_set1_ps(h2f(x->d)));
+			uint32_t dd;
+			memcpy(&dd, &x->d, 4); /* d, then dmin */
+			_mm_prefetch((const char *)x + PF_AHEAD, _MM_HINT_T0);
+			_mm_prefetch((const char *)x + PF_AHEAD + 143,
+				     _MM_HINT_T0);
+			sm = _mm512_mul_ps(
+			    _mm512_cvtepi32_ps(
+				_mm512_cvtepu8_epi32(q4k_scales16(x->scales))),
+			    _mm512_permutexvar_ps(
+				dsel, _mm512_cvtph_ps(_mm256_set1_epi32(
+					  (int)dd))));
+			mn = sm;
 			sc[0] = _mm512_permutexvar_ps(l0, sm);
 			sc[1] = _mm512_permutexvar_ps(l1, sm);
 			sc[2] = _mm512_permutexvar_ps(l2, sm);
