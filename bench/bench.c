@@ -334,8 +334,8 @@ __attribute__((target("avx512f"))) static void *rd_part(void *arg)
 		s2 = _mm512_add_epi64(s2, _mm512_load_si512(a->p + i + 128));
 		s3 = _mm512_add_epi64(s3, _mm512_load_si512(a->p + i + 192));
 	}
-	a->sum = _mm512_reduce_add_epi64(
-	    _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
+	a->sum = _mm512_reduce_add_epi64(_mm512_add_epi64(
+	    _mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
 	return NULL;
 }
 #endif
@@ -531,8 +531,10 @@ static int bench_engine(const char *dir, int threads)
 
 	bw = read_gbs(threads);
 	if (ed_model_open(&m, dir, NULL, NULL, err, sizeof err) ||
-	    ed_session_new(&s, m, &(struct ed_session_opts){.threads = threads, .max_ctx = 1200}, err,
-			   sizeof err)) {
+	    ed_session_new(
+		&s, m,
+		&(struct ed_session_opts){.threads = threads, .max_ctx = 1200},
+		err, sizeof err)) {
 		fprintf(stderr, "bench: %s\n", err);
 		return 1;
 	}
@@ -571,9 +573,9 @@ static int bench_engine(const char *dir, int threads)
 	if (info.has_vision) {
 		const int gh = 40, gw = 100, np = gh * gw;
 		float *px = malloc((size_t)np * 588 * sizeof *px);
-		int n =
-		    px ? image_prompt(m, px, gh, gw, true, true, &p, err, sizeof err)
-		       : 0;
+		int n = px ? image_prompt(m, px, gh, gw, true, true, &p, err,
+					  sizeof err)
+			   : 0;
 		double flop_tok = 0, flop_patch;
 
 		if (!n || ed_session_prefill(s, &p, &logits, err, sizeof err)) {
@@ -658,8 +660,10 @@ static int bench_decode(const char *path, int threads, const char *tag,
 	bw = read_gbs(threads);
 	t0 = ed_now_ms();
 	if (ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
-	    ed_session_new(&s, m, &(struct ed_session_opts){.threads = threads, .max_ctx = 256}, err,
-			   sizeof err)) {
+	    ed_session_new(
+		&s, m,
+		&(struct ed_session_opts){.threads = threads, .max_ctx = 256},
+		err, sizeof err)) {
 		fprintf(stderr, "bench: %s\n", err);
 		return 1;
 	}
@@ -740,8 +744,9 @@ static int bench_quality(const char *ref, const char *quant, int threads,
 		if (ed_model_open(&m[k], k ? quant : ref, NULL, NULL, err,
 				  sizeof err) ||
 		    ed_session_new(&s[k], m[k],
-				   &(struct ed_session_opts){.threads = threads, .max_ctx = 256}, err,
-				   sizeof err)) {
+				   &(struct ed_session_opts){.threads = threads,
+							     .max_ctx = 256},
+				   err, sizeof err)) {
 			fprintf(stderr, "bench: %s\n", err);
 			return 1;
 		}
@@ -812,8 +817,10 @@ static int bench_prefill(const char *path, int threads, int n, const char *tag,
 	double best = 1e30, ops, ms_v, ms_d;
 
 	if (!ids || ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
-	    ed_session_new(&s, m, &(struct ed_session_opts){.threads = threads, .max_ctx = n + 8},
-			   err, sizeof err)) {
+	    ed_session_new(
+		&s, m,
+		&(struct ed_session_opts){.threads = threads, .max_ctx = n + 8},
+		err, sizeof err)) {
 		fprintf(stderr, "bench: %s\n", ids ? err : "out of memory");
 		return 1;
 	}
@@ -892,8 +899,8 @@ static int page_run(struct ed_model *m, int threads, float *px, int gh, int gw,
 	bytes_tok = ed_model_decode_bytes(m, &weights_tok);
 	measure_ceilings(&c, threads);
 	if (ed_session_new(&s, m,
-			   &(struct ed_session_opts){
-			       .threads = threads, .max_ctx = tok + gen + 64},
+			   &(struct ed_session_opts){.threads = threads,
+						     .max_ctx = tok + gen + 64},
 			   err, sizeof err) ||
 	    !(n = image_prompt(m, px, gh, gw, true, false, &p, err,
 			       sizeof err))) {
@@ -929,13 +936,12 @@ static int page_run(struct ed_model *m, int threads, float *px, int gh, int gw,
 	printf("   roofline %.1f s: vision %.2f TFLOP at the FMA peak %.0f "
 	       "GFLOP/s, prefill %.2f TOP at the int8 VNNI peak %.0f GOP/s, "
 	       "%d x %.0f MB at the read bandwidth %.1f GB/s)\n",
-	       roof, fv / 1e12, c.fma, fp / 1e12, c.vnni8, gen,
-	       bytes_tok / 1e6, c.bw);
+	       roof, fv / 1e12, c.fma, fp / 1e12, c.vnni8, gen, bytes_tok / 1e6,
+	       c.bw);
 	if (vit_name) {
-		double fl = info.vit_depth * (24.0 * info.vit_hidden *
-						  info.vit_hidden * np +
-					      4.0 * (double)np * np *
-						  info.vit_hidden),
+		double fl = info.vit_depth *
+			    (24.0 * info.vit_hidden * info.vit_hidden * np +
+			     4.0 * (double)np * np * info.vit_hidden),
 		       got = fl / (r.ms_vision / 1000) / 1e9;
 		printf("BENCH %s %.1f s ratio=%.2f target=%.2f\n", vit_name,
 		       r.ms_vision / 1000, c.fma > 0 ? got / c.fma : 0,
@@ -1102,9 +1108,9 @@ static int bench_batch(const char *path, int threads, int b, double target)
 			if (st >= warm)
 				bytes += (double)ed_session_step_bytes(s[0]);
 			for (int i = 0; i < nb; i++)
-				tok[i] = ed_model_sample(
-				    ed_session_logits(s[i]), info.vocab, NULL,
-				    NULL);
+				tok[i] =
+				    ed_model_sample(ed_session_logits(s[i]),
+						    info.vocab, NULL, NULL);
 		}
 		tps[k] = nb * steps / ((ed_now_ms() - t0) / 1000);
 		limit[k] = nb * bwk * 1e9 / (bytes / steps);
@@ -1144,11 +1150,10 @@ static int bench_vit(const char *path, int threads, int gh, int gw,
 
 	if (!px || ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
 	    (int8 && ed_model_set_vision_int8(m, err, sizeof err)) ||
-	    ed_session_new(
-		&s, m,
-		&(struct ed_session_opts){.threads = threads,
-					  .max_ctx = tok + 8},
-		err, sizeof err)) {
+	    ed_session_new(&s, m,
+			   &(struct ed_session_opts){.threads = threads,
+						     .max_ctx = tok + 8},
+			   err, sizeof err)) {
 		fprintf(stderr, "bench: %s\n", px ? err : "out of memory");
 		return 1;
 	}

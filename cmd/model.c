@@ -14,9 +14,12 @@
 #include "pipeline/pipeline.h"
 
 static const struct opt model_opts[] = {
-    {"help", 'h', false, O_HELP}, {"verbose", 'v', false, O_VERBOSE},
-    {"out", 'o', true, O_OUT},	  {"threads", 0, true, O_THREADS},
-    {"type", 0, true, O_TYPE},	  {"quiet", 'q', false, O_QUIET},
+    {"help", 'h', false, O_HELP},
+    {"verbose", 'v', false, O_VERBOSE},
+    {"out", 'o', true, O_OUT},
+    {"threads", 0, true, O_THREADS},
+    {"type", 0, true, O_TYPE},
+    {"quiet", 'q', false, O_QUIET},
     {"vision-int8", 0, false, O_VISION_INT8},
     {NULL, 0, false, 0},
 };
@@ -245,7 +248,9 @@ int cmd_model(int argc, char **argv)
 		t[0] = ids.bos >= 0 ? ids.bos : 0;
 		t[1] = t[2] = t[3] = 3;
 		if ((rc = ed_session_new(
-			 &s, m, &(struct ed_session_opts){.threads = (int)threads, .max_ctx = 64},
+			 &s, m,
+			 &(struct ed_session_opts){.threads = (int)threads,
+						   .max_ctx = 64},
 			 err, sizeof err)) ||
 		    (rc = ed_model_prompt_ids(m, t, 4, NULL, 0, &p, err,
 					      sizeof err))) {

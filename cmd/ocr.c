@@ -63,7 +63,7 @@ static const struct opt batch_opts[] = {
 	"         [-j N | --jobs N] [--threads N] [--vision-int8]\n"           \
 	"         [--timeout SECONDS] [--retries N] [--retry-wait SECONDS]\n"  \
 	"         [--pages RANGE] [--dpi N] [--min-pixels N] [--max-pixels "   \
-	"N]\n"                                                                \
+	"N]\n"                                                                 \
 	"         [--text-layer auto|never|only] [--format ndjson|text|md]\n"  \
 	"         [--force] [--password-file FILE] [--max-page-pixels N]\n"
 

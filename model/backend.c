@@ -75,8 +75,7 @@ int ed_backend_open(struct ed_backend **out, const struct ed_backend_opts *o,
 			ed_backend_close(b);
 			return rc == ED_ENOMEM ? rc : ED_ECONFIG;
 		}
-		snprintf(b->model_id + n, sizeof b->model_id - n,
-			 "+vit-int8");
+		snprintf(b->model_id + n, sizeof b->model_id - n, "+vit-int8");
 	}
 	if (!b->model->tok) {
 		ed_err(err, errlen, ED_ECONFIG,

@@ -101,8 +101,8 @@ static void *engine(void *arg)
 			int ns = 0, keep = 0;
 			for (int i = 0; i < na; i++) {
 				struct job *j = active[i];
-				int st = ed_gen_next(&j->G, j->err,
-						     sizeof j->err);
+				int st =
+				    ed_gen_next(&j->G, j->err, sizeof j->err);
 				if (st == 0)
 					step[ns++] = j;
 				else

@@ -83,8 +83,8 @@ struct route {
  * probabilities renormalized as weights. prob is E floats of scratch;
  * rt gets k routes, experts numbered across both pools.
  */
-static void route(const struct ed_config *c, const struct ed_layer *L,
-		  int pool, const float *lg, float *prob, struct route *rt)
+static void route(const struct ed_config *c, const struct ed_layer *L, int pool,
+		  const float *lg, float *prob, struct route *rt)
 {
 	int E = c->experts[pool], E0 = c->experts[0];
 	int64_t K = c->moe_k;
@@ -276,14 +276,9 @@ int ed_decoder_forward(struct ed_session *s, float *x, int64_t n,
 	}
 	for (int l = 0; l < c->layers; l++) {
 		const struct ed_layer *L = &m->layers[l];
-		struct ed_attn a = {n,
-				    s->n_past + n,
-				    c->heads,
-				    c->kv_heads,
-				    (int)hd,
-				    kvd,
-				    s->n_past,
-				    1.0f / sqrtf((float)hd)};
+		struct ed_attn a = {
+		    n,	     s->n_past + n, c->heads,  c->kv_heads,
+		    (int)hd, kvd,	    s->n_past, 1.0f / sqrtf((float)hd)};
 
 		ed_k_rmsnorm(xn, x, L->ln_in, n, H, c->rms_eps);
 		ed_k_matmul(s->pool, q, xn, n, L->q.data, L->q.dt, qd, H, NULL);
@@ -360,9 +355,9 @@ static int step_mem_init(struct step_mem *m, const struct ed_config *c, int n)
 			      ED_MAX(c->expert_inter[0], c->expert_inter[1]));
 	/* routes: k per sequence and one shared (or dense) per sequence */
 	int64_t R = (int64_t)n * (K + 1);
-	size_t fl = (size_t)n * (size_t)(2 * H + qd + 2 * kvd + qd + H +
-					 Emax + Emax) +
-		    (size_t)R * (size_t)(2 * Imax + H);
+	size_t fl =
+	    (size_t)n * (size_t)(2 * H + qd + 2 * kvd + qd + H + Emax + Emax) +
+	    (size_t)R * (size_t)(2 * Imax + H);
 	float *f;
 
 	memset(m, 0, sizeof *m);
@@ -446,8 +441,14 @@ static int step_mlp(struct ed_session *s, struct step_mem *m, int layer, int n,
 	if (L->moe) {
 		/* router logits of the text pool, then each token's route */
 		float *lg[ED_MAX_BATCH];
-		struct ed_mv r = {L->router[0], ED_DT_F32, c->experts[0], H,
-				  NULL, n, (const float *const *)xn, lg};
+		struct ed_mv r = {L->router[0],
+				  ED_DT_F32,
+				  c->experts[0],
+				  H,
+				  NULL,
+				  n,
+				  (const float *const *)xn,
+				  lg};
 		rows_of(m->lg, Emax, n, lg);
 		if (mv_run(s->pool, &r, 1, bytes))
 			goto out;
@@ -485,12 +486,11 @@ static int step_mlp(struct ed_session *s, struct step_mem *m, int layer, int n,
 				      : &expert_of(c, L, rs[r0].expert)->gate;
 		u = rs[r0].expert < 0 ? &L->up
 				      : &expert_of(c, L, rs[r0].expert)->up;
-		mv[nmv++] = (struct ed_mv){g->data, g->dt,   g->rows,
-					   H,	    NULL,    r1 - r0,
-					   xs + r0, ps + r0};
-		mv[nmv++] = (struct ed_mv){u->data, u->dt,	   u->rows,
-					   H,	    NULL,	   r1 - r0,
-					   xs + r0, ps + cap + r0};
+		mv[nmv++] = (struct ed_mv){g->data, g->dt,   g->rows, H,
+					   NULL,    r1 - r0, xs + r0, ps + r0};
+		mv[nmv++] =
+		    (struct ed_mv){u->data, u->dt,   u->rows, H,
+				   NULL,    r1 - r0, xs + r0, ps + cap + r0};
 	}
 	if (mv_run(s->pool, mv, nmv, bytes))
 		goto out;
@@ -498,16 +498,21 @@ static int step_mlp(struct ed_session *s, struct step_mem *m, int layer, int n,
 	for (int r0 = 0, r1; r0 < nr; r0 = r1) {
 		const struct ed_wt *d;
 		for (r1 = r0; r1 < nr && rs[r1].expert == rs[r0].expert; r1++)
-			ed_k_swiglu(rs[r1].g, rs[r1].u,
-				    rs[r0].expert < 0
-					? L->gate.rows
-					: expert_of(c, L, rs[r0].expert)
-					      ->gate.rows);
+			ed_k_swiglu(
+			    rs[r1].g, rs[r1].u,
+			    rs[r0].expert < 0
+				? L->gate.rows
+				: expert_of(c, L, rs[r0].expert)->gate.rows);
 		d = rs[r0].expert < 0 ? &L->down
 				      : &expert_of(c, L, rs[r0].expert)->down;
-		mv[nmv++] = (struct ed_mv){
-		    d->data, d->dt, H, d->cols, NULL, r1 - r0,
-		    (const float *const *)(ps + r0), ps + 2 * cap + r0};
+		mv[nmv++] = (struct ed_mv){d->data,
+					   d->dt,
+					   H,
+					   d->cols,
+					   NULL,
+					   r1 - r0,
+					   (const float *const *)(ps + r0),
+					   ps + 2 * cap + r0};
 	}
 	if (mv_run(s->pool, mv, nmv, bytes))
 		goto out;
@@ -599,8 +604,7 @@ int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
 			    s->n_past + 1};
 		}
 		if (ed_k_attention_rows(s0->pool, ar, n, c->heads, c->kv_heads,
-					(int)hd, kvd,
-					1.0f / sqrtf((float)hd)))
+					(int)hd, kvd, 1.0f / sqrtf((float)hd)))
 			goto nomem;
 		{
 			struct ed_mv mv = {L->o.data,
@@ -616,8 +620,7 @@ int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
 		}
 		for (int i = 0; i < n; i++) {
 			ed_k_add(x[i], o[i], H);
-			ed_k_rmsnorm(xn[i], x[i], L->ln_post, 1, H,
-				     c->rms_eps);
+			ed_k_rmsnorm(xn[i], x[i], L->ln_post, 1, H, c->rms_eps);
 		}
 		if (step_mlp(s0, &m, l, n, xn, o, &bytes))
 			goto nomem;

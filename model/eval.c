@@ -207,7 +207,9 @@ int ed_model_eval(const struct ed_model *m, const char *inputs_json,
 	if ((rc = ed_model_prompt_ids(m, ids, n, imgs, nimg, &p, err, errlen)))
 		goto out;
 	if ((rc = ed_session_new(&s, m,
-				 &(struct ed_session_opts){.threads = threads, .max_ctx = (int64_t)n + new_tokens + 1},
+				 &(struct ed_session_opts){
+				     .threads = threads,
+				     .max_ctx = (int64_t)n + new_tokens + 1},
 				 err, errlen)))
 		goto out;
 	ed_session_set_trace(s, collect, col);

@@ -117,19 +117,20 @@ struct ed_session {
 	struct ed_pool *pool;
 	bool own_pool; /* else borrowed (a batch shares one) */
 	int64_t max_ctx;
-	int64_t n_past;		/* positions in the cache */
-	int64_t next_pos;	/* text position of the next token */
+	int64_t n_past;	  /* positions in the cache */
+	int64_t next_pos; /* text position of the next token */
 	/* per layer [positions][kv_heads * head_dim], each grown as the
 	 * conversation is (kv_cap positions allocated, never more than
 	 * max_ctx): a layer's keys are contiguous, kvd floats apart */
 	float **kcache, **vcache;
 	int64_t kv_cap;
-	float *logits;		/* [vocab] */
+	float *logits; /* [vocab] */
 	ed_trace_fn trace;
 	void *trace_ud;
 	bool all_logits; /* trace logits of every prompt position */
 	double ms_vision, ms_decoder; /* of the last prefill */
-	int64_t step_bytes; /* weights the last decode step led from here read */
+	int64_t
+	    step_bytes; /* weights the last decode step led from here read */
 };
 
 /* Room in the cache for positions [0, need): 0, ED_ETOOBIG past
@@ -137,14 +138,12 @@ struct ed_session {
 int ed_session_reserve(struct ed_session *s, int64_t need, char *err,
 		       size_t errlen);
 /* Key and value rows of a position in a layer. */
-static inline float *ed_k_at(const struct ed_session *s, int layer,
-			     int64_t pos)
+static inline float *ed_k_at(const struct ed_session *s, int layer, int64_t pos)
 {
 	return s->kcache[layer] +
 	       pos * (int64_t)s->m->cfg.kv_heads * s->m->cfg.head_dim;
 }
-static inline float *ed_v_at(const struct ed_session *s, int layer,
-			     int64_t pos)
+static inline float *ed_v_at(const struct ed_session *s, int layer, int64_t pos)
 {
 	return s->vcache[layer] +
 	       pos * (int64_t)s->m->cfg.kv_heads * s->m->cfg.head_dim;

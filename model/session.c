@@ -59,8 +59,8 @@ int ed_session_reserve(struct ed_session *s, int64_t need, char *err,
 			goto nomem;
 	}
 	/* doubling, from 256 positions, capped at the context */
-	cap = ED_MAX(need, ED_MIN(s->max_ctx, ED_MAX((int64_t)256,
-						     2 * s->kv_cap)));
+	cap = ED_MAX(need,
+		     ED_MIN(s->max_ctx, ED_MAX((int64_t)256, 2 * s->kv_cap)));
 	for (int l = 0; l < layers; l++) {
 		float *k = realloc(s->kcache[l], (size_t)cap * row), *v;
 		if (!k)

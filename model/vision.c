@@ -101,6 +101,66 @@ nomem:
 		      "out of memory for the int8 vision weights");
 }
 
+/* The row-wise steps of a block between its products, split over the
+ * threads by rows (each row's numbers as the sequential code's). */
+enum row_step { SPLIT_ROPE, ADD_LN2, GELU, ADD };
+
+struct rows_job {
+	enum row_step step;
+	const struct ed_config *c;
+	const struct ed_vit_block *bk;
+	float *h, *hn, *qkv, *q, *k, *v, *f;
+	const float *cs;
+	int64_t D, F;
+	int heads, hd;
+};
+
+static void rows_step(void *ctx, int64_t b, int64_t e, int tid)
+{
+	struct rows_job *j = ctx;
+	int64_t D = j->D, n = e - b;
+
+	(void)tid;
+	switch (j->step) {
+	case SPLIT_ROPE:
+		/* the qkv product already ran: split it and rotate */
+		for (int64_t r = b; r < e; r++) {
+			memcpy(j->q + r * D, j->qkv + r * 3 * D,
+			       (size_t)D * sizeof *j->q);
+			memcpy(j->k + r * D, j->qkv + r * 3 * D + D,
+			       (size_t)D * sizeof *j->k);
+			memcpy(j->v + r * D, j->qkv + r * 3 * D + 2 * D,
+			       (size_t)D * sizeof *j->v);
+		}
+		rope_half(j->q + b * D, n, D, j->heads, j->hd,
+			  j->cs + b * j->hd);
+		rope_half(j->k + b * D, n, D, j->heads, j->hd,
+			  j->cs + b * j->hd);
+		break;
+	case ADD_LN2:
+		ed_k_add(j->h + b * D, j->hn + b * D, n * D);
+		ed_k_layernorm(j->hn + b * D, j->h + b * D, j->bk->n2w,
+			       j->bk->n2b, n, D, j->c->vit_eps);
+		break;
+	case GELU:
+		if (j->c->vit_quick_gelu)
+			ed_k_quick_gelu(j->f + b * j->F, n * j->F);
+		else
+			ed_k_gelu_erf(j->f + b * j->F, n * j->F);
+		break;
+	case ADD: ed_k_add(j->h + b * D, j->hn + b * D, n * D); break;
+	}
+}
+
+static void layernorm_rows(void *ctx, int64_t b, int64_t e, int tid)
+{
+	struct rows_job *j = ctx;
+
+	(void)tid;
+	ed_k_layernorm(j->hn + b * j->D, j->h + b * j->D, j->bk->n1w,
+		       j->bk->n1b, e - b, j->D, j->c->vit_eps);
+}
+
 int ed_vision_forward(struct ed_session *s, const struct ed_image_in *img,
 		      size_t n_img, float *out, char *err, size_t errlen)
 {
@@ -204,20 +264,13 @@ int ed_vision_forward(struct ed_session *s, const struct ed_image_in *img,
 
 	for (int l = 0; l < c->vit_depth; l++) {
 		const struct ed_vit_block *bk = &v->blocks[l];
+		struct rows_job rj = {SPLIT_ROPE, c, bk, h, hn, qkv,   q, k,
+				      vv,	  f, cs, D, F,	heads, hd};
 		int64_t r0 = 0;
 
-		ed_k_layernorm(hn, h, bk->n1w, bk->n1b, P, D, c->vit_eps);
+		ed_pool_for(s->pool, P, 16, layernorm_rows, &rj);
 		vit_linear(s, qkv, hn, P, &bk->qkv, &bk->q8[0], bk->qkv_b);
-		for (int64_t r = 0; r < P; r++) {
-			memcpy(q + r * D, qkv + r * 3 * D,
-			       (size_t)D * sizeof *q);
-			memcpy(k + r * D, qkv + r * 3 * D + D,
-			       (size_t)D * sizeof *k);
-			memcpy(vv + r * D, qkv + r * 3 * D + 2 * D,
-			       (size_t)D * sizeof *vv);
-		}
-		rope_half(q, P, D, heads, hd, cs);
-		rope_half(k, P, D, heads, hd, cs);
+		ed_pool_for(s->pool, P, 16, rows_step, &rj);
 		/* attention within each image (each frame of a video) */
 		for (size_t i = 0; i < n_img; i++) {
 			int64_t per = (int64_t)img[i].grid_h * img[i].grid_w;
@@ -231,15 +284,14 @@ int ed_vision_forward(struct ed_session *s, const struct ed_image_in *img,
 			}
 		}
 		vit_linear(s, hn, att, P, &bk->proj, &bk->q8[1], bk->proj_b);
-		ed_k_add(h, hn, P * D);
-		ed_k_layernorm(hn, h, bk->n2w, bk->n2b, P, D, c->vit_eps);
+		rj.step = ADD_LN2;
+		ed_pool_for(s->pool, P, 16, rows_step, &rj);
 		vit_linear(s, f, hn, P, &bk->fc1, &bk->q8[2], bk->fc1_b);
-		if (c->vit_quick_gelu)
-			ed_k_quick_gelu(f, P * F);
-		else
-			ed_k_gelu_erf(f, P * F);
+		rj.step = GELU;
+		ed_pool_for(s->pool, P, 16, rows_step, &rj);
 		vit_linear(s, hn, f, P, &bk->fc2, &bk->q8[3], bk->fc2_b);
-		ed_k_add(h, hn, P * D);
+		rj.step = ADD;
+		ed_pool_for(s->pool, P, 16, rows_step, &rj);
 		ed_trace_f32(s, "vision_block_out", h, 3, (int64_t[]){1, P, D});
 	}
 	ed_k_layernorm(hn, h, v->ln_w, v->ln_b, P, D, c->vit_eps);

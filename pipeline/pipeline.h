@@ -294,7 +294,7 @@ struct ed_pipeline_opts {
 	const char *server_url, *model_name, *api_key;
 	int threads;	  /* native engine threads */
 	bool vision_int8; /* native: int8 products in the vision tower */
-	int jobs;    /* workers: pages in flight; 0 = 1 */
+	int jobs;	  /* workers: pages in flight; 0 = 1 */
 	double timeout_s, retry_wait_s;
 	int retries; /* < 0: the backend's default */
 	/* generation */

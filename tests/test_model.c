@@ -1016,11 +1016,13 @@ static void test_tiny_vl(void)
 			struct ed_gen_result r1, r3;
 			struct tokens tk = {0};
 			ed_session_new(&s1, m,
-				       &(struct ed_session_opts){.threads = 1, .max_ctx = 512}, err,
-				       sizeof err);
+				       &(struct ed_session_opts){
+					   .threads = 1, .max_ctx = 512},
+				       err, sizeof err);
 			ed_session_new(&s3, m,
-				       &(struct ed_session_opts){.threads = 3, .max_ctx = 512}, err,
-				       sizeof err);
+				       &(struct ed_session_opts){
+					   .threads = 3, .max_ctx = 512},
+				       err, sizeof err);
 			CHECK_INT(ed_session_generate(s1, &p, &g, keep_token,
 						      &tk, &r1, err,
 						      sizeof err),
@@ -1061,7 +1063,8 @@ static void test_tiny_vl(void)
 			{
 				struct ed_session *tiny;
 				ed_session_new(&tiny, m,
-					       &(struct ed_session_opts){.threads = 1, .max_ctx = 8},
+					       &(struct ed_session_opts){
+						   .threads = 1, .max_ctx = 8},
 					       err, sizeof err);
 				CHECK_INT(ed_session_generate(tiny, &p, &g,
 							      NULL, NULL, &r1,
@@ -1141,8 +1144,10 @@ static void test_text_only(void)
 			  0);
 		CHECK(p.rope_delta == 0 && p.pos[5] == 5 && p.pos[6 + 5] == 5,
 		      "1-D positions");
-		ed_session_new(&s, m, &(struct ed_session_opts){.threads = 2, .max_ctx = 64}, err,
-			       sizeof err);
+		ed_session_new(
+		    &s, m,
+		    &(struct ed_session_opts){.threads = 2, .max_ctx = 64}, err,
+		    sizeof err);
 		CHECK_INT(ed_session_prefill(s, &p, &logits, err, sizeof err),
 			  0);
 		CHECK(isfinite(logits[0]) && isfinite(logits[299]),
@@ -1191,8 +1196,9 @@ static void test_stop(void)
 		ids[i] = (int32_t)ed_model_tensor_get(t, (int64_t)i);
 	ed_model_st_close(st);
 	ed_model_prompt_ids(m, ids, n, NULL, 0, &p, err, sizeof err);
-	ed_session_new(&s, m, &(struct ed_session_opts){.threads = 2, .max_ctx = 128}, err,
-		       sizeof err);
+	ed_session_new(&s, m,
+		       &(struct ed_session_opts){.threads = 2, .max_ctx = 128},
+		       err, sizeof err);
 	CHECK_INT(
 	    ed_session_generate(s, &p, &g, NULL, NULL, &r, err, sizeof err), 0);
 	CHECK(r.n_tokens == 2 && r.tokens[0] == 1007 && r.tokens[1] == 708 &&
@@ -1463,8 +1469,9 @@ static void test_conversation(void)
 			ed_model_prompt_ids(ed_backend_model(b), p1->ids, p1->n,
 					    ims, 2, &full, err, sizeof err);
 			ed_session_new(&s, ed_backend_model(b),
-				       &(struct ed_session_opts){.threads = 1, .max_ctx = 2048}, err,
-				       sizeof err);
+				       &(struct ed_session_opts){
+					   .threads = 1, .max_ctx = 2048},
+				       err, sizeof err);
 			CHECK_INT(ed_session_generate(s, &full, &g, NULL, NULL,
 						      &fr, err, sizeof err),
 				  0);
@@ -1645,7 +1652,8 @@ static void test_act16(void)
 		int8_t q8[256], q9[256];
 		float d8[8], d9[8], ds8[8], ds9[8];
 		int16_t s8[16], s9[16];
-		struct ed_qact a = {q8, d8, s8, ds8, 0}, b = {q9, d9, s9, ds9, 0};
+		struct ed_qact a = {q8, d8, s8, ds8, 0},
+			       b = {q9, d9, s9, ds9, 0};
 		ed_k_quantize_act(x, K, &a);
 		ed_k_quantize_act8_level(ed_k_isa_best(), x, K, &b);
 		CHECK(memcmp(q8, q9, sizeof q8) == 0 &&
@@ -2095,8 +2103,8 @@ static void batch_kernel(enum ed_dtype dt)
 		/* the reference on the natural order, then each kernel's */
 		for (int v = 0; v < NV; v++)
 			for (int n = 0; n < N; n++)
-				y1[v][n] =
-				    (float)ed_k_qdot_ref(dt, w + rb * n, &a[v], K);
+				y1[v][n] = (float)ed_k_qdot_ref(dt, w + rb * n,
+								&a[v], K);
 		for (int v = 0; v < NV; v++)
 			ed_k_act_order(lv, dt, &a[v], K);
 		ed_k_qdot_multi(lv, dt, w, rb, N, ap, NV, K, y);
@@ -2118,9 +2126,9 @@ static void batch_kernel(enum ed_dtype dt)
 					float *rest[9];
 					for (int v = 0; v < sizes[gi]; v++)
 						rest[v] = yg[at + v] + 20;
-					ed_k_qdot_multi(
-					    lv, dt, w + rb * 20, rb, N - 20,
-					    ap + at, sizes[gi], K, rest);
+					ed_k_qdot_multi(lv, dt, w + rb * 20, rb,
+							N - 20, ap + at,
+							sizes[gi], K, rest);
 				}
 				at += sizes[gi];
 			}
@@ -2144,7 +2152,7 @@ static void batch_kernel(enum ed_dtype dt)
  * against each vector alone, and the reference */
 static void batch_matvec(void)
 {
-	static const enum ed_dtype types[] = {ED_DT_F32, ED_DT_BF16,
+	static const enum ed_dtype types[] = {ED_DT_F32,  ED_DT_BF16,
 					      ED_DT_Q8_0, ED_DT_Q4_K,
 					      ED_DT_Q6_K, ED_DT_Q4_0};
 	enum { N = 70, K = 768, NV = 9, T = ED_ARRAY_LEN(types) };
@@ -2170,15 +2178,15 @@ static void batch_matvec(void)
 		for (int n = 0; n < N; n++) {
 			for (int k = 0; k < K; k++)
 				row[k] = qgauss() * 0.1f;
-			ed_k_quantize_row(types[t], row,
-					  (char *)w[t] + rb * n, K);
+			ed_k_quantize_row(types[t], row, (char *)w[t] + rb * n,
+					  K);
 		}
 		for (int r = 0; r < 2; r++) {
 			for (int v = 0; v < NV; v++)
 				y[r][t][v] = malloc(N * 4);
-			mv[r][t] = (struct ed_mv){w[t],	 types[t], N, K,
-						  t % 2 ? bias : NULL, NV, xp,
-						  y[r][t]};
+			mv[r][t] = (struct ed_mv){
+			    w[t], types[t], N,	    K, t % 2 ? bias : NULL,
+			    NV,	  xp,	    y[r][t]};
 		}
 		for (int v = 0; v < NV; v++)
 			ya[t][v] = malloc(N * 4);
@@ -2188,8 +2196,8 @@ static void batch_matvec(void)
 	for (int t = 0; t < T; t++)
 		for (int v = 0; v < NV; v++) {
 			float ref[N];
-			struct ed_mv one = {w[t], types[t],    N,
-					    K,	  mv[0][t].bias, 1,
+			struct ed_mv one = {w[t],   types[t],	   N,
+					    K,	    mv[0][t].bias, 1,
 					    xp + v, &ya[t][v]};
 			same &= memcmp(y[0][t][v], y[1][t][v], N * 4) == 0;
 			ed_k_matvec(p3, &one, 1);
@@ -2199,10 +2207,10 @@ static void batch_matvec(void)
 			for (int n = 0; n < N; n++) {
 				/* int8 activations: each off by at most half
 				 * a step, amax / 254 of its group */
-				int g = ed_k_is_quant(types[t])
-					    ? ed_k_act_group(ed_k_isa(),
-							     types[t])
-					    : 0;
+				int g =
+				    ed_k_is_quant(types[t])
+					? ed_k_act_group(ed_k_isa(), types[t])
+					: 0;
 				double bound = 0, mag = 0;
 				ed_k_dequantize_row(
 				    types[t],
@@ -2213,8 +2221,8 @@ static void batch_matvec(void)
 					double amax = 0;
 					for (int j = g ? k / g * g : k;
 					     j < (g ? k / g * g + g : k); j++)
-						amax = fmax(amax,
-							    fabs(xp[v][j]));
+						amax =
+						    fmax(amax, fabs(xp[v][j]));
 					bound += fabs(row[k]) * amax / 254;
 					mag += fabs(row[k] * xp[v][k]);
 				}
@@ -2261,8 +2269,8 @@ static void batch_attention(const int NQ, const int NKV, const int HD)
 	CHECK_INT(ed_k_attention_rows(pool, r, S, NQ, NKV, HD, stride, 0.25f),
 		  0);
 	for (int i = 0; i < S; i++) {
-		struct ed_attn a = {1, lk[i], NQ, NKV, HD, stride, lk[i] - 1,
-				    0.25f};
+		struct ed_attn a = {1,	lk[i],	NQ,	   NKV,
+				    HD, stride, lk[i] - 1, 0.25f};
 		struct ed_attn_row one = {o1[i], q[i], k[i], v[i], lk[i]};
 		float *ref = malloc((size_t)NQ * HD * sizeof *ref);
 		ed_k_attention_rows(pool, &one, 1, NQ, NKV, HD, stride, 0.25f);
@@ -2273,8 +2281,9 @@ static void batch_attention(const int NQ, const int NKV, const int HD)
 		free(ref);
 		free(q[i]), free(k[i]), free(v[i]), free(o[i]), free(o1[i]);
 	}
-	CHECK(same, "decode attention %d/%d x %d: a batch row as the sequence "
-		    "alone",
+	CHECK(same,
+	      "decode attention %d/%d x %d: a batch row as the sequence "
+	      "alone",
 	      NQ, NKV, HD);
 	CHECK(near, "decode attention %d/%d x %d: against the reference", NQ,
 	      NKV, HD);
@@ -2331,14 +2340,14 @@ static void batch_sessions(const char *dir, bool images)
 			  0);
 	}
 	/* alone, on one thread: greedy tokens and every step's logits */
-	ed_session_new(&solo, m, &(struct ed_session_opts){.threads = 1},
-		       err, sizeof err);
+	ed_session_new(&solo, m, &(struct ed_session_opts){.threads = 1}, err,
+		       sizeof err);
 	for (int i = 0; i < S; i++) {
 		const float *lg;
 		ed_session_prefill(solo, &p[i], &lg, err, sizeof err);
 		for (int t = 0; t < STEPS; t++) {
-			toks[i][t] = ed_model_sample(lg, info.vocab, NULL,
-						     NULL);
+			toks[i][t] =
+			    ed_model_sample(lg, info.vocab, NULL, NULL);
 			CHECK_INT(ed_session_step(solo, toks[i][t], &lg, err,
 						  sizeof err),
 				  0);
@@ -2380,9 +2389,9 @@ static void batch_sessions(const char *dir, bool images)
 			}
 			if (!nb)
 				break;
-			CHECK_INT(ed_session_step_batch(b, nb, tk, err,
-							sizeof err),
-				  0);
+			CHECK_INT(
+			    ed_session_step_batch(b, nb, tk, err, sizeof err),
+			    0);
 			for (int k = 0; k < nb; k++) {
 				int i = idx[k];
 				ok &= memcmp(ed_session_logits(s[i]),
@@ -2400,8 +2409,8 @@ static void batch_sessions(const char *dir, bool images)
 	CHECK(ed_session_kv_bytes(s[0]) ==
 		  256 * (size_t)info.kv_bytes_per_token,
 	      "%s: KV cache %zu bytes for %lld positions (%lld a token)", dir,
-	      ed_session_kv_bytes(s[0]),
-	      (long long)(p[0].n + STEPS), (long long)info.kv_bytes_per_token);
+	      ed_session_kv_bytes(s[0]), (long long)(p[0].n + STEPS),
+	      (long long)info.kv_bytes_per_token);
 	for (int i = S - 1; i >= 0; i--)
 		ed_session_free(s[i]);
 	for (int i = 0; i < S; i++) {

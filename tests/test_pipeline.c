@@ -1108,8 +1108,9 @@ static void test_native_zoom(void)
 			CHECK_INT(ed_pipeline_run(p, ps, 3, &rr), 0);
 			ed_pipeline_close(p);
 			CHECK_INT(zs.pages, 3);
-			CHECK_INT(count_rows(dbs[r], "SELECT count(*) FROM zooms"),
-				  3);
+			CHECK_INT(
+			    count_rows(dbs[r], "SELECT count(*) FROM zooms"),
+			    3);
 			sqlite3_open(dbs[r], &h);
 			if (sqlite3_prepare_v2(
 				h,

@@ -192,10 +192,10 @@ struct ed_mv {
 	const void *W; /* [N][K] as stored (BF16, F16, F32, quantized) */
 	enum ed_dtype dt;
 	int64_t N, K;
-	const float *bias;	/* [N] or NULL */
-	int nv;			/* vectors */
-	const float *const *x;	/* nv inputs of K floats */
-	float *const *y;	/* nv outputs of N floats */
+	const float *bias;     /* [N] or NULL */
+	int nv;		       /* vectors */
+	const float *const *x; /* nv inputs of K floats */
+	float *const *y;       /* nv outputs of N floats */
 };
 /* 0, or ED_ENOMEM with nothing written. */
 int ed_k_matvec(struct ed_pool *p, const struct ed_mv *mv, int n);

@@ -41,8 +41,8 @@ static float dot_portable(const void *W, enum ed_dtype wt, const float *x,
 	} else {
 		for (; k + 8 <= K; k += 8)
 			for (int j = 0; j < 8; j++)
-				acc[j] +=
-				    ed_k_weight(W, wt, (size_t)(k + j)) * x[k + j];
+				acc[j] += ed_k_weight(W, wt, (size_t)(k + j)) *
+					  x[k + j];
 	}
 	for (; k < K; k++)
 		acc[0] += ed_k_weight(W, wt, (size_t)k) * x[k];
@@ -143,7 +143,7 @@ dot_avx512(const void *W, enum ed_dtype wt, const float *x, int64_t K)
 #endif
 
 float ed_k_row_dot(enum ed_isa level, const void *W, enum ed_dtype wt,
-		     const float *x, int64_t K)
+		   const float *x, int64_t K)
 {
 #if defined(__x86_64__)
 	if (level == ED_ISA_AVX512)
@@ -263,8 +263,8 @@ int ed_k_matvec(struct ed_pool *p, const struct ed_mv *mv, int n)
 		for (int k = 0; k < n; k++)
 			total += mv[k].N;
 		per = total / ((int64_t)ed_pool_threads(p) * ITEMS);
-		j.rows = ED_MAX(MINROWS, (per + MINROWS - 1) / MINROWS *
-					      MINROWS);
+		j.rows =
+		    ED_MAX(MINROWS, (per + MINROWS - 1) / MINROWS * MINROWS);
 	}
 	/* each distinct (input, format) once: q, k and v share theirs */
 	for (int k = 0; k < n; k++) {
@@ -287,8 +287,8 @@ int ed_k_matvec(struct ed_pool *p, const struct ed_mv *mv, int n)
 				 j.qin[q].order == ord))
 				q++;
 			if (q == j.nq) {
-				j.qin[q] = (struct qin){m->x[v], m->K, group,
-							ord, {0}};
+				j.qin[q] = (struct qin){
+				    m->x[v], m->K, group, ord, {0}};
 				j.nq++;
 				bytes += (size_t)m->K + (size_t)m->K / 32 * 4 +
 					 (size_t)m->K / 16 * 6 + 64;

@@ -349,7 +349,8 @@ attend_group_t(float *out, const float *q, const float *k, const float *v,
 #pragma GCC unroll 8
 			for (int h = 0; h < G; h++)
 				acc[h] = _mm512_fmadd_ps(
-				    kv, _mm512_loadu_ps(q + h * hd + d), acc[h]);
+				    kv, _mm512_loadu_ps(q + h * hd + d),
+				    acc[h]);
 		}
 #pragma GCC unroll 8
 		for (int h = 0; h < G; h++)
@@ -357,7 +358,8 @@ attend_group_t(float *out, const float *q, const float *k, const float *v,
 	}
 	for (int h = 0; h < G; h++) {
 		float *sh = s + h * Lk;
-		inv[h] = 1.0f / exp_row_avx512(sh, Lk, max_avx512(sh, Lk), 1.0f);
+		inv[h] =
+		    1.0f / exp_row_avx512(sh, Lk, max_avx512(sh, Lk), 1.0f);
 	}
 	/* 64 columns of the output at a time: G x 4 accumulators */
 	for (int d0 = 0; d0 < hd; d0 += 64) {
@@ -375,8 +377,8 @@ attend_group_t(float *out, const float *q, const float *k, const float *v,
 					vv[c] = _mm512_loadu_ps(vj + 16 * c);
 #pragma GCC unroll 8
 				for (int h = 0; h < G; h++) {
-					__m512 p = _mm512_set1_ps(s[h * Lk + j] *
-								  inv[h]);
+					__m512 p = _mm512_set1_ps(
+					    s[h * Lk + j] * inv[h]);
 #pragma GCC unroll 4
 					for (int c = 0; c < 4; c++)
 						acc[h][c] = _mm512_fmadd_ps(
@@ -390,8 +392,8 @@ attend_group_t(float *out, const float *q, const float *k, const float *v,
 				for (int c = 0; c < nc; c++)
 					vv[c] = _mm512_loadu_ps(vj + 16 * c);
 				for (int h = 0; h < G; h++) {
-					__m512 p = _mm512_set1_ps(s[h * Lk + j] *
-								  inv[h]);
+					__m512 p = _mm512_set1_ps(
+					    s[h * Lk + j] * inv[h]);
 					for (int c = 0; c < nc; c++)
 						acc[h][c] = _mm512_fmadd_ps(
 						    p, vv[c], acc[h][c]);
@@ -404,7 +406,6 @@ attend_group_t(float *out, const float *q, const float *k, const float *v,
 	}
 }
 
-
 __attribute__((target("avx512f"))) static void
 attend_group_avx512(float *out, const float *q, const float *k, const float *v,
 		    int64_t Lk, int64_t stride, int hd, int G, float scale,
@@ -413,7 +414,7 @@ attend_group_avx512(float *out, const float *q, const float *k, const float *v,
 	switch (G) {
 #define ED_ATTEND_G(g)                                                         \
 	case g:                                                                \
-		attend_group_t(out, q, k, v, Lk, stride, hd, scale, s, g);    \
+		attend_group_t(out, q, k, v, Lk, stride, hd, scale, s, g);     \
 		break;
 		ED_ATTEND_G(1)
 		ED_ATTEND_G(2)
@@ -448,12 +449,11 @@ static void rows_items(void *ctx, int64_t b, int64_t e, int tid)
 #if defined(__x86_64__)
 			const struct ed_attn_row *r = &j->r[it / j->a.nkv];
 			int g = (int)(it % j->a.nkv), hd = j->a.hd;
-			attend_group_avx512(r->out + (int64_t)g * j->G * hd,
-					    r->q + (int64_t)g * j->G * hd,
-					    r->k + (int64_t)g * hd,
-					    r->v + (int64_t)g * hd, r->Lk,
-					    j->a.kv_stride, hd, j->G,
-					    j->a.scale, sc);
+			attend_group_avx512(
+			    r->out + (int64_t)g * j->G * hd,
+			    r->q + (int64_t)g * j->G * hd,
+			    r->k + (int64_t)g * hd, r->v + (int64_t)g * hd,
+			    r->Lk, j->a.kv_stride, hd, j->G, j->a.scale, sc);
 #endif
 			continue;
 		}
@@ -472,8 +472,9 @@ static void rows_items(void *ctx, int64_t b, int64_t e, int tid)
 int ed_k_attention_rows(struct ed_pool *p, const struct ed_attn_row *r, int n,
 			int nq, int nkv, int hd, int64_t kv_stride, float scale)
 {
-	struct rows_job j = {r, {1, 1, nq, nkv, hd, kv_stride, 0, scale},
-			     NULL, 1, nq / nkv, false};
+	struct rows_job j = {r,	       {1, 1, nq, nkv, hd, kv_stride, 0, scale},
+			     NULL,     1,
+			     nq / nkv, false};
 
 	for (int i = 0; i < n; i++)
 		j.maxk = ED_MAX(j.maxk, r[i].Lk);

@@ -36,10 +36,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RN 4   /* weight rows per tile */
-#define RQ 16  /* tiles of rows per work item */
-#define KB 256 /* columns of K per pass: activations stay in L1 */
-#define PCH 8  /* pairs of 16-token blocks per chunk: 256 tokens */
+#define RN  4	/* weight rows per tile */
+#define RQ  16	/* tiles of rows per work item */
+#define KB  256 /* columns of K per pass: activations stay in L1 */
+#define PCH 8	/* pairs of 16-token blocks per chunk: 256 tokens */
 
 struct qg_job {
 	float *y[2]; /* one or two weight matrices over the same x */
@@ -408,37 +408,44 @@ static void qg_rows(void *ctx, int64_t b, int64_t e, int tid)
 		 * through all the passes over K (each output still sums its
 		 * passes in order) */
 		for (int64_t pc0 = 0; pc0 < npair; pc0 += PCH)
-		for (int64_t g0 = 0; g0 < ng; g0 += gk) {
-			int64_t g1 = g0 + gk < ng ? g0 + gk : ng;
-			int64_t pc1 = pc0 + PCH < npair ? pc0 + PCH : npair;
-			for (int64_t pr = pc0; pr < pc1; pr++) {
-				int64_t blk = 2 * pr;
-				int mv = j->nb - blk >= 2 ? 2 : 1;
-				const float *da = j->da + blk * ng * 16,
-					    *fb = j->fb + blk * ng * 16;
-				for (int q = 0; q < RQ; q++) {
-					if (n0 + q * RN >= j->N)
-						break;
+			for (int64_t g0 = 0; g0 < ng; g0 += gk) {
+				int64_t g1 = g0 + gk < ng ? g0 + gk : ng;
+				int64_t pc1 =
+				    pc0 + PCH < npair ? pc0 + PCH : npair;
+				for (int64_t pr = pc0; pr < pc1; pr++) {
+					int64_t blk = 2 * pr;
+					int mv = j->nb - blk >= 2 ? 2 : 1;
+					const float *da = j->da + blk * ng * 16,
+						    *fb = j->fb + blk * ng * 16;
+					for (int q = 0; q < RQ; q++) {
+						if (n0 + q * RN >= j->N)
+							break;
 #if defined(__x86_64__)
-					qtile_any(
-					    acc + (q * npair + pr) * RN * 32,
-					    j->i8 ? (const void *)(u8rows +
-								   q * RN * K)
-						  : (const void *)(u +
-								   q * RN * K),
-					    K, ws + q * RN * ng,
-					    wm + q * RN * ng, ng, g0, g1,
-					    (const char *)j->qa +
-						blk * K * 16 * (j->i8 ? 1 : 2),
-					    (const char *)j->qa +
-						(blk + 1) * K * 16 *
-						    (j->i8 ? 1 : 2),
-					    da, da + ng * 16, fb, fb + ng * 16,
-					    j->G, mv, j->i8);
+						qtile_any(
+						    acc + (q * npair + pr) *
+							      RN * 32,
+						    j->i8 ? (const void
+								 *)(u8rows +
+								    q * RN * K)
+							  : (const void
+								 *)(u +
+								    q * RN * K),
+						    K, ws + q * RN * ng,
+						    wm + q * RN * ng, ng, g0,
+						    g1,
+						    (const char *)j->qa +
+							blk * K * 16 *
+							    (j->i8 ? 1 : 2),
+						    (const char *)j->qa +
+							(blk + 1) * K * 16 *
+							    (j->i8 ? 1 : 2),
+						    da, da + ng * 16, fb,
+						    fb + ng * 16, j->G, mv,
+						    j->i8);
 #endif
+					}
 				}
 			}
-		}
 		{
 			/* rows of y in order: acc is [tile][pair][row][32] */
 			int nr =

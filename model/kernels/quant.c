@@ -778,8 +778,8 @@ act256_avx512(const float *x, int64_t K, struct ed_qact *a)
 		__m512 m = _mm512_setzero_ps();
 		float d, id;
 		for (int j = 0; j < 256; j += 16)
-			m = _mm512_max_ps(m,
-					  _mm512_abs_ps(_mm512_loadu_ps(xb + j)));
+			m = _mm512_max_ps(
+			    m, _mm512_abs_ps(_mm512_loadu_ps(xb + j)));
 		d = _mm512_reduce_max_ps(m) / 127;
 		id = d ? 1 / d : 0;
 		a->d[b] = d;
@@ -1007,7 +1007,8 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 
 /* ---- AVX-512 VNNI ----------------------------------------------------- */
 
-#define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,f16c,fma"
+#define VNNI_TARGET                                                            \
+	"avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,f16c,fma"
 /* Weights stream from memory once per token: the hardware prefetcher
  * alone leaves a core at half its bandwidth, so each kernel asks for
  * the bytes this far ahead (measured: Q4_K on 2 cores, 12 GB/s without,
@@ -1064,9 +1065,9 @@ q4k_scales16(const uint8_t *s12)
 
 	A = _mm_shuffle_epi32(a, _MM_SHUFFLE(2, 1, 2, 0)); /* u0 u2 u1 u2 */
 	B = _mm_shuffle_epi32(a, _MM_SHUFFLE(1, 1, 0, 0)); /* u0 u0 u1 u1 */
-	lo = _mm_and_si128(_mm_srlv_epi32(A, _mm_setr_epi32(0, 0, 0, 4)),
-			   _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f,
-					  0x0f0f0f0f));
+	lo = _mm_and_si128(
+	    _mm_srlv_epi32(A, _mm_setr_epi32(0, 0, 0, 4)),
+	    _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
 	/* ((u >> 6) & 3) << 4 of each byte = (u >> 2) & 0x30 */
 	hi = _mm_and_si128(_mm_srli_epi32(B, 2),
 			   _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
@@ -1074,8 +1075,8 @@ q4k_scales16(const uint8_t *s12)
 }
 
 static inline __attribute__((always_inline, target(VNNI_TARGET))) void
-q4k_tile(const uint8_t *w, size_t rb, const struct ed_qact *const *a,
-	 int64_t K, float *const *y, int64_t row, const int R, const int G)
+q4k_tile(const uint8_t *w, size_t rb, const struct ed_qact *const *a, int64_t K,
+	 float *const *y, int64_t row, const int R, const int G)
 {
 	const __m512i m4 = _mm512_set1_epi8(15);
 	const __m512i l0 = _mm512_loadu_si512(q4k_lanes[0]),
@@ -1083,8 +1084,8 @@ q4k_tile(const uint8_t *w, size_t rb, const struct ed_qact *const *a,
 		      l2 = _mm512_loadu_si512(q4k_lanes[2]),
 		      l3 = _mm512_loadu_si512(q4k_lanes[3]);
 	/* [d, dmin, d, dmin, ...] to [d x 8, dmin x 8] */
-	const __m512i dsel = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0,
-					      0, 0, 0, 0, 0);
+	const __m512i dsel =
+	    _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
 	const int8_t *qa[8];
 	const float *da[8], *ds[8];
 	__m512 acc[4][8];
@@ -1118,8 +1119,8 @@ q4k_tile(const uint8_t *w, size_t rb, const struct ed_qact *const *a,
 			    _mm512_cvtepi32_ps(
 				_mm512_cvtepu8_epi32(q4k_scales16(x->scales))),
 			    _mm512_permutexvar_ps(
-				dsel, _mm512_cvtph_ps(_mm256_set1_epi32(
-					  (int)dd))));
+				dsel,
+				_mm512_cvtph_ps(_mm256_set1_epi32((int)dd))));
 			mn = sm;
 			sc[0] = _mm512_permutexvar_ps(l0, sm);
 			sc[1] = _mm512_permutexvar_ps(l1, sm);
@@ -1142,13 +1143,15 @@ q4k_tile(const uint8_t *w, size_t rb, const struct ed_qact *const *a,
 #pragma GCC unroll 3
 				for (int k = 1; k < 4; k++)
 					t = _mm512_fmadd_ps(
-					    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(
-						_mm512_setzero_si512(), q[k],
-						_mm512_loadu_si512(qb +
-								   64 * k))),
+					    _mm512_cvtepi32_ps(
+						_mm512_dpbusd_epi32(
+						    _mm512_setzero_si512(),
+						    q[k],
+						    _mm512_loadu_si512(
+							qb + 64 * k))),
 					    sc[k], t);
-				t = _mm512_fmadd_ps(
-				    t, _mm512_set1_ps(da[g][b]), acc[r][g]);
+				t = _mm512_fmadd_ps(t, _mm512_set1_ps(da[g][b]),
+						    acc[r][g]);
 				/* the minimums in lanes 8-15, against the
 				 * vector's d sum(q) there */
 				acc[r][g] = _mm512_fnmadd_ps(
@@ -1166,7 +1169,7 @@ q4k_tile(const uint8_t *w, size_t rb, const struct ed_qact *const *a,
 /* rows r .. n with the vectors av, R rows at a time while they last */
 #define Q4K_ROWS(R, G)                                                         \
 	for (; r + (R) <= n; r += (R))                                         \
-		q4k_tile(wb + rb * (size_t)r, rb, av, K, yv, r, R, G)
+	q4k_tile(wb + rb * (size_t)r, rb, av, K, yv, r, R, G)
 
 __attribute__((target(VNNI_TARGET))) static void
 q4k_multi_vnni(const void *w, size_t rb, int64_t n,
@@ -1440,9 +1443,9 @@ void ed_k_qdot_multi(enum ed_isa level, enum ed_dtype dt, const void *w,
 	/* a row at a time, each vector on its own */
 	for (int64_t r = 0; r < n; r++)
 		for (int v = 0; v < nv; v++)
-			y[v][r] = ed_k_qdot(
-			    level, dt, (const char *)w + rb * (size_t)r, a[v],
-			    K);
+			y[v][r] = ed_k_qdot(level, dt,
+					    (const char *)w + rb * (size_t)r,
+					    a[v], K);
 }
 
 float ed_k_qdot(enum ed_isa level, enum ed_dtype dt, const void *w,
