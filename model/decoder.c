@@ -390,6 +390,17 @@ static int mv_run(struct ed_pool *p, const struct ed_mv *mv, int n,
 	return ed_k_matvec(p, mv, n);
 }
 
+/* One stored matrix times n vectors. */
+static int mv_one(struct ed_pool *p, const struct ed_wt *w, int n, float **x,
+		  float **y, int64_t *bytes)
+{
+	struct ed_mv mv = {
+	    w->data, w->dt, w->rows, w->cols, NULL, n, (const float *const *)x,
+	    y};
+
+	return mv_run(p, &mv, 1, bytes);
+}
+
 /* Pointers to row i of n rows of w floats. */
 static void rows_of(float *base, int64_t w, int n, float **out)
 {
@@ -606,18 +617,8 @@ int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
 		if (ed_k_attention_rows(s0->pool, ar, n, c->heads, c->kv_heads,
 					(int)hd, kvd, 1.0f / sqrtf((float)hd)))
 			goto nomem;
-		{
-			struct ed_mv mv = {L->o.data,
-					   L->o.dt,
-					   H,
-					   qd,
-					   NULL,
-					   n,
-					   (const float *const *)att,
-					   o};
-			if (mv_run(s0->pool, &mv, 1, &bytes))
-				goto nomem;
-		}
+		if (mv_one(s0->pool, &L->o, n, att, o, &bytes))
+			goto nomem;
 		for (int i = 0; i < n; i++) {
 			ed_k_add(x[i], o[i], H);
 			ed_k_rmsnorm(xn[i], x[i], L->ln_post, 1, H, c->rms_eps);
@@ -629,18 +630,8 @@ int ed_decoder_step(struct ed_session *const *ss, int n, const int32_t *tokens,
 	}
 	for (int i = 0; i < n; i++)
 		ed_k_rmsnorm(xn[i], x[i], md->norm, 1, H, c->rms_eps);
-	{
-		struct ed_mv mv = {md->head.data,
-				   md->head.dt,
-				   c->vocab,
-				   H,
-				   NULL,
-				   n,
-				   (const float *const *)xn,
-				   lo};
-		if (mv_run(s0->pool, &mv, 1, &bytes))
-			goto nomem;
-	}
+	if (mv_one(s0->pool, &md->head, n, xn, lo, &bytes))
+		goto nomem;
 	for (int i = 0; i < n; i++) {
 		ss[i]->n_past++;
 		ss[i]->next_pos++;

@@ -717,55 +717,43 @@ int ed_k_quantize_row(enum ed_dtype dt, const float *x, void *out, int64_t n)
 
 /* ---- activations ---------------------------------------------------- */
 
-void ed_k_quantize_act(const float *x, int64_t K, struct ed_qact *a)
+/* Per group of G values (32 or 256) the int8 values and d, the sums of
+ * each 16, and ds in the layout of the group (see struct ed_qact). */
+static void act_portable(const float *x, int64_t K, int G, struct ed_qact *a)
 {
-	for (int64_t b = 0; b < K / 32; b++) {
+	for (int64_t b = 0; b < K / G; b++) {
 		float amax = 0, d, id;
-		for (int j = 0; j < 32; j++)
-			amax = fmaxf(amax, fabsf(x[b * 32 + j]));
+		for (int j = 0; j < G; j++)
+			amax = fmaxf(amax, fabsf(x[b * G + j]));
 		d = amax / 127;
 		id = d ? 1 / d : 0;
 		a->d[b] = d;
-		for (int h = 0; h < 2; h++) {
+		for (int h = 0; h < G / 16; h++) {
 			int s = 0;
 			for (int j = 16 * h; j < 16 * h + 16; j++) {
-				int q = nearest_int(x[b * 32 + j] * id);
-				a->q[b * 32 + j] = (int8_t)q;
+				int q = nearest_int(x[b * G + j] * id);
+				a->q[b * G + j] = (int8_t)q;
 				s += q;
 			}
-			a->s16[2 * b + h] = (int16_t)s;
+			a->s16[b * (G / 16) + h] = (int16_t)s;
 		}
-		a->ds[b] = d * (float)(a->s16[2 * b] + a->s16[2 * b + 1]);
 	}
-	a->group = 32;
+	for (int64_t j = 0; j < K / 32; j++) {
+		float v = a->d[j * 32 / G] *
+			  (float)(a->s16[2 * j] + a->s16[2 * j + 1]);
+		if (G == 32) {
+			a->ds[j] = v;
+		} else {
+			a->ds[j / 8 * 16 + j % 8] = 0;
+			a->ds[j / 8 * 16 + 8 + j % 8] = v;
+		}
+	}
+	a->group = G;
 }
 
-static void act256_portable(const float *x, int64_t K, struct ed_qact *a)
+void ed_k_quantize_act(const float *x, int64_t K, struct ed_qact *a)
 {
-	for (int64_t b = 0; b < K / 256; b++) {
-		float amax = 0, d, id;
-		for (int j = 0; j < 256; j++)
-			amax = fmaxf(amax, fabsf(x[b * 256 + j]));
-		d = amax / 127;
-		id = d ? 1 / d : 0;
-		a->d[b] = d;
-		for (int h = 0; h < 16; h++) {
-			int s = 0;
-			for (int j = 16 * h; j < 16 * h + 16; j++) {
-				int q = nearest_int(x[b * 256 + j] * id);
-				a->q[b * 256 + j] = (int8_t)q;
-				s += q;
-			}
-			a->s16[b * 16 + h] = (int16_t)s;
-		}
-		for (int j = 0; j < 8; j++) {
-			a->ds[b * 16 + j] = 0;
-			a->ds[b * 16 + 8 + j] =
-			    d * (float)(a->s16[b * 16 + 2 * j] +
-					a->s16[b * 16 + 2 * j + 1]);
-		}
-	}
-	a->group = 256;
+	act_portable(x, K, 32, a);
 }
 
 #if defined(__x86_64__)
@@ -812,7 +800,7 @@ void ed_k_quantize_act256(enum ed_isa level, const float *x, int64_t K,
 	}
 #endif
 	(void)level;
-	act256_portable(x, K, a);
+	act_portable(x, K, 256, a);
 }
 
 /* ---- dot products: reference and portable --------------------------- */
