@@ -387,6 +387,23 @@ if [ -n "$TIMED" ]; then
 	check "batch SIGINT exits 130 (got $st)" test $st -eq 130
 	check "SIGINT: printed pages stored" test "$(grep -c '"page":[0-9]' "$T/iout")" -le "$(q "$T/i.db" "SELECT count(*) FROM pages")"
 fi
+# SIGINT on the native engine with pages decoding together: every
+# sequence ends at its next token, finished pages are committed, 130
+if [ -n "$TIMED" ]; then
+	"$BUILD/tests/mkpdf" "$T/doc9.pdf" 9 doc9
+	rm -f "$T/ni.db"
+	$E ocr -q --db "$T/ni.db" --model "$T/tiny" --text-layer never -j 3 \
+		--max-tokens 100000 --max-pixels 100000 $FAST "$T/doc9.pdf" \
+		>"$T/niout" 2>"$T/nierr" &
+	pid=$!
+	sleep 2
+	kill -INT $pid
+	wait $pid
+	st=$?
+	check "native batched SIGINT exits 130 (got $st)" test $st -eq 130
+	check "native SIGINT: integrity" test "$(q "$T/ni.db" "PRAGMA integrity_check")" = ok
+	check "native SIGINT: no page left half done" test "$(q "$T/ni.db" "SELECT count(*) FROM pages WHERE status NOT IN ('done', 'error', 'blank')")" = 0
+fi
 # a missing root is one bad input
 serve normal
 expect 1 $E batch -q --db "$T/m.db" --server "$URL" $FAST "$B/b" "$T/no-such-dir"
