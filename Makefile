@@ -54,7 +54,7 @@ CMD_OBJ := $(CMD_SRC:%.c=$(BUILD)/%.o)
 TEST_NAMES := common render model store pipeline
 TEST_BINS := $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 TOOL_BINS := $(BUILD)/tests/peakrss $(BUILD)/tests/mkpdf $(BUILD)/tests/stcmp \
-	$(BUILD)/tests/mkmodel
+	$(BUILD)/tests/mkmodel $(BUILD)/tests/jinjarender
 FUZZ_BINS := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 BENCH_BIN := $(BUILD)/bench/bench
 
