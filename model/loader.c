@@ -567,6 +567,17 @@ static int open_gguf_tokenizer(struct ed_model *m, char *err, size_t errlen)
 	return rc;
 }
 
+/* the checkpoint's name in config.json, to tell its variant */
+static void config_name(struct ed_model *m, const char *text, size_t len)
+{
+	json_t *j = json_loadb(text, len, 0, NULL);
+	const char *n = json_string_value(json_object_get(j, "_name_or_path"));
+
+	if (n)
+		snprintf(m->name, sizeof m->name, "%s", n);
+	json_decref(j);
+}
+
 int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 		  void *ud, char *err, size_t errlen)
 {
@@ -599,6 +610,7 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 				     err, errlen);
 		if (rc)
 			goto fail;
+		config_name(m, (const char *)cfg, len);
 		m->n_shards = 1;
 		m->file_bytes = (int64_t)ed_gguf_size(m->gguf);
 	} else {
@@ -612,6 +624,7 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 			goto fail;
 		}
 		rc = ed_config_parse(&m->cfg, text, len, note, ud, err, errlen);
+		config_name(m, text, len);
 		free(text);
 		if (rc)
 			goto fail;
@@ -672,6 +685,8 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 		goto fail;
 	}
 	resolve_ids(m);
+	if ((rc = ed_model_template_init(m, dir, err, errlen)))
+		goto fail;
 	*out = m;
 	return 0;
 fail_b:
@@ -690,6 +705,7 @@ void ed_model_close(struct ed_model *m)
 		free(m->layers[i].experts[1]);
 	}
 	free(m->layers);
+	ed_model_template_release(m);
 	for (int i = 0; m->vis.blocks && i < m->cfg.vit_depth; i++)
 		for (int k = 0; k < 4; k++)
 			free((void *)m->vis.blocks[i].q8[k].data);

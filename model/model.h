@@ -336,6 +336,7 @@ struct ed_prompt {
 	int64_t rope_delta;
 	struct ed_image_in *images;
 	size_t n_images;
+	void *chat; /* the conversation so far (for ed_model_prompt_extend) */
 };
 
 /*
@@ -347,7 +348,7 @@ int ed_model_prompt_ids(const struct ed_model *m, const int32_t *ids, size_t n,
 			const struct ed_image_in *images, size_t n_images,
 			struct ed_prompt *p, char *err, size_t errlen);
 
-/* A user turn of the PT chat template: text parts and images in order. */
+/* A user turn: text parts and images in order (messages for the template). */
 struct ed_chat_part {
 	const char *text; /* or NULL for an image */
 	const struct ed_image_in *image;
@@ -362,15 +363,66 @@ struct ed_chat {
 	bool tools;		      /* declare the zoom tool */
 };
 
-/* Render the template (see template.c for the exact text), tokenize it,
- * expand each image to its placeholders, and derive masks and
- * positions. Needs a tokenizer (ED_ECONFIG without one). */
+/* Render the chat template in use with the conversation (a system
+ * message when c->system, the user turn, the zoom tool when c->tools,
+ * enable_thinking = c->thinking), tokenize it, expand each image to its
+ * placeholders, and derive masks and positions. Needs a tokenizer
+ * (ED_ECONFIG without one). */
 int ed_model_prompt_chat(const struct ed_model *m, const struct ed_chat *c,
 			 struct ed_prompt *p, char *err, size_t errlen);
 /* The rendered template text with one <|IMAGE_PLACEHOLDER|> per image
  * (for inspection and tests). Caller frees. */
 char *ed_model_chat_text(const struct ed_model *m, const struct ed_chat *c);
 void ed_model_prompt_release(struct ed_prompt *p);
+
+/* ---- chat templates ------------------------------------------------ */
+
+/*
+ * Which template prompts the checkpoint (template.c): --chat-template
+ * (ed_model_set_chat_template) over --template (ed_model_set_variant:
+ * that built-in) over the checkpoint's own (chat_template.jinja,
+ * chat_template.json, tokenizer_config.json's chat_template, GGUF
+ * tokenizer.chat_template) over the built-in of the variant the
+ * checkpoint's name or template shows (PT unless -Thinking).
+ */
+enum ed_variant { ED_VARIANT_PT, ED_VARIANT_THINKING };
+
+/* Parse and use text (origin names it for model info). 0 or ED_EFORMAT
+ * with the template's line. */
+int ed_model_set_chat_template(struct ed_model *m, const char *text,
+			       size_t len, const char *origin, char *err,
+			       size_t errlen);
+/* Use the built-in template of variant v, whatever the checkpoint has. */
+int ed_model_set_variant(struct ed_model *m, enum ed_variant v, char *err,
+			 size_t errlen);
+/* "pt" / "thinking" (-1 for neither) */
+int ed_model_variant_parse(const char *s);
+struct ed_template_info {
+	const char *origin;  /* "built-in ERNIE-4.5-VL Thinking", a path... */
+	const char *variant; /* "PT" or "Thinking" */
+	const char *why;     /* what the variant was told apart from */
+	const char *text;    /* the template's source */
+};
+void ed_model_get_template(const struct ed_model *m,
+			   struct ed_template_info *t);
+
+/*
+ * Render an OpenAI-style conversation (a JSON array of messages; tools a
+ * JSON array or NULL) with the template in use, as transformers'
+ * apply_chat_template(messages, tools, add_generation_prompt=True, ...)
+ * does: enable_thinking only when thinking >= 0, bos_token and eos_token
+ * from the tokenizer. Appends to out. 0, ED_EINVAL (bad JSON, or the
+ * template raised: its message), ED_ETOOBIG, ED_ENOMEM.
+ */
+int ed_model_render_messages(const struct ed_model *m, const char *messages,
+			     const char *tools, int thinking,
+			     struct ed_buf *out, char *err, size_t errlen);
+/* Tokenize a rendered prompt as the engine does (image placeholders
+ * checked: each image one <|IMAGE_START|>, placeholders, <|IMAGE_END|>;
+ * one placeholder an image, not expanded). Caller frees *ids. */
+int ed_model_encode_prompt(const struct ed_model *m, const char *text,
+			   size_t len, int32_t **ids, size_t *n,
+			   size_t *n_images, char *err, size_t errlen);
 
 /* ---- tools: the zoom loop ------------------------------------------- */
 
@@ -394,12 +446,6 @@ void ed_tool_call_release(struct ed_tool_call *c);
  */
 int ed_model_parse_tool_call(const char *text, struct ed_tool_call *call,
 			     size_t *start);
-
-/* The template text that answers a tool call: the end of the assistant
- * turn, the tool output (n_images Picture blocks numbered from
- * first_picture, then text) and the next generation prompt. */
-int ed_model_tool_result_text(size_t first_picture, const char *text,
-			      size_t n_images, bool thinking, struct ed_buf *b);
 
 /*
  * The prompt of a conversation one step on: prev, then the tokens

@@ -9,6 +9,7 @@
 
 #include "model/kernels/kernels.h"
 #include "model.h"
+#include "model/jinja.h"
 
 #define ED_MAX_LAYERS 256
 
@@ -106,9 +107,29 @@ struct ed_model {
 	char **shard_files;
 	struct ed_tokenizer *tok;
 	struct ed_model_ids ids;
+	/* the chat template in use (template.c): its text (NULL: the
+	 * built-in of the variant), parsed; where it came from; the
+	 * variant (PT or Thinking) assumed and why */
+	char *chat_template;
+	struct ed_jinja *jinja;
+	char template_origin[160];
+	int variant;
+	char variant_why[200];
+	char name[256]; /* config.json _name_or_path, GGUF general.name */
 	int n_tensors, n_unknown;
 	int64_t bytes_by_dtype[ED_DT_COUNT];
 };
+
+/* the built-in chat templates (chat_templates.c, generated from
+ * model/templates/) */
+extern const char ed_template_ernie_4_5_vl_pt[];
+extern const char ed_template_ernie_4_5_vl_thinking[];
+
+/* At load (template.c): find the checkpoint's own chat template in dir
+ * (a directory) or the GGUF metadata, and the variant it is. */
+int ed_model_template_init(struct ed_model *m, const char *dir, char *err,
+			   size_t errlen);
+void ed_model_template_release(struct ed_model *m);
 
 /* ---- forward passes ------------------------------------------------ */
 

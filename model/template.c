@@ -1,61 +1,504 @@
 /*
- * template.c - prompts: the chat template of the -PT models (the only
- * place its text lives, so it can be checked against the real
- * tokenizer_config.json), image placeholder expansion, the vision-expert
- * mask and the 3-D positions.
+ * template.c - prompts: the chat template that renders a conversation
+ * (the checkpoint's own, or ours, model/templates/), its tokens with each
+ * image expanded to its placeholders, the vision-expert mask and the 3-D
+ * positions; the zoom tool's declaration and its calls.
  *
- * Template (spec section 7.1):
- *   <|begin_of_sentence|>[system "\n"]User: [text | Picture N:<|IMAGE_START|>
- *   <|IMAGE_PLACEHOLDER|> x tokens <|IMAGE_END|>]...\nAssistant: then
- *   "<think>\n\n</think>\n\n" (non-thinking) or "<think>" (thinking).
- *
- * Tools (spec sections 7.2 and 8; the exact rendering of the Thinking
- * model's template is unverified, and this is the only place to correct
- * it): the tool list goes in the system text as <tool_list>[...]</tool_list>;
- * the model calls a tool with <tool_call>{"name": ..., "arguments": {...}}
- * </tool_call> after its </think>; the result follows the assistant turn
- * (ended by <|end_of_sentence|>) as "\nTool: <tool_output>" + images as
- * Picture N blocks + text + "</tool_output>", then the generation prompt
- * again.
+ * The conversation is OpenAI's shape (role, content as text or parts,
+ * tool_calls, tool results), rendered by model/jinja.c as transformers'
+ * apply_chat_template would. A tool result continues the prompt the
+ * cache already holds: the template renders the conversation with a
+ * placeholder assistant turn, with and without the tool result, and
+ * the difference, after the text that closes an assistant turn, is what
+ * is fed (llama.cpp's way of rendering one message on).
  */
 #include "model_int.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#define T_BOS	    "<|begin_of_sentence|>"
-#define T_USER	    "User: "
-#define T_PICTURE   "Picture %zu:"
 #define T_IMG_START "<|IMAGE_START|>"
 #define T_IMG_PH    "<|IMAGE_PLACEHOLDER|>"
 #define T_IMG_END   "<|IMAGE_END|>"
-#define T_ASSISTANT "\nAssistant: "
-#define T_NO_THINK  "<think>\n\n</think>\n\n"
-#define T_THINK	    "<think>"
-#define T_EOS_TURN  "<|end_of_sentence|>"
-#define T_TOOL_LIST "<tool_list>[%s]</tool_list>"
+#define T_IMG_VLLM  "<|image@placeholder|>" /* vLLM's name for it */
 #define T_CALL	    "<tool_call>"
 #define T_CALL_END  "</tool_call>"
-#define T_TOOL_OUT  "\nTool: <tool_output>"
-#define T_TOOL_END  "</tool_output>"
+/* stands for the generated text of an assistant turn */
+#define SENTINEL "\x01ernie-doc:generated\x01"
 
-/* The zoom tool in the OpenAI function format (spec section 8). */
+/* The zoom tool as FastDeploy declares it for ERNIE-4.5-VL-Thinking
+ * (RELEASED.md section 4), word for word: the model learned it so. */
 static const char zoom_tool_json[] =
     "{\"type\": \"function\", \"function\": {\"name\": \"" ED_ZOOM_TOOL "\", "
-    "\"description\": \"Zoom in on a region of the image: the region is "
-    "shown again at a higher resolution.\", \"parameters\": {\"type\": "
-    "\"object\", \"properties\": {\"bbox_2d\": {\"type\": \"array\", "
-    "\"items\": {\"type\": \"number\"}, \"minItems\": 4, \"maxItems\": 4, "
-    "\"description\": \"The region [x1, y1, x2, y2], coordinates from 0 to "
-    "1000 relative to the width and height of the original image, origin "
-    "top left.\"}, \"label\": {\"type\": \"string\", \"description\": "
-    "\"What is in the region.\"}}, \"required\": [\"bbox_2d\"]}}}";
+    "\"description\": \"Zoom in on a specific region of an image by "
+    "cropping it based on a bounding box (bbox) and an optional object "
+    "label.\", \"parameters\": {\"type\": \"object\", \"properties\": "
+    "{\"bbox_2d\": {\"type\": \"array\", \"items\": {\"type\": "
+    "\"number\"}, \"minItems\": 4, \"maxItems\": 4, \"description\": "
+    "\"The bounding box of the region to zoom in, as [x1, y1, x2, y2], "
+    "where (x1, y1) is the top-left corner and (x2, y2) is the "
+    "bottom-right corner, and the values of x1, y1, x2, y2 are all "
+    "normalized to the range 0\xe2\x80\x93"
+    "1000 based on the original image dimensions.\"}, \"label\": "
+    "{\"type\": \"string\", \"description\": \"The name or label of the "
+    "object in the specified bounding box (optional).\"}}, \"required\": "
+    "[\"bbox_2d\"]}, \"strict\": false}}";
 
 const char *ed_model_zoom_tool_json(void)
 {
 	return zoom_tool_json;
+}
+
+/* ---- which template ------------------------------------------------ */
+
+static const char *builtin_text(int variant)
+{
+	return variant == ED_VARIANT_THINKING ? ed_template_ernie_4_5_vl_thinking
+					      : ed_template_ernie_4_5_vl_pt;
+}
+
+static bool has_word_ci(const char *s, const char *w)
+{
+	size_t n = strlen(w);
+
+	for (; s && *s; s++)
+		if (strncasecmp(s, w, n) == 0)
+			return true;
+	return false;
+}
+
+static int use_template(struct ed_model *m, char *text, const char *origin,
+			char *err, size_t errlen)
+{
+	struct ed_jinja *j;
+	int rc = ed_jinja_parse(text ? text : builtin_text(m->variant),
+				strlen(text ? text : builtin_text(m->variant)),
+				&j, err, errlen);
+
+	if (rc) {
+		free(text);
+		return rc;
+	}
+	ed_jinja_free(m->jinja);
+	free(m->chat_template);
+	m->jinja = j;
+	m->chat_template = text;
+	snprintf(m->template_origin, sizeof m->template_origin, "%s", origin);
+	return 0;
+}
+
+static char *dup_text(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (d) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+/* tokenizer_config.json's chat_template: a string, or a list of
+ * {name, template} of which "default" (else the first) */
+static char *template_of(json_t *v)
+{
+	size_t i;
+	json_t *e, *pick = NULL;
+
+	if (json_is_string(v))
+		return dup_text(json_string_value(v), json_string_length(v));
+	json_array_foreach(v, i, e)
+	{
+		const char *n = json_string_value(json_object_get(e, "name"));
+		if (!pick || (n && strcmp(n, "default") == 0))
+			pick = json_object_get(e, "template");
+		if (n && strcmp(n, "default") == 0)
+			break;
+	}
+	return json_is_string(pick) ? dup_text(json_string_value(pick),
+					       json_string_length(pick))
+				    : NULL;
+}
+
+static char *read_text(const char *dir, const char *name, size_t cap)
+{
+	char path[4200];
+	FILE *f;
+	char *b = NULL;
+	long n;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	if (!(f = fopen(path, "rb")))
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+	    (size_t)n <= cap && fseek(f, 0, SEEK_SET) == 0 &&
+	    (b = malloc((size_t)n + 1)) && fread(b, 1, (size_t)n, f) == (size_t)n)
+		b[n] = '\0';
+	else {
+		free(b);
+		b = NULL;
+	}
+	fclose(f);
+	return b;
+}
+
+int ed_model_template_init(struct ed_model *m, const char *dir, char *err,
+			   size_t errlen)
+{
+	char *text = NULL, origin[160] = "";
+
+	if (m->gguf) {
+		size_t n;
+		const unsigned char *s =
+		    ed_gguf_string(m->gguf, "tokenizer.chat_template", &n);
+		const unsigned char *c = ed_gguf_string(
+		    m->gguf, "ernie_doc.tokenizer.tokenizer_config", &n);
+		if ((s = ed_gguf_string(m->gguf, "tokenizer.chat_template",
+					&n))) {
+			text = dup_text((const char *)s, n);
+			snprintf(origin, sizeof origin,
+				 "the checkpoint's own (GGUF "
+				 "tokenizer.chat_template)");
+		} else if (c) {
+			json_t *j = json_loadb((const char *)c, n, 0, NULL);
+			text = template_of(json_object_get(j, "chat_template"));
+			json_decref(j);
+			if (text)
+				snprintf(origin, sizeof origin,
+					 "the checkpoint's own (its "
+					 "tokenizer_config.json)");
+		}
+		if ((s = ed_gguf_string(m->gguf, "general.name", &n)) &&
+		    !m->name[0])
+			snprintf(m->name, sizeof m->name, "%.*s", (int)n, s);
+	} else {
+		static const char *const files[] = {
+		    "chat_template.jinja", "chat_template.json",
+		    "tokenizer_config.json"};
+		for (int i = 0; i < 3 && !text; i++) {
+			char *t = read_text(dir, files[i], 16u << 20);
+			if (!t)
+				continue;
+			if (i == 0) {
+				text = t;
+			} else {
+				json_t *j = json_loads(t, 0, NULL);
+				free(t);
+				text = template_of(
+				    json_object_get(j, "chat_template"));
+				json_decref(j);
+			}
+			if (text)
+				snprintf(origin, sizeof origin,
+					 "the checkpoint's own (%s)", files[i]);
+		}
+	}
+	/* the variant: the template's own words, else the names */
+	m->variant = ED_VARIANT_PT;
+	snprintf(m->variant_why, sizeof m->variant_why,
+		 "nothing names it -Thinking");
+	if (text && (strstr(text, "PaddlePaddle framework") ||
+		     strstr(text, "thinking_mode"))) {
+		m->variant = ED_VARIANT_THINKING;
+		snprintf(m->variant_why, sizeof m->variant_why,
+			 "its chat template");
+	} else if (text && strstr(text, "<|begin_of_sentence|>")) {
+		snprintf(m->variant_why, sizeof m->variant_why,
+			 "its chat template");
+	} else if (has_word_ci(m->name, "thinking")) {
+		m->variant = ED_VARIANT_THINKING;
+		snprintf(m->variant_why, sizeof m->variant_why, "its name '%.150s'",
+			 m->name);
+	} else if (has_word_ci(dir, "thinking")) {
+		m->variant = ED_VARIANT_THINKING;
+		snprintf(m->variant_why, sizeof m->variant_why, "the path '%.150s'",
+			 dir);
+	}
+	if (!text)
+		snprintf(origin, sizeof origin, "built-in ERNIE-4.5-VL %s",
+			 m->variant == ED_VARIANT_THINKING ? "Thinking" : "PT");
+	if (use_template(m, text, origin, err, errlen)) {
+		ed_err_prefix(err, errlen, "%s", origin);
+		return ED_ECONFIG;
+	}
+	return 0;
+}
+
+void ed_model_template_release(struct ed_model *m)
+{
+	ed_jinja_free(m->jinja);
+	free(m->chat_template);
+	m->jinja = NULL;
+	m->chat_template = NULL;
+}
+
+int ed_model_set_chat_template(struct ed_model *m, const char *text,
+			       size_t len, const char *origin, char *err,
+			       size_t errlen)
+{
+	char *t = dup_text(text, len);
+
+	if (!t)
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	return use_template(m, t, origin, err, errlen);
+}
+
+int ed_model_set_variant(struct ed_model *m, enum ed_variant v, char *err,
+			 size_t errlen)
+{
+	char origin[64];
+
+	m->variant = v;
+	snprintf(m->variant_why, sizeof m->variant_why, "--template");
+	snprintf(origin, sizeof origin, "built-in ERNIE-4.5-VL %s",
+		 v == ED_VARIANT_THINKING ? "Thinking" : "PT");
+	return use_template(m, NULL, origin, err, errlen);
+}
+
+int ed_model_variant_parse(const char *s)
+{
+	if (s && strcmp(s, "pt") == 0)
+		return ED_VARIANT_PT;
+	if (s && strcmp(s, "thinking") == 0)
+		return ED_VARIANT_THINKING;
+	return -1;
+}
+
+void ed_model_get_template(const struct ed_model *m,
+			   struct ed_template_info *t)
+{
+	t->origin = m->template_origin;
+	t->variant = m->variant == ED_VARIANT_THINKING ? "Thinking" : "PT";
+	t->why = m->variant_why;
+	t->text = m->chat_template ? m->chat_template : builtin_text(m->variant);
+}
+
+/* ---- rendering ----------------------------------------------------- */
+
+static int render_json(const struct ed_model *m, json_t *messages,
+		       json_t *tools, int thinking, bool add_gen,
+		       struct ed_buf *out, char *err, size_t errlen)
+{
+	json_t *v = json_object();
+	const char *bos = m->tok && m->ids.bos >= 0
+			      ? ed_tok_piece(m->tok, m->ids.bos)
+			      : NULL;
+	const char *eos = m->tok && m->ids.eos >= 0
+			      ? ed_tok_piece(m->tok, m->ids.eos)
+			      : NULL;
+	int rc;
+
+	if (!v || !m->jinja) {
+		json_decref(v);
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	}
+	json_object_set(v, "messages", messages);
+	if (tools)
+		json_object_set(v, "tools", tools);
+	json_object_set_new(v, "add_generation_prompt", json_boolean(add_gen));
+	if (thinking >= 0)
+		json_object_set_new(v, "enable_thinking",
+				    json_boolean(thinking));
+	json_object_set_new(v, "bos_token", json_string(bos ? bos : "<s>"));
+	json_object_set_new(v, "eos_token", json_string(eos ? eos : "</s>"));
+	rc = ed_jinja_render(m->jinja, v, out, err, errlen);
+	json_decref(v);
+	return rc;
+}
+
+int ed_model_render_messages(const struct ed_model *m, const char *messages,
+			     const char *tools, int thinking,
+			     struct ed_buf *out, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *msgs = json_loads(messages, 0, &je), *tl = NULL;
+	int rc;
+
+	if (!json_is_array(msgs)) {
+		json_decref(msgs);
+		return ed_err(err, errlen, ED_EINVAL,
+			      "messages: %s", msgs ? "not a JSON array" : je.text);
+	}
+	if (tools && !json_is_array(tl = json_loads(tools, 0, &je))) {
+		json_decref(msgs);
+		json_decref(tl);
+		return ed_err(err, errlen, ED_EINVAL, "tools: %s",
+			      tl ? "not a JSON array" : je.text);
+	}
+	rc = render_json(m, msgs, tl, thinking, true, out, err, errlen);
+	json_decref(msgs);
+	json_decref(tl);
+	return rc;
+}
+
+/* The conversation of an ed_chat: {"messages", "tools", "thinking"} */
+static json_t *chat_state(const struct ed_chat *ch)
+{
+	json_t *st = json_object(), *msgs = json_array(), *parts = json_array();
+	json_t *user = json_object();
+
+	if (ch->system)
+		json_array_append_new(msgs,
+				      json_pack("{s:s,s:s}", "role", "system",
+						"content", ch->system));
+	for (size_t i = 0; i < ch->n_parts; i++)
+		json_array_append_new(
+		    parts, ch->parts[i].text
+			       ? json_pack("{s:s,s:s}", "type", "text", "text",
+					   ch->parts[i].text)
+			       : json_pack("{s:s}", "type", "image"));
+	json_object_set_new(user, "role", json_string("user"));
+	json_object_set_new(user, "content", parts);
+	json_array_append_new(msgs, user);
+	json_object_set_new(st, "messages", msgs);
+	if (ch->tools) {
+		json_t *tl = json_array();
+		json_array_append_new(tl, json_loads(zoom_tool_json, 0, NULL));
+		json_object_set_new(st, "tools", tl);
+	}
+	json_object_set_new(st, "thinking", json_boolean(ch->thinking));
+	return st;
+}
+
+static int render_state(const struct ed_model *m, json_t *st, bool add_gen,
+			struct ed_buf *out, char *err, size_t errlen)
+{
+	return render_json(m, json_object_get(st, "messages"),
+			   json_object_get(st, "tools"),
+			   json_is_true(json_object_get(st, "thinking")),
+			   add_gen, out, err, errlen);
+}
+
+char *ed_model_chat_text(const struct ed_model *m, const struct ed_chat *c)
+{
+	struct ed_buf b;
+	json_t *st = chat_state(c);
+	char err[256];
+
+	ed_buf_init(&b, 0);
+	if (!st || render_state(m, st, true, &b, err, sizeof err) ||
+	    (c->assistant_prefix && ed_buf_puts(&b, c->assistant_prefix))) {
+		json_decref(st);
+		ed_buf_release(&b);
+		return NULL;
+	}
+	json_decref(st);
+	return ed_buf_detach(&b, NULL);
+}
+
+/* vLLM-style templates write <|image@placeholder|>: ours is one token */
+static int normalize_placeholders(const char *text, size_t len,
+				  struct ed_buf *o)
+{
+	size_t vl = strlen(T_IMG_VLLM);
+	int rc = 0;
+
+	for (size_t i = 0; i < len;) {
+		if (len - i >= vl && memcmp(text + i, T_IMG_VLLM, vl) == 0) {
+			rc |= ed_buf_puts(o, T_IMG_PH);
+			i += vl;
+		} else {
+			rc |= ed_buf_putc(o, text[i++]);
+		}
+	}
+	return rc ? ED_ENOMEM : 0;
+}
+
+int ed_model_encode_prompt(const struct ed_model *m, const char *text,
+			   size_t len, int32_t **ids, size_t *n,
+			   size_t *n_images, char *err, size_t errlen)
+{
+	const struct ed_model_ids *d = &m->ids;
+	struct ed_buf b;
+	size_t starts = 0, ends = 0, runs = 0;
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	if (!m->tok)
+		return ed_err(err, errlen, ED_ECONFIG,
+			      "the model directory has no tokenizer.model");
+	ed_buf_init(&b, 0);
+	if ((rc = normalize_placeholders(text, len, &b)) ||
+	    (rc = ed_tok_encode(m->tok, b.data ? b.data : "", b.len, ids, n))) {
+		ed_buf_release(&b);
+		return ed_err(err, errlen, rc, "tokenizing the prompt: %s",
+			      ed_strerror(rc));
+	}
+	ed_buf_release(&b);
+	/* each image: <|IMAGE_START|>, placeholders, <|IMAGE_END|> */
+	{
+		bool bad = false, in = false;
+		for (size_t i = 0; i < *n && d->image >= 0; i++) {
+			int32_t t = (*ids)[i],
+				prev = i ? (*ids)[i - 1] : -1;
+			if (t == d->image && !in) {
+				runs++;
+				in = true;
+				bad |= prev != d->image_start;
+			} else if (t != d->image && in) {
+				in = false;
+				bad |= t != d->image_end;
+			}
+			starts += t == d->image_start;
+			ends += t == d->image_end;
+		}
+		bad |= in || starts != runs || ends != runs;
+		if (bad || (n_images && *n_images != (size_t)-1 &&
+			    runs != *n_images)) {
+			free(*ids);
+			*ids = NULL;
+			*n = 0;
+			return ed_err(
+			    err, errlen, ED_EINVAL,
+			    "the prompt's image tokens are not one "
+			    "<|IMAGE_START|>, placeholder, <|IMAGE_END|> for "
+			    "each of its %zu images (the chat template or the "
+			    "tokenizer does not give them as tokens)",
+			    n_images && *n_images != (size_t)-1 ? *n_images
+								 : runs);
+		}
+	}
+	if (n_images)
+		*n_images = runs;
+	return 0;
+}
+
+/* ids with each image's placeholder repeated to its token count */
+static int expand_images(const struct ed_model *m, const int32_t *ids,
+			 size_t n, const struct ed_image_in *imgs, size_t nimg,
+			 const int32_t *prefix, size_t np, int32_t **out,
+			 size_t *nout)
+{
+	size_t total = np, k = 0;
+	int32_t *f;
+
+	for (size_t i = 0; i < n; i++)
+		total += ids[i] == m->ids.image && k < nimg
+			     ? (size_t)ed_image_tokens(&m->cfg, &imgs[k++])
+			     : 1;
+	if (!(f = malloc((total ? total : 1) * sizeof *f)))
+		return ED_ENOMEM;
+	if (np)
+		memcpy(f, prefix, np * sizeof *f);
+	total = np;
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ids[i] == m->ids.image && k < nimg) {
+			int64_t e = ed_image_tokens(&m->cfg, &imgs[k++]);
+			for (int64_t j = 0; j < e; j++)
+				f[total++] = ids[i];
+		} else {
+			f[total++] = ids[i];
+		}
+	}
+	*out = f;
+	*nout = total;
+	return 0;
 }
 
 /* Image tokens the language model sees for one image. */
@@ -74,6 +517,7 @@ void ed_model_prompt_release(struct ed_prompt *p)
 	free(p->vision);
 	free(p->pos);
 	free(p->images);
+	json_decref(p->chat);
 	memset(p, 0, sizeof *p);
 }
 
@@ -180,112 +624,64 @@ int ed_model_prompt_ids(const struct ed_model *m, const int32_t *ids, size_t n,
 	return 0;
 }
 
-/* The template text; images as one placeholder each (expanded later). */
-static int render(const struct ed_chat *ch, struct ed_buf *b)
-{
-	size_t pic = 0;
-	int rc = ed_buf_puts(b, T_BOS);
-
-	if (ch->system || ch->tools) {
-		if (ch->system)
-			rc |= ed_buf_puts(b, ch->system);
-		if (ch->tools)
-			rc |= ed_buf_printf(b, "%s" T_TOOL_LIST,
-					    ch->system ? "\n" : "",
-					    zoom_tool_json);
-		rc |= ed_buf_puts(b, "\n");
-	}
-	rc |= ed_buf_puts(b, T_USER);
-	for (size_t i = 0; i < ch->n_parts; i++) {
-		if (ch->parts[i].text)
-			rc |= ed_buf_puts(b, ch->parts[i].text);
-		else
-			rc |= ed_buf_printf(
-			    b, T_PICTURE T_IMG_START T_IMG_PH T_IMG_END, ++pic);
-	}
-	rc |= ed_buf_puts(b, T_ASSISTANT);
-	rc |= ed_buf_puts(b, ch->thinking ? T_THINK : T_NO_THINK);
-	if (ch->assistant_prefix)
-		rc |= ed_buf_puts(b, ch->assistant_prefix);
-	return rc ? ED_ENOMEM : 0;
-}
-
-char *ed_model_chat_text(const struct ed_model *m, const struct ed_chat *c)
-{
-	struct ed_buf b;
-
-	(void)m;
-	ed_buf_init(&b, 0);
-	if (render(c, &b)) {
-		ed_buf_release(&b);
-		return NULL;
-	}
-	return ed_buf_detach(&b, NULL);
-}
-
 int ed_model_prompt_chat(const struct ed_model *m, const struct ed_chat *c,
 			 struct ed_prompt *p, char *err, size_t errlen)
 {
-	const struct ed_tokenizer *t = m->tok;
 	struct ed_image_in *imgs = NULL;
 	struct ed_buf text;
 	int32_t *ids = NULL, *full = NULL;
 	size_t n = 0, nfull = 0, nimg = 0, k = 0;
+	json_t *st;
 	int rc;
 
 	memset(p, 0, sizeof *p);
-	if (!t)
+	if (!m->tok)
 		return ed_err(err, errlen, ED_ECONFIG,
 			      "the model directory has no tokenizer.model");
-	if (m->ids.image < 0 || m->ids.image_start < 0 || m->ids.image_end < 0)
-		for (size_t i = 0; i < c->n_parts; i++)
-			if (!c->parts[i].text)
-				return ed_err(
-				    err, errlen, ED_ECONFIG,
-				    "the tokenizer has no image tokens");
-	ed_buf_init(&text, 0);
-	if ((rc = render(c, &text)) ||
-	    (rc = ed_tok_encode(t, text.data, text.len, &ids, &n))) {
-		ed_buf_release(&text);
-		free(ids);
-		return ed_err(err, errlen, rc, "tokenizing the prompt: %s",
-			      ed_strerror(rc));
-	}
-	ed_buf_release(&text);
 	for (size_t i = 0; i < c->n_parts; i++)
 		nimg += !c->parts[i].text;
+	if (nimg && (m->ids.image < 0 || m->ids.image_start < 0 ||
+		     m->ids.image_end < 0))
+		return ed_err(err, errlen, ED_ECONFIG,
+			      "the tokenizer has no image tokens");
+	if (!(st = chat_state(c)))
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	ed_buf_init(&text, 0);
+	if ((rc = render_state(m, st, true, &text, err, errlen)) ||
+	    (c->assistant_prefix &&
+	     (rc = ed_buf_puts(&text, c->assistant_prefix)))) {
+		if (rc == ED_ENOMEM)
+			ed_err(err, errlen, rc, "out of memory");
+		ed_buf_release(&text);
+		json_decref(st);
+		return rc;
+	}
+	rc = ed_model_encode_prompt(m, text.data ? text.data : "", text.len,
+				    &ids, &n, &nimg, err, errlen);
+	ed_buf_release(&text);
+	if (rc) {
+		json_decref(st);
+		return rc;
+	}
 	imgs = nimg ? calloc(nimg, sizeof *imgs) : NULL;
 	for (size_t i = 0; i < c->n_parts; i++)
 		if (!c->parts[i].text && imgs)
 			imgs[k++] = *c->parts[i].image;
-	/* expand each placeholder to the image's token count */
-	k = 0;
-	for (size_t i = 0; i < n; i++)
-		nfull += ids[i] == m->ids.image && k < nimg
-			     ? (size_t)ed_image_tokens(&m->cfg, &imgs[k++])
-			     : 1;
-	full = malloc((nfull ? nfull : 1) * sizeof *full);
-	if ((nimg && !imgs) || !full) {
+	if ((nimg && !imgs) ||
+	    expand_images(m, ids, n, imgs, nimg, NULL, 0, &full, &nfull)) {
 		free(ids);
 		free(imgs);
-		free(full);
+		json_decref(st);
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
-	}
-	k = 0;
-	nfull = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (ids[i] == m->ids.image && k < nimg) {
-			int64_t e = ed_image_tokens(&m->cfg, &imgs[k++]);
-			for (int64_t j = 0; j < e; j++)
-				full[nfull++] = ids[i];
-		} else {
-			full[nfull++] = ids[i];
-		}
 	}
 	rc = ed_model_prompt_ids(m, full, nfull, imgs, nimg, p, err, errlen);
 	free(ids);
 	free(full);
 	free(imgs);
+	if (rc)
+		json_decref(st);
+	else
+		p->chat = st;
 	return rc;
 }
 
@@ -345,19 +741,84 @@ int ed_model_parse_tool_call(const char *text, struct ed_tool_call *call,
 	return 1;
 }
 
-int ed_model_tool_result_text(size_t first_picture, const char *text,
-			      size_t n_images, bool thinking, struct ed_buf *b)
+/* text of out after prefix, or NULL when out does not begin with it */
+static const char *after_prefix(const struct ed_buf *out,
+				const struct ed_buf *prefix)
 {
-	int rc = ed_buf_puts(b, T_EOS_TURN T_TOOL_OUT);
+	if (out->len < prefix->len ||
+	    (prefix->len && memcmp(out->data, prefix->data, prefix->len)))
+		return NULL;
+	return out->data + prefix->len;
+}
 
+/*
+ * The text that answers a tool call, as the template renders it: what
+ * closes the assistant turn (after its generated text), then the tool
+ * result and the next generation prompt. *next is the conversation with
+ * both turns added.
+ */
+static int tool_result_text(const struct ed_model *m, json_t *st,
+			    const char *text, size_t n_images,
+			    struct ed_buf *seg, json_t **next, char *err,
+			    size_t errlen)
+{
+	json_t *plain = json_deep_copy(st), *call = json_deep_copy(st);
+	json_t *parts = json_array(), *asst, *tool;
+	struct ed_buf a, p, q;
+	const char *mark, *tail;
+	size_t turns = json_array_size(json_object_get(st, "messages"));
+	char id[32];
+	int rc = 0;
+
+	*next = NULL;
+	ed_buf_init(&a, 0);
+	ed_buf_init(&p, 0);
+	ed_buf_init(&q, 0);
+	snprintf(id, sizeof id, "call_%zu", turns);
+	json_array_append_new(json_object_get(plain, "messages"),
+			      json_pack("{s:s,s:s}", "role", "assistant",
+					"content", SENTINEL));
+	asst = json_pack("{s:s,s:s,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role",
+			 "assistant", "content", SENTINEL, "tool_calls", "id",
+			 id, "type", "function", "function", "name",
+			 ED_ZOOM_TOOL, "arguments", "{}");
 	for (size_t i = 0; i < n_images; i++)
-		rc |= ed_buf_printf(b, T_PICTURE T_IMG_START T_IMG_PH T_IMG_END,
-				    first_picture + i);
-	if (text)
-		rc |= ed_buf_puts(b, text);
-	rc |= ed_buf_puts(b, T_TOOL_END T_ASSISTANT);
-	rc |= ed_buf_puts(b, thinking ? T_THINK : T_NO_THINK);
-	return rc ? ED_ENOMEM : 0;
+		json_array_append_new(parts, json_pack("{s:s}", "type", "image"));
+	json_array_append_new(parts, json_pack("{s:s,s:s}", "type", "text",
+					       "text", text ? text : ""));
+	tool = json_pack("{s:s,s:s,s:o}", "role", "tool", "tool_call_id", id,
+			 "content", parts);
+	json_array_append_new(json_object_get(call, "messages"), asst);
+	if ((rc = render_state(m, plain, false, &a, err, errlen)) ||
+	    (rc = render_state(m, call, false, &p, err, errlen)))
+		goto out;
+	json_array_append_new(json_object_get(call, "messages"), tool);
+	tool = NULL;
+	if ((rc = render_state(m, call, true, &q, err, errlen)))
+		goto out;
+	mark = a.data ? strstr(a.data, SENTINEL) : NULL;
+	tail = after_prefix(&q, &p);
+	if (!mark || !tail) {
+		rc = ed_err(err, errlen, ED_ECONFIG,
+			    "the chat template cannot continue a conversation "
+			    "after a tool call (it %s)",
+			    !mark ? "drops the assistant's text"
+				  : "does not render the tool result after "
+				    "the turns before it");
+		goto out;
+	}
+	if (ed_buf_puts(seg, mark + strlen(SENTINEL)) || ed_buf_puts(seg, tail))
+		rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	else
+		*next = json_incref(call);
+out:
+	json_decref(tool);
+	json_decref(plain);
+	json_decref(call);
+	ed_buf_release(&a);
+	ed_buf_release(&p);
+	ed_buf_release(&q);
+	return rc;
 }
 
 int ed_model_prompt_extend(const struct ed_model *m,
@@ -369,52 +830,44 @@ int ed_model_prompt_extend(const struct ed_model *m,
 {
 	struct ed_buf seg;
 	struct ed_image_in *imgs;
-	int32_t *ids = NULL, *full;
-	size_t n = 0, nfull, k = 0, first = 1;
+	int32_t *ids = NULL, *head, *full = NULL;
+	size_t n = 0, nfull, nimg = n_images;
+	json_t *st, *next = NULL;
 	int rc;
 
 	memset(out, 0, sizeof *out);
 	if (!m->tok)
 		return ed_err(err, errlen, ED_ECONFIG,
 			      "the model directory has no tokenizer.model");
-	for (size_t i = 0; i < prev->n_images; i++)
-		first++; /* Picture numbers run over the conversation */
+	if (!prev->chat)
+		return ed_err(err, errlen, ED_EINVAL,
+			      "the prompt holds no conversation to extend");
+	st = json_deep_copy(prev->chat);
+	json_object_set_new(st, "thinking", json_boolean(thinking));
 	ed_buf_init(&seg, 0);
-	if ((rc = ed_model_tool_result_text(first, text, n_images, thinking,
-					    &seg)) ||
-	    (rc = ed_tok_encode(m->tok, seg.data, seg.len, &ids, &n))) {
-		ed_buf_release(&seg);
-		free(ids);
-		return ed_err(err, errlen, rc, "tokenizing a tool result: %s",
-			      ed_strerror(rc));
-	}
+	rc = tool_result_text(m, st, text, n_images, &seg, &next, err, errlen);
+	json_decref(st);
+	if (!rc)
+		rc = ed_model_encode_prompt(m, seg.data ? seg.data : "",
+					    seg.len, &ids, &n, &nimg, err,
+					    errlen);
 	ed_buf_release(&seg);
-	nfull = prev->n + n_gen;
-	for (size_t i = 0; i < n; i++)
-		nfull += ids[i] == m->ids.image && k < n_images
-			     ? (size_t)ed_image_tokens(&m->cfg, &images[k++])
-			     : 1;
-	full = malloc(nfull * sizeof *full);
-	imgs = malloc((prev->n_images + n_images + 1) * sizeof *imgs);
-	if (!full || !imgs) {
-		free(ids);
-		free(full);
-		free(imgs);
-		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	if (rc) {
+		json_decref(next);
+		return rc;
 	}
-	memcpy(full, prev->ids, prev->n * sizeof *full);
-	if (n_gen)
-		memcpy(full + prev->n, gen, n_gen * sizeof *full);
-	nfull = prev->n + n_gen;
-	k = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (ids[i] == m->ids.image && k < n_images) {
-			int64_t e = ed_image_tokens(&m->cfg, &images[k++]);
-			for (int64_t j = 0; j < e; j++)
-				full[nfull++] = ids[i];
-		} else {
-			full[nfull++] = ids[i];
-		}
+	head = malloc((prev->n + n_gen + 1) * sizeof *head);
+	imgs = malloc((prev->n_images + n_images + 1) * sizeof *imgs);
+	if (!head || !imgs ||
+	    (memcpy(head, prev->ids, prev->n * sizeof *head),
+	     n_gen && memcpy(head + prev->n, gen, n_gen * sizeof *head), 0) ||
+	    expand_images(m, ids, n, images, n_images, head, prev->n + n_gen,
+			  &full, &nfull)) {
+		free(ids);
+		free(head);
+		free(imgs);
+		json_decref(next);
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	}
 	/* earlier images are in the cache already: their grids place the
 	 * positions, their pixels are not needed again */
@@ -427,7 +880,12 @@ int ed_model_prompt_extend(const struct ed_model *m,
 	rc = ed_model_prompt_ids(m, full, nfull, imgs,
 				 prev->n_images + n_images, out, err, errlen);
 	free(ids);
+	free(head);
 	free(full);
 	free(imgs);
+	if (rc)
+		json_decref(next);
+	else
+		out->chat = next;
 	return rc;
 }

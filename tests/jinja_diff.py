@@ -183,16 +183,22 @@ def conversation_cases(here):
         convs = json.load(f)
     with open(os.path.join(tdir, "tools.json"), encoding="utf-8") as f:
         tools = json.load(f)
-    for name in sorted(os.listdir(tdir)):
-        if not name.endswith(".jinja"):
-            continue
-        with open(os.path.join(tdir, name), encoding="utf-8") as f:
+    mdir = os.path.join(here, "..", "model", "templates")
+    files = [os.path.join(d, n) for d in (tdir, mdir)
+             for n in sorted(os.listdir(d)) if n.endswith(".jinja")]
+    for path in files:
+        name = os.path.basename(path)
+        with open(path, encoding="utf-8") as f:
             src = f.read()
         for (ci, conv), use_tools, think, gen in itertools.product(
                 enumerate(convs), (False, True), (None, True, False),
                 (True, False)):
             v = {"messages": conv, "add_generation_prompt": gen,
                  "bos_token": "<s>", "eos_token": "</s>"}
+            if ci % 3 == 1:
+                v["add_vision_id"] = True
+            if ci % 4 == 2:
+                v["options"] = {"thinking_mode": "close"}
             if use_tools:
                 v["tools"] = tools
             if think is not None:

@@ -1371,7 +1371,8 @@ static void test_conversation(void)
 		ed_buf_init(&t, 0);
 		ed_tok_decode(ed_model_tokenizer(ed_backend_model(b)), p->ids,
 			      p->n, false, &t);
-		CHECK(strstr(t.data, "<tool_list>[{\"type\": \"function\"") &&
+		CHECK(strstr(t.data, "<tool_list>") &&
+			  strstr(t.data, "[{\"type\": \"function\"") &&
 			  strstr(t.data, "image_zoom_in_tool"),
 		      "tool list: %.200s", t.data);
 		ed_buf_release(&t);
@@ -1421,11 +1422,11 @@ static void test_conversation(void)
 		{
 			/* the template's text, as this tokenizer spells it */
 			static const char want[] =
-			    "<|end_of_sentence|>\nTool: <tool_output>Picture "
+			    "<|end_of_sentence|>User: \n<tool_output>\nPicture "
 			    "2:<|IMAGE_START|><|IMAGE_PLACEHOLDER|>"
 			    "<|IMAGE_PLACEHOLDER|><|IMAGE_PLACEHOLDER|>"
 			    "<|IMAGE_PLACEHOLDER|><|IMAGE_END|>Zoomed."
-			    "</tool_output>\nAssistant: <think>";
+			    "\n</tool_output>\n\nAssistant: <think>";
 			int32_t *wid = NULL;
 			size_t wn = 0;
 			struct ed_buf wt;
