@@ -6,6 +6,7 @@
  */
 #include "cmd.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,13 +22,26 @@ static const struct opt model_opts[] = {
     {"type", 0, true, O_TYPE},
     {"quiet", 'q', false, O_QUIET},
     {"vision-int8", 0, false, O_VISION_INT8},
+    {"chat-template", 0, true, O_CHAT_TEMPLATE},
+    {"template", 0, true, O_TEMPLATE},
+    {"messages", 0, true, O_MESSAGES},
+    {"tools", 0, true, O_TOOLS},
+    {"thinking", 0, true, O_THINKING},
+    {"ids", 0, false, O_IDS},
     {NULL, 0, false, 0},
 };
 
 void usage_model(FILE *f)
 {
 	fputs(
-	    "usage: ernie-doc model info [-v] MODEL\n"
+	    "usage: ernie-doc model info [-v] [--chat-template FILE] "
+	    "[--template pt|thinking]\n"
+	    "         MODEL\n"
+	    "       ernie-doc model prompt MODEL --messages FILE.json "
+	    "[--tools FILE.json]\n"
+	    "         [--thinking on|off] [--chat-template FILE] "
+	    "[--template pt|thinking]\n"
+	    "         [--ids]\n"
 	    "       ernie-doc model check [--threads N] MODEL\n"
 	    "       ernie-doc model eval [--threads N] [--vision-int8] MODEL "
 	    "INPUTS.json\n"
@@ -35,10 +49,15 @@ void usage_model(FILE *f)
 	    "       ernie-doc model quantize [-q] [--threads N] --type "
 	    "bf16|q8_0|q6_k|\n"
 	    "         q4_k|q4_k_m|q4_0 MODEL OUT.gguf\n"
-	    "  Describe a checkpoint (a directory or a GGUF file), check that "
-	    "it\n"
-	    "  loads and runs, run a golden-style inputs.json and write every\n"
-	    "  intermediate tensor, or quantize it into one GGUF file.\n",
+	    "  Describe a checkpoint (a directory or a GGUF file), print the "
+	    "prompt\n"
+	    "  its chat template renders for OpenAI-style messages (--ids: its "
+	    "token\n"
+	    "  ids), check that it loads and runs, run a golden-style "
+	    "inputs.json\n"
+	    "  and write every intermediate tensor, or quantize it into one "
+	    "GGUF\n"
+	    "  file.\n",
 	    f);
 }
 
@@ -114,8 +133,9 @@ static int quantize(const char *src, const char *out, const char *type,
 	return 0;
 }
 
-static void print_info(const struct ed_model_info *i)
+static void print_info(const struct ed_model *m, const struct ed_model_info *i)
 {
+	struct ed_template_info ti;
 	char a[32], b[32];
 
 	printf("architecture      %s\n", i->arch);
@@ -162,6 +182,93 @@ static void print_info(const struct ed_model_info *i)
 	       8192.0 * i->kv_bytes_per_token / 1048576.0);
 	printf("tokenizer         %s\n",
 	       i->has_tokenizer ? "tokenizer.model" : "none");
+	if (i->rope_3d)
+		printf("rope              3-D, theta %g, sections t/h/w %d/%d/%d "
+		       "frequency pairs\n",
+		       i->rope_theta, i->mrope[0], i->mrope[1], i->mrope[2]);
+	else
+		printf("rope              1-D, theta %g\n", i->rope_theta);
+	ed_model_get_template(m, &ti);
+	printf("chat template     %s\n", ti.origin);
+	printf("variant           %s (told from %s)\n", ti.variant, ti.why);
+}
+
+static char *read_file(const char *path, size_t cap, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	struct ed_buf b;
+	char buf[8192];
+	size_t k;
+	int rc = 0;
+
+	if (!f)
+		return NULL;
+	ed_buf_init(&b, cap);
+	while (!rc && (k = fread(buf, 1, sizeof buf, f)) > 0)
+		rc = ed_buf_append(&b, buf, k);
+	if (ferror(f) || rc) {
+		fclose(f);
+		ed_buf_release(&b);
+		errno = rc ? EFBIG : EIO;
+		return NULL;
+	}
+	fclose(f);
+	if (ed_buf_putc(&b, 0)) {
+		ed_buf_release(&b);
+		return NULL;
+	}
+	*n = b.len - 1;
+	return ed_buf_detach(&b, NULL);
+}
+
+/* model prompt: the template's text for the messages, or its token ids */
+static int print_prompt(struct ed_model *m, const char *messages,
+			const char *tools, int thinking, bool ids)
+{
+	char err[1024], *mt, *tt = NULL;
+	size_t n;
+	struct ed_buf out;
+	int rc;
+
+	if (!(mt = read_file(messages, 64u << 20, &n))) {
+		msg("model prompt: cannot read '%s': %s", messages,
+		    strerror(errno));
+		return EX_NOINPUT_;
+	}
+	if (tools && !(tt = read_file(tools, 64u << 20, &n))) {
+		msg("model prompt: cannot read '%s': %s", tools,
+		    strerror(errno));
+		free(mt);
+		return EX_NOINPUT_;
+	}
+	ed_buf_init(&out, 0);
+	rc = ed_model_render_messages(m, mt, tt, thinking, &out, err,
+				      sizeof err);
+	free(mt);
+	free(tt);
+	if (rc) {
+		msg("model prompt: %s", err);
+		ed_buf_release(&out);
+		return rc == ED_ENOMEM ? exit_status(rc) : EX_DATAERR_;
+	}
+	if (ids) {
+		int32_t *t = NULL;
+		size_t nt = 0, nimg = (size_t)-1;
+		if ((rc = ed_model_encode_prompt(m, out.data ? out.data : "",
+						 out.len, &t, &nt, &nimg, err,
+						 sizeof err))) {
+			msg("model prompt: %s", err);
+			ed_buf_release(&out);
+			return rc == ED_EINVAL ? EX_DATAERR_ : exit_status(rc);
+		}
+		for (size_t i = 0; i < nt; i++)
+			printf("%d\n", t[i]);
+		free(t);
+	} else if (out.len) {
+		fwrite(out.data, 1, out.len, stdout);
+	}
+	ed_buf_release(&out);
+	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
 }
 
 int cmd_model(int argc, char **argv)
@@ -169,7 +276,10 @@ int cmd_model(int argc, char **argv)
 	struct optstate os = {0};
 	const char *arg, *pos[3] = {NULL}, *out = NULL, *type = NULL;
 	int npos = 0, id, verbose = 0, rc;
-	bool vision_int8 = false;
+	bool vision_int8 = false, want_ids = false;
+	const char *chat_template = NULL, *variant = NULL, *messages = NULL,
+		   *tools = NULL;
+	int thinking = -1;
 	long threads = 1;
 	bool threads_given = false;
 	struct ed_model *m;
@@ -192,6 +302,26 @@ int cmd_model(int argc, char **argv)
 		case O_TYPE: type = arg; break;
 		case O_QUIET: g_quiet = true; break;
 		case O_VISION_INT8: vision_int8 = true; break;
+		case O_CHAT_TEMPLATE: chat_template = arg; break;
+		case O_MESSAGES: messages = arg; break;
+		case O_TOOLS: tools = arg; break;
+		case O_IDS: want_ids = true; break;
+		case O_TEMPLATE: {
+			static const char *const tv[] = {"pt", "thinking",
+							 NULL};
+			int k = opt_choice("model", "template", arg, tv);
+			if (k < 0)
+				goto usage_err;
+			variant = tv[k];
+			break;
+		}
+		case O_THINKING: {
+			static const char *const on[] = {"off", "on", NULL};
+			if ((thinking = opt_choice("model", "thinking", arg,
+						   on)) < 0)
+				goto usage_err;
+			break;
+		}
 		case O_THREADS:
 			if (ed_parse_int(arg, 1, 256, &threads)) {
 				msg("model: bad --threads '%s' (1 to 256)",
@@ -203,13 +333,19 @@ int cmd_model(int argc, char **argv)
 		}
 	}
 	if (npos < 2) {
-		msg("model: expected info, check, eval or quantize and a "
-		    "model");
+		msg("model: expected info, prompt, check, eval or quantize "
+		    "and a model");
 		goto usage_err;
 	}
 	if (strcmp(pos[0], "info") && strcmp(pos[0], "check") &&
-	    strcmp(pos[0], "eval") && strcmp(pos[0], "quantize")) {
-		msg("model: '%s' is not info, check, eval or quantize", pos[0]);
+	    strcmp(pos[0], "eval") && strcmp(pos[0], "quantize") &&
+	    strcmp(pos[0], "prompt")) {
+		msg("model: '%s' is not info, prompt, check, eval or quantize",
+		    pos[0]);
+		goto usage_err;
+	}
+	if (strcmp(pos[0], "prompt") == 0 && (npos != 2 || !messages)) {
+		msg("model prompt: needs MODEL and --messages FILE.json");
 		goto usage_err;
 	}
 	if (strcmp(pos[0], "quantize") == 0) {
@@ -232,10 +368,39 @@ int cmd_model(int argc, char **argv)
 		msg("%s", err);
 		return exit_status(rc);
 	}
+	if (variant && (rc = ed_model_set_variant(
+			    m, (enum ed_variant)ed_model_variant_parse(variant),
+			    err, sizeof err))) {
+		msg("%s", err);
+		ed_model_close(m);
+		return exit_status(rc == ED_ENOMEM ? rc : ED_ECONFIG);
+	}
+	if (chat_template) {
+		size_t n;
+		char *t = read_file(chat_template, 16u << 20, &n);
+		if (!t) {
+			msg("model: cannot read the chat template '%s': %s",
+			    chat_template, strerror(errno));
+			ed_model_close(m);
+			return EX_NOINPUT_;
+		}
+		rc = ed_model_set_chat_template(m, t, n, chat_template, err,
+						sizeof err);
+		free(t);
+		if (rc) {
+			msg("%s", err);
+			ed_model_close(m);
+			return exit_status(rc == ED_ENOMEM ? rc : ED_ECONFIG);
+		}
+	}
 	if (strcmp(pos[0], "info") == 0) {
 		struct ed_model_info i;
 		ed_model_get_info(m, &i);
-		print_info(&i);
+		print_info(m, &i);
+	} else if (strcmp(pos[0], "prompt") == 0) {
+		rc = print_prompt(m, messages, tools, thinking, want_ids);
+		ed_model_close(m);
+		return rc;
 	} else if (strcmp(pos[0], "check") == 0) {
 		struct ed_session *s;
 		struct ed_prompt p;

@@ -35,6 +35,8 @@ enum { O_FMT_NDJSON, O_FMT_TEXT, O_FMT_MD };
 	    {"top-p", 0, true, O_TOP_P}, {"seed", 0, true, O_SEED},            \
 	    {"jobs", 'j', true, O_JOBS}, {"threads", 0, true, O_THREADS},      \
 	    {"vision-int8", 0, false, O_VISION_INT8},                          \
+	    {"chat-template", 0, true, O_CHAT_TEMPLATE},                       \
+	    {"template", 0, true, O_TEMPLATE},                                 \
 	    {"max-tokens", 0, true, O_MAX_TOKENS},                             \
 	    {"timeout", 0, true, O_TIMEOUT}, {"retries", 0, true, O_RETRIES},  \
 	    {"retry-wait", 0, true, O_RETRY_WAIT},                             \
@@ -61,6 +63,7 @@ static const struct opt batch_opts[] = {
 	"         [--save-zooms DIR] [--prompt TEXT] [--rules FILE]\n"         \
 	"         [--temperature T] [--top-p P] [--seed N] [--max-tokens N]\n" \
 	"         [-j N | --jobs N] [--threads N] [--vision-int8]\n"           \
+	"         [--chat-template FILE] [--template pt|thinking]\n"           \
 	"         [--timeout SECONDS] [--retries N] [--retry-wait SECONDS]\n"  \
 	"         [--pages RANGE] [--dpi N] [--min-pixels N] [--max-pixels "   \
 	"N]\n"                                                                 \
@@ -492,6 +495,16 @@ static int parse_args(struct ocr_cfg *cfg, int argc, char **argv,
 			o->threads = (int)n;
 			break;
 		case O_VISION_INT8: o->vision_int8 = true; break;
+		case O_CHAT_TEMPLATE: o->chat_template = arg; break;
+		case O_TEMPLATE: {
+			static const char *const tv[] = {"pt", "thinking",
+							 NULL};
+			int k = opt_choice(cmd, "template", arg, tv);
+			if (k < 0)
+				return EX_USAGE_;
+			o->template_variant = tv[k];
+			break;
+		}
 		case O_MAX_TOKENS:
 			if (ed_parse_int(arg, 1, 1000000, &n))
 				return bad_value(cmd, "max-tokens", arg,
@@ -598,6 +611,12 @@ static char *options_json(const struct ed_pipeline_opts *o)
 				    json_integer(o->zoom_steps));
 	json_object_set_new(j, "jobs", json_integer(o->jobs));
 	json_object_set_new(j, "vision_int8", json_boolean(o->vision_int8));
+	json_object_set_new(j, "chat_template",
+			    o->chat_template ? json_string(o->chat_template)
+					     : json_null());
+	json_object_set_new(j, "template",
+			    o->template_variant ? json_string(o->template_variant)
+						: json_null());
 	json_object_set_new(j, "temperature", json_real(o->temperature));
 	json_object_set_new(j, "top_p",
 			    json_real(o->top_p > 0 ? o->top_p : 1.0));

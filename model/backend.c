@@ -6,6 +6,7 @@
  */
 #include "model_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,58 @@ static void set_model_id(struct ed_backend *b, const char *prefix,
 			base = c + 1;
 	snprintf(b->model_id, sizeof b->model_id, "%s/%.*s", prefix,
 		 (int)(end - base), base);
+}
+
+/* --template and --chat-template: other prompts, another model id (the
+ * resume key keeps their pages apart) */
+static int apply_template(struct ed_backend *b, const struct ed_backend_opts *o,
+			  char *err, size_t errlen)
+{
+	size_t n = strlen(b->model_id);
+	int rc = 0;
+
+	if (o->template_variant) {
+		int v = ed_model_variant_parse(o->template_variant);
+		if (v < 0)
+			return ed_err(err, errlen, ED_EINVAL,
+				      "--template is pt or thinking");
+		if ((rc = ed_model_set_variant(b->model, (enum ed_variant)v, err,
+					       errlen)))
+			return rc == ED_ENOMEM ? rc : ED_ECONFIG;
+		snprintf(b->model_id + n, sizeof b->model_id - n, "+tmpl-%s",
+			 o->template_variant);
+	}
+	if (o->chat_template) {
+		FILE *f = fopen(o->chat_template, "rb");
+		struct ed_buf t;
+		char buf[8192], hex[65];
+		size_t k;
+		if (!f)
+			return ed_err(err, errlen, ED_ENOENT,
+				      "cannot read the chat template '%s': %s",
+				      o->chat_template, strerror(errno));
+		ed_buf_init(&t, 16u << 20);
+		while ((k = fread(buf, 1, sizeof buf, f)) > 0 && !rc)
+			rc = ed_buf_append(&t, buf, k);
+		fclose(f);
+		if (!rc)
+			rc = ed_model_set_chat_template(
+			    b->model, t.data ? t.data : "", t.len,
+			    o->chat_template, err, errlen);
+		else
+			ed_err(err, errlen, rc, "chat template '%s': too large",
+			       o->chat_template);
+		if (!rc) {
+			ed_sha256_hex(t.data ? t.data : "", t.len, hex);
+			n = strlen(b->model_id);
+			snprintf(b->model_id + n, sizeof b->model_id - n,
+				 "+tmpl-%.8s", hex);
+		}
+		ed_buf_release(&t);
+		if (rc)
+			return rc == ED_ENOMEM ? rc : ED_ECONFIG;
+	}
+	return 0;
 }
 
 int ed_backend_open(struct ed_backend **out, const struct ed_backend_opts *o,
@@ -76,6 +129,10 @@ int ed_backend_open(struct ed_backend **out, const struct ed_backend_opts *o,
 			return rc == ED_ENOMEM ? rc : ED_ECONFIG;
 		}
 		snprintf(b->model_id + n, sizeof b->model_id - n, "+vit-int8");
+	}
+	if ((rc = apply_template(b, o, err, errlen))) {
+		ed_backend_close(b);
+		return rc;
 	}
 	if (!b->model->tok) {
 		ed_err(err, errlen, ED_ECONFIG,

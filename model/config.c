@@ -125,16 +125,20 @@ int ed_config_parse(struct ed_config *c, const char *text, size_t len,
 		json_t *rp = get(t, "rope_parameters");
 		json_t *ms = get(rp, "mrope_section");
 		int half = c->head_dim / 2;
+		/* ERNIE-4.5-VL's real defaults (vLLM, RELEASED.md 6.5): 3-D
+		 * RoPE, freq_allocation 20, theta 500000 */
+		bool vl = v != NULL || (mt && strstr(mt, "_vl"));
 
-		c->rope_theta =
-		    getd(rp, "rope_theta", getd(t, "rope_theta", 10000.0, &bad),
-			 &bad);
+		c->rope_theta = getd(rp, "rope_theta",
+				     getd(t, "rope_theta", vl ? 500000.0 : 10000.0,
+					  &bad),
+				     &bad);
 		if (json_is_array(ms) && json_array_size(ms) == 3) {
 			for (int i = 0; i < 3; i++)
 				c->mrope[i] = (int)json_integer_value(
 				    json_array_get(ms, (size_t)i));
 			c->rope_3d = true;
-		} else if (getb(t, "rope_3d", false)) {
+		} else if (getb(t, "rope_3d", vl)) {
 			int fa = geti(t, "freq_allocation", 20, &bad);
 			c->mrope[0] = c->mrope[1] = (half - fa) / 2;
 			c->mrope[2] = fa;
@@ -219,8 +223,18 @@ int ed_config_parse(struct ed_config *c, const char *text, size_t len,
 	c->has_vision = json_is_object(v);
 	if (c->has_vision) {
 		int embed =
-		    geti(v, "hidden_size", geti(v, "embed_dim", 0, &bad), &bad);
+		    geti(v, "embed_dim", geti(v, "hidden_size", 0, &bad), &bad);
+		int vh = geti(v, "hidden_size", embed, &bad);
 		const char *act = json_string_value(get(v, "hidden_act"));
+		if (vh != embed) {
+			/* vLLM asserts the two equal; mlx-vlm's 3584 default
+			 * shows the trap */
+			rc = ed_err(err, errlen, ED_ECONFIG,
+				    "config.json: vision_config hidden_size %d "
+				    "differs from its embed_dim %d",
+				    vh, embed);
+			goto out;
+		}
 		c->vit_depth = geti(v, "depth", 0, &bad);
 		c->vit_hidden = embed;
 		c->vit_heads = geti(v, "num_heads", 0, &bad);

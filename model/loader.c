@@ -742,6 +742,8 @@ void ed_model_get_info(const struct ed_model *m, struct ed_model_info *i)
 	snprintf(i->arch, sizeof i->arch, "%s", c->arch);
 	i->has_vision = c->has_vision;
 	i->rope_3d = c->rope_3d;
+	i->rope_theta = c->rope_theta;
+	memcpy(i->mrope, c->mrope, sizeof i->mrope);
 	i->tied_head = m->head.data == m->embed.data;
 	i->layers = c->layers;
 	i->hidden = c->hidden;

@@ -281,6 +281,8 @@ int ed_model_set_vision_int8(struct ed_model *m, char *err, size_t errlen);
 struct ed_model_info {
 	char arch[64]; /* "ernie4_5_vl_moe", "ernie4_5_moe", ... */
 	bool has_vision, rope_3d, tied_head;
+	double rope_theta;
+	int mrope[3]; /* 3-D: frequency pairs for t, h, w */
 	int layers, moe_layers, hidden, heads, kv_heads, head_dim, vocab;
 	int experts[2], moe_k, expert_inter[2], shared_inter, dense_inter;
 	int vit_depth, vit_hidden, vit_heads;
@@ -603,6 +605,8 @@ struct ed_backend_opts {
 	int retries;		/* remote: after the first attempt; <0 = 4 */
 	double retry_wait_s;	/* remote: first backoff; 0 = 0.5 */
 	bool vision_int8;	/* native: ed_model_set_vision_int8() */
+	const char *chat_template;    /* native: a Jinja file to prompt with */
+	const char *template_variant; /* native: "pt" or "thinking" built-in */
 };
 
 /* One part of the user turn: text, or an image as the native engine takes

@@ -199,6 +199,10 @@ static int copy_meta(struct ed_gguf_writer *w, const struct ed_model *m,
 				    kinds[kind].name, strlen(kinds[kind].name));
 	rc |= ed_gguf_writer_string(w, "ernie_doc.version", ED_VERSION,
 				    strlen(ED_VERSION));
+	if (m->chat_template) /* the checkpoint's own, as llama.cpp keeps it */
+		rc |= ed_gguf_writer_string(w, "tokenizer.chat_template",
+					    m->chat_template,
+					    strlen(m->chat_template));
 	if (m->gguf) { /* re-quantizing a GGUF file: its metadata again */
 		static const char *const keys[] = {
 		    "ernie_doc.config", "ernie_doc.tokenizer.added_tokens",

@@ -49,6 +49,9 @@ struct ed_tokenizer {
 	int32_t unk, bos, eos, pad;
 	bool byte_fallback, add_dummy_prefix, remove_extra_ws, escape_ws,
 	    ws_suffix;
+	/* tokenizer_config.json "legacy": false: no dummy prefix on the text
+	 * after an added token (transformers' non-legacy SentencePiece) */
+	bool prefix_first_only;
 	int32_t byte_id[256];
 	/* normalizer */
 	const uint32_t *trie; /* units (copied, aligned) */
@@ -440,6 +443,14 @@ static int load_added_json(struct ed_tokenizer *t, json_t *added,
 	}
 	if ((j = config)) {
 		json_t *dec = json_object_get(j, "added_tokens_decoder");
+		json_t *aps = json_object_get(j, "add_prefix_space"),
+		       *leg = json_object_get(j, "legacy");
+		/* transformers' flags over the .model's add_dummy_prefix
+		 * (RELEASED.md 2: HF's ERNIE tokenizers set it false) */
+		if (json_is_boolean(aps))
+			t->add_dummy_prefix = json_is_true(aps);
+		if (json_is_boolean(leg))
+			t->prefix_first_only = json_is_false(leg);
 		json_object_foreach(dec, k, v)
 		{
 			const char *c =
@@ -660,7 +671,7 @@ static size_t norm_prefix(const struct ed_tokenizer *t, const char *s, size_t n,
 }
 
 static int normalize(const struct ed_tokenizer *t, const char *in, size_t n,
-		     struct ed_buf *o)
+		     struct ed_buf *o, bool prefix)
 {
 	static const char ws[] = "\xE2\x96\x81"; /* U+2581 */
 	size_t i = 0;
@@ -677,7 +688,7 @@ static int normalize(const struct ed_tokenizer *t, const char *in, size_t n,
 		}
 	if (i == n)
 		return 0;
-	if (!t->ws_suffix && t->add_dummy_prefix)
+	if (!t->ws_suffix && t->add_dummy_prefix && prefix)
 		rc |= ed_buf_append(o, t->escape_ws ? ws : " ",
 				    t->escape_ws ? 3 : 1);
 	while (i < n) {
@@ -706,7 +717,7 @@ static int normalize(const struct ed_tokenizer *t, const char *in, size_t n,
 		if (o->data)
 			o->data[o->len] = '\0';
 	}
-	if (t->ws_suffix && t->add_dummy_prefix)
+	if (t->ws_suffix && t->add_dummy_prefix && prefix)
 		rc |= ed_buf_append(o, t->escape_ws ? ws : " ",
 				    t->escape_ws ? 3 : 1);
 	return rc ? ED_ENOMEM : 0;
@@ -973,19 +984,25 @@ static int bpe(const struct ed_tokenizer *t, const char *text, size_t n,
 	return rc;
 }
 
-int ed_tok_encode_spm(const struct ed_tokenizer *t, const char *text,
-		      size_t len, int32_t **ids, size_t *n)
+static int encode_piece(const struct ed_tokenizer *t, const char *text,
+			size_t len, bool prefix, int32_t **ids, size_t *n)
 {
 	struct ed_buf norm;
 	struct out o = {ids, n, *ids ? *n : 0};
 	int rc;
 
 	ed_buf_init(&norm, 0);
-	rc = normalize(t, text, len, &norm);
+	rc = normalize(t, text, len, &norm, prefix);
 	if (!rc)
 		rc = bpe(t, norm.data ? norm.data : "", norm.len, &o);
 	ed_buf_release(&norm);
 	return rc;
+}
+
+int ed_tok_encode_spm(const struct ed_tokenizer *t, const char *text,
+		      size_t len, int32_t **ids, size_t *n)
+{
+	return encode_piece(t, text, len, true, ids, n);
 }
 
 int ed_tok_encode(const struct ed_tokenizer *t, const char *text, size_t len,
@@ -1008,8 +1025,10 @@ int ed_tok_encode(const struct ed_tokenizer *t, const char *text, size_t len,
 			i++;
 			continue;
 		}
-		if (i > start && (rc = ed_tok_encode_spm(t, text + start,
-							 i - start, ids, n)))
+		if (i > start &&
+		    (rc = encode_piece(t, text + start, i - start,
+				       start == 0 || !t->prefix_first_only, ids,
+				       n)))
 			return rc;
 		{
 			struct out o = {ids, n, *n};
@@ -1020,7 +1039,9 @@ int ed_tok_encode(const struct ed_tokenizer *t, const char *text, size_t len,
 		start = i;
 	}
 	if (len > start)
-		return ed_tok_encode_spm(t, text + start, len - start, ids, n);
+		return encode_piece(t, text + start, len - start,
+				    start == 0 || !t->prefix_first_only, ids,
+				    n);
 	return 0;
 }
 

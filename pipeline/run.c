@@ -909,6 +909,8 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 		    .retries = o->retries,
 		    .retry_wait_s = o->retry_wait_s,
 		    .vision_int8 = o->vision_int8,
+		    .chat_template = o->chat_template,
+		    .template_variant = o->template_variant,
 		};
 		if ((rc = ed_backend_open(&p->backend, &bo, err, errlen)))
 			goto fail;

@@ -239,6 +239,10 @@ def check_request(body):
     if not isinstance(kw, dict) or not isinstance(
             kw.get("enable_thinking"), bool):
         raise ValueError("no chat_template_kwargs.enable_thinking")
+    mode = (kw.get("options") or {}).get("thinking_mode")
+    if mode != ("open" if kw["enable_thinking"] else "close"):
+        raise ValueError("chat_template_kwargs.options.thinking_mode %r "
+                         "does not match enable_thinking" % (mode,))
     mt = req.get("max_tokens")
     if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
         raise ValueError("max_tokens is %r" % mt)
