@@ -1456,11 +1456,14 @@ static struct node *parse_body(struct parser *ps, const char *const *ends,
 	for (;;) {
 		struct tok *t = cur(ps);
 		if (t->t == T_EOF) {
+			size_t k = 0;
+			while (ends && ends[k + 1])
+				k++;
 			if (ends)
 				perr(ps, t->line,
 				     "unexpected end of template: the block "
 				     "opened on line %d needs {%% %s %%}",
-				     line0, ends[0]);
+				     line0, ends[k]);
 			break;
 		}
 		if (t->t == T_TEXT) {

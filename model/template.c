@@ -765,7 +765,7 @@ static int tool_result_text(const struct ed_model *m, json_t *st,
 	json_t *plain = json_deep_copy(st), *call = json_deep_copy(st);
 	json_t *parts = json_array(), *asst, *tool;
 	struct ed_buf a, p, q;
-	const char *mark, *tail;
+	const char *mark = NULL, *tail;
 	size_t turns = json_array_size(json_object_get(st, "messages"));
 	char id[32];
 	int rc = 0;
@@ -796,7 +796,9 @@ static int tool_result_text(const struct ed_model *m, json_t *st,
 	tool = NULL;
 	if ((rc = render_state(m, call, true, &q, err, errlen)))
 		goto out;
-	mark = a.data ? strstr(a.data, SENTINEL) : NULL;
+	/* the last: earlier turns of the conversation hold it too */
+	for (const char *x = a.data; x && (x = strstr(x, SENTINEL)); x++)
+		mark = x;
 	tail = after_prefix(&q, &p);
 	if (!mark || !tail) {
 		rc = ed_err(err, errlen, ED_ECONFIG,

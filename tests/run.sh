@@ -69,6 +69,24 @@ for fz in "$BUILD"/tests/fuzz/fuzz_*; do
 		fail=$((fail + 1))
 done
 
+# the chat-template renderer against Python's jinja2 (python3-jinja2)
+log="$ED_TMP/jinja_diff.log"
+py=
+for c in python3 /usr/bin/python3; do
+	if command -v "$c" >/dev/null 2>&1 &&
+		"$c" -c 'import jinja2' >/dev/null 2>&1; then
+		py=$c
+		break
+	fi
+done
+if [ -n "$py" ]; then
+	"$py" tests/jinja_diff.py "$BUILD" >"$log" 2>&1
+else
+	echo "run.sh: jinja_diff needs python3-jinja2 (make deps)" >"$log"
+fi
+cat "$log"
+tally "$log" "jinja_diff"
+
 for sh in cli e2e; do
 	log="$ED_TMP/$sh.log"
 	sh "tests/$sh.sh" >"$log" 2>&1

@@ -13,6 +13,7 @@
 
 #include "model/kernels/kernels.h"
 #include "model/model.h"
+#include "model/model_int.h"
 #include "pipeline/pipeline.h"
 
 static void test_golden_files(void)
@@ -2462,6 +2463,226 @@ static void test_golden_quantized(void)
 	}
 }
 
+/* tokenizer_config.json's add_prefix_space and legacy over the .model */
+static void test_prefix_flags(void)
+{
+	char model[800], added[800], err[256];
+	size_t len = 0, alen = 0;
+	unsigned char *data, *adj;
+	struct ed_tokenizer *t[4];
+	static const char *const cfg[4] = {
+	    "{\"add_prefix_space\": true}", "{\"add_prefix_space\": false}",
+	    "{\"add_prefix_space\": true, \"legacy\": false}",
+	    "{\"add_prefix_space\": true, \"legacy\": true}"};
+	static const char text[] = "ab<|IMAGE_START|>cd";
+	int32_t *ids[4] = {NULL};
+	size_t n[4] = {0};
+
+	snprintf(model, sizeof model, "%s/tok/tokenizer.model", tmp);
+	snprintf(added, sizeof added, "%s/tok/added_tokens.json", tmp);
+	data = t_read_file(model, &len);
+	adj = t_read_file(added, &alen);
+	CHECK(data && adj, "the test tokenizer");
+	if (!data || !adj) {
+		free(data);
+		free(adj);
+		return;
+	}
+	adj = realloc(adj, alen + 1);
+	adj[alen] = '\0';
+	for (int i = 0; i < 4; i++) {
+		CHECK_INT(ed_tok_open_parts(&t[i], data, len, (char *)adj,
+					    cfg[i], NULL, err, sizeof err),
+			  0);
+		ed_tok_encode(t[i], text, strlen(text), &ids[i], &n[i]);
+	}
+	{
+		const char *p0 = ed_tok_piece(t[0], ids[0][0]);
+		const char *p1 = ed_tok_piece(t[1], ids[1][0]);
+		CHECK(p0 && strncmp(p0, "\xe2\x96\x81", 3) == 0 && p1 &&
+			  strncmp(p1, "\xe2\x96\x81", 3) != 0,
+		      "add_prefix_space: '%s' vs '%s'", p0 ? p0 : "",
+		      p1 ? p1 : "");
+	}
+	/* legacy false: the text after the added token gets no prefix */
+	{
+		size_t k = 0;
+		while (k < n[2] && k < n[3] && ids[2][k] == ids[3][k])
+			k++;
+		CHECK(k < n[3] && ed_tok_piece(t[3], ids[3][k]) &&
+			  strncmp(ed_tok_piece(t[3], ids[3][k]), "\xe2\x96\x81",
+				  3) == 0 &&
+			  (k == n[2] || strncmp(ed_tok_piece(t[2], ids[2][k]),
+						"\xe2\x96\x81", 3) != 0),
+		      "legacy: the two differ after <|IMAGE_START|>");
+	}
+	for (int i = 0; i < 4; i++) {
+		free(ids[i]);
+		ed_tok_close(t[i]);
+	}
+	free(data);
+	free(adj);
+}
+
+/* Chat templates: the built-ins are the files under model/templates/,
+ * the Thinking variant's exact text and tool turn, the RoPE defaults of
+ * an ERNIE-4.5-VL config, the tokenizer's prefix flags. */
+static void test_templates(void)
+{
+	static const char *const files[2] = {
+	    "model/templates/ernie-4.5-vl-pt.jinja",
+	    "model/templates/ernie-4.5-vl-thinking.jinja"};
+	const char *texts[2] = {ed_template_ernie_4_5_vl_pt,
+				ed_template_ernie_4_5_vl_thinking};
+	char dir[700], err[512];
+	struct ed_model *m;
+	int rc;
+
+	for (int i = 0; i < 2; i++) {
+		size_t len = 0;
+		char *f = (char *)t_read_file(files[i], &len);
+		CHECK(f && len == strlen(texts[i]) &&
+			  memcmp(f, texts[i], len) == 0,
+		      "%s and model/chat_templates.c differ: run "
+		      "scripts/embed-templates.sh",
+		      files[i]);
+		free(f);
+	}
+	/* config defaults: a VL config that leaves RoPE out */
+	{
+		static const char vl[] =
+		    "{\"hidden_size\": 2560, \"num_hidden_layers\": 2, "
+		    "\"num_attention_heads\": 20, \"num_key_value_heads\": 4, "
+		    "\"vocab_size\": 1000, \"intermediate_size\": 64, "
+		    "\"im_patch_id\": 900, "
+		    "\"vision_config\": {\"depth\": 1, \"embed_dim\": 64, "
+		    "\"num_heads\": 2, \"mlp_ratio\": 4, \"patch_size\": 14, "
+		    "\"spatial_merge_size\": 2, \"in_channels\": 3}}";
+		static const char text[] =
+		    "{\"hidden_size\": 2560, \"num_hidden_layers\": 2, "
+		    "\"num_attention_heads\": 20, \"num_key_value_heads\": 4, "
+		    "\"vocab_size\": 1000, \"intermediate_size\": 64}";
+		static const char bad[] =
+		    "{\"hidden_size\": 2560, \"num_hidden_layers\": 2, "
+		    "\"num_attention_heads\": 20, \"vocab_size\": 1000, "
+		    "\"intermediate_size\": 64, \"vision_config\": {\"depth\": "
+		    "1, \"embed_dim\": 64, \"hidden_size\": 3584, \"num_heads\": "
+		    "2}}";
+		struct ed_config c;
+		rc = ed_config_parse(&c, vl, strlen(vl), NULL, NULL, err,
+				     sizeof err);
+		CHECK(rc == 0, "vl config: %s", err);
+		CHECK(c.rope_3d && c.rope_theta == 500000.0 &&
+			  c.mrope[0] == 22 && c.mrope[1] == 22 &&
+			  c.mrope[2] == 20,
+		      "VL defaults: 3-D %d theta %g sections %d/%d/%d",
+		      c.rope_3d, c.rope_theta, c.mrope[0], c.mrope[1],
+		      c.mrope[2]);
+		rc = ed_config_parse(&c, text, strlen(text), NULL, NULL, err,
+				     sizeof err);
+		CHECK(rc == 0 && !c.rope_3d && c.rope_theta == 10000.0,
+		      "text defaults: 3-D %d theta %g", c.rope_3d,
+		      c.rope_theta);
+		rc = ed_config_parse(&c, bad, strlen(bad), NULL, NULL, err,
+				     sizeof err);
+		CHECK(rc == ED_ECONFIG && strstr(err, "differs from its "
+						      "embed_dim 64"),
+		      "vision hidden_size 3584 vs embed_dim 64: %d '%s'", rc,
+		      err);
+	}
+	/* the Thinking built-in on the tiny model: the whole prompt, then a
+	 * tool result continues it as the template renders the next turn */
+	snprintf(dir, sizeof dir, "%s/vl", tmp);
+	rc = ed_model_open(&m, dir, NULL, NULL, err, sizeof err);
+	CHECK(rc == 0, "tiny vl: %s", err);
+	if (rc)
+		return;
+	CHECK_INT(ed_model_set_variant(m, ED_VARIANT_THINKING, err, sizeof err),
+		  0);
+	{
+		float *px = calloc(8 * 4 * 588, sizeof *px);
+		float *zx = calloc(4 * 4 * 588, sizeof *zx);
+		struct ed_image_in im = {px, 1, 4, 8}, zm = {zx, 1, 4, 4};
+		struct ed_chat_part parts[2] = {{NULL, &im},
+						{"Read the page.", NULL}};
+		struct ed_chat c = {NULL, parts, 2, true, NULL, true};
+		struct ed_prompt p, p2;
+		struct ed_template_info ti;
+		char *t = ed_model_chat_text(m, &c);
+		const char *tl = ed_model_zoom_tool_json();
+		char want[4096];
+		snprintf(want, sizeof want,
+			 "<|begin_of_sentence|>\n<tool_list>\n[%.*s\\u2013%s]"
+			 "\n</tool_list>\nYou are a multimodal AI assistant "
+			 "called ERNIE developed by Baidu based on the "
+			 "PaddlePaddle framework.\nUser:  Picture 1:"
+			 "<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>Read "
+			 "the page.\nAssistant: \n<think>\n",
+			 (int)(strstr(tl, "\xe2\x80\x93") - tl), tl,
+			 strstr(tl, "\xe2\x80\x93") + 3);
+		CHECK_STR(t, want);
+		free(t);
+		ed_model_get_template(m, &ti);
+		CHECK_STR(ti.variant, "Thinking");
+		CHECK_STR(ti.why, "--template");
+		CHECK_INT(ed_model_prompt_chat(m, &c, &p, err, sizeof err), 0);
+		{
+			const struct ed_tokenizer *tok = ed_model_tokenizer(m);
+			static const char seg[] =
+			    "<|end_of_sentence|>User: \n<tool_output>\n Picture "
+			    "2:<|IMAGE_START|><|IMAGE_PLACEHOLDER|>"
+			    "<|IMAGE_PLACEHOLDER|><|IMAGE_PLACEHOLDER|>"
+			    "<|IMAGE_PLACEHOLDER|><|IMAGE_END|>Zoomed.\n"
+			    "</tool_output>\n\nAssistant: \n<think>\n";
+			int32_t gen[2] = {5, 6}, *wid = NULL;
+			size_t wn = 0;
+			ed_tok_encode(tok, seg, strlen(seg), &wid, &wn);
+			rc = ed_model_prompt_extend(m, &p, gen, 2, "Zoomed.",
+						    &zm, 1, true, &p2, err,
+						    sizeof err);
+			CHECK(rc == 0, "extend: %s", err);
+			CHECK(rc == 0 && p2.n == p.n + 2 + wn &&
+				  memcmp(p2.ids, p.ids, p.n * sizeof *wid) ==
+				      0 &&
+				  memcmp(p2.ids + p.n + 2, wid,
+					 wn * sizeof *wid) == 0,
+			      "the tool turn of the Thinking template");
+			/* and once more: picture 3, the same turn shape */
+			if (!rc) {
+				struct ed_prompt p3;
+				rc = ed_model_prompt_extend(
+				    m, &p2, gen, 1, "Again.", &zm, 1, false, &p3,
+				    err, sizeof err);
+				CHECK(rc == 0 && p3.n_images == 3,
+				      "a second zoom: %s", err);
+				if (!rc)
+					ed_model_prompt_release(&p3);
+				ed_model_prompt_release(&p2);
+			}
+			free(wid);
+		}
+		ed_model_prompt_release(&p);
+		free(px);
+		free(zx);
+	}
+	/* a template without images for a prompt with one: a clear error */
+	{
+		static const char tpl[] = "{{ messages | length }} no image";
+		float px[4 * 8 * 588] = {0};
+		struct ed_image_in im = {px, 1, 4, 8};
+		struct ed_chat_part parts[1] = {{NULL, &im}};
+		struct ed_chat c = {NULL, parts, 1, false, NULL, false};
+		struct ed_prompt p;
+		CHECK_INT(ed_model_set_chat_template(m, tpl, strlen(tpl), "test",
+						     err, sizeof err),
+			  0);
+		rc = ed_model_prompt_chat(m, &c, &p, err, sizeof err);
+		CHECK(rc == ED_EINVAL && strstr(err, "for each of its 1 images"),
+		      "no image in the template: %d %s", rc, err);
+	}
+	ed_model_close(m);
+}
+
 int main(void)
 {
 	const char *base = getenv("ED_TMP");
@@ -2491,6 +2712,8 @@ int main(void)
 	test_tokenizer();
 	test_tiny_vl();
 	test_conversation();
+	test_templates();
+	test_prefix_flags();
 	test_text_only();
 	test_stop();
 	test_loader_errors();
