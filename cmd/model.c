@@ -183,9 +183,10 @@ static void print_info(const struct ed_model *m, const struct ed_model_info *i)
 	printf("tokenizer         %s\n",
 	       i->has_tokenizer ? "tokenizer.model" : "none");
 	if (i->rope_3d)
-		printf("rope              3-D, theta %g, sections t/h/w %d/%d/%d "
-		       "frequency pairs\n",
-		       i->rope_theta, i->mrope[0], i->mrope[1], i->mrope[2]);
+		printf(
+		    "rope              3-D, theta %g, sections t/h/w %d/%d/%d "
+		    "frequency pairs\n",
+		    i->rope_theta, i->mrope[0], i->mrope[1], i->mrope[2]);
 	else
 		printf("rope              1-D, theta %g\n", i->rope_theta);
 	ed_model_get_template(m, &ti);
@@ -317,8 +318,8 @@ int cmd_model(int argc, char **argv)
 		}
 		case O_THINKING: {
 			static const char *const on[] = {"off", "on", NULL};
-			if ((thinking = opt_choice("model", "thinking", arg,
-						   on)) < 0)
+			if ((thinking =
+				 opt_choice("model", "thinking", arg, on)) < 0)
 				goto usage_err;
 			break;
 		}

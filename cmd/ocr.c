@@ -615,8 +615,9 @@ static char *options_json(const struct ed_pipeline_opts *o)
 			    o->chat_template ? json_string(o->chat_template)
 					     : json_null());
 	json_object_set_new(j, "template",
-			    o->template_variant ? json_string(o->template_variant)
-						: json_null());
+			    o->template_variant
+				? json_string(o->template_variant)
+				: json_null());
 	json_object_set_new(j, "temperature", json_real(o->temperature));
 	json_object_set_new(j, "top_p",
 			    json_real(o->top_p > 0 ? o->top_p : 1.0));

@@ -50,8 +50,8 @@ static int apply_template(struct ed_backend *b, const struct ed_backend_opts *o,
 		if (v < 0)
 			return ed_err(err, errlen, ED_EINVAL,
 				      "--template is pt or thinking");
-		if ((rc = ed_model_set_variant(b->model, (enum ed_variant)v, err,
-					       errlen)))
+		if ((rc = ed_model_set_variant(b->model, (enum ed_variant)v,
+					       err, errlen)))
 			return rc == ED_ENOMEM ? rc : ED_ECONFIG;
 		snprintf(b->model_id + n, sizeof b->model_id - n, "+tmpl-%s",
 			 o->template_variant);

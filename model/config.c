@@ -129,10 +129,9 @@ int ed_config_parse(struct ed_config *c, const char *text, size_t len,
 		 * RoPE, freq_allocation 20, theta 500000 */
 		bool vl = v != NULL || (mt && strstr(mt, "_vl"));
 
-		c->rope_theta = getd(rp, "rope_theta",
-				     getd(t, "rope_theta", vl ? 500000.0 : 10000.0,
-					  &bad),
-				     &bad);
+		c->rope_theta = getd(
+		    rp, "rope_theta",
+		    getd(t, "rope_theta", vl ? 500000.0 : 10000.0, &bad), &bad);
 		if (json_is_array(ms) && json_array_size(ms) == 3) {
 			for (int i = 0; i < 3; i++)
 				c->mrope[i] = (int)json_integer_value(

@@ -188,7 +188,7 @@ enum nk {
 
 struct node {
 	uint8_t kind;
-	bool neg;	/* test: is not */
+	bool neg; /* test: is not */
 	int line;
 	const char *op; /* E_BIN, E_CMP: the operators (E_CMP: one a step) */
 	const char *name;
@@ -425,8 +425,9 @@ static void lex_tag(struct parser *ps, size_t *pos, int *line, bool var,
 			i++;
 		}
 		if (i >= n)
-			perr(ps, *line, "unexpected end of template, the %s "
-					"is not closed",
+			perr(ps, *line,
+			     "unexpected end of template, the %s "
+			     "is not closed",
 			     var ? "{{" : "{%");
 		if (bal == 0) {
 			const char *end = var ? "}}" : "%}";
@@ -512,8 +513,9 @@ static void lex_tag(struct parser *ps, size_t *pos, int *line, bool var,
 			if (!found) {
 				const char *o = strchr(ops1, s[i]);
 				if (!o || !*o)
-					perr(ps, *line, "unexpected character "
-							"'%c'",
+					perr(ps, *line,
+					     "unexpected character "
+					     "'%c'",
 					     s[i]);
 				t.t = T_OP;
 				t.s = o;
@@ -577,9 +579,9 @@ static void lex(struct parser *ps)
 		int strip = 0;
 		bool rs = false;
 
-		while (q + 1 < n && !(s[q] == '{' && (s[q + 1] == '{' ||
-						      s[q + 1] == '%' ||
-						      s[q + 1] == '#')))
+		while (q + 1 < n &&
+		       !(s[q] == '{' && (s[q + 1] == '{' || s[q + 1] == '%' ||
+					 s[q + 1] == '#')))
 			q++;
 		if (q + 1 >= n)
 			q = n;
@@ -600,8 +602,8 @@ static void lex(struct parser *ps)
 				l--;
 			if (l > 0 || line_start) {
 				size_t k = l;
-				while (k < tl && (text[k] == ' ' ||
-						  text[k] == '\t'))
+				while (k < tl &&
+				       (text[k] == ' ' || text[k] == '\t'))
 					k++;
 				if (k == tl)
 					tl = l;
@@ -968,12 +970,14 @@ static struct node *parse_postfix(struct parser *ps, struct node *x)
 			}
 			x = y;
 		} else if (accept_op(ps, "[")) {
-			struct node *y = mknode(ps, E_ITEM, line), *parts[3] = {0};
+			struct node *y = mknode(ps, E_ITEM, line),
+				    *parts[3] = {0};
 			int k = 0;
 			bool slice = false;
 			y->a = x;
 			for (;;) {
-				if (!is_op(cur(ps), ":") && !is_op(cur(ps), "]"))
+				if (!is_op(cur(ps), ":") &&
+				    !is_op(cur(ps), "]"))
 					parts[k] = parse_expr(ps);
 				if (k < 2 && accept_op(ps, ":")) {
 					slice = true;
@@ -1017,9 +1021,9 @@ static struct node *parse_filters(struct parser *ps, struct node *x)
 			y->name = expect_ident(ps);
 			while (accept_op(ps, ".")) { /* dotted filter names */
 				const char *more = expect_ident(ps);
-				char *nm = palloc(ps, strlen(y->name) +
-							  strlen(more) + 2);
-				sprintf(nm, "%s.%s", y->name, more);
+				size_t nl = strlen(y->name) + strlen(more) + 2;
+				char *nm = palloc(ps, nl);
+				snprintf(nm, nl, "%s.%s", y->name, more);
 				y->name = nm;
 			}
 			if (accept_op(ps, "("))
@@ -1043,7 +1047,8 @@ static struct node *parse_filters(struct parser *ps, struct node *x)
 				    !is_name(t, "recursive"))) {
 				/* "is divisibleby 3": one argument, no () */
 				y->list = palloc(ps, sizeof *y->list);
-				y->list[0] = parse_postfix(ps, parse_primary(ps));
+				y->list[0] =
+				    parse_postfix(ps, parse_primary(ps));
 				y->n = 1;
 			}
 			x = y;
@@ -1139,7 +1144,9 @@ static struct node *parse_math1(struct parser *ps)
 
 	for (;;) {
 		struct tok *t = cur(ps);
-		const char *op = is_op(t, "+") ? "+" : is_op(t, "-") ? "-" : NULL;
+		const char *op = is_op(t, "+")	 ? "+"
+				 : is_op(t, "-") ? "-"
+						 : NULL;
 		if (!op)
 			return x;
 		ps->p++;
@@ -1264,8 +1271,9 @@ static void expect_end(struct parser *ps)
 	char b[64];
 
 	if (cur(ps)->t != T_BEND)
-		perr(ps, cur(ps)->line, "expected the end of the block tag, "
-					"got %s",
+		perr(ps, cur(ps)->line,
+		     "expected the end of the block tag, "
+		     "got %s",
 		     tok_desc(cur(ps), b, sizeof b));
 	ps->p++;
 }
@@ -1507,7 +1515,8 @@ int ed_jinja_parse(const char *src, size_t len, struct ed_jinja **out,
 		   char *err, size_t errlen)
 {
 	struct ed_jinja *t = calloc(1, sizeof *t);
-	struct parser *ps = calloc(1, sizeof *ps); /* not clobbered by longjmp */
+	struct parser *ps =
+	    calloc(1, sizeof *ps); /* not clobbered by longjmp */
 	const char *ended;
 	char *norm = NULL;
 	size_t n = 0;
@@ -1740,7 +1749,8 @@ static struct val from_json(struct rt *r, const json_t *j)
 		struct val v = mk_list(r, json_array_size(j));
 		size_t i;
 		json_t *x;
-		json_array_foreach(j, i, x) list_push(r, v.u.l, from_json(r, x));
+		json_array_foreach(j, i, x)
+		    list_push(r, v.u.l, from_json(r, x));
 		return v;
 	}
 	case JSON_STRING:
@@ -1800,7 +1810,7 @@ static void float_repr(double f, char *o, size_t on)
 	for (; *p && *p != 'e'; p++)
 		if (is_digit(*p))
 			dig[nd++] = *p;
-	e = atoi(p + 1);
+	e = (int)strtol(p + 1, NULL, 10);
 	while (nd > 1 && dig[nd - 1] == '0')
 		nd--;
 	dig[nd] = '\0';
@@ -1879,12 +1889,13 @@ static uint32_t utf8_at(const char *s, size_t n, size_t *len)
 	}
 	if ((u[0] & 0xF0) == 0xE0 && n >= 3) {
 		*len = 3;
-		return (uint32_t)(u[0] & 15) << 12 | (uint32_t)(u[1] & 63) << 6 |
-		       (u[2] & 63);
+		return (uint32_t)(u[0] & 15) << 12 |
+		       (uint32_t)(u[1] & 63) << 6 | (u[2] & 63);
 	}
 	if (n >= 4) {
 		*len = 4;
-		return (uint32_t)(u[0] & 7) << 18 | (uint32_t)(u[1] & 63) << 12 |
+		return (uint32_t)(u[0] & 7) << 18 |
+		       (uint32_t)(u[1] & 63) << 12 |
 		       (uint32_t)(u[2] & 63) << 6 | (u[3] & 63);
 	}
 	*len = 1;
@@ -1893,8 +1904,8 @@ static uint32_t utf8_at(const char *s, size_t n, size_t *len)
 
 static void repr_str(struct rt *r, struct ed_buf *b, const struct str *s)
 {
-	char q = memchr(s->s, '\'', s->n) && !memchr(s->s, '"', s->n) ? '"'
-								      : '\'';
+	char q =
+	    memchr(s->s, '\'', s->n) && !memchr(s->s, '"', s->n) ? '"' : '\'';
 	char e[12];
 
 	put(r, b, &q, 1);
@@ -2137,8 +2148,9 @@ static void to_json(struct rt *r, struct ed_buf *b, const struct val *v,
 			if (f->sort) { /* a stable insertion sort by key */
 				for (size_t i = 1; i < d->n; i++)
 					for (size_t j = i;
-					     j > 0 && key_cmp(&d->k[ord[j - 1]],
-							      &d->k[ord[j]]) > 0;
+					     j > 0 &&
+					     key_cmp(&d->k[ord[j - 1]],
+						     &d->k[ord[j]]) > 0;
 					     j--) {
 						size_t t = ord[j];
 						ord[j] = ord[j - 1];
@@ -2151,8 +2163,8 @@ static void to_json(struct rt *r, struct ed_buf *b, const struct val *v,
 					puts_(r, b, f->item_sep);
 				if (f->indent >= 0)
 					json_nl(r, b, f, level + 1);
-				json_str(r, b, d->k[ord[i]]->s,
-					 d->k[ord[i]]->n, f->ascii);
+				json_str(r, b, d->k[ord[i]]->s, d->k[ord[i]]->n,
+					 f->ascii);
 				puts_(r, b, f->key_sep);
 				to_json(r, b, &d->v[ord[i]], f, level + 1,
 					line);
@@ -2257,8 +2269,8 @@ static int order(struct rt *r, const struct val *a, const struct val *b,
 		return (num_i(a) > num_i(b)) - (num_i(a) < num_i(b));
 	}
 	if (a->k == V_STR && b->k == V_STR) {
-		int c = memcmp(a->u.s->s, b->u.s->s,
-			       ED_MIN(a->u.s->n, b->u.s->n));
+		int c =
+		    memcmp(a->u.s->s, b->u.s->s, ED_MIN(a->u.s->n, b->u.s->n));
 		return c ? (c > 0) - (c < 0)
 			 : (a->u.s->n > b->u.s->n) - (a->u.s->n < b->u.s->n);
 	}
@@ -2463,16 +2475,16 @@ static void check_args(struct rt *r, const struct args *a, size_t maxpos,
 		       const char *const *names, const char *what, int line)
 {
 	if (a->n > maxpos)
-		rerr(r, ED_EINVAL, line, "%s takes at most %zu arguments",
-		     what, maxpos);
+		rerr(r, ED_EINVAL, line, "%s takes at most %zu arguments", what,
+		     maxpos);
 	for (size_t i = 0; i < a->nkw; i++) {
 		bool ok = false;
 		for (size_t k = 0; names && names[k]; k++)
 			ok |= strcmp(a->kwn[i], names[k]) == 0;
 		if (!ok)
 			rerr(r, ED_EINVAL, line,
-			     "%s got an unexpected keyword argument '%s'",
-			     what, a->kwn[i]);
+			     "%s got an unexpected keyword argument '%s'", what,
+			     a->kwn[i]);
 	}
 }
 
@@ -2485,8 +2497,8 @@ static int64_t want_int(struct rt *r, const struct val *v, const char *what,
 	return num_i(v);
 }
 
-static struct str *want_str(struct rt *r, const struct val *v,
-			    const char *what, int line)
+static struct str *want_str(struct rt *r, const struct val *v, const char *what,
+			    int line)
 {
 	if (v->k != V_STR)
 		rerr(r, ED_EINVAL, line, "%s: expected a string, not '%s'",
@@ -2494,8 +2506,7 @@ static struct str *want_str(struct rt *r, const struct val *v,
 	return v->u.s;
 }
 
-static struct val call_fn(struct rt *r, int fn, const struct args *a,
-			  int line)
+static struct val call_fn(struct rt *r, int fn, const struct args *a, int line)
 {
 	switch (fn) {
 	case FN_RANGE: {
@@ -2646,8 +2657,7 @@ static struct val str_replace(struct rt *r, const struct str *s,
 		}
 	} else {
 		while (i < s->n) {
-			if ((count < 0 || done < count) &&
-			    s->n - i >= old->n &&
+			if ((count < 0 || done < count) && s->n - i >= old->n &&
 			    memcmp(s->s + i, old->s, old->n) == 0) {
 				if (ed_buf_append(&b, new->s, new->n))
 					goto big;
@@ -2705,7 +2715,8 @@ static struct val str_split(struct rt *r, const struct str *s,
 		while (i + p->n <= s->n) {
 			if ((maxsplit < 0 || done < maxsplit) &&
 			    memcmp(s->s + i, p->s, p->n) == 0) {
-				list_push(r, out.u.l, mk_str(r, s->s + b, i - b));
+				list_push(r, out.u.l,
+					  mk_str(r, s->s + b, i - b));
 				i += p->n;
 				b = i;
 				done++;
@@ -2794,8 +2805,8 @@ static struct val iter_list(struct rt *r, const struct val *v, int line)
 		if (!(v->flags & (F_NS | F_LOOP))) {
 			out = mk_list(r, v->u.d->n);
 			for (size_t i = 0; i < v->u.d->n; i++) {
-				struct val k = {V_STR, 0, {.s = v->u.d->k[i]},
-						NULL};
+				struct val k = {
+				    V_STR, 0, {.s = v->u.d->k[i]}, NULL};
 				list_push(r, out.u.l, k);
 			}
 			return out;
@@ -2812,8 +2823,8 @@ static struct val dict_items(struct rt *r, const struct val *d)
 	struct val out = mk_list(r, d->u.d->n);
 
 	for (size_t i = 0; i < d->u.d->n; i++) {
-		struct val t = mk_list(r, 2), k = {V_STR, 0, {.s = d->u.d->k[i]},
-						   NULL};
+		struct val t = mk_list(r, 2),
+			   k = {V_STR, 0, {.s = d->u.d->k[i]}, NULL};
 		t.flags = F_TUPLE;
 		list_push(r, t.u.l, k);
 		list_push(r, t.u.l, d->u.d->v[i]);
@@ -2849,11 +2860,11 @@ static struct val call_method(struct rt *r, const struct val *obj,
 				     name);
 			if (x->k == V_LIST) {
 				for (size_t i = 0; i < x->u.l->n; i++)
-					if (str_starts(
-						s,
-						want_str(r, &x->u.l->a[i],
-							 name, line),
-						end))
+					if (str_starts(s,
+						       want_str(r,
+								&x->u.l->a[i],
+								name, line),
+						       end))
 						return mk_bool(true);
 				return mk_bool(false);
 			}
@@ -2872,10 +2883,11 @@ static struct val call_method(struct rt *r, const struct val *obj,
 		if (!strcmp(name, "upper") || !strcmp(name, "lower") ||
 		    !strcmp(name, "title") || !strcmp(name, "capitalize")) {
 			check_args(r, a, 0, NULL, name, line);
-			return str_case(r, s, name[0] == 'u'   ? 'u'
-					      : name[0] == 'l' ? 'l'
-					      : name[0] == 't' ? 't'
-							       : 'c');
+			return str_case(r, s,
+					name[0] == 'u'	 ? 'u'
+					: name[0] == 'l' ? 'l'
+					: name[0] == 't' ? 't'
+							 : 'c');
 		}
 		if (!strcmp(name, "replace")) {
 			const struct val *c = arg(a, 2, NULL);
@@ -2883,10 +2895,10 @@ static struct val call_method(struct rt *r, const struct val *obj,
 			if (a->n < 2)
 				rerr(r, ED_EINVAL, line,
 				     "replace needs 2 arguments");
-			return str_replace(
-			    r, s, want_str(r, &a->pos[0], name, line),
-			    want_str(r, &a->pos[1], name, line),
-			    c ? want_int(r, c, name, line) : -1);
+			return str_replace(r, s,
+					   want_str(r, &a->pos[0], name, line),
+					   want_str(r, &a->pos[1], name, line),
+					   c ? want_int(r, c, name, line) : -1);
 		}
 		if (!strcmp(name, "find") || !strcmp(name, "count")) {
 			struct str *n;
@@ -2920,7 +2932,8 @@ static struct val call_method(struct rt *r, const struct val *obj,
 			struct val v;
 			check_args(r, a, 1, NULL, name, line);
 			if (!x)
-				rerr(r, ED_EINVAL, line, "join needs an argument");
+				rerr(r, ED_EINVAL, line,
+				     "join needs an argument");
 			items = iter_list(r, x, line);
 			ed_buf_init(&b, OUTPUT_CAP);
 			for (size_t i = 0; i < items.u.l->n; i++) {
@@ -2955,14 +2968,15 @@ static struct val call_method(struct rt *r, const struct val *obj,
 				return a->pos[i0->u.i % (int64_t)a->n];
 			}
 		} else if (!strcmp(name, "get")) {
-			const struct val *k = arg(a, 0, NULL), *d = arg(a, 1, NULL);
+			const struct val *k = arg(a, 0, NULL),
+					 *d = arg(a, 1, NULL);
 			const struct val *v;
 			check_args(r, a, 2, NULL, name, line);
 			if (!k)
 				rerr(r, ED_EINVAL, line, "get needs a key");
-			v = k->k == V_STR ? dict_find(obj->u.d, k->u.s->s,
-						      k->u.s->n)
-					  : NULL;
+			v = k->k == V_STR
+				? dict_find(obj->u.d, k->u.s->s, k->u.s->n)
+				: NULL;
 			return v ? *v : d ? *d : mk_none();
 		} else if (!strcmp(name, "items")) {
 			check_args(r, a, 0, NULL, name, line);
@@ -2980,9 +2994,9 @@ static struct val call_method(struct rt *r, const struct val *obj,
 	}
 	{
 		static const char *const unsafe[] = {
-		    "append", "extend", "insert", "pop",    "remove",
-		    "clear",  "update", "sort",	  "reverse", "setdefault",
-		    "popitem", NULL};
+		    "append",  "extend",     "insert",	"pop",
+		    "remove",  "clear",	     "update",	"sort",
+		    "reverse", "setdefault", "popitem", NULL};
 		for (size_t i = 0; unsafe[i]; i++)
 			if (!strcmp(name, unsafe[i]) &&
 			    (obj->k == V_LIST || obj->k == V_DICT))
@@ -3035,8 +3049,9 @@ static bool run_test(struct rt *r, const char *name, const struct val *v,
 	if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
 		struct val c;
 		if (v->k != V_STR)
-			rerr(r, ED_EINVAL, line, "'%s' object has no "
-						 "attribute '%s'",
+			rerr(r, ED_EINVAL, line,
+			     "'%s' object has no "
+			     "attribute '%s'",
 			     type_name(v), name);
 		c = str_case(r, v->u.s, name[0]);
 		return equal(&c, v);
@@ -3099,12 +3114,12 @@ static struct val attr_path(struct rt *r, const struct val *item,
 			for (size_t k = b; k < i; k++)
 				digits &= is_digit(path->s[k]);
 			if (digits && cur.k == V_LIST) {
-				struct val k = mk_int(strtoll(path->s + b, NULL,
-							      10));
+				struct val k =
+				    mk_int(strtoll(path->s + b, NULL, 10));
 				cur = get_item(r, &cur, &k, line);
 			} else {
-				cur = get_attr(r, &cur, path->s + b, i - b,
-					       line);
+				cur =
+				    get_attr(r, &cur, path->s + b, i - b, line);
 			}
 			b = i + 1;
 		}
@@ -3123,7 +3138,8 @@ static struct val do_select(struct rt *r, const struct val *v,
 
 	if (attr) {
 		if (!a->n)
-			rerr(r, ED_EINVAL, line, "selectattr needs an attribute");
+			rerr(r, ED_EINVAL, line,
+			     "selectattr needs an attribute");
 		path = want_str(r, &a->pos[0], "selectattr", line);
 		k = 1;
 	}
@@ -3154,10 +3170,10 @@ static struct val filter_join(struct rt *r, const struct val *v,
 	check_args(r, a, 2, kn, "join", line);
 	ed_buf_init(&b, OUTPUT_CAP);
 	for (size_t i = 0; i < items.u.l->n; i++) {
-		struct val x = at ? attr_path(r, &items.u.l->a[i],
-					      want_str(r, at, "join", line),
-					      line)
-				  : items.u.l->a[i];
+		struct val x =
+		    at ? attr_path(r, &items.u.l->a[i],
+				   want_str(r, at, "join", line), line)
+		       : items.u.l->a[i];
 		struct str *e = str_of(r, &x);
 		if ((i && ed_buf_append(&b, s->s, s->n)) ||
 		    ed_buf_append(&b, e->s, e->n)) {
@@ -3173,8 +3189,8 @@ static struct val filter_join(struct rt *r, const struct val *v,
 static struct val filter_tojson(struct rt *r, const struct val *v,
 				const struct args *a, int line)
 {
-	static const char *const kn[] = {"ensure_ascii", "indent",
-					 "separators", "sort_keys", NULL};
+	static const char *const kn[] = {"ensure_ascii", "indent", "separators",
+					 "sort_keys", NULL};
 	const struct val *asc = arg(a, 0, "ensure_ascii"),
 			 *ind = arg(a, 1, "indent"),
 			 *sep = arg(a, 2, "separators"),
@@ -3266,11 +3282,10 @@ static struct val apply_filter(struct rt *r, const char *name,
 		const struct val *c = arg(a, 2, "count");
 		if (a->n < 2)
 			rerr(r, ED_EINVAL, line, "replace needs 2 arguments");
-		return str_replace(r, str_of(r, v), str_of(r, &a->pos[0]),
-				   str_of(r, &a->pos[1]),
-				   c && c->k != V_NONE
-				       ? want_int(r, c, "replace", line)
-				       : -1);
+		return str_replace(
+		    r, str_of(r, v), str_of(r, &a->pos[0]),
+		    str_of(r, &a->pos[1]),
+		    c && c->k != V_NONE ? want_int(r, c, "replace", line) : -1);
 	}
 	if (!strcmp(name, "join"))
 		return filter_join(r, v, a, line);
@@ -3420,8 +3435,8 @@ static struct val apply_filter(struct rt *r, const char *name,
 			return mk_undef("No aggregated item, sequence was "
 					"empty.");
 		for (size_t i = 1; i < items.u.l->n; i++) {
-			int c = order(r, &items.u.l->a[i],
-				      &items.u.l->a[best], name, line);
+			int c = order(r, &items.u.l->a[i], &items.u.l->a[best],
+				      name, line);
 			if (name[1] == 'i' ? c < 0 : c > 0)
 				best = i;
 		}
@@ -3540,7 +3555,8 @@ static struct val arith(struct rt *r, const char *op, const struct val *a,
 		} else {
 			struct val out = mk_list(r, 0);
 			if ((uint64_t)n * a->u.l->n > 1000000)
-				rerr(r, ED_ETOOBIG, line, "a list grew too large");
+				rerr(r, ED_ETOOBIG, line,
+				     "a list grew too large");
 			out.flags = a->flags & F_TUPLE;
 			for (int64_t i = 0; i < n; i++)
 				for (size_t k = 0; k < a->u.l->n; k++)
@@ -3587,8 +3603,8 @@ static struct val arith(struct rt *r, const char *op, const struct val *a,
 		case '*':
 			if (op[1]) { /* ** */
 				if (y < 0)
-					return mk_float(pow((double)x,
-							    (double)y));
+					return mk_float(
+					    pow((double)x, (double)y));
 				z = 1;
 				for (int64_t i = 0; i < y && !ovf; i++)
 					ovf = __builtin_mul_overflow(z, x, &z);
@@ -3653,7 +3669,8 @@ static struct val eval_slice(struct rt *r, const struct node *x,
 	{
 		int64_t st = has[2] ? v[2] : 1, lo, hi;
 		if (st == 0)
-			rerr(r, ED_EINVAL, x->line, "slice step cannot be zero");
+			rerr(r, ED_EINVAL, x->line,
+			     "slice step cannot be zero");
 		if (st > 0) {
 			lo = has[0] ? (v[0] < 0 ? ED_MAX(v[0] + n, 0)
 						: ED_MIN(v[0], n))
@@ -3714,8 +3731,8 @@ static struct val eval(struct rt *r, const struct node *x, struct frame *f)
 		if (x->a->kind == E_ATTR) { /* a method */
 			struct val o = eval(r, x->a->a, f);
 			if (o.k == V_DICT && !(o.flags & F_LOOP)) {
-				const struct val *mv = dict_find(
-				    o.u.d, x->a->name, x->a->name_n);
+				const struct val *mv =
+				    dict_find(o.u.d, x->a->name, x->a->name_n);
 				if (mv && mv->k == V_MACRO) {
 					eval_args(r, x, f, &a);
 					return call_macro(r, mv->u.m, &a,
@@ -3769,8 +3786,9 @@ static struct val eval(struct rt *r, const struct node *x, struct frame *f)
 		}
 		if (a.k == V_UNDEF)
 			undef_used(r, &a, x->line);
-		rerr(r, ED_EINVAL, x->line, "bad operand type for unary %c: "
-					    "'%s'",
+		rerr(r, ED_EINVAL, x->line,
+		     "bad operand type for unary %c: "
+		     "'%s'",
 		     x->kind == E_NEG ? '-' : '+', type_name(&a));
 	}
 	case E_NOT: {
@@ -3801,10 +3819,18 @@ static struct val eval(struct rt *r, const struct node *x, struct frame *f)
 			switch (x->op[i]) {
 			case 'e': ok = equal(&a, &b); break;
 			case 'n': ok = !equal(&a, &b); break;
-			case '<': ok = order(r, &a, &b, "<", x->line) < 0; break;
-			case '>': ok = order(r, &a, &b, ">", x->line) > 0; break;
-			case 'l': ok = order(r, &a, &b, "<=", x->line) <= 0; break;
-			case 'g': ok = order(r, &a, &b, ">=", x->line) >= 0; break;
+			case '<':
+				ok = order(r, &a, &b, "<", x->line) < 0;
+				break;
+			case '>':
+				ok = order(r, &a, &b, ">", x->line) > 0;
+				break;
+			case 'l':
+				ok = order(r, &a, &b, "<=", x->line) <= 0;
+				break;
+			case 'g':
+				ok = order(r, &a, &b, ">=", x->line) >= 0;
+				break;
 			case 'i': ok = contains(r, &b, &a, x->line); break;
 			default: ok = !contains(r, &b, &a, x->line);
 			}
@@ -3844,8 +3870,8 @@ static struct val eval(struct rt *r, const struct node *x, struct frame *f)
 static enum flow exec(struct rt *r, const struct node *x, struct frame *f,
 		      struct ed_buf *out);
 
-static enum flow exec_body(struct rt *r, const struct node *b,
-			   struct frame *f, struct ed_buf *out)
+static enum flow exec_body(struct rt *r, const struct node *b, struct frame *f,
+			   struct ed_buf *out)
 {
 	for (size_t i = 0; i < b->n; i++) {
 		enum flow fl = exec(r, b->list[i], f, out);
@@ -3873,8 +3899,7 @@ static void assign(struct rt *r, const struct node *x, struct frame *f,
 		return;
 	}
 	if (v->k != V_LIST && v->k != V_STR && v->k != V_DICT)
-		rerr(r, ED_EINVAL, x->line, "cannot unpack '%s'",
-		     type_name(v));
+		rerr(r, ED_EINVAL, x->line, "cannot unpack '%s'", type_name(v));
 	{
 		struct val items = iter_list(r, v, x->line);
 		if (items.u.l->n != x->nnames)
@@ -3949,8 +3974,9 @@ static struct val call_macro(struct rt *r, const struct node *m,
 		rerr(r, ED_ETOOBIG, line,
 		     "macro calls nested more than %d deep", MAX_DEPTH);
 	if (a->n > m->nkw)
-		rerr(r, ED_EINVAL, line, "macro '%s' takes not more than %zu "
-					 "argument(s)",
+		rerr(r, ED_EINVAL, line,
+		     "macro '%s' takes not more than %zu "
+		     "argument(s)",
 		     m->name, m->nkw);
 	mf = new_frame(r, r->root);
 	for (size_t i = 0; i < m->nkw; i++) {

@@ -391,9 +391,8 @@ enum ed_variant { ED_VARIANT_PT, ED_VARIANT_THINKING };
 
 /* Parse and use text (origin names it for model info). 0 or ED_EFORMAT
  * with the template's line. */
-int ed_model_set_chat_template(struct ed_model *m, const char *text,
-			       size_t len, const char *origin, char *err,
-			       size_t errlen);
+int ed_model_set_chat_template(struct ed_model *m, const char *text, size_t len,
+			       const char *origin, char *err, size_t errlen);
 /* Use the built-in template of variant v, whatever the checkpoint has. */
 int ed_model_set_variant(struct ed_model *m, enum ed_variant v, char *err,
 			 size_t errlen);
@@ -595,17 +594,17 @@ int32_t ed_model_sample(const float *logits, int32_t vocab,
 enum ed_backend_kind { ED_BACKEND_NATIVE, ED_BACKEND_REMOTE };
 
 struct ed_backend_opts {
-	const char *model_dir;	/* native */
-	int threads;		/* native: threads per session */
-	const char *server_url; /* remote: base URL, e.g. http://h:8000/v1 */
-	const char *model_name; /* remote: model id; NULL asks /v1/models */
-	const char *api_key;	/* remote: bearer token, or NULL */
-	int jobs;		/* concurrent requests / sessions; 0 = 1 */
-	double timeout_s;	/* remote: one attempt; 0 = 600 */
-	int retries;		/* remote: after the first attempt; <0 = 4 */
-	double retry_wait_s;	/* remote: first backoff; 0 = 0.5 */
-	bool vision_int8;	/* native: ed_model_set_vision_int8() */
-	const char *chat_template;    /* native: a Jinja file to prompt with */
+	const char *model_dir;	   /* native */
+	int threads;		   /* native: threads per session */
+	const char *server_url;	   /* remote: base URL, e.g. http://h:8000/v1 */
+	const char *model_name;	   /* remote: model id; NULL asks /v1/models */
+	const char *api_key;	   /* remote: bearer token, or NULL */
+	int jobs;		   /* concurrent requests / sessions; 0 = 1 */
+	double timeout_s;	   /* remote: one attempt; 0 = 600 */
+	int retries;		   /* remote: after the first attempt; <0 = 4 */
+	double retry_wait_s;	   /* remote: first backoff; 0 = 0.5 */
+	bool vision_int8;	   /* native: ed_model_set_vision_int8() */
+	const char *chat_template; /* native: a Jinja file to prompt with */
 	const char *template_variant; /* native: "pt" or "thinking" built-in */
 };
 

@@ -240,11 +240,11 @@ static char *request_json(const struct remote *r, const struct remote_conv *c,
 	/* both switches the two Baidu-supported servers read: vLLM and the
 	 * templates enable_thinking, FastDeploy's Thinking model
 	 * options.thinking_mode (RELEASED.md 1.3, 6.3) */
-	json_object_set_new(
-	    root, "chat_template_kwargs",
-	    json_pack("{s:b,s:{s:s}}", "enable_thinking", q->thinking ? 1 : 0,
-		      "options", "thinking_mode",
-		      q->thinking ? "open" : "close"));
+	json_object_set_new(root, "chat_template_kwargs",
+			    json_pack("{s:b,s:{s:s}}", "enable_thinking",
+				      q->thinking ? 1 : 0, "options",
+				      "thinking_mode",
+				      q->thinking ? "open" : "close"));
 	if (q->tools) {
 		json_t *tool = json_loads(ed_model_zoom_tool_json(), 0, NULL);
 		json_object_set_new(root, "tools", json_pack("[o]", tool));

@@ -57,8 +57,9 @@ const char *ed_model_zoom_tool_json(void)
 
 static const char *builtin_text(int variant)
 {
-	return variant == ED_VARIANT_THINKING ? ed_template_ernie_4_5_vl_thinking
-					      : ed_template_ernie_4_5_vl_pt;
+	return variant == ED_VARIANT_THINKING
+		   ? ed_template_ernie_4_5_vl_thinking
+		   : ed_template_ernie_4_5_vl_pt;
 }
 
 static bool has_word_ci(const char *s, const char *w)
@@ -119,9 +120,9 @@ static char *template_of(json_t *v)
 		if (n && strcmp(n, "default") == 0)
 			break;
 	}
-	return json_is_string(pick) ? dup_text(json_string_value(pick),
-					       json_string_length(pick))
-				    : NULL;
+	return json_is_string(pick)
+		   ? dup_text(json_string_value(pick), json_string_length(pick))
+		   : NULL;
 }
 
 static char *read_text(const char *dir, const char *name, size_t cap)
@@ -136,7 +137,8 @@ static char *read_text(const char *dir, const char *name, size_t cap)
 		return NULL;
 	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
 	    (size_t)n <= cap && fseek(f, 0, SEEK_SET) == 0 &&
-	    (b = malloc((size_t)n + 1)) && fread(b, 1, (size_t)n, f) == (size_t)n)
+	    (b = malloc((size_t)n + 1)) &&
+	    fread(b, 1, (size_t)n, f) == (size_t)n)
 		b[n] = '\0';
 	else {
 		free(b);
@@ -176,9 +178,9 @@ int ed_model_template_init(struct ed_model *m, const char *dir, char *err,
 		    !m->name[0])
 			snprintf(m->name, sizeof m->name, "%.*s", (int)n, s);
 	} else {
-		static const char *const files[] = {
-		    "chat_template.jinja", "chat_template.json",
-		    "tokenizer_config.json"};
+		static const char *const files[] = {"chat_template.jinja",
+						    "chat_template.json",
+						    "tokenizer_config.json"};
 		for (int i = 0; i < 3 && !text; i++) {
 			char *t = read_text(dir, files[i], 16u << 20);
 			if (!t)
@@ -211,12 +213,12 @@ int ed_model_template_init(struct ed_model *m, const char *dir, char *err,
 			 "its chat template");
 	} else if (has_word_ci(m->name, "thinking")) {
 		m->variant = ED_VARIANT_THINKING;
-		snprintf(m->variant_why, sizeof m->variant_why, "its name '%.150s'",
-			 m->name);
+		snprintf(m->variant_why, sizeof m->variant_why,
+			 "its name '%.150s'", m->name);
 	} else if (has_word_ci(dir, "thinking")) {
 		m->variant = ED_VARIANT_THINKING;
-		snprintf(m->variant_why, sizeof m->variant_why, "the path '%.150s'",
-			 dir);
+		snprintf(m->variant_why, sizeof m->variant_why,
+			 "the path '%.150s'", dir);
 	}
 	if (!text)
 		snprintf(origin, sizeof origin, "built-in ERNIE-4.5-VL %s",
@@ -236,9 +238,8 @@ void ed_model_template_release(struct ed_model *m)
 	m->chat_template = NULL;
 }
 
-int ed_model_set_chat_template(struct ed_model *m, const char *text,
-			       size_t len, const char *origin, char *err,
-			       size_t errlen)
+int ed_model_set_chat_template(struct ed_model *m, const char *text, size_t len,
+			       const char *origin, char *err, size_t errlen)
 {
 	char *t = dup_text(text, len);
 
@@ -268,13 +269,13 @@ int ed_model_variant_parse(const char *s)
 	return -1;
 }
 
-void ed_model_get_template(const struct ed_model *m,
-			   struct ed_template_info *t)
+void ed_model_get_template(const struct ed_model *m, struct ed_template_info *t)
 {
 	t->origin = m->template_origin;
 	t->variant = m->variant == ED_VARIANT_THINKING ? "Thinking" : "PT";
 	t->why = m->variant_why;
-	t->text = m->chat_template ? m->chat_template : builtin_text(m->variant);
+	t->text =
+	    m->chat_template ? m->chat_template : builtin_text(m->variant);
 }
 
 /* ---- rendering ----------------------------------------------------- */
@@ -284,12 +285,10 @@ static int render_json(const struct ed_model *m, json_t *messages,
 		       struct ed_buf *out, char *err, size_t errlen)
 {
 	json_t *v = json_object();
-	const char *bos = m->tok && m->ids.bos >= 0
-			      ? ed_tok_piece(m->tok, m->ids.bos)
-			      : NULL;
-	const char *eos = m->tok && m->ids.eos >= 0
-			      ? ed_tok_piece(m->tok, m->ids.eos)
-			      : NULL;
+	const char *bos =
+	    m->tok && m->ids.bos >= 0 ? ed_tok_piece(m->tok, m->ids.bos) : NULL;
+	const char *eos =
+	    m->tok && m->ids.eos >= 0 ? ed_tok_piece(m->tok, m->ids.eos) : NULL;
 	int rc;
 
 	if (!v || !m->jinja) {
@@ -320,8 +319,8 @@ int ed_model_render_messages(const struct ed_model *m, const char *messages,
 
 	if (!json_is_array(msgs)) {
 		json_decref(msgs);
-		return ed_err(err, errlen, ED_EINVAL,
-			      "messages: %s", msgs ? "not a JSON array" : je.text);
+		return ed_err(err, errlen, ED_EINVAL, "messages: %s",
+			      msgs ? "not a JSON array" : je.text);
 	}
 	if (tools && !json_is_array(tl = json_loads(tools, 0, &je))) {
 		json_decref(msgs);
@@ -434,8 +433,7 @@ int ed_model_encode_prompt(const struct ed_model *m, const char *text,
 	{
 		bool bad = false, in = false;
 		for (size_t i = 0; i < *n && d->image >= 0; i++) {
-			int32_t t = (*ids)[i],
-				prev = i ? (*ids)[i - 1] : -1;
+			int32_t t = (*ids)[i], prev = i ? (*ids)[i - 1] : -1;
 			if (t == d->image && !in) {
 				runs++;
 				in = true;
@@ -460,7 +458,7 @@ int ed_model_encode_prompt(const struct ed_model *m, const char *text,
 			    "each of its %zu images (the chat template or the "
 			    "tokenizer does not give them as tokens)",
 			    n_images && *n_images != (size_t)-1 ? *n_images
-								 : runs);
+								: runs);
 		}
 	}
 	if (n_images)
@@ -469,8 +467,8 @@ int ed_model_encode_prompt(const struct ed_model *m, const char *text,
 }
 
 /* ids with each image's placeholder repeated to its token count */
-static int expand_images(const struct ed_model *m, const int32_t *ids,
-			 size_t n, const struct ed_image_in *imgs, size_t nimg,
+static int expand_images(const struct ed_model *m, const int32_t *ids, size_t n,
+			 const struct ed_image_in *imgs, size_t nimg,
 			 const int32_t *prefix, size_t np, int32_t **out,
 			 size_t *nout)
 {
@@ -775,15 +773,16 @@ static int tool_result_text(const struct ed_model *m, json_t *st,
 	ed_buf_init(&p, 0);
 	ed_buf_init(&q, 0);
 	snprintf(id, sizeof id, "call_%zu", turns);
-	json_array_append_new(json_object_get(plain, "messages"),
-			      json_pack("{s:s,s:s}", "role", "assistant",
-					"content", SENTINEL));
+	json_array_append_new(
+	    json_object_get(plain, "messages"),
+	    json_pack("{s:s,s:s}", "role", "assistant", "content", SENTINEL));
 	asst = json_pack("{s:s,s:s,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role",
 			 "assistant", "content", SENTINEL, "tool_calls", "id",
 			 id, "type", "function", "function", "name",
 			 ED_ZOOM_TOOL, "arguments", "{}");
 	for (size_t i = 0; i < n_images; i++)
-		json_array_append_new(parts, json_pack("{s:s}", "type", "image"));
+		json_array_append_new(parts,
+				      json_pack("{s:s}", "type", "image"));
 	json_array_append_new(parts, json_pack("{s:s,s:s}", "type", "text",
 					       "text", text ? text : ""));
 	tool = json_pack("{s:s,s:s,s:o}", "role", "tool", "tool_call_id", id,
@@ -850,9 +849,9 @@ int ed_model_prompt_extend(const struct ed_model *m,
 	rc = tool_result_text(m, st, text, n_images, &seg, &next, err, errlen);
 	json_decref(st);
 	if (!rc)
-		rc = ed_model_encode_prompt(m, seg.data ? seg.data : "",
-					    seg.len, &ids, &n, &nimg, err,
-					    errlen);
+		rc =
+		    ed_model_encode_prompt(m, seg.data ? seg.data : "", seg.len,
+					   &ids, &n, &nimg, err, errlen);
 	ed_buf_release(&seg);
 	if (rc) {
 		json_decref(next);

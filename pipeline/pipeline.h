@@ -296,7 +296,7 @@ struct ed_pipeline_opts {
 	bool vision_int8; /* native: int8 products in the vision tower */
 	const char *chat_template;    /* native: a Jinja file, or NULL */
 	const char *template_variant; /* native: "pt"/"thinking" built-in */
-	int jobs;	  /* workers: pages in flight; 0 = 1 */
+	int jobs;		      /* workers: pages in flight; 0 = 1 */
 	double timeout_s, retry_wait_s;
 	int retries; /* < 0: the backend's default */
 	/* generation */

@@ -2566,18 +2566,18 @@ static void test_templates(void)
 		    "{\"hidden_size\": 2560, \"num_hidden_layers\": 2, "
 		    "\"num_attention_heads\": 20, \"vocab_size\": 1000, "
 		    "\"intermediate_size\": 64, \"vision_config\": {\"depth\": "
-		    "1, \"embed_dim\": 64, \"hidden_size\": 3584, \"num_heads\": "
+		    "1, \"embed_dim\": 64, \"hidden_size\": 3584, "
+		    "\"num_heads\": "
 		    "2}}";
 		struct ed_config c;
 		rc = ed_config_parse(&c, vl, strlen(vl), NULL, NULL, err,
 				     sizeof err);
 		CHECK(rc == 0, "vl config: %s", err);
-		CHECK(c.rope_3d && c.rope_theta == 500000.0 &&
-			  c.mrope[0] == 22 && c.mrope[1] == 22 &&
-			  c.mrope[2] == 20,
-		      "VL defaults: 3-D %d theta %g sections %d/%d/%d",
-		      c.rope_3d, c.rope_theta, c.mrope[0], c.mrope[1],
-		      c.mrope[2]);
+		CHECK(
+		    c.rope_3d && c.rope_theta == 500000.0 && c.mrope[0] == 22 &&
+			c.mrope[1] == 22 && c.mrope[2] == 20,
+		    "VL defaults: 3-D %d theta %g sections %d/%d/%d", c.rope_3d,
+		    c.rope_theta, c.mrope[0], c.mrope[1], c.mrope[2]);
 		rc = ed_config_parse(&c, text, strlen(text), NULL, NULL, err,
 				     sizeof err);
 		CHECK(rc == 0 && !c.rope_3d && c.rope_theta == 10000.0,
@@ -2611,15 +2611,16 @@ static void test_templates(void)
 		char *t = ed_model_chat_text(m, &c);
 		const char *tl = ed_model_zoom_tool_json();
 		char want[4096];
-		snprintf(want, sizeof want,
-			 "<|begin_of_sentence|>\n<tool_list>\n[%.*s\\u2013%s]"
-			 "\n</tool_list>\nYou are a multimodal AI assistant "
-			 "called ERNIE developed by Baidu based on the "
-			 "PaddlePaddle framework.\nUser:  Picture 1:"
-			 "<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>Read "
-			 "the page.\nAssistant: \n<think>\n",
-			 (int)(strstr(tl, "\xe2\x80\x93") - tl), tl,
-			 strstr(tl, "\xe2\x80\x93") + 3);
+		snprintf(
+		    want, sizeof want,
+		    "<|begin_of_sentence|>\n<tool_list>\n[%.*s\\u2013%s]"
+		    "\n</tool_list>\nYou are a multimodal AI assistant "
+		    "called ERNIE developed by Baidu based on the "
+		    "PaddlePaddle framework.\nUser:  Picture 1:"
+		    "<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>Read "
+		    "the page.\nAssistant: \n<think>\n",
+		    (int)(strstr(tl, "\xe2\x80\x93") - tl), tl,
+		    strstr(tl, "\xe2\x80\x93") + 3);
 		CHECK_STR(t, want);
 		free(t);
 		ed_model_get_template(m, &ti);
@@ -2629,7 +2630,8 @@ static void test_templates(void)
 		{
 			const struct ed_tokenizer *tok = ed_model_tokenizer(m);
 			static const char seg[] =
-			    "<|end_of_sentence|>User: \n<tool_output>\n Picture "
+			    "<|end_of_sentence|>User: \n<tool_output>\n "
+			    "Picture "
 			    "2:<|IMAGE_START|><|IMAGE_PLACEHOLDER|>"
 			    "<|IMAGE_PLACEHOLDER|><|IMAGE_PLACEHOLDER|>"
 			    "<|IMAGE_PLACEHOLDER|><|IMAGE_END|>Zoomed.\n"
@@ -2651,8 +2653,8 @@ static void test_templates(void)
 			if (!rc) {
 				struct ed_prompt p3;
 				rc = ed_model_prompt_extend(
-				    m, &p2, gen, 1, "Again.", &zm, 1, false, &p3,
-				    err, sizeof err);
+				    m, &p2, gen, 1, "Again.", &zm, 1, false,
+				    &p3, err, sizeof err);
 				CHECK(rc == 0 && p3.n_images == 3,
 				      "a second zoom: %s", err);
 				if (!rc)
@@ -2673,11 +2675,12 @@ static void test_templates(void)
 		struct ed_chat_part parts[1] = {{NULL, &im}};
 		struct ed_chat c = {NULL, parts, 1, false, NULL, false};
 		struct ed_prompt p;
-		CHECK_INT(ed_model_set_chat_template(m, tpl, strlen(tpl), "test",
-						     err, sizeof err),
+		CHECK_INT(ed_model_set_chat_template(m, tpl, strlen(tpl),
+						     "test", err, sizeof err),
 			  0);
 		rc = ed_model_prompt_chat(m, &c, &p, err, sizeof err);
-		CHECK(rc == ED_EINVAL && strstr(err, "for each of its 1 images"),
+		CHECK(rc == ED_EINVAL &&
+			  strstr(err, "for each of its 1 images"),
 		      "no image in the template: %d %s", rc, err);
 	}
 	ed_model_close(m);
