@@ -92,7 +92,7 @@ static int use_template(struct ed_model *m, char *text, const char *origin,
 	return 0;
 }
 
-static char *dup_text(const char *s, size_t n)
+static char *dupn(const char *s, size_t n)
 {
 	char *d = malloc(n + 1);
 
@@ -111,7 +111,7 @@ static char *template_of(json_t *v)
 	json_t *e, *pick = NULL;
 
 	if (json_is_string(v))
-		return dup_text(json_string_value(v), json_string_length(v));
+		return dupn(json_string_value(v), json_string_length(v));
 	json_array_foreach(v, i, e)
 	{
 		const char *n = json_string_value(json_object_get(e, "name"));
@@ -121,7 +121,7 @@ static char *template_of(json_t *v)
 			break;
 	}
 	return json_is_string(pick)
-		   ? dup_text(json_string_value(pick), json_string_length(pick))
+		   ? dupn(json_string_value(pick), json_string_length(pick))
 		   : NULL;
 }
 
@@ -161,7 +161,7 @@ int ed_model_template_init(struct ed_model *m, const char *dir, char *err,
 		    m->gguf, "ernie_doc.tokenizer.tokenizer_config", &n);
 		if ((s = ed_gguf_string(m->gguf, "tokenizer.chat_template",
 					&n))) {
-			text = dup_text((const char *)s, n);
+			text = dupn((const char *)s, n);
 			snprintf(origin, sizeof origin,
 				 "the checkpoint's own (GGUF "
 				 "tokenizer.chat_template)");
@@ -241,7 +241,7 @@ void ed_model_template_release(struct ed_model *m)
 int ed_model_set_chat_template(struct ed_model *m, const char *text, size_t len,
 			       const char *origin, char *err, size_t errlen)
 {
-	char *t = dup_text(text, len);
+	char *t = dupn(text, len);
 
 	if (!t)
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
@@ -694,17 +694,6 @@ void ed_tool_call_release(struct ed_tool_call *c)
 	free(c->id);
 	free(c->raw);
 	memset(c, 0, sizeof *c);
-}
-
-static char *dupn(const char *s, size_t n)
-{
-	char *d = malloc(n + 1);
-
-	if (d) {
-		memcpy(d, s, n);
-		d[n] = '\0';
-	}
-	return d;
 }
 
 int ed_model_parse_tool_call(const char *text, struct ed_tool_call *call,
