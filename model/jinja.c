@@ -3930,7 +3930,9 @@ static enum flow exec_for(struct rt *r, const struct node *x, struct frame *f,
 				keep[n++] = items.u.l->a[i];
 		}
 	} else {
-		memcpy(keep, items.u.l->a, items.u.l->n * sizeof *keep);
+		if (items.u.l->n)
+			memcpy(keep, items.u.l->a,
+			       items.u.l->n * sizeof *keep);
 		n = items.u.l->n;
 	}
 	for (size_t i = 0; i < n; i++) {

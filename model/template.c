@@ -322,7 +322,9 @@ int ed_model_render_messages(const struct ed_model *m, const char *messages,
 		return ed_err(err, errlen, ED_EINVAL, "messages: %s",
 			      msgs ? "not a JSON array" : je.text);
 	}
-	if (tools && !json_is_array(tl = json_loads(tools, 0, &je))) {
+	if (tools)
+		tl = json_loads(tools, 0, &je); /* json_is_array is a macro */
+	if (tools && !json_is_array(tl)) {
 		json_decref(msgs);
 		json_decref(tl);
 		return ed_err(err, errlen, ED_EINVAL, "tools: %s",
