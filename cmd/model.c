@@ -376,23 +376,13 @@ int cmd_model(int argc, char **argv)
 		ed_model_close(m);
 		return exit_status(rc == ED_ENOMEM ? rc : ED_ECONFIG);
 	}
-	if (chat_template) {
-		size_t n;
-		char *t = read_file(chat_template, 16u << 20, &n);
-		if (!t) {
-			msg("model: cannot read the chat template '%s': %s",
-			    chat_template, strerror(errno));
-			ed_model_close(m);
-			return EX_NOINPUT_;
-		}
-		rc = ed_model_set_chat_template(m, t, n, chat_template, err,
-						sizeof err);
-		free(t);
-		if (rc) {
-			msg("%s", err);
-			ed_model_close(m);
-			return exit_status(rc == ED_ENOMEM ? rc : ED_ECONFIG);
-		}
+	if (chat_template && (rc = ed_model_load_chat_template(
+				  m, chat_template, err, sizeof err))) {
+		msg("%s", err);
+		ed_model_close(m);
+		return rc == ED_ENOENT	 ? EX_NOINPUT_
+		       : rc == ED_ENOMEM ? exit_status(rc)
+					 : EX_CONFIG_;
 	}
 	if (strcmp(pos[0], "info") == 0) {
 		struct ed_model_info i;

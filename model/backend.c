@@ -6,7 +6,6 @@
  */
 #include "model_int.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,34 +56,17 @@ static int apply_template(struct ed_backend *b, const struct ed_backend_opts *o,
 			 o->template_variant);
 	}
 	if (o->chat_template) {
-		FILE *f = fopen(o->chat_template, "rb");
-		struct ed_buf t;
-		char buf[8192], hex[65];
-		size_t k;
-		if (!f)
-			return ed_err(err, errlen, ED_ENOENT,
-				      "cannot read the chat template '%s': %s",
-				      o->chat_template, strerror(errno));
-		ed_buf_init(&t, 16u << 20);
-		while ((k = fread(buf, 1, sizeof buf, f)) > 0 && !rc)
-			rc = ed_buf_append(&t, buf, k);
-		fclose(f);
-		if (!rc)
-			rc = ed_model_set_chat_template(
-			    b->model, t.data ? t.data : "", t.len,
-			    o->chat_template, err, errlen);
-		else
-			ed_err(err, errlen, rc, "chat template '%s': too large",
-			       o->chat_template);
-		if (!rc) {
-			ed_sha256_hex(t.data ? t.data : "", t.len, hex);
-			n = strlen(b->model_id);
-			snprintf(b->model_id + n, sizeof b->model_id - n,
-				 "+tmpl-%.8s", hex);
-		}
-		ed_buf_release(&t);
-		if (rc)
-			return rc == ED_ENOMEM ? rc : ED_ECONFIG;
+		struct ed_template_info ti;
+		char hex[65];
+		if ((rc = ed_model_load_chat_template(
+			 b->model, o->chat_template, err, errlen)))
+			return rc == ED_ENOMEM || rc == ED_ENOENT ? rc
+								  : ED_ECONFIG;
+		ed_model_get_template(b->model, &ti);
+		ed_sha256_hex(ti.text, strlen(ti.text), hex);
+		n = strlen(b->model_id);
+		snprintf(b->model_id + n, sizeof b->model_id - n, "+tmpl-%.8s",
+			 hex);
 	}
 	return 0;
 }

@@ -91,6 +91,10 @@ int ed_config_parse(struct ed_config *c, const char *text, size_t len,
 	}
 	mt = json_string_value(get(root, "model_type"));
 	snprintf(c->arch, sizeof c->arch, "%s", mt ? mt : "ernie4_5");
+	snprintf(c->name, sizeof c->name, "%s",
+		 json_string_value(get(root, "_name_or_path"))
+		     ? json_string_value(get(root, "_name_or_path"))
+		     : "");
 	hf = json_is_object(get(root, "text_config"));
 	t = hf ? get(root, "text_config") : root;
 	v = get(root, "vision_config");

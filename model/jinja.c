@@ -303,30 +303,6 @@ static int hexval(char c)
 	return -1;
 }
 
-static size_t put_utf8(char *o, uint32_t cp)
-{
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		o[0] = (char)(0xC0 | cp >> 6);
-		o[1] = (char)(0x80 | (cp & 63));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		o[0] = (char)(0xE0 | cp >> 12);
-		o[1] = (char)(0x80 | (cp >> 6 & 63));
-		o[2] = (char)(0x80 | (cp & 63));
-		return 3;
-	}
-	o[0] = (char)(0xF0 | cp >> 18);
-	o[1] = (char)(0x80 | (cp >> 12 & 63));
-	o[2] = (char)(0x80 | (cp >> 6 & 63));
-	o[3] = (char)(0x80 | (cp & 63));
-	return 4;
-}
-
 /* A string literal at s[0] (the quote): Python's unicode-escape rules. */
 static size_t lex_string(struct parser *ps, const char *s, size_t n, int line,
 			 struct tok *t)
@@ -378,7 +354,7 @@ static size_t lex_string(struct parser *ps, const char *s, size_t n, int line,
 			if (cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000))
 				perr(ps, line, "escape \\%c out of range", c);
 			k += (size_t)nd;
-			o += put_utf8(out + o, cp);
+			o += (size_t)ed_utf8_encode(cp, out + o);
 			break;
 		}
 		default:
@@ -391,7 +367,7 @@ static size_t lex_string(struct parser *ps, const char *s, size_t n, int line,
 					k++, j++;
 				}
 				k--;
-				o += put_utf8(out + o, cp);
+				o += (size_t)ed_utf8_encode(cp, out + o);
 			} else { /* unknown escapes stay as written */
 				out[o++] = '\\';
 				out[o++] = c;
@@ -1584,7 +1560,6 @@ struct frame {
 
 struct rt {
 	struct arena a;
-	struct ed_buf *out;
 	struct frame *root;
 	int depth;
 	char *err;
@@ -1874,32 +1849,13 @@ static void puts_(struct rt *r, struct ed_buf *b, const char *s)
 	put(r, b, s, strlen(s));
 }
 
-/* the code point at s (valid UTF-8 assumed; bad bytes as themselves) */
+/* the code point at s (a bad byte: U+FFFD, one byte) */
 static uint32_t utf8_at(const char *s, size_t n, size_t *len)
 {
-	const unsigned char *u = (const unsigned char *)s;
+	uint32_t cp;
 
-	if (u[0] < 0x80 || n < 2) {
-		*len = 1;
-		return u[0];
-	}
-	if ((u[0] & 0xE0) == 0xC0) {
-		*len = 2;
-		return (uint32_t)(u[0] & 31) << 6 | (u[1] & 63);
-	}
-	if ((u[0] & 0xF0) == 0xE0 && n >= 3) {
-		*len = 3;
-		return (uint32_t)(u[0] & 15) << 12 |
-		       (uint32_t)(u[1] & 63) << 6 | (u[2] & 63);
-	}
-	if (n >= 4) {
-		*len = 4;
-		return (uint32_t)(u[0] & 7) << 18 |
-		       (uint32_t)(u[1] & 63) << 12 |
-		       (uint32_t)(u[2] & 63) << 6 | (u[3] & 63);
-	}
-	*len = 1;
-	return u[0];
+	*len = (size_t)ed_utf8_decode((const unsigned char *)s, n, &cp);
+	return cp;
 }
 
 static void repr_str(struct rt *r, struct ed_buf *b, const struct str *s)
@@ -3099,7 +3055,7 @@ static bool run_test(struct rt *r, const char *name, const struct val *v,
 
 static struct val apply_filter(struct rt *r, const char *name,
 			       const struct val *v, const struct args *a,
-			       struct frame *f, int line);
+			       int line);
 
 /* the attribute path "a.b" of an item, as jinja2's make_attrgetter */
 static struct val attr_path(struct rt *r, const struct val *item,
@@ -3236,11 +3192,10 @@ static struct val filter_tojson(struct rt *r, const struct val *v,
 
 static struct val apply_filter(struct rt *r, const char *name,
 			       const struct val *v, const struct args *a,
-			       struct frame *f, int line)
+			       int line)
 {
 	const struct val *x = arg(a, 0, NULL);
 
-	(void)f;
 	if (!strcmp(name, "tojson"))
 		return filter_tojson(r, v, a, line);
 	if (!strcmp(name, "safe") || !strcmp(name, "string")) {
@@ -3398,7 +3353,7 @@ static struct val apply_filter(struct rt *r, const char *name,
 			} else {
 				y = apply_filter(
 				    r, want_str(r, &a->pos[0], "map", line)->s,
-				    &items.u.l->a[i], &fa, f, line);
+				    &items.u.l->a[i], &fa, line);
 			}
 			list_push(r, out.u.l, y);
 		}
@@ -3759,7 +3714,7 @@ static struct val eval(struct rt *r, const struct node *x, struct frame *f)
 		struct val v = eval(r, x->a, f);
 		struct args a;
 		eval_args(r, x, f, &a);
-		return apply_filter(r, x->name, &v, &a, f, x->line);
+		return apply_filter(r, x->name, &v, &a, x->line);
 	}
 	case E_TEST: {
 		struct val v = eval(r, x->a, f);
@@ -3931,8 +3886,7 @@ static enum flow exec_for(struct rt *r, const struct node *x, struct frame *f,
 		}
 	} else {
 		if (items.u.l->n)
-			memcpy(keep, items.u.l->a,
-			       items.u.l->n * sizeof *keep);
+			memcpy(keep, items.u.l->a, items.u.l->n * sizeof *keep);
 		n = items.u.l->n;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -4109,7 +4063,6 @@ int ed_jinja_render(const struct ed_jinja *t, const json_t *vars,
 	if (!r)
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	r->a.cap = ARENA_CAP;
-	r->out = out;
 	r->err = err;
 	r->errlen = errlen;
 	if (setjmp(r->jb)) {
@@ -4133,35 +4086,6 @@ int ed_jinja_render(const struct ed_jinja *t, const json_t *vars,
 		}
 	}
 	exec_body(r, t->root, r->root, out);
-	arena_free(&r->a);
-	free(r);
-	return 0;
-}
-
-int ed_jinja_json_dumps(const json_t *v, int indent, bool ascii,
-			struct ed_buf *out)
-{
-	struct rt *r = calloc(1, sizeof *r);
-	struct jsonfmt f = {indent, indent >= 0 ? "," : ", ", ": ", ascii,
-			    false};
-	char err[200];
-	int rc;
-
-	if (!r)
-		return ED_ENOMEM;
-	r->a.cap = ARENA_CAP;
-	r->err = err;
-	r->errlen = sizeof err;
-	if (setjmp(r->jb)) {
-		rc = r->rc;
-		arena_free(&r->a);
-		free(r);
-		return rc;
-	}
-	{
-		struct val x = from_json(r, v);
-		to_json(r, out, &x, &f, 0, 0);
-	}
 	arena_free(&r->a);
 	free(r);
 	return 0;

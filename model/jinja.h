@@ -48,12 +48,4 @@ int ed_jinja_render(const struct ed_jinja *t, const json_t *vars,
 
 void ed_jinja_free(struct ed_jinja *t);
 
-/*
- * Python's json.dumps(v, ensure_ascii=ascii, indent=indent, separators
- * as its defaults, sort_keys=false) of a JSON value: what tojson writes.
- * indent < 0 for none. 0 or ED_ENOMEM / ED_EINVAL (a NaN key...).
- */
-int ed_jinja_json_dumps(const json_t *v, int indent, bool ascii,
-			struct ed_buf *out);
-
 #endif

@@ -400,7 +400,7 @@ static void bind_vision(struct binder *b)
 
 /* ---- files --------------------------------------------------------- */
 
-static char *read_small_file(const char *path, size_t cap, size_t *len)
+char *ed_model_read_file(const char *path, size_t cap, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	struct ed_buf b;
@@ -472,7 +472,7 @@ static int open_shards(struct ed_model *m, const char *dir, char *err,
 	int rc = 0;
 
 	snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-	text = read_small_file(path, 64u << 20, &len);
+	text = ed_model_read_file(path, 64u << 20, &len);
 	if (!text)
 		return add_shard(m, dir, "model.safetensors", err, errlen);
 	root = json_loadb(text, len, 0, &je);
@@ -567,17 +567,6 @@ static int open_gguf_tokenizer(struct ed_model *m, char *err, size_t errlen)
 	return rc;
 }
 
-/* the checkpoint's name in config.json, to tell its variant */
-static void config_name(struct ed_model *m, const char *text, size_t len)
-{
-	json_t *j = json_loadb(text, len, 0, NULL);
-	const char *n = json_string_value(json_object_get(j, "_name_or_path"));
-
-	if (n)
-		snprintf(m->name, sizeof m->name, "%s", n);
-	json_decref(j);
-}
-
 int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 		  void *ud, char *err, size_t errlen)
 {
@@ -610,12 +599,11 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 				     err, errlen);
 		if (rc)
 			goto fail;
-		config_name(m, (const char *)cfg, len);
 		m->n_shards = 1;
 		m->file_bytes = (int64_t)ed_gguf_size(m->gguf);
 	} else {
 		snprintf(path, sizeof path, "%s/config.json", dir);
-		text = read_small_file(path, 4u << 20, &len);
+		text = ed_model_read_file(path, 4u << 20, &len);
 		if (!text) {
 			rc = ed_err(err, errlen,
 				    errno == ENOENT ? ED_ENOENT : ED_ECONFIG,
@@ -624,7 +612,6 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 			goto fail;
 		}
 		rc = ed_config_parse(&m->cfg, text, len, note, ud, err, errlen);
-		config_name(m, text, len);
 		free(text);
 		if (rc)
 			goto fail;

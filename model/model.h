@@ -393,6 +393,10 @@ enum ed_variant { ED_VARIANT_PT, ED_VARIANT_THINKING };
  * with the template's line. */
 int ed_model_set_chat_template(struct ed_model *m, const char *text, size_t len,
 			       const char *origin, char *err, size_t errlen);
+/* The same from a file (origin: its path). ED_ENOENT, ED_ETOOBIG (16 MiB),
+ * ED_EFORMAT. */
+int ed_model_load_chat_template(struct ed_model *m, const char *path, char *err,
+				size_t errlen);
 /* Use the built-in template of variant v, whatever the checkpoint has. */
 int ed_model_set_variant(struct ed_model *m, enum ed_variant v, char *err,
 			 size_t errlen);

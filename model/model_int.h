@@ -17,6 +17,7 @@
 
 struct ed_config {
 	char arch[64];
+	char name[256]; /* _name_or_path, to tell PT from Thinking */
 	/* language model */
 	int vocab, hidden, layers, heads, kv_heads, head_dim;
 	int dense_inter;
@@ -115,10 +116,14 @@ struct ed_model {
 	char template_origin[160];
 	int variant;
 	char variant_why[200];
-	char name[256]; /* config.json _name_or_path, GGUF general.name */
+	char name[256]; /* cfg.name, else the GGUF general.name */
 	int n_tensors, n_unknown;
 	int64_t bytes_by_dtype[ED_DT_COUNT];
 };
+
+/* A whole small file, NUL-terminated (*len without it); NULL with errno
+ * (EFBIG past cap). Caller frees. */
+char *ed_model_read_file(const char *path, size_t cap, size_t *len);
 
 /* the built-in chat templates (chat_templates.c, generated from
  * model/templates/) */

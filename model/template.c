@@ -14,7 +14,7 @@
  */
 #include "model_int.h"
 
-#include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,10 +75,9 @@ static bool has_word_ci(const char *s, const char *w)
 static int use_template(struct ed_model *m, char *text, const char *origin,
 			char *err, size_t errlen)
 {
+	const char *src = text ? text : builtin_text(m->variant);
 	struct ed_jinja *j;
-	int rc = ed_jinja_parse(text ? text : builtin_text(m->variant),
-				strlen(text ? text : builtin_text(m->variant)),
-				&j, err, errlen);
+	int rc = ed_jinja_parse(src, strlen(src), &j, err, errlen);
 
 	if (rc) {
 		free(text);
@@ -125,48 +124,26 @@ static char *template_of(json_t *v)
 		   : NULL;
 }
 
-static char *read_text(const char *dir, const char *name, size_t cap)
-{
-	char path[4200];
-	FILE *f;
-	char *b = NULL;
-	long n;
-
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	if (!(f = fopen(path, "rb")))
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-	    (size_t)n <= cap && fseek(f, 0, SEEK_SET) == 0 &&
-	    (b = malloc((size_t)n + 1)) &&
-	    fread(b, 1, (size_t)n, f) == (size_t)n)
-		b[n] = '\0';
-	else {
-		free(b);
-		b = NULL;
-	}
-	fclose(f);
-	return b;
-}
-
 int ed_model_template_init(struct ed_model *m, const char *dir, char *err,
 			   size_t errlen)
 {
 	char *text = NULL, origin[160] = "";
 
+	snprintf(m->name, sizeof m->name, "%s", m->cfg.name);
+
 	if (m->gguf) {
-		size_t n;
+		size_t n, cn;
 		const unsigned char *s =
 		    ed_gguf_string(m->gguf, "tokenizer.chat_template", &n);
 		const unsigned char *c = ed_gguf_string(
-		    m->gguf, "ernie_doc.tokenizer.tokenizer_config", &n);
-		if ((s = ed_gguf_string(m->gguf, "tokenizer.chat_template",
-					&n))) {
+		    m->gguf, "ernie_doc.tokenizer.tokenizer_config", &cn);
+		if (s) {
 			text = dupn((const char *)s, n);
 			snprintf(origin, sizeof origin,
 				 "the checkpoint's own (GGUF "
 				 "tokenizer.chat_template)");
 		} else if (c) {
-			json_t *j = json_loadb((const char *)c, n, 0, NULL);
+			json_t *j = json_loadb((const char *)c, cn, 0, NULL);
 			text = template_of(json_object_get(j, "chat_template"));
 			json_decref(j);
 			if (text)
@@ -182,8 +159,11 @@ int ed_model_template_init(struct ed_model *m, const char *dir, char *err,
 						    "chat_template.json",
 						    "tokenizer_config.json"};
 		for (int i = 0; i < 3 && !text; i++) {
-			char *t = read_text(dir, files[i], 16u << 20);
-			if (!t)
+			char path[4200];
+			size_t n;
+			char *t;
+			snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+			if (!(t = ed_model_read_file(path, 16u << 20, &n)))
 				continue;
 			if (i == 0) {
 				text = t;
@@ -246,6 +226,20 @@ int ed_model_set_chat_template(struct ed_model *m, const char *text, size_t len,
 	if (!t)
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	return use_template(m, t, origin, err, errlen);
+}
+
+int ed_model_load_chat_template(struct ed_model *m, const char *path, char *err,
+				size_t errlen)
+{
+	size_t n;
+	char *t = ed_model_read_file(path, 16u << 20, &n);
+
+	if (!t)
+		return ed_err(err, errlen,
+			      errno == EFBIG ? ED_ETOOBIG : ED_ENOENT,
+			      "cannot read the chat template '%s': %s", path,
+			      errno == EFBIG ? "over 16 MiB" : strerror(errno));
+	return use_template(m, t, path, err, errlen);
 }
 
 int ed_model_set_variant(struct ed_model *m, enum ed_variant v, char *err,
