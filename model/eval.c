@@ -248,8 +248,13 @@ int ed_model_eval(const struct ed_model *m, const char *inputs_json,
 			    (int64_t[]){new_tokens});
 			add(col, "gen_logits", ED_DT_F32, gl, 2,
 			    (int64_t[]){new_tokens, V});
-			add(col, "gen_position_ids", ED_DT_I64, gp, 2,
-			    (int64_t[]){3, new_tokens});
+			/* [3, N] for the 3-D rope, [N] for a text model */
+			if (m->cfg.rope_3d)
+				add(col, "gen_position_ids", ED_DT_I64, gp, 2,
+				    (int64_t[]){3, new_tokens});
+			else
+				add(col, "gen_position_ids", ED_DT_I64, gp, 1,
+				    (int64_t[]){new_tokens});
 		}
 		free(gl);
 		free(gt);

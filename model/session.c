@@ -231,6 +231,18 @@ static int run_prompt(struct ed_session *s, const struct ed_prompt *p,
 			for (int64_t i = 0; i < n; i++)
 				tmp[i] = p->ids[i];
 			ed_trace_i64(s, "input_ids", tmp, 1, (int64_t[]){n});
+			if (!s->m->cfg.rope_3d) {
+				/* a text model's 1-D positions: one row [L],
+				 * as transformers feeds its rotary embedding */
+				for (int64_t i = 0; i < n; i++)
+					tmp[i] = p->pos[i];
+				ed_trace_i64(s, "position_ids", tmp, 1,
+					     (int64_t[]){n});
+				free(tmp);
+				tmp = NULL;
+			}
+		}
+		if (tmp) {
 			for (int64_t i = 0; i < n; i++)
 				tmp[i] = p->mm[i];
 			ed_trace_i64(s, "mm_token_type_ids", tmp, 1,

@@ -236,6 +236,30 @@ for d in a_text_only b_one_image c_two_images d_untied_image; do
 	expect 0 "$BUILD/tests/stcmp" --golden "$T/$d.st" "$G/$d/expected.safetensors"
 	check "$d: every golden tensor within tolerance" test "$(grep -c 'ok$\|same sets$' "$T/out")" -ge 20
 done
+# the text models (ernie4_5_moe, ernie4_5): from the safetensors
+# directory, and from a GGUF written by model quantize --type bf16
+for d in e_text_moe f_text_dense; do
+	case $d in e_*) n=18 ;; *) n=9 ;; esac
+	expect 0 $E model eval --threads 2 "$G/$d" "$G/$d/inputs.json" -o "$T/$d.st"
+	expect 0 "$BUILD/tests/stcmp" --golden "$T/$d.st" "$G/$d/expected.safetensors"
+	check "$d: all $n golden tensors within tolerance" test "$(grep -c 'ok$\|same sets$' "$T/out")" -eq $n
+	check "$d: 1-D positions" grep -q '^position_ids .* ok$' "$T/out"
+	expect 0 $E model quantize -q --type bf16 "$G/$d" "$T/$d.gguf"
+	expect 0 $E model eval --threads 2 "$T/$d.gguf" "$G/$d/inputs.json" -o "$T/$d.g.st"
+	expect 0 "$BUILD/tests/stcmp" --golden "$T/$d.g.st" "$G/$d/expected.safetensors"
+	check "$d (bf16 GGUF): all $n golden tensors within tolerance" test "$(grep -c 'ok$\|same sets$' "$T/out")" -eq $n
+done
+# rope_theta written as a JSON integer
+mkdir -p "$T/rint" && cp "$G/f_text_dense/"* "$T/rint/"
+sed 's/"rope_theta": 500000.0/"rope_theta": 500000/' "$G/f_text_dense/config.json" >"$T/rint/config.json"
+check "rope_theta is an integer in the copy" grep -q '"rope_theta": 500000,' "$T/rint/config.json"
+expect 0 $E model eval --threads 2 "$T/rint" "$G/f_text_dense/inputs.json" -o "$T/rint.st"
+expect 0 "$BUILD/tests/stcmp" --golden "$T/rint.st" "$G/f_text_dense/expected.safetensors"
+check "integer rope_theta: all 9 golden tensors within tolerance" test "$(grep -c 'ok$' "$T/out")" -eq 9
+expect 0 $E model info "$G/e_text_moe"
+check "model info: text MoE" grep -q "4 layers (3 MoE), hidden 64" "$T/out"
+expect 0 $E model info "$G/f_text_dense"
+check "model info: dense, head_dim 32" grep -q "heads 4/2 (head_dim 32)" "$T/out"
 expect 0 $E model info "$G/b_one_image"
 check "model info: architecture" grep -q "^architecture      ernie4_5_vl_moe" "$T/out"
 check "model info: layers" grep -q "3 layers (2 MoE), hidden 64" "$T/out"
