@@ -42,6 +42,15 @@ enum ed_dtype {
 	ED_DT_Q4_0,
 	ED_DT_Q4_K,
 	ED_DT_Q6_K,
+	/* the further formats of llama.cpp's files (qblocks.c) */
+	ED_DT_Q4_1,
+	ED_DT_Q5_0,
+	ED_DT_Q5_1,
+	ED_DT_IQ4_NL,
+	ED_DT_Q2_K,
+	ED_DT_Q3_K,
+	ED_DT_Q5_K,
+	ED_DT_IQ4_XS,
 	ED_DT_COUNT
 };
 

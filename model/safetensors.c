@@ -55,6 +55,14 @@ const char *ed_model_dtype_name(enum ed_dtype dt)
 	case ED_DT_Q4_0: return "Q4_0";
 	case ED_DT_Q4_K: return "Q4_K";
 	case ED_DT_Q6_K: return "Q6_K";
+	case ED_DT_Q4_1: return "Q4_1";
+	case ED_DT_Q5_0: return "Q5_0";
+	case ED_DT_Q5_1: return "Q5_1";
+	case ED_DT_IQ4_NL: return "IQ4_NL";
+	case ED_DT_Q2_K: return "Q2_K";
+	case ED_DT_Q3_K: return "Q3_K";
+	case ED_DT_Q5_K: return "Q5_K";
+	case ED_DT_IQ4_XS: return "IQ4_XS";
 	default: break;
 	}
 	for (size_t i = 0; i < ED_ARRAY_LEN(dtypes); i++)

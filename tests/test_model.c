@@ -1502,6 +1502,7 @@ out:
 
 /* ---- quantized blocks ------------------------------------------------ */
 
+
 static uint64_t qrng = 88172645463325252ull;
 static uint32_t qrand(void)
 {
@@ -1572,7 +1573,214 @@ static float spec_weight(enum ed_dtype dt, const uint8_t *b, int j)
 		}
 		return ed_k_f16_to_f32(h) * sc[is] * (q - 32);
 	}
+	case ED_DT_Q4_1:
+	case ED_DT_Q5_1: {
+		/* d, m, (qh,) qs: d q + m */
+		uint16_t hm;
+		uint32_t qh = 0;
+		const uint8_t *qs = b + (dt == ED_DT_Q4_1 ? 4 : 8);
+		int q = j < 16 ? qs[j] & 15 : qs[j - 16] >> 4;
+		memcpy(&h, b, 2);
+		memcpy(&hm, b + 2, 2);
+		if (dt == ED_DT_Q5_1) {
+			memcpy(&qh, b + 4, 4);
+			q |= (int)((qh >> j) & 1) << 4;
+		}
+		return ed_k_f16_to_f32(h) * q + ed_k_f16_to_f32(hm);
+	}
+	case ED_DT_Q5_0: {
+		uint32_t qh;
+		const uint8_t *qs = b + 6;
+		int q = j < 16 ? qs[j] & 15 : qs[j - 16] >> 4;
+		memcpy(&h, b, 2);
+		memcpy(&qh, b + 2, 4);
+		q |= (int)((qh >> j) & 1) << 4;
+		return ed_k_f16_to_f32(h) * (q - 16);
+	}
+	case ED_DT_IQ4_NL:
+	case ED_DT_IQ4_XS: {
+		static const int K[16] = {-127, -104, -83, -65, -49, -35,
+					  -22,	-10,  1,   13,	25,  38,
+					  53,	69,   89,  113};
+		float d;
+		const uint8_t *qs;
+		int i;
+		memcpy(&h, b, 2);
+		d = ed_k_f16_to_f32(h);
+		if (dt == ED_DT_IQ4_NL) {
+			qs = b + 2;
+			i = j % 32;
+		} else {
+			/* sub-block j / 32: a 6-bit scale, an IQ4_NL layout */
+			uint16_t sh;
+			int sb = j / 32, ls;
+			memcpy(&sh, b + 2, 2);
+			ls = ((b[4 + sb / 2] >> (4 * (sb % 2))) & 15) |
+			     (((sh >> (2 * sb)) & 3) << 4);
+			d = d * (ls - 32);
+			qs = b + 8 + 16 * sb;
+			i = j % 32;
+		}
+		return d * K[i < 16 ? qs[i] & 15 : qs[i - 16] >> 4];
+	}
+	case ED_DT_Q2_K:
+	case ED_DT_Q3_K: {
+		/* two bits per weight, four weights 32 apart in a byte */
+		const uint8_t *qs = b + (dt == ED_DT_Q2_K ? 16 : 32);
+		int q = (qs[32 * (j / 128) + j % 32] >> (2 * ((j / 32) % 4))) &
+			3;
+		int s = j / 16;
+		if (dt == ED_DT_Q2_K) {
+			uint16_t hm;
+			memcpy(&h, b + 80, 2);
+			memcpy(&hm, b + 82, 2);
+			return ed_k_f16_to_f32(h) * (b[s] & 15) * q -
+			       ed_k_f16_to_f32(hm) * (b[s] >> 4);
+		} else {
+			const uint8_t *sc = b + 96;
+			int lo = s < 8 ? sc[s] & 15 : sc[s - 8] >> 4;
+			int hi = (sc[8 + s % 4] >> (2 * (s / 4))) & 3;
+			int hb = (b[j % 32] >> (j / 32)) & 1;
+			memcpy(&h, b + 108, 2);
+			return ed_k_f16_to_f32(h) * ((lo | (hi << 4)) - 32) *
+			       (hb ? q : q - 4);
+		}
+	}
+	case ED_DT_Q5_K: {
+		/* Q4_K's scales and nibbles, a fifth bit from qh */
+		uint16_t hd, hm;
+		const uint8_t *sc = b + 4, *qh = b + 16, *qs = b + 48;
+		int sub = j / 32, sv, mv, q;
+		memcpy(&hd, b, 2);
+		memcpy(&hm, b + 2, 2);
+		if (sub < 4) {
+			sv = sc[sub] & 63;
+			mv = sc[sub + 4] & 63;
+		} else {
+			sv = (sc[sub + 4] & 15) | ((sc[sub - 4] >> 6) << 4);
+			mv = (sc[sub + 4] >> 4) | ((sc[sub] >> 6) << 4);
+		}
+		q = sub % 2 ? qs[32 * (j / 64) + j % 32] >> 4
+			    : qs[32 * (j / 64) + j % 32] & 15;
+		q |= ((qh[j % 32] >> sub) & 1) << 4;
+		return ed_k_f16_to_f32(hd) * sv * q - ed_k_f16_to_f32(hm) * mv;
+	}
 	default: return 0;
+	}
+}
+
+/* A block in hex (spaces ignored) into b; its length. */
+static size_t hex_block(const char *hex, uint8_t *b)
+{
+	size_t n = 0;
+
+	for (; *hex; hex++) {
+		unsigned v;
+		if (*hex == ' ')
+			continue;
+		sscanf(hex, "%2x", &v);
+		b[n++] = (uint8_t)v;
+		hex++;
+	}
+	return n;
+}
+
+/* spec/QUANT.md's worked checks: ggml's own values for these bytes */
+static void test_quant_worked(void)
+{
+	static const struct {
+		enum ed_dtype dt;
+		const char *hex;
+		int idx[12];
+		float want[12];
+	} cases[] = {
+	    {ED_DT_Q4_1,
+	     "0038 00bc 1032547698badcfef0e1d2c3b4a59687",
+	     {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 31, -1},
+	     {-1, 0, 1, 2, 3, 4, 5, 6, -0.5f, 0.5f, 3}},
+	    {ED_DT_Q5_0,
+	     "0034 a5000080 0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+	     {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 31, -1},
+	     {3.75f, -0.5f, 3.25f, -1, -1.25f, 2.5f, -1.75f, 2, -4, -3.75f,
+	      3.75f}},
+	    {ED_DT_Q5_1,
+	     "0038 00c8 a5000080 0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+	     {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 31, -1},
+	     {7.5f, -1, 6.5f, -2, -2.5f, 5, -3.5f, 4, -8, -7.5f, 7.5f}},
+	    {ED_DT_IQ4_NL,
+	     "0038 1032547698badcfef0e1d2c3b4a59687",
+	     {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 31, -1},
+	     {-63.5f, -41.5f, -24.5f, -11, 0.5f, 12.5f, 26.5f, 44.5f, -52,
+	      -32.5f, 0.5f}},
+	};
+	static const struct {
+		enum ed_dtype dt;
+		const char *head, *rep, *tail;
+		int nrep, idx[12];
+		float want[12];
+	} big[] = {
+	    {ED_DT_Q2_K, "32415763 7a819ca5 b3c1d7e2 f9051426", "e41b00ff39c6728d",
+	     "0038 0034", 8, {0, 1, 2, 3, 4, 5, 6, 7, 40, 100, 200, 255},
+	     {-0.75f, 2.25f, -0.75f, 2.25f, 0.25f, 1.25f, 1.25f, 0.25f, 2.25f,
+	      -2.25f, 5.25f, 5.5f}},
+	    {ED_DT_Q3_K, "", "", "", 0, {0, 1, 2, 3, 4, 5, 6, 7, 40, 100, 200, 255},
+	     {0, -0.5f, 0, -0.5f, 0.5f, -1, 1, -1.5f, 21, -24, 9, -7.5f}},
+	    {ED_DT_Q5_K, "0038 0034 c3458709 4284c608 21436587", "", "", 0,
+	     {0, 1, 2, 3, 4, 5, 6, 7, 40, 100, 200, 255},
+	     {23.5f, 2.5f, 29.5f, 8.5f, 35.5f, 14.5f, 41.5f, 20.5f, 1.5f, 38.5f,
+	      -13.5f, 106.5f}},
+	    {ED_DT_IQ4_XS, "0034 4e1b a3876543",
+	     "1032547698badcfef0e1d2c3b4a59687", "", 8,
+	     {0, 1, 2, 3, 4, 5, 6, 7, 40, 100, 200, 255},
+	     {-95.25f, -62.25f, -36.75f, -16.5f, 0.75f, 18.75f, 39.75f, 66.75f,
+	      -825.5f, -2, 412.75f, -7}},
+	};
+	uint8_t b[256];
+	float y[256];
+
+	for (size_t c = 0; c < ED_ARRAY_LEN(cases); c++) {
+		size_t n = hex_block(cases[c].hex, b);
+		int bad = 0;
+		CHECK_INT(n, ed_k_row_bytes(cases[c].dt, 32));
+		ed_k_dequantize_row(cases[c].dt, b, y, 32);
+		for (int i = 0; i < 12 && cases[c].idx[i] >= 0; i++)
+			bad += y[cases[c].idx[i]] != cases[c].want[i] ||
+			       spec_weight(cases[c].dt, b, cases[c].idx[i]) !=
+				   cases[c].want[i];
+		CHECK(bad == 0, "%s: %d of the worked values differ",
+		      ed_model_dtype_name(cases[c].dt), bad);
+	}
+	for (size_t c = 0; c < ED_ARRAY_LEN(big); c++) {
+		size_t n = 0;
+		int bad = 0;
+		enum ed_dtype dt = big[c].dt;
+		if (dt == ED_DT_Q3_K) {
+			/* hmask (8 bytes)x4, qs (8 bytes)x8, scales, d */
+			for (int r = 0; r < 4; r++)
+				n += hex_block("05fa0ff033cc55aa", b + n);
+			for (int r = 0; r < 8; r++)
+				n += hex_block("e41b00ff39c6728d", b + n);
+			n += hex_block("a2b3c4d5e6f708191e2d3c4b 0034", b + n);
+		} else if (dt == ED_DT_Q5_K) {
+			n += hex_block(big[c].head, b + n);
+			for (int r = 0; r < 4; r++)
+				n += hex_block("05fa0ff033cc55aa", b + n);
+			for (int r = 0; r < 16; r++)
+				n += hex_block("1032547698badcfe", b + n);
+		} else {
+			n += hex_block(big[c].head, b + n);
+			for (int r = 0; r < big[c].nrep; r++)
+				n += hex_block(big[c].rep, b + n);
+			n += hex_block(big[c].tail, b + n);
+		}
+		CHECK_INT(n, ed_k_row_bytes(dt, 256));
+		ed_k_dequantize_row(dt, b, y, 256);
+		for (int i = 0; i < 12; i++)
+			bad += y[big[c].idx[i]] != big[c].want[i] ||
+			       spec_weight(dt, b, big[c].idx[i]) !=
+				   big[c].want[i];
+		CHECK(bad == 0, "%s: %d of the worked values differ",
+		      ed_model_dtype_name(dt), bad);
 	}
 }
 
@@ -1671,10 +1879,21 @@ static void test_act16(void)
 
 static void test_quant(void)
 {
-	static const enum ed_dtype dts[] = {ED_DT_Q8_0, ED_DT_Q4_0, ED_DT_Q4_K,
-					    ED_DT_Q6_K};
-	/* the largest relative RMS error quantizing Gaussian weights */
-	static const double max_rms[] = {0.008, 0.10, 0.085, 0.025};
+	static const enum ed_dtype dts[] = {
+	    ED_DT_Q8_0, ED_DT_Q4_0, ED_DT_Q4_K,	  ED_DT_Q6_K,
+	    ED_DT_Q4_1, ED_DT_Q5_0, ED_DT_Q5_1,	  ED_DT_IQ4_NL,
+	    ED_DT_Q2_K, ED_DT_Q3_K, ED_DT_Q5_K,	  ED_DT_IQ4_XS};
+	/* the largest relative RMS error quantizing Gaussian weights (the
+	 * further formats' quantizers are plain ones, qblocks.c) */
+	static const double max_rms[] = {0.008, 0.10, 0.085, 0.025,
+					 0.09,  0.055, 0.05,  0.09,
+					 0.36,  0.17,  0.05,  0.09};
+	/* where each block keeps its fp16 fields */
+	static const int f16_at[][2] = {{0, -1}, {0, -1},  {0, 2},  {208, -1},
+					{0, 2},	 {0, -1},  {0, 2},  {0, -1},
+					{80, 82}, {108, -1}, {0, 2}, {0, -1}};
+	static const int block_bytes[] = {34, 18, 144, 210, 20,	 22,
+					  24, 18, 84,  110, 176, 136};
 	static const int Ks[] = {256, 512, 2560};
 	enum ed_isa best = ed_k_isa_best();
 
@@ -1687,11 +1906,7 @@ static void test_quant(void)
 		double se = 0, sx = 0;
 		int bad = 0;
 
-		CHECK_INT(rb, (size_t)K / bl *
-				  (dt == ED_DT_Q8_0   ? 34
-				   : dt == ED_DT_Q4_0 ? 18
-				   : dt == ED_DT_Q4_K ? 144
-						      : 210));
+		CHECK_INT(rb, (size_t)K / bl * (size_t)block_bytes[t]);
 		/* random bytes, with finite small fp16 scales: every weight as
 		 * the spec's formulas give it */
 		for (size_t i = 0; i < rb; i++)
@@ -1699,12 +1914,9 @@ static void test_quant(void)
 		for (int b = 0; b < K / bl; b++) {
 			size_t o = (size_t)b * (rb / (size_t)(K / bl));
 			uint16_t h = ed_k_f32_to_f16(0.01f + 0.001f * (b % 7));
-			if (dt == ED_DT_Q6_K)
-				memcpy(raw + o + 208, &h, 2);
-			else
-				memcpy(raw + o, &h, 2);
-			if (dt == ED_DT_Q4_K)
-				memcpy(raw + o + 2, &h, 2);
+			memcpy(raw + o + f16_at[t][0], &h, 2);
+			if (f16_at[t][1] >= 0)
+				memcpy(raw + o + f16_at[t][1], &h, 2);
 		}
 		ed_k_dequantize_row(dt, raw, y, K);
 		for (int j = 0; j < K; j++) {
@@ -2442,6 +2654,8 @@ static void test_batch(void)
 	batch_kernel(ED_DT_Q8_0);
 	batch_kernel(ED_DT_Q6_K);
 	batch_kernel(ED_DT_Q4_0);
+	batch_kernel(ED_DT_Q5_K);
+	batch_kernel(ED_DT_IQ4_NL);
 	batch_matvec();
 	batch_attention(4, 2, 16);
 	batch_attention(20, 4, 128); /* the real model's GQA */
@@ -2719,6 +2933,7 @@ int main(void)
 	test_matmul();
 	test_matmul_large();
 	test_qgemm_odd();
+	test_quant_worked();
 	test_act16();
 	test_quant();
 	test_golden_quantized();

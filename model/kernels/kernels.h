@@ -178,6 +178,23 @@ int ed_k_qgemm2(struct ed_pool *p, float *y0, float *y1, const float *x,
 		int64_t N, int64_t K);
 bool ed_k_has_vnni(void);
 
+/* ---- the further formats (qblocks.c) ---------------------------------
+ *
+ * Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q5_K, IQ4_XS: reached through
+ * the ed_k_* calls above (dequantize, quantize, unpack, qdot), which
+ * dispatch here; the activations are the group-32 ones.
+ */
+bool ed_kx_is(enum ed_dtype dt);
+/* weights per scale: 16 (Q2_K, Q3_K) or 32 */
+int ed_kx_group(enum ed_dtype dt);
+void ed_kx_dequantize(enum ed_dtype dt, const void *src, float *y, int64_t n);
+void ed_kx_unpack(enum ed_dtype dt, const void *src, int64_t K, uint16_t *u,
+		  float *scale, float *minv);
+void ed_kx_qdot_multi(enum ed_isa level, enum ed_dtype dt, const void *w,
+		      size_t rb, int64_t n, const struct ed_qact *const *a,
+		      int nv, int64_t K, float *const *y);
+int ed_kx_quantize(enum ed_dtype dt, const float *x, void *out, int64_t n);
+
 /* ---- weight matrices times a few vectors (matvec.c) ----------------
  *
  * Decode: every sequence of a batch gives one vector. y[v] = W x[v]

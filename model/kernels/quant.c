@@ -1,6 +1,7 @@
 /*
  * quant.c - ggml's block formats (Q8_0, Q4_0, Q4_K, Q6_K; layouts bit for
- * bit, spec/QUANT.md): quantizing rows, dequantizing them, and the dot
+ * bit, spec/QUANT.md; the further ones of llama.cpp's files are
+ * qblocks.c's, dispatched from here): quantizing rows, dequantizing them, and the dot
  * products of quantized weight rows with activations quantized to int8
  * (per 32 values, one float scale, with the sums of each 16 for the
  * formats' offsets). The integer dot products run on AVX-512 VNNI
@@ -57,12 +58,23 @@ static const struct {
     {ED_DT_Q4_0, 32, 18},
     {ED_DT_Q4_K, 256, 144},
     {ED_DT_Q6_K, 256, 210},
+    /* qblocks.c */
+    {ED_DT_Q4_1, 32, 20},
+    {ED_DT_Q5_0, 32, 22},
+    {ED_DT_Q5_1, 32, 24},
+    {ED_DT_IQ4_NL, 32, 18},
+    {ED_DT_Q2_K, 256, 84},
+    {ED_DT_Q3_K, 256, 110},
+    {ED_DT_Q5_K, 256, 176},
+    {ED_DT_IQ4_XS, 256, 136},
 };
 
 bool ed_k_is_quant(enum ed_dtype dt)
 {
-	return dt == ED_DT_Q8_0 || dt == ED_DT_Q4_0 || dt == ED_DT_Q4_K ||
-	       dt == ED_DT_Q6_K;
+	for (size_t i = 0; i < ED_ARRAY_LEN(qtypes); i++)
+		if (qtypes[i].dt == dt)
+			return true;
+	return false;
 }
 
 int ed_k_block(enum ed_dtype dt)
@@ -174,7 +186,11 @@ void ed_k_dequantize_row(enum ed_dtype dt, const void *src, float *y, int64_t n)
 						 (q6k_value(x, i) - 32);
 		}
 		break;
-	default: ed_k_to_f32(y, src, dt, (size_t)n);
+	default:
+		if (ed_kx_is(dt))
+			ed_kx_dequantize(dt, src, y, n);
+		else
+			ed_k_to_f32(y, src, dt, (size_t)n);
 	}
 }
 
@@ -182,7 +198,7 @@ void ed_k_dequantize_row(enum ed_dtype dt, const void *src, float *y, int64_t n)
 
 int ed_k_unpack_group(enum ed_dtype dt)
 {
-	return dt == ED_DT_Q6_K ? 16 : 32;
+	return ed_kx_is(dt) ? ed_kx_group(dt) : dt == ED_DT_Q6_K ? 16 : 32;
 }
 
 /* scale and offset of every group of a row */
@@ -399,6 +415,10 @@ q4k_scales_avx512(const void *src, int64_t K, float *scale, float *minv)
 void ed_k_unpack_q(enum ed_isa level, enum ed_dtype dt, const void *src,
 		   int64_t K, uint16_t *u, float *scale, float *minv)
 {
+	if (ed_kx_is(dt)) {
+		ed_kx_unpack(dt, src, K, u, scale, minv);
+		return;
+	}
 #if defined(__x86_64__)
 	if (level == ED_ISA_AVX512) {
 		if (dt == ED_DT_Q4_K)
@@ -702,6 +722,14 @@ int ed_k_quantize_row(enum ed_dtype dt, const float *x, void *out, int64_t n)
 	case ED_DT_Q4_0: quantize_q4_0(x, out, n); return 0;
 	case ED_DT_Q4_K: quantize_q4_k(x, out, n); return 0;
 	case ED_DT_Q6_K: quantize_q6_k(x, out, n); return 0;
+	case ED_DT_Q4_1:
+	case ED_DT_Q5_0:
+	case ED_DT_Q5_1:
+	case ED_DT_IQ4_NL:
+	case ED_DT_Q2_K:
+	case ED_DT_Q3_K:
+	case ED_DT_Q5_K:
+	case ED_DT_IQ4_XS: return ed_kx_quantize(dt, x, out, n);
 	case ED_DT_F32: memcpy(out, x, (size_t)n * sizeof *x); return 0;
 	case ED_DT_F16:
 		for (int64_t i = 0; i < n; i++)
@@ -1421,6 +1449,10 @@ void ed_k_qdot_multi(enum ed_isa level, enum ed_dtype dt, const void *w,
 		     size_t rb, int64_t n, const struct ed_qact *const *a,
 		     int nv, int64_t K, float *const *y)
 {
+	if (ed_kx_is(dt)) { /* each block decoded once for all vectors */
+		ed_kx_qdot_multi(level, dt, w, rb, n, a, nv, K, y);
+		return;
+	}
 #if defined(__x86_64__)
 	if (level == ED_ISA_AVX512 && has_vnni() && dt == ED_DT_Q4_K) {
 		/* group-256 activations (ed_k_act_group) */
@@ -1439,6 +1471,11 @@ void ed_k_qdot_multi(enum ed_isa level, enum ed_dtype dt, const void *w,
 float ed_k_qdot(enum ed_isa level, enum ed_dtype dt, const void *w,
 		const struct ed_qact *a, int64_t K)
 {
+	if (ed_kx_is(dt)) {
+		float y, *py = &y;
+		ed_kx_qdot_multi(level, dt, w, 0, 1, &a, 1, K, &py);
+		return y;
+	}
 #if defined(__x86_64__)
 	if (level == ED_ISA_AVX512 && has_vnni())
 		return qdot_vnni(dt, w, a, K);
