@@ -28,6 +28,7 @@ static const struct opt model_opts[] = {
     {"tools", 0, true, O_TOOLS},
     {"thinking", 0, true, O_THINKING},
     {"ids", 0, false, O_IDS},
+    {"layout", 0, true, O_LAYOUT},
     {NULL, 0, false, 0},
 };
 
@@ -48,7 +49,8 @@ void usage_model(FILE *f)
 	    "         -o OUT.safetensors\n"
 	    "       ernie-doc model quantize [-q] [--threads N] --type "
 	    "bf16|q8_0|q6_k|\n"
-	    "         q4_k|q4_k_m|q4_0 MODEL OUT.gguf\n"
+	    "         q4_k|q4_k_m|q4_0 [--layout ernie-doc|llama.cpp] MODEL "
+	    "OUT.gguf\n"
 	    "  Describe a checkpoint (a directory or a GGUF file), print the "
 	    "prompt\n"
 	    "  its chat template renders for OpenAI-style messages (--ids: its "
@@ -107,7 +109,7 @@ static void on_quantized(void *ud, const struct ed_quantize_progress *p)
 }
 
 static int quantize(const char *src, const char *out, const char *type,
-		    int threads)
+		    int layout, int threads)
 {
 	struct qprogress q = {!g_quiet && isatty(2), ed_now_ms()};
 	int kind = type ? ed_model_quant_kind(type) : -1, rc;
@@ -118,8 +120,9 @@ static int quantize(const char *src, const char *out, const char *type,
 		    "or q4_0");
 		return EX_USAGE_;
 	}
-	rc = ed_model_quantize(src, out, kind, threads, on_quantized, &q, err,
-			       sizeof err);
+	rc = ed_model_quantize_layout(src, out, kind, (enum ed_layout)layout,
+				      threads, on_quantized, &q, err,
+				      sizeof err);
 	if (q.tty)
 		fputs("\r\033[K", stderr);
 	if (rc) {
@@ -127,8 +130,9 @@ static int quantize(const char *src, const char *out, const char *type,
 		return exit_status(rc);
 	}
 	if (!g_quiet)
-		msg("wrote '%s' (%s) in %.1f s", out,
+		msg("wrote '%s' (%s, %s layout) in %.1f s", out,
 		    ed_model_quant_kind_name(kind),
+		    layout ? "llama.cpp" : "ernie-doc",
 		    (ed_now_ms() - q.t0) / 1000);
 	return 0;
 }
@@ -280,7 +284,7 @@ int cmd_model(int argc, char **argv)
 	bool vision_int8 = false, want_ids = false;
 	const char *chat_template = NULL, *variant = NULL, *messages = NULL,
 		   *tools = NULL;
-	int thinking = -1;
+	int thinking = -1, layout = 0;
 	long threads = 1;
 	bool threads_given = false;
 	struct ed_model *m;
@@ -307,6 +311,14 @@ int cmd_model(int argc, char **argv)
 		case O_MESSAGES: messages = arg; break;
 		case O_TOOLS: tools = arg; break;
 		case O_IDS: want_ids = true; break;
+		case O_LAYOUT: {
+			static const char *const lv[] = {"ernie-doc",
+							 "llama.cpp", NULL};
+			if ((layout = opt_choice("model", "layout", arg, lv)) <
+			    0)
+				goto usage_err;
+			break;
+		}
 		case O_TEMPLATE: {
 			static const char *const tv[] = {"pt", "thinking",
 							 NULL};
@@ -354,7 +366,7 @@ int cmd_model(int argc, char **argv)
 			msg("model quantize: needs MODEL OUT.gguf");
 			goto usage_err;
 		}
-		return quantize(pos[1], pos[2], type,
+		return quantize(pos[1], pos[2], type, layout,
 				threads_given
 				    ? (int)threads
 				    : (int)sysconf(_SC_NPROCESSORS_ONLN));

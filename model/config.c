@@ -108,6 +108,7 @@ int ed_config_parse(struct ed_config *c, const char *text, size_t len,
 	    geti(t, "head_dim", c->heads ? c->hidden / c->heads : 0, &bad);
 	c->dense_inter = geti(t, "intermediate_size", 0, &bad);
 	c->rms_eps = (float)getd(t, "rms_norm_eps", 1e-5, &bad);
+	c->ctx_len = geti(t, "max_position_embeddings", 131072, &bad);
 	c->tie_embeddings = getb(t, "tie_word_embeddings",
 				 getb(root, "tie_word_embeddings", true));
 	c->bos =

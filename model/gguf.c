@@ -497,6 +497,52 @@ const unsigned char *ed_gguf_u8_array(const struct ed_gguf *g, const char *key,
 	return k->val + 12;
 }
 
+bool ed_gguf_has(const struct ed_gguf *g, const char *key)
+{
+	return find(g, key) != NULL;
+}
+
+bool ed_gguf_float(const struct ed_gguf *g, const char *key, double *v)
+{
+	const struct kv *k = find(g, key);
+
+	if (k && k->type == GT_F32) {
+		float f;
+		memcpy(&f, k->val, 4);
+		*v = f;
+		return true;
+	}
+	if (k && k->type == GT_F64) {
+		memcpy(v, k->val, 8);
+		return true;
+	}
+	return false;
+}
+
+bool ed_gguf_bool(const struct ed_gguf *g, const char *key, bool *v)
+{
+	const struct kv *k = find(g, key);
+
+	if (!k || k->type != GT_BOOL)
+		return false;
+	*v = k->val[0] != 0;
+	return true;
+}
+
+bool ed_gguf_array(const struct ed_gguf *g, const char *key, int *elem,
+		   uint64_t *count, const unsigned char **data, size_t *len)
+{
+	const struct kv *k = find(g, key);
+
+	if (!k || k->type != GT_ARRAY)
+		return false;
+	*elem = k->elem;
+	*count = k->count;
+	*data = k->val + 12;
+	*len = k->len - 12;
+	return true;
+}
+
 bool ed_gguf_uint(const struct ed_gguf *g, const char *key, uint64_t *v)
 {
 	const struct kv *k = find(g, key);
@@ -532,6 +578,7 @@ struct ed_gguf_writer {
 	uint64_t next_off; /* of the next tensor added */
 	uint64_t *sizes;   /* bytes of each tensor, in order */
 	uint64_t written;  /* tensors whose data is written */
+	uint64_t part;	   /* bytes of the next one written so far */
 	bool header_done, failed;
 };
 
@@ -606,6 +653,51 @@ int ed_gguf_writer_bytes(struct ed_gguf_writer *w, const char *key,
 		   : 0;
 }
 
+int ed_gguf_writer_f32(struct ed_gguf_writer *w, const char *key, float v)
+{
+	return kv_head(w, key, GT_F32) || put(&w->kvs, &v, 4) ? ED_ENOMEM : 0;
+}
+
+int ed_gguf_writer_bool(struct ed_gguf_writer *w, const char *key, bool v)
+{
+	uint8_t b = v;
+	return kv_head(w, key, GT_BOOL) || put(&w->kvs, &b, 1) ? ED_ENOMEM : 0;
+}
+
+static int array_head(struct ed_gguf_writer *w, const char *key, uint32_t et,
+		      uint64_t n)
+{
+	return kv_head(w, key, GT_ARRAY) || put(&w->kvs, &et, 4) ||
+	       put(&w->kvs, &n, 8);
+}
+
+int ed_gguf_writer_f32s(struct ed_gguf_writer *w, const char *key,
+			const float *v, size_t n)
+{
+	return array_head(w, key, GT_F32, n) || put(&w->kvs, v, 4 * n)
+		   ? ED_ENOMEM
+		   : 0;
+}
+
+int ed_gguf_writer_i32s(struct ed_gguf_writer *w, const char *key,
+			const int32_t *v, size_t n)
+{
+	return array_head(w, key, GT_I32, n) || put(&w->kvs, v, 4 * n)
+		   ? ED_ENOMEM
+		   : 0;
+}
+
+int ed_gguf_writer_strings(struct ed_gguf_writer *w, const char *key,
+			   const char *const *s, size_t n)
+{
+	if (array_head(w, key, GT_STRING, n))
+		return ED_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (put_str(&w->kvs, s[i], strlen(s[i])))
+			return ED_ENOMEM;
+	return 0;
+}
+
 int ed_gguf_writer_tensor(struct ed_gguf_writer *w, const char *name,
 			  enum ed_dtype dt, int ndim, const int64_t *shape)
 {
@@ -660,18 +752,25 @@ static void write_header(struct ed_gguf_writer *w)
 int ed_gguf_writer_data(struct ed_gguf_writer *w, const void *p, size_t n,
 			char *err, size_t errlen)
 {
+	uint64_t left;
+
 	if (!w->header_done)
 		write_header(w);
-	if (w->written >= w->nt || n != w->sizes[w->written])
+	left = w->written < w->nt ? w->sizes[w->written] - w->part : 0;
+	if (w->written >= w->nt || n > left)
 		return ed_err(err, errlen, ED_EINVAL,
 			      "tensor %llu: %zu bytes, %llu declared",
 			      (unsigned long long)w->written, n,
-			      (unsigned long long)(w->written < w->nt
-						       ? w->sizes[w->written]
-						       : 0));
-	if (fwrite(p, 1, n, w->f) != n || pad(w, n))
+			      (unsigned long long)left);
+	if (fwrite(p, 1, n, w->f) != n)
 		w->failed = true;
-	w->written++;
+	w->part += n;
+	if (w->part == w->sizes[w->written]) { /* the tensor is whole */
+		if (pad(w, w->part))
+			w->failed = true;
+		w->part = 0;
+		w->written++;
+	}
 	return w->failed ? ed_err(err, errlen, ED_EIO, "writing '%s': %s",
 				  w->tmp, strerror(errno))
 			 : 0;

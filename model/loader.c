@@ -101,12 +101,15 @@ static int index_tensors(struct binder *b)
 
 /* ---- binding ------------------------------------------------------- */
 
-static const struct ed_tensor *need(struct binder *b, const char *name,
-				    int ndim, int64_t d0, int64_t d1,
-				    bool quant_ok)
+/* A tensor of ndim dimensions d (torch order); a 2-D [1, n] also passes
+ * for a 1-D [n] (llama.cpp keeps HF's [1, E] bias as ne [E, 1]). */
+static const struct ed_tensor *need_n(struct binder *b, const char *name,
+				      int ndim, const int64_t *d,
+				      bool quant_ok)
 {
 	struct slot *s;
 	const struct ed_tensor *t;
+	bool ok;
 
 	if (b->rc)
 		return NULL;
@@ -126,29 +129,42 @@ static const struct ed_tensor *need(struct binder *b, const char *name,
 			       quant_ok ? " (or a ggml block format)" : "");
 		return NULL;
 	}
-	if (t->ndim != ndim || t->shape[0] != d0 ||
-	    (ndim == 2 && t->shape[1] != d1)) {
-		char got[64], want[64];
-		if (t->ndim == 1)
-			snprintf(got, sizeof got, "[%lld]",
-				 (long long)t->shape[0]);
-		else
-			snprintf(got, sizeof got, "[%lld, %lld%s]",
-				 (long long)t->shape[0],
-				 (long long)(t->ndim > 1 ? t->shape[1] : 0),
-				 t->ndim > 2 ? ", ..." : "");
-		if (ndim == 1)
-			snprintf(want, sizeof want, "[%lld]", (long long)d0);
-		else
-			snprintf(want, sizeof want, "[%lld, %lld]",
-				 (long long)d0, (long long)d1);
-		b->rc =
-		    ed_err(b->err, b->errlen, ED_ECONFIG,
-			   "tensor '%s' has shape %s, config.json implies %s",
-			   name, got, want);
+	ok = t->ndim == ndim;
+	for (int i = 0; ok && i < ndim; i++)
+		ok = t->shape[i] == d[i];
+	if (!ok && ndim == 1 && b->m->llama && t->ndim == 2 &&
+	    t->shape[0] == 1 && t->shape[1] == d[0])
+		ok = true;
+	if (!ok) {
+		char got[96], want[96];
+		size_t o = 0, w = 0;
+		for (int i = 0; i < t->ndim && i < 4; i++)
+			o += (size_t)snprintf(got + o, sizeof got - o, "%s%lld",
+					      i ? ", " : "[",
+					      (long long)t->shape[i]);
+		snprintf(got + o, sizeof got - o, "%s", t->ndim > 4 ? ", ...]" : "]");
+		for (int i = 0; i < ndim; i++)
+			w += (size_t)snprintf(want + w, sizeof want - w,
+					      "%s%lld", i ? ", " : "[",
+					      (long long)d[i]);
+		snprintf(want + w, sizeof want - w, "]");
+		b->rc = ed_err(b->err, b->errlen, ED_ECONFIG,
+			       "tensor '%s' has shape %s, %s implies %s", name,
+			       got,
+			       b->m->llama ? "the GGUF metadata"
+					   : "config.json",
+			       want);
 		return NULL;
 	}
 	return t;
+}
+
+static const struct ed_tensor *need(struct binder *b, const char *name,
+				    int ndim, int64_t d0, int64_t d1,
+				    bool quant_ok)
+{
+	int64_t d[2] = {d0, d1};
+	return need_n(b, name, ndim, d, quant_ok);
 }
 
 static struct ed_wt mat(struct binder *b, const char *name, int64_t rows,
@@ -324,6 +340,81 @@ static void bind_layer(struct binder *b, int i)
 		    NAME("model.layers.%d.mlp.shared_experts.down_proj.weight",
 			 i),
 		    H, I);
+	}
+#undef NAME
+}
+
+/* llama.cpp's names (LLAMACPP-GGUF.md 3): the same matrices, the
+ * experts of a layer stacked in one [E, rows, cols] tensor per
+ * projection, each expert a slice. */
+static void experts_llama(struct binder *b, struct ed_layer *L, int i,
+			  const char *proj, int64_t rows, int64_t cols)
+{
+	const struct ed_config *c = &b->m->cfg;
+	char n[96];
+	const struct ed_tensor *t;
+	size_t rb;
+
+	snprintf(n, sizeof n, "blk.%d.ffn_%s_exps.weight", i, proj);
+	t = need_n(b, n, 3, (int64_t[]){c->experts[0], rows, cols}, true);
+	if (!t)
+		return;
+	rb = ed_k_row_bytes(t->dtype, cols);
+	for (int e = 0; e < c->experts[0]; e++) {
+		struct ed_expert *x = &L->experts[0][e];
+		struct ed_wt *w = proj[0] == 'g'   ? &x->gate
+				  : proj[0] == 'u' ? &x->up
+						   : &x->down;
+		w->data = (const char *)t->data + (size_t)e * (size_t)rows * rb;
+		w->dt = t->dtype;
+		w->rows = rows;
+		w->cols = cols;
+	}
+}
+
+static void bind_layer_llama(struct binder *b, int i)
+{
+	const struct ed_config *c = &b->m->cfg;
+	struct ed_layer *L = &b->m->layers[i];
+	int64_t H = c->hidden, qd = (int64_t)c->heads * c->head_dim,
+		kvd = (int64_t)c->kv_heads * c->head_dim;
+	char n[96];
+
+#define NAME(...) (snprintf(n, sizeof n, __VA_ARGS__), n)
+	L->ln_in = small(b, NAME("blk.%d.attn_norm.weight", i), 1, H, 0);
+	L->ln_post = small(b, NAME("blk.%d.ffn_norm.weight", i), 1, H, 0);
+	L->q = mat(b, NAME("blk.%d.attn_q.weight", i), qd, H);
+	L->k = mat(b, NAME("blk.%d.attn_k.weight", i), kvd, H);
+	L->v = mat(b, NAME("blk.%d.attn_v.weight", i), kvd, H);
+	L->o = mat(b, NAME("blk.%d.attn_output.weight", i), H, qd);
+	L->moe = c->moe[i];
+	if (!L->moe) {
+		int64_t I = c->dense_inter;
+		L->gate = mat(b, NAME("blk.%d.ffn_gate.weight", i), I, H);
+		L->up = mat(b, NAME("blk.%d.ffn_up.weight", i), I, H);
+		L->down = mat(b, NAME("blk.%d.ffn_down.weight", i), H, I);
+		return;
+	}
+	L->router[0] = small(b, NAME("blk.%d.ffn_gate_inp.weight", i), 2,
+			     c->experts[0], H);
+	if (has(b, NAME("blk.%d.exp_probs_b.bias", i)))
+		L->bias[0] = small(b, n, 1, c->experts[0], 0);
+	L->experts[0] = calloc((size_t)c->experts[0], sizeof(struct ed_expert));
+	if (!L->experts[0]) {
+		if (!b->rc)
+			b->rc = ed_err(b->err, b->errlen, ED_ENOMEM,
+				       "out of memory");
+		return;
+	}
+	experts_llama(b, L, i, "gate", c->expert_inter[0], H);
+	experts_llama(b, L, i, "up", c->expert_inter[0], H);
+	experts_llama(b, L, i, "down", H, c->expert_inter[0]);
+	if (c->shared > 0) {
+		int64_t I = (int64_t)c->shared * c->expert_inter[0];
+		L->has_shared = true;
+		L->gate = mat(b, NAME("blk.%d.ffn_gate_shexp.weight", i), I, H);
+		L->up = mat(b, NAME("blk.%d.ffn_up_shexp.weight", i), I, H);
+		L->down = mat(b, NAME("blk.%d.ffn_down_shexp.weight", i), H, I);
 	}
 #undef NAME
 }
@@ -588,16 +679,21 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 		if ((rc = ed_gguf_open(&m->gguf, dir, err, errlen)))
 			goto fail;
 		cfg = ed_gguf_string(m->gguf, "ernie_doc.config", &len);
-		if (!cfg) {
+		m->llama = !cfg && ed_llama_layout(m->gguf);
+		if (m->llama) {
+			if ((rc = ed_llama_config(m->gguf, &m->cfg, err,
+						  errlen)))
+				goto fail;
+		} else if (!cfg) {
 			rc = ed_err(err, errlen, ED_ECONFIG,
 				    "'%s' has no ernie_doc.config: a GGUF file "
 				    "not made by 'ernie-doc model quantize'",
 				    dir);
 			goto fail;
 		}
-		rc = ed_config_parse(&m->cfg, (const char *)cfg, len, note, ud,
-				     err, errlen);
-		if (rc)
+		if (!m->llama &&
+		    (rc = ed_config_parse(&m->cfg, (const char *)cfg, len,
+					  note, ud, err, errlen)))
 			goto fail;
 		m->n_shards = 1;
 		m->file_bytes = (int64_t)ed_gguf_size(m->gguf);
@@ -624,15 +720,25 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 	b.errlen = errlen;
 	if ((rc = index_tensors(&b)))
 		goto fail_b;
-	m->embed =
-	    mat(&b, "model.embed_tokens.weight", m->cfg.vocab, m->cfg.hidden);
-	m->norm = small(&b, "model.norm.weight", 1, m->cfg.hidden, 0);
-	if (has(&b, "lm_head.weight") && !m->cfg.tie_embeddings)
-		m->head =
-		    mat(&b, "lm_head.weight", m->cfg.vocab, m->cfg.hidden);
-	else
-		m->head = m->embed;
-	if (has(&b, "lm_head.weight") && m->cfg.tie_embeddings) {
+	if (m->llama) {
+		m->embed =
+		    mat(&b, "token_embd.weight", m->cfg.vocab, m->cfg.hidden);
+		m->norm = small(&b, "output_norm.weight", 1, m->cfg.hidden, 0);
+		m->head = m->cfg.tie_embeddings
+			      ? m->embed
+			      : mat(&b, "output.weight", m->cfg.vocab,
+				    m->cfg.hidden);
+	} else {
+		m->embed = mat(&b, "model.embed_tokens.weight", m->cfg.vocab,
+			       m->cfg.hidden);
+		m->norm = small(&b, "model.norm.weight", 1, m->cfg.hidden, 0);
+		if (has(&b, "lm_head.weight") && !m->cfg.tie_embeddings)
+			m->head = mat(&b, "lm_head.weight", m->cfg.vocab,
+				      m->cfg.hidden);
+		else
+			m->head = m->embed;
+	}
+	if (!m->llama && has(&b, "lm_head.weight") && m->cfg.tie_embeddings) {
 		/* transformers ties and ignores the stored head */
 		lookup(&b, "lm_head.weight")->used = true;
 		if (note)
@@ -644,14 +750,27 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 		rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");
 		goto fail_b;
 	}
-	for (int i = 0; i < m->cfg.layers && !b.rc; i++)
-		bind_layer(&b, i);
+	for (int i = 0; i < m->cfg.layers && !b.rc; i++) {
+		if (m->llama)
+			bind_layer_llama(&b, i);
+		else
+			bind_layer(&b, i);
+	}
 	if (m->cfg.has_vision && !b.rc)
 		bind_vision(&b);
 	if ((rc = b.rc))
 		goto fail_b;
 	for (size_t i = 0; i < b.cap; i++)
 		if (b.tab[i].t && !b.tab[i].used) {
+			if (m->llama) {
+				/* as llama.cpp: a tensor the graph would not
+				 * use (a bias, an MTP head) is an error */
+				rc = ed_err(err, errlen, ED_ECONFIG,
+					    "tensor '%s' is not part of the "
+					    "%s layout its metadata implies",
+					    b.tab[i].t->name, m->cfg.arch);
+				goto fail_b;
+			}
 			m->n_unknown++;
 			if (note) {
 				char msg[320];
@@ -663,8 +782,9 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 		}
 	free(b.tab);
 
-	rc = m->gguf ? open_gguf_tokenizer(m, err, errlen)
-		     : ed_tok_open(&m->tok, dir, err, errlen);
+	rc = m->llama  ? ed_llama_tokenizer(m->gguf, &m->tok, err, errlen)
+	     : m->gguf ? open_gguf_tokenizer(m, err, errlen)
+		       : ed_tok_open(&m->tok, dir, err, errlen);
 	if (rc == ED_ENOENT) {
 		m->tok = NULL;
 		rc = 0;

@@ -121,8 +121,9 @@ void ed_model_versions(char *buf, size_t len);
 /*
  * GGUF v3 files (spec/QUANT.md). The reader maps the file and checks
  * every length, offset and shape before use; tensors come back as views
- * with torch-order shapes ([out, in]) and ed_dtype types (F32, F16, BF16,
- * Q8_0, Q4_0, Q4_K, Q6_K; other ggml types are refused with ED_ECONFIG).
+ * with torch-order shapes ([out, in]) and ed_dtype types (F32, F16, BF16
+ * and the block formats of kernels.h; other ggml types are refused with
+ * ED_ECONFIG, naming the type).
  */
 struct ed_gguf;
 bool ed_gguf_sniff(const char *path); /* starts with "GGUF" */
@@ -142,6 +143,17 @@ const unsigned char *ed_gguf_string(const struct ed_gguf *g, const char *key,
 const unsigned char *ed_gguf_u8_array(const struct ed_gguf *g, const char *key,
 				      size_t *len);
 bool ed_gguf_uint(const struct ed_gguf *g, const char *key, uint64_t *v);
+/* A float32 or float64 value; a bool. */
+bool ed_gguf_float(const struct ed_gguf *g, const char *key, double *v);
+bool ed_gguf_bool(const struct ed_gguf *g, const char *key, bool *v);
+/* An array: its element type (GGUF's numbering: ED_GGUF_*), count and
+ * the bytes of its elements (strings as u64 length + bytes each, checked
+ * when the file was opened). false when absent or not an array. */
+enum { ED_GGUF_I32 = 5, ED_GGUF_F32 = 6, ED_GGUF_STRING = 8 };
+bool ed_gguf_array(const struct ed_gguf *g, const char *key, int *elem,
+		   uint64_t *count, const unsigned char **data, size_t *len);
+/* Whether a key is present (of any type). */
+bool ed_gguf_has(const struct ed_gguf *g, const char *key);
 /* The ggml type id of a dtype, or -1. */
 int ed_gguf_type_id(enum ed_dtype dt);
 
@@ -158,9 +170,20 @@ int ed_gguf_writer_string(struct ed_gguf_writer *w, const char *key,
 			  const char *s, size_t n);
 int ed_gguf_writer_bytes(struct ed_gguf_writer *w, const char *key,
 			 const void *p, size_t n);
+int ed_gguf_writer_f32(struct ed_gguf_writer *w, const char *key, float v);
+int ed_gguf_writer_bool(struct ed_gguf_writer *w, const char *key, bool v);
+/* arrays: n float32, n int32, n strings */
+int ed_gguf_writer_f32s(struct ed_gguf_writer *w, const char *key,
+			const float *v, size_t n);
+int ed_gguf_writer_i32s(struct ed_gguf_writer *w, const char *key,
+			const int32_t *v, size_t n);
+int ed_gguf_writer_strings(struct ed_gguf_writer *w, const char *key,
+			   const char *const *s, size_t n);
 /* shape in torch order; the innermost dimension a multiple of the block */
 int ed_gguf_writer_tensor(struct ed_gguf_writer *w, const char *name,
 			  enum ed_dtype dt, int ndim, const int64_t *shape);
+/* A tensor's bytes, whole or in consecutive parts (ED_EINVAL past its
+ * declared size). */
 int ed_gguf_writer_data(struct ed_gguf_writer *w, const void *p, size_t n,
 			char *err, size_t errlen);
 int ed_gguf_writer_close(struct ed_gguf_writer *w, char *err, size_t errlen);
@@ -192,6 +215,17 @@ const char *ed_model_quant_kind_name(int kind);
 int ed_model_quantize(const char *src, const char *out, int kind, int threads,
 		      ed_quantize_fn progress, void *ud, char *err,
 		      size_t errlen);
+/* The file's layout: ernie-doc's own (every checkpoint; its names and
+ * config.json as metadata) or llama.cpp's (text models only: its keys,
+ * names, stacked experts and tokenizer arrays, readable by llama.cpp;
+ * the mix's upgrades as llama-quantize makes them: attn_v and ffn_down
+ * where more(i, n), the output head, the shape fallbacks). A VL
+ * checkpoint in llama.cpp's layout is ED_EINVAL. */
+enum ed_layout { ED_LAYOUT_ERNIE_DOC = 0, ED_LAYOUT_LLAMA = 1 };
+int ed_model_quantize_layout(const char *src, const char *out, int kind,
+			     enum ed_layout layout, int threads,
+			     ed_quantize_fn progress, void *ud, char *err,
+			     size_t errlen);
 
 /* ---- tokenizer ---------------------------------------------------- */
 
@@ -216,6 +250,35 @@ int ed_tok_open_parts(struct ed_tokenizer **out, const void *model, size_t len,
 		      const char *added_json, const char *config_json,
 		      const char *special_json, char *err, size_t errlen);
 void ed_tok_close(struct ed_tokenizer *t);
+
+/*
+ * A vocabulary as llama.cpp's GGUF files keep it (tokenizer.ggml.*, the
+ * "llama" SentencePiece model): a piece per id with its score and type
+ * (1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte),
+ * the special ids, and the normalizer's flags and precompiled charsmap
+ * (llama.cpp's keys; absent in its converter's files, which then encode
+ * without a normalizer, as llama.cpp does). Control, unknown and
+ * user-defined tokens are matched whole in text (special: control and
+ * unknown), as the Hugging Face tokenizer matches its added tokens.
+ */
+struct ed_tok_arrays {
+	int32_t n;
+	char **tok;    /* NUL-terminated pieces */
+	float *score;  /* or NULL (0) */
+	int32_t *type; /* or NULL (normal) */
+	int32_t unk, bos, eos, pad; /* -1 when none */
+	bool add_space_prefix, remove_extra_ws, prefix_first_only;
+	unsigned char *charsmap; /* or NULL */
+	size_t charsmap_len;
+};
+int ed_tok_open_arrays(struct ed_tokenizer **out,
+		       const struct ed_tok_arrays *a, char *err, size_t errlen);
+/* A tokenizer's vocabulary in that form, padded to at least vocab ids
+ * ("[PAD<id>]", unused): 0 or ED_ENOMEM. ed_tok_arrays_free releases
+ * what it filled in. */
+int ed_tok_export(const struct ed_tokenizer *t, int32_t vocab,
+		  struct ed_tok_arrays *a);
+void ed_tok_arrays_free(struct ed_tok_arrays *a);
 
 /* Vocabulary size (pieces plus added tokens beyond them). */
 int32_t ed_tok_size(const struct ed_tokenizer *t);

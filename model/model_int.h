@@ -22,6 +22,7 @@ struct ed_config {
 	int vocab, hidden, layers, heads, kv_heads, head_dim;
 	int dense_inter;
 	float rms_eps;
+	int ctx_len; /* max_position_embeddings */
 	double rope_theta;
 	bool rope_3d;
 	int mrope[3]; /* rotary pairs for h, w, t (interleaved h/w first) */
@@ -47,6 +48,26 @@ struct ed_config {
 /* Parse config.json (Baidu or transformers shape). 0 or ED_ECONFIG. */
 int ed_config_parse(struct ed_config *c, const char *json, size_t len,
 		    ed_note_fn note, void *ud, char *err, size_t errlen);
+
+/* ---- llama.cpp's GGUF layout (llamacpp.c) ---------------------------- */
+
+/* A GGUF file in llama.cpp's layout (not ernie-doc's own). */
+bool ed_llama_layout(const struct ed_gguf *g);
+/* The configuration its metadata implies: 0 or ED_ECONFIG (an unknown
+ * architecture, a missing key). */
+int ed_llama_config(const struct ed_gguf *g, struct ed_config *c, char *err,
+		    size_t errlen);
+/* Its tokenizer from tokenizer.ggml.*: 0, ED_ENOENT (none), ED_ECONFIG. */
+int ed_llama_tokenizer(const struct ed_gguf *g, struct ed_tokenizer **out,
+		       char *err, size_t errlen);
+/* Which layers llama.cpp's keys can call MoE: leading dense layers, then
+ * every step-th; ED_EINVAL when the config's set is not of that form. */
+int ed_llama_moe_plan(const struct ed_config *c, int *lead, int *step);
+/* The metadata of a text checkpoint in that layout (keys, tokenizer
+ * arrays, chat template): 0, ED_EINVAL (MoE layers llama.cpp cannot
+ * say), ED_ECONFIG (vocabulary longer than the embeddings), ED_ENOMEM. */
+int ed_llama_write_meta(struct ed_gguf_writer *w, const struct ed_model *m,
+			const char *name, uint32_t ftype, bool quantized);
 
 /* ---- weights (loader.c) -------------------------------------------- */
 
@@ -97,6 +118,7 @@ struct ed_model {
 	struct ed_config cfg;
 	struct ed_st **shards;
 	struct ed_gguf *gguf; /* a GGUF file instead of shards */
+	bool llama;	      /* that file in llama.cpp's layout */
 	int n_shards;
 	int64_t file_bytes;
 	struct ed_wt embed, head;

@@ -298,9 +298,291 @@ static bool floating(enum ed_dtype dt)
 	       ed_k_is_quant(dt);
 }
 
+/* ---- llama.cpp's layout -------------------------------------------- */
+
+/* One output tensor: pieces (matrices, or float32 vectors as 1-row
+ * matrices) written one after another. */
+struct lpiece {
+	const void *data;
+	enum ed_dtype dt;
+	int64_t rows, cols;
+};
+struct ltensor {
+	char name[96];
+	int ndim;
+	int64_t shape[3];
+	enum ed_dtype dt;
+	struct lpiece p[1]; /* or experts */
+	struct lpiece *many;
+	int np;
+};
+
+/* llama.cpp's more(i, n) of the K mixes' upgrades (QUANT.md) */
+static bool more_bits(int i, int n)
+{
+	return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+/* The type a matrix gets, upgraded where the mix says, then the shape
+ * fallback of llama-quantize (rule 6). */
+static enum ed_dtype llama_type(int kind, bool special, int64_t cols)
+{
+	enum ed_dtype dt = special ? kinds[kind].special : kinds[kind].dt;
+
+	if (cols % ed_k_block(dt) == 0)
+		return dt;
+	switch (dt) {
+	case ED_DT_Q4_K: dt = ED_DT_Q5_0; break;
+	case ED_DT_Q6_K: dt = ED_DT_Q8_0; break;
+	default: break;
+	}
+	return cols % ed_k_block(dt) == 0 ? dt : ED_DT_F16;
+}
+
+static int add_lt(struct ltensor **v, size_t *n, const char *name, int ndim,
+		  const int64_t *shape, enum ed_dtype dt, const struct lpiece *p,
+		  int np)
+{
+	struct ltensor *nv = realloc(*v, (*n + 1) * sizeof *nv), *t;
+
+	if (!nv)
+		return ED_ENOMEM;
+	*v = nv;
+	t = &nv[*n];
+	memset(t, 0, sizeof *t);
+	snprintf(t->name, sizeof t->name, "%s", name);
+	t->ndim = ndim;
+	memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+	t->dt = dt;
+	t->np = np;
+	if (np == 1) {
+		t->p[0] = *p;
+	} else {
+		t->many = malloc((size_t)np * sizeof *t->many);
+		if (!t->many)
+			return ED_ENOMEM;
+		memcpy(t->many, p, (size_t)np * sizeof *p);
+	}
+	(*n)++;
+	return 0;
+}
+
+#define wt_piece(w) ((struct lpiece){(w)->data, (w)->dt, (w)->rows, (w)->cols})
+
+
+/* The tensors of m under llama.cpp's names (LLAMACPP-GGUF.md 3). */
+static int llama_plan(const struct ed_model *m, int kind, struct ltensor **v,
+		      size_t *n)
+{
+	const struct ed_config *c = &m->cfg;
+	int64_t H = c->hidden;
+	bool tied = m->head.data == m->embed.data;
+	char nm[96];
+	int rc = 0;
+	struct lpiece *ex = NULL;
+
+#define MAT(w, special, ...)                                            \
+	(snprintf(nm, sizeof nm, __VA_ARGS__),                          \
+	 add_lt(v, n, nm, 2, (int64_t[]){(w).rows, (w).cols},           \
+		llama_type(kind, special, (w).cols), &wt_piece(&(w)), 1))
+#define VEC(f, len, ...)                                               \
+	(snprintf(nm, sizeof nm, __VA_ARGS__),                          \
+	 add_lt(v, n, nm, 1, (int64_t[]){len}, ED_DT_F32,               \
+		&(struct lpiece){(f), ED_DT_F32, 1, (len)}, 1))
+	rc |= MAT(m->embed, tied, "token_embd.weight");
+	rc |= VEC(m->norm, H, "output_norm.weight");
+	if (!tied)
+		rc |= MAT(m->head, true, "output.weight");
+	for (int i = 0; i < c->layers && !rc; i++) {
+		const struct ed_layer *L = &m->layers[i];
+		bool mb = more_bits(i, c->layers);
+		rc |= VEC(L->ln_in, H, "blk.%d.attn_norm.weight", i);
+		rc |= MAT(L->q, false, "blk.%d.attn_q.weight", i);
+		rc |= MAT(L->k, false, "blk.%d.attn_k.weight", i);
+		rc |= MAT(L->v, mb, "blk.%d.attn_v.weight", i);
+		rc |= MAT(L->o, false, "blk.%d.attn_output.weight", i);
+		rc |= VEC(L->ln_post, H, "blk.%d.ffn_norm.weight", i);
+		if (!L->moe) {
+			rc |= MAT(L->gate, false, "blk.%d.ffn_gate.weight", i);
+			rc |= MAT(L->up, false, "blk.%d.ffn_up.weight", i);
+			rc |= MAT(L->down, mb, "blk.%d.ffn_down.weight", i);
+			continue;
+		}
+		{
+			int E = c->experts[0];
+			snprintf(nm, sizeof nm, "blk.%d.ffn_gate_inp.weight", i);
+			rc |= add_lt(v, n, nm, 2, (int64_t[]){E, H}, ED_DT_F32,
+				     &(struct lpiece){L->router[0], ED_DT_F32,
+						      E, H},
+				     1);
+			if (L->bias[0])
+				rc |= VEC(L->bias[0], E, "blk.%d.exp_probs_b.bias",
+					  i);
+			ex = malloc((size_t)E * sizeof *ex);
+			if (!ex)
+				return ED_ENOMEM;
+			for (int p = 0; p < 3 && !rc; p++) {
+				static const char *const proj[] = {"gate", "up",
+								   "down"};
+				const struct ed_wt *w0 =
+				    p == 0   ? &L->experts[0][0].gate
+				    : p == 1 ? &L->experts[0][0].up
+					     : &L->experts[0][0].down;
+				for (int e = 0; e < E; e++)
+					ex[e] = wt_piece(
+					    p == 0   ? &L->experts[0][e].gate
+					    : p == 1 ? &L->experts[0][e].up
+						     : &L->experts[0][e].down);
+				snprintf(nm, sizeof nm, "blk.%d.ffn_%s_exps.weight",
+					 i, proj[p]);
+				rc |= add_lt(v, n, nm, 3,
+					     (int64_t[]){E, w0->rows, w0->cols},
+					     llama_type(kind, p == 2 && mb,
+							w0->cols),
+					     ex, E);
+			}
+			free(ex);
+			ex = NULL;
+		}
+		if (L->has_shared) {
+			rc |= MAT(L->gate, false, "blk.%d.ffn_gate_shexp.weight",
+				  i);
+			rc |= MAT(L->up, false, "blk.%d.ffn_up_shexp.weight", i);
+			rc |= MAT(L->down, mb, "blk.%d.ffn_down_shexp.weight",
+				  i);
+		}
+	}
+#undef MAT
+#undef VEC
+	return rc ? ED_ENOMEM : 0;
+}
+
+static void free_plan(struct ltensor *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].many);
+	free(v);
+}
+
+static int quantize_llama(struct ed_model *m, const char *src, const char *out,
+			  int kind, struct ed_pool *pool,
+			  ed_quantize_fn progress, void *ud, char *err,
+			  size_t errlen)
+{
+	struct ed_gguf_writer *w = NULL;
+	struct ed_quantize_progress pr = {0};
+	struct ltensor *v = NULL;
+	size_t n = 0;
+	const char *base = strrchr(src, '/') ? strrchr(src, '/') + 1 : src;
+	char name[256];
+	int rc;
+
+	if (m->cfg.has_vision)
+		return ed_err(err, errlen, ED_EINVAL,
+			      "'%s' is an ERNIE-4.5-VL checkpoint: llama.cpp "
+			      "has no ERNIE-4.5-VL architecture, so the "
+			      "llama.cpp layout holds text models only (write "
+			      "it in ernie-doc's own layout)",
+			      src);
+	if ((rc = llama_plan(m, kind, &v, &n))) {
+		free_plan(v, n);
+		return ed_err(err, errlen, rc, "out of memory");
+	}
+	snprintf(name, sizeof name, "%s", m->name[0] ? m->name : base);
+	if ((rc = ed_gguf_writer_open(&w, out, err, errlen)))
+		goto out;
+	rc = ed_llama_write_meta(w, m, name, kinds[kind].ftype,
+				 kinds[kind].dt != ED_DT_BF16);
+	if (rc) {
+		rc = rc == ED_EINVAL
+			 ? ed_err(err, errlen, ED_ECONFIG,
+				  "the MoE layers of '%s' are not leading dense "
+				  "layers then every k-th, which llama.cpp's "
+				  "keys cannot say",
+				  src)
+		     : rc == ED_ECONFIG
+			 ? ed_err(err, errlen, rc,
+				  "'%s': the tokenizer has more ids than the "
+				  "%d embeddings",
+				  src, m->cfg.vocab)
+			 : ed_err(err, errlen, rc, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = ed_gguf_writer_tensor(w, v[i].name, v[i].dt, v[i].ndim,
+						v[i].shape))) {
+			rc = ed_err(err, errlen, rc, "tensor '%s': %s",
+				    v[i].name, ed_strerror(rc));
+			goto out;
+		}
+		pr.tensors++;
+		for (int k = 0; k < v[i].np; k++) {
+			const struct lpiece *p = v[i].np == 1 ? &v[i].p[0]
+							      : &v[i].many[k];
+			pr.bytes_total +=
+			    (int64_t)ed_k_row_bytes(p->dt, p->cols) * p->rows;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		for (int k = 0; k < v[i].np; k++) {
+			const struct lpiece *p = v[i].np == 1 ? &v[i].p[0]
+							      : &v[i].many[k];
+			struct ed_tensor t = {.name = v[i].name,
+					      .dtype = p->dt,
+					      .ndim = 2,
+					      .shape = {p->rows, p->cols},
+					      .data = p->data};
+			size_t rb_out = ed_k_row_bytes(v[i].dt, p->cols);
+			unsigned char *buf = malloc(rb_out * (size_t)p->rows + 1);
+			struct qjob j = {&t,	     v[i].dt, buf,  ed_k_row_bytes(p->dt, p->cols),
+					 rb_out, p->cols, NULL, 0};
+			j.rowbuf = calloc((size_t)ed_pool_threads(pool),
+					  (size_t)p->cols * sizeof(float));
+			if (!buf || !j.rowbuf) {
+				free(buf);
+				free(j.rowbuf);
+				rc = ed_err(err, errlen, ED_ENOMEM,
+					    "out of memory for tensor '%s'",
+					    v[i].name);
+				goto out;
+			}
+			ed_pool_for(pool, p->rows, 1, quantize_rows, &j);
+			free(j.rowbuf);
+			rc = ed_gguf_writer_data(w, buf, rb_out * (size_t)p->rows,
+						 err, errlen);
+			free(buf);
+			if (rc)
+				goto out;
+			pr.bytes_in += (int64_t)j.rb_in * p->rows;
+			pr.bytes_out += (int64_t)(rb_out * (size_t)p->rows);
+			pr.weights += p->rows * p->cols;
+		}
+		pr.tensor++;
+		pr.name = v[i].name;
+		pr.dtype = v[i].dt;
+		if (progress)
+			progress(ud, &pr);
+	}
+	rc = ed_gguf_writer_close(w, err, errlen);
+	w = NULL;
+out:
+	ed_gguf_writer_abort(w);
+	free_plan(v, n);
+	return rc;
+}
+
 int ed_model_quantize(const char *src, const char *out, int kind, int threads,
 		      ed_quantize_fn progress, void *ud, char *err,
 		      size_t errlen)
+{
+	return ed_model_quantize_layout(src, out, kind, ED_LAYOUT_ERNIE_DOC,
+					threads, progress, ud, err, errlen);
+}
+
+int ed_model_quantize_layout(const char *src, const char *out, int kind,
+			     enum ed_layout layout, int threads,
+			     ed_quantize_fn progress, void *ud, char *err,
+			     size_t errlen)
 {
 	struct ed_pool *pool = NULL;
 	struct ed_model *m = NULL;
@@ -318,6 +600,11 @@ int ed_model_quantize(const char *src, const char *out, int kind, int threads,
 	if ((rc = ed_model_open(&m, src, NULL, NULL, err, errlen))) {
 		ed_pool_free(pool);
 		return rc;
+	}
+	if (layout == ED_LAYOUT_LLAMA) {
+		rc = quantize_llama(m, src, out, kind, pool, progress, ud, err,
+				    errlen);
+		goto out;
 	}
 	if ((rc = collect_roles(m, &roles))) {
 		rc = ed_err(err, errlen, rc, "out of memory");

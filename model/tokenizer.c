@@ -294,6 +294,11 @@ static int parse_normalizer(struct ed_tokenizer *t, struct pb *r)
 	return r->bad ? ED_EFORMAT : 0;
 }
 
+static int finish(struct ed_tokenizer **out, struct ed_tokenizer *t,
+		  const char *what, char *err, size_t errlen);
+static int add_token(struct ed_tokenizer *t, const char *s, int32_t id,
+		     bool special);
+
 int ed_tok_open_mem(struct ed_tokenizer **out, const void *data, size_t len,
 		    char *err, size_t errlen)
 {
@@ -351,11 +356,16 @@ int ed_tok_open_mem(struct ed_tokenizer **out, const void *data, size_t len,
 			      "supported",
 			      type == 1 ? "unigram" : "word or char");
 	}
+	return finish(out, t, "tokenizer.model", err, errlen);
+}
+
+static int finish(struct ed_tokenizer **out, struct ed_tokenizer *t,
+		  const char *what, char *err, size_t errlen)
+{
 	if (t->unk < 0 || t->unk >= t->n) {
 		ed_tok_close(t);
 		return ed_err(err, errlen, ED_EFORMAT,
-			      "tokenizer.model: unk id %d out of range",
-			      t->unk);
+			      "%s: unk id %d out of range", what, t->unk);
 	}
 	if (build_hash(t)) {
 		ed_tok_close(t);
@@ -369,6 +379,161 @@ int ed_tok_open_mem(struct ed_tokenizer **out, const void *data, size_t len,
 	t->size = t->n;
 	*out = t;
 	return 0;
+}
+
+int ed_tok_open_arrays(struct ed_tokenizer **out,
+		       const struct ed_tok_arrays *a, char *err, size_t errlen)
+{
+	struct ed_tokenizer *t;
+	int rc;
+
+	*out = NULL;
+	if (a->n <= 0 || a->n > (1 << 24))
+		return ed_err(err, errlen, ED_EFORMAT,
+			      "tokenizer.ggml.tokens: %d tokens", a->n);
+	t = calloc(1, sizeof *t);
+	if (!t || !(t->p = calloc((size_t)a->n, sizeof *t->p))) {
+		free(t);
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	}
+	t->unk = a->unk >= 0 ? a->unk : 0;
+	t->bos = a->bos, t->eos = a->eos, t->pad = a->pad;
+	t->add_dummy_prefix = a->add_space_prefix;
+	t->remove_extra_ws = a->remove_extra_ws;
+	t->prefix_first_only = a->prefix_first_only;
+	t->escape_ws = true;
+	for (int32_t i = 0; i < a->n; i++) {
+		struct piece *p = &t->p[i];
+		size_t len = strlen(a->tok[i]);
+		p->type = a->type ? (uint8_t)a->type[i] : T_NORMAL;
+		p->score = a->score ? a->score[i] : 0;
+		if (len == 0 || len > UINT32_MAX || p->type < 1 ||
+		    p->type > 6 || !(p->s = strdup(a->tok[i]))) {
+			ed_tok_close(t);
+			return ed_err(err, errlen, ED_EFORMAT,
+				      "tokenizer.ggml.tokens: token %d is %s",
+				      i,
+				      len == 0 ? "empty" : "of an unknown type");
+		}
+		p->len = (uint32_t)len;
+		t->byte_fallback |= p->type == T_BYTE;
+		t->n = i + 1;
+	}
+	if (a->charsmap && a->charsmap_len) {
+		/* the proto's precompiled_charsmap, as parse_normalizer
+		 * reads it: a normalizer_spec holding field 2 */
+		size_t n = a->charsmap_len, v = n;
+		unsigned char *spec = malloc(n + 16), *q = spec;
+		struct pb r;
+		if (!spec) {
+			ed_tok_close(t);
+			return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+		}
+		*q++ = 0x12; /* field 2, length-delimited */
+		for (; v >= 0x80; v >>= 7)
+			*q++ = (unsigned char)((v & 0x7f) | 0x80);
+		*q++ = (unsigned char)v;
+		memcpy(q, a->charsmap, n);
+		r = (struct pb){spec, q + n, false};
+		rc = parse_normalizer(t, &r);
+		free(spec);
+		/* parse_normalizer sets no flags here: field 2 only */
+		if (rc) {
+			ed_tok_close(t);
+			return ed_err(err, errlen, rc,
+				      "tokenizer.ggml.precompiled_charsmap is "
+				      "malformed");
+		}
+	}
+	if ((rc = finish(out, t, "tokenizer.ggml.tokens", err, errlen)))
+		return rc;
+	t = *out;
+	for (int32_t i = 0; i < t->n; i++) {
+		int ty = t->p[i].type;
+		if ((ty == T_CONTROL || ty == T_UNKNOWN || ty == T_USER) &&
+		    add_token(t, t->p[i].s, i, ty != T_USER)) {
+			ed_tok_close(t);
+			*out = NULL;
+			return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+		}
+	}
+	return 0;
+}
+
+int ed_tok_export(const struct ed_tokenizer *t, int32_t vocab,
+		  struct ed_tok_arrays *a)
+{
+	int32_t n = t->size > vocab ? t->size : vocab;
+
+	memset(a, 0, sizeof *a);
+	a->tok = calloc((size_t)n, sizeof *a->tok);
+	a->score = calloc((size_t)n, sizeof *a->score);
+	a->type = calloc((size_t)n, sizeof *a->type);
+	if (!a->tok || !a->score || !a->type) {
+		ed_tok_arrays_free(a);
+		return ED_ENOMEM;
+	}
+	a->n = n;
+	for (int32_t i = 0; i < n; i++) {
+		const char *s = NULL;
+		char pad[32];
+		bool special = false;
+		for (size_t k = 0; k < t->n_add; k++)
+			if (t->add[k].id == i) {
+				s = t->add[k].s;
+				special = t->add[k].special;
+			}
+		if (i < t->n) {
+			/* a piece (an added token of its id keeps the
+			 * piece's type; control pieces match whole when
+			 * read back) */
+			s = t->p[i].s;
+			a->score[i] = t->p[i].score;
+			a->type[i] = t->p[i].type;
+		} else if (s) {
+			/* added beyond the pieces: llama.cpp's converter
+			 * gives them score -1000 */
+			a->score[i] = -1000;
+			a->type[i] = special ? T_CONTROL : T_USER;
+		} else {
+			snprintf(pad, sizeof pad, "[PAD%d]", i);
+			s = pad;
+			a->type[i] = T_UNUSED;
+		}
+		if (!(a->tok[i] = strdup(s))) {
+			ed_tok_arrays_free(a);
+			return ED_ENOMEM;
+		}
+	}
+	a->unk = t->unk, a->bos = t->bos, a->eos = t->eos, a->pad = t->pad;
+	a->add_space_prefix = t->add_dummy_prefix;
+	a->remove_extra_ws = t->remove_extra_ws;
+	a->prefix_first_only = t->prefix_first_only;
+	if (t->trie_units || t->norm_len) {
+		/* the precompiled charsmap again: trie size, trie, strings */
+		uint32_t ts = (uint32_t)(t->trie_units * 4);
+		a->charsmap_len = 4 + ts + t->norm_len;
+		a->charsmap = malloc(a->charsmap_len);
+		if (!a->charsmap) {
+			ed_tok_arrays_free(a);
+			return ED_ENOMEM;
+		}
+		memcpy(a->charsmap, &ts, 4);
+		memcpy(a->charsmap + 4, t->trie, ts);
+		memcpy(a->charsmap + 4 + ts, t->norm, t->norm_len);
+	}
+	return 0;
+}
+
+void ed_tok_arrays_free(struct ed_tok_arrays *a)
+{
+	for (int32_t i = 0; a->tok && i < a->n; i++)
+		free(a->tok[i]);
+	free(a->tok);
+	free(a->score);
+	free(a->type);
+	free(a->charsmap);
+	memset(a, 0, sizeof *a);
 }
 
 void ed_tok_close(struct ed_tokenizer *t)
