@@ -7,6 +7,7 @@
 #include "cmd.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +30,10 @@ static const struct opt model_opts[] = {
     {"thinking", 0, true, O_THINKING},
     {"ids", 0, false, O_IDS},
     {"layout", 0, true, O_LAYOUT},
+    {"prompt", 0, true, O_PROMPT},
+    {"max-tokens", 0, true, O_MAX_TOKENS},
+    {"temperature", 0, true, O_TEMPERATURE},
+    {"seed", 0, true, O_SEED},
     {NULL, 0, false, 0},
 };
 
@@ -43,6 +48,10 @@ void usage_model(FILE *f)
 	    "         [--thinking on|off] [--chat-template FILE] "
 	    "[--template pt|thinking]\n"
 	    "         [--ids]\n"
+	    "       ernie-doc model generate MODEL [--prompt TEXT | --messages "
+	    "FILE.json]\n"
+	    "         [--max-tokens N] [--temperature T] [--seed N] "
+	    "[--threads N]\n"
 	    "       ernie-doc model check [--threads N] MODEL\n"
 	    "       ernie-doc model eval [--threads N] [--vision-int8] MODEL "
 	    "INPUTS.json\n"
@@ -55,7 +64,10 @@ void usage_model(FILE *f)
 	    "prompt\n"
 	    "  its chat template renders for OpenAI-style messages (--ids: its "
 	    "token\n"
-	    "  ids), check that it loads and runs, run a golden-style "
+	    "  ids), stream a reply to a prompt through that template "
+	    "(generate:\n"
+	    "  text models too), check that it loads and runs, run a "
+	    "golden-style "
 	    "inputs.json\n"
 	    "  and write every intermediate tensor, or quantize it into one "
 	    "GGUF\n"
@@ -137,22 +149,123 @@ static int quantize(const char *src, const char *out, const char *type,
 	return 0;
 }
 
+static char *read_file(const char *path, size_t cap, size_t *n);
+
+static int on_gen_token(void *ud, int32_t id, const char *text, size_t len)
+{
+	(void)id;
+	if (len && fwrite(text, 1, len, stdout) != len)
+		return 1;
+	fflush(stdout);
+	*(bool *)ud = len ? text[len - 1] == '\n' : *(bool *)ud;
+	return 0;
+}
+
+/* model generate: one reply to a prompt or a conversation, streamed. */
+static int generate(struct ed_model *m, const char *prompt,
+		    const char *messages, const struct ed_gen_params *g,
+		    int threads)
+{
+	char err[1024], *mt = NULL;
+	size_t n;
+	struct ed_buf text;
+	int32_t *ids = NULL;
+	size_t nids = 0, nimg = 0;
+	struct ed_prompt p;
+	struct ed_session *s = NULL;
+	struct ed_gen_result r = {0};
+	bool nl = true;
+	int rc;
+
+	if (!ed_model_tokenizer(m)) {
+		msg("model generate: the checkpoint has no tokenizer");
+		return EX_CONFIG_;
+	}
+	if (messages && !(mt = read_file(messages, 64u << 20, &n))) {
+		msg("model generate: cannot read '%s': %s", messages,
+		    strerror(errno));
+		return EX_NOINPUT_;
+	}
+	if (!messages) {
+		/* one user turn */
+		json_t *a = json_pack("[{s:s, s:s}]", "role", "user", "content",
+				      prompt);
+		mt = a ? json_dumps(a, 0) : NULL;
+		json_decref(a);
+		if (!mt) {
+			msg("model generate: the prompt is not UTF-8 text");
+			return EX_DATAERR_;
+		}
+	}
+	ed_buf_init(&text, 0);
+	rc = ed_model_render_messages(m, mt, NULL, -1, &text, err, sizeof err);
+	free(mt);
+	if (!rc)
+		rc = ed_model_encode_prompt(m, text.data ? text.data : "",
+					    text.len, &ids, &nids, &nimg, err,
+					    sizeof err);
+	ed_buf_release(&text);
+	if (!rc && nimg > 0)
+		rc = ed_err(err, sizeof err, ED_EINVAL,
+			    "the conversation has images; 'model generate' "
+			    "takes text");
+	if (rc) {
+		msg("model generate: %s", err);
+		free(ids);
+		return rc == ED_ENOMEM ? exit_status(rc) : EX_DATAERR_;
+	}
+	rc = ed_model_prompt_ids(m, ids, nids, NULL, 0, &p, err, sizeof err);
+	free(ids);
+	if (rc) {
+		msg("model generate: %s", err);
+		return exit_status(rc);
+	}
+	rc = ed_session_new(&s, m,
+			    &(struct ed_session_opts){
+				.threads = threads,
+				.max_ctx = (int64_t)nids + g->max_new_tokens + 1},
+			    err, sizeof err);
+	if (!rc)
+		rc = ed_session_generate(s, &p, g, on_gen_token, &nl, &r, err,
+					 sizeof err);
+	ed_model_prompt_release(&p);
+	ed_session_free(s);
+	if (rc) {
+		msg("model generate: %s", err);
+		ed_gen_result_release(&r);
+		return exit_status(rc);
+	}
+	if (!nl)
+		putchar('\n');
+	if (!g_quiet)
+		msg("%zu tokens in, %zu out (%s), %.1f tokens/s", nids,
+		    r.n_tokens, r.finish_reason ? r.finish_reason : "?",
+		    r.ms_decode > 0 ? r.n_tokens * 1000.0 / r.ms_decode : 0.0);
+	ed_gen_result_release(&r);
+	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+}
+
 static void print_info(const struct ed_model *m, const struct ed_model_info *i)
 {
 	struct ed_template_info ti;
 	char a[32], b[32];
 
-	printf("architecture      %s\n", i->arch);
+	printf("architecture      %s%s%s%s\n", i->arch,
+	       i->gguf_arch[0] ? " (GGUF '" : "", i->gguf_arch,
+	       i->gguf_arch[0] ? "')" : "");
+	printf("layout            %s\n", i->layout);
 	printf("text              %d layers (%d MoE), hidden %d, heads %d/%d "
 	       "(head_dim %d), vocab %d, RoPE %s\n",
 	       i->layers, i->moe_layers, i->hidden, i->heads, i->kv_heads,
 	       i->head_dim, i->vocab, i->rope_3d ? "3-D" : "1-D");
 	if (i->moe_layers)
 		printf(
-		    "experts           %d text (width %d) + %d vision (width "
-		    "%d), top-%d, shared width %d; dense width %d\n",
-		    i->experts[0], i->expert_inter[0], i->experts[1],
-		    i->expert_inter[1], i->moe_k, i->shared_inter,
+		    "experts           %d text (width %d)%s%.0d%s%.0d%s, "
+		    "top-%d, shared width %d; dense width %d\n",
+		    i->experts[0], i->expert_inter[0],
+		    i->has_vision ? " + " : "", i->experts[1],
+		    i->has_vision ? " vision (width " : "", i->expert_inter[1],
+		    i->has_vision ? ")" : "", i->moe_k, i->shared_inter,
 		    i->dense_inter);
 	if (i->has_vision)
 		printf("vision            %d blocks, hidden %d, %d heads\n",
@@ -167,6 +280,9 @@ static void print_info(const struct ed_model *m, const struct ed_model_info *i)
 	printf("tensors           %d in %d file%s (%d unknown, ignored)\n",
 	       i->n_tensors, i->n_shards, i->n_shards == 1 ? "" : "s",
 	       i->n_unknown);
+	if (i->file_type[0])
+		printf("quantization mix  %s (general.file_type)\n",
+		       i->file_type);
 	printf("dtypes           ");
 	for (int d = 0; d < ED_DT_COUNT; d++)
 		if (i->bytes_by_dtype[d])
@@ -185,7 +301,7 @@ static void print_info(const struct ed_model *m, const struct ed_model_info *i)
 	       i->kv_bytes_per_token / 1024.0,
 	       8192.0 * i->kv_bytes_per_token / 1048576.0);
 	printf("tokenizer         %s\n",
-	       i->has_tokenizer ? "tokenizer.model" : "none");
+	       i->has_tokenizer ? i->tokenizer : "none");
 	if (i->rope_3d)
 		printf(
 		    "rope              3-D, theta %g, sections t/h/w %d/%d/%d "
@@ -285,6 +401,8 @@ int cmd_model(int argc, char **argv)
 	const char *chat_template = NULL, *variant = NULL, *messages = NULL,
 		   *tools = NULL;
 	int thinking = -1, layout = 0;
+	const char *gen_prompt = NULL;
+	struct ed_gen_params gp = {.max_new_tokens = 512, .top_p = 1};
 	long threads = 1;
 	bool threads_given = false;
 	struct ed_model *m;
@@ -311,6 +429,38 @@ int cmd_model(int argc, char **argv)
 		case O_MESSAGES: messages = arg; break;
 		case O_TOOLS: tools = arg; break;
 		case O_IDS: want_ids = true; break;
+		case O_PROMPT: gen_prompt = arg; break;
+		case O_MAX_TOKENS: {
+			long v;
+			if (ed_parse_int(arg, 1, 1 << 20, &v)) {
+				msg("model: bad --max-tokens '%s' (1 to "
+				    "1048576)",
+				    arg);
+				goto usage_err;
+			}
+			gp.max_new_tokens = (int)v;
+			break;
+		}
+		case O_TEMPERATURE: {
+			double d;
+			if (ed_parse_double(arg, 0, 2, &d)) {
+				msg("model: bad --temperature '%s' (0 to 2)",
+				    arg);
+				goto usage_err;
+			}
+			gp.temperature = (float)d;
+			break;
+		}
+		case O_SEED: {
+			char *end;
+			unsigned long long v = strtoull(arg, &end, 10);
+			if (!*arg || *end || *arg == '-') {
+				msg("model: bad --seed '%s'", arg);
+				goto usage_err;
+			}
+			gp.seed = v;
+			break;
+		}
 		case O_LAYOUT: {
 			static const char *const lv[] = {"ernie-doc",
 							 "llama.cpp", NULL};
@@ -346,15 +496,22 @@ int cmd_model(int argc, char **argv)
 		}
 	}
 	if (npos < 2) {
-		msg("model: expected info, prompt, check, eval or quantize "
-		    "and a model");
+		msg("model: expected info, prompt, generate, check, eval or "
+		    "quantize and a model");
 		goto usage_err;
 	}
 	if (strcmp(pos[0], "info") && strcmp(pos[0], "check") &&
 	    strcmp(pos[0], "eval") && strcmp(pos[0], "quantize") &&
-	    strcmp(pos[0], "prompt")) {
-		msg("model: '%s' is not info, prompt, check, eval or quantize",
+	    strcmp(pos[0], "prompt") && strcmp(pos[0], "generate")) {
+		msg("model: '%s' is not info, prompt, generate, check, eval or "
+		    "quantize",
 		    pos[0]);
+		goto usage_err;
+	}
+	if (strcmp(pos[0], "generate") == 0 &&
+	    (npos != 2 || !gen_prompt == !messages)) {
+		msg("model generate: needs MODEL and one of --prompt TEXT or "
+		    "--messages FILE.json");
 		goto usage_err;
 	}
 	if (strcmp(pos[0], "prompt") == 0 && (npos != 2 || !messages)) {
@@ -402,6 +559,13 @@ int cmd_model(int argc, char **argv)
 		print_info(m, &i);
 	} else if (strcmp(pos[0], "prompt") == 0) {
 		rc = print_prompt(m, messages, tools, thinking, want_ids);
+		ed_model_close(m);
+		return rc;
+	} else if (strcmp(pos[0], "generate") == 0) {
+		rc = generate(m, gen_prompt, messages, &gp,
+			      threads_given
+				  ? (int)threads
+				  : (int)sysconf(_SC_NPROCESSORS_ONLN));
 		ed_model_close(m);
 		return rc;
 	} else if (strcmp(pos[0], "check") == 0) {

@@ -102,6 +102,16 @@ int ed_backend_open(struct ed_backend **out, const struct ed_backend_opts *o,
 		ed_backend_close(b);
 		return rc == ED_ENOMEM ? rc : ED_ECONFIG;
 	}
+	if (!b->model->cfg.has_vision && !o->text_model_ok) {
+		rc = ed_err(err, errlen, ED_ECONFIG,
+			    "model '%s' is a text-only %s checkpoint: it "
+			    "cannot read page images (use an ERNIE-4.5-VL "
+			    "model; text models run with 'ernie-doc model "
+			    "generate')",
+			    o->model_dir, b->model->cfg.arch);
+		ed_backend_close(b);
+		return rc;
+	}
 	if (o->vision_int8) {
 		/* other numbers, another model id: the resume key keeps the
 		 * two apart */

@@ -2,6 +2,34 @@
  * model/templates/: edit those, then run it. */
 #include "model_int.h"
 
+const char ed_template_ernie_4_5_text[] =
+    "{#- ERNIE-4.5 text models (21B-A3B, 0.3B; -PT): the chat template\n"
+    "    transformers' Ernie4_5 tokenizers default to; the checkpoint's own,\n"
+    "    when it has one, is used instead. -#}\n"
+    "{%- if add_generation_prompt is not defined -%}\n"
+    "    {%- set add_generation_prompt = true -%}\n"
+    "{%- endif -%}\n"
+    "{%- if cls_token is not defined -%}\n"
+    "    {%- set cls_token = \"<|begin_of_sentence|>\" -%}\n"
+    "{%- endif -%}\n"
+    "{%- if sep_token is not defined -%}\n"
+    "    {%- set sep_token = \"<|end_of_sentence|>\" -%}\n"
+    "{%- endif -%}\n"
+    "{{- cls_token -}}\n"
+    "{%- for message in messages -%}\n"
+    "    {%- if message[\"role\"] == \"user\" -%}\n"
+    "        {{- \"User: \" + message[\"content\"] + \"\\n\" -}}\n"
+    "    {%- elif message[\"role\"] == \"assistant\" -%}\n"
+    "        {{- \"Assistant: \" + message[\"content\"] + sep_token -}}\n"
+    "    {%- elif message[\"role\"] == \"system\" -%}\n"
+    "        {{- message[\"content\"] + \"\\n\" -}}\n"
+    "    {%- endif -%}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}\n"
+    "    {{- \"Assistant: \" -}}\n"
+    "{%- endif -%}\n"
+    ;
+
 const char ed_template_ernie_4_5_vl_pt[] =
     "{#- ERNIE-4.5-VL-28B-A3B-PT (and -Base-PT): ernie-doc's built-in\n"
     "    template, for a checkpoint that ships none (shared/spec/RELEASED.md\n"

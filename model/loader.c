@@ -913,6 +913,37 @@ void ed_model_get_info(const struct ed_model *m, struct ed_model_info *i)
 	i->n_unknown = m->n_unknown;
 	i->n_shards = m->n_shards;
 	i->has_tokenizer = m->tok != NULL;
+	snprintf(i->layout, sizeof i->layout, "%s",
+		 m->llama  ? "GGUF, llama.cpp layout"
+		 : m->gguf ? "GGUF, ernie-doc layout"
+			   : "safetensors directory");
+	snprintf(i->tokenizer, sizeof i->tokenizer, "%s",
+		 !m->tok     ? ""
+		 : m->llama  ? "tokenizer.ggml arrays (SentencePiece)"
+		 : m->gguf   ? "tokenizer.model (in the GGUF)"
+			     : "tokenizer.model");
+	if (m->gguf) {
+		/* llama_ftype (QUANT.md): the mix the file was made as */
+		static const char *const ft[] = {
+		    [0] = "ALL_F32", [1] = "F16",     [2] = "Q4_0",
+		    [3] = "Q4_1",    [7] = "Q8_0",    [8] = "Q5_0",
+		    [9] = "Q5_1",    [10] = "Q2_K",   [11] = "Q3_K_S",
+		    [12] = "Q3_K_M", [13] = "Q3_K_L", [14] = "Q4_K_S",
+		    [15] = "Q4_K_M", [16] = "Q5_K_S", [17] = "Q5_K_M",
+		    [18] = "Q6_K",   [21] = "Q2_K_S", [25] = "IQ4_NL",
+		    [30] = "IQ4_XS", [32] = "BF16"};
+		size_t n;
+		const unsigned char *a =
+		    ed_gguf_string(m->gguf, "general.architecture", &n);
+		uint64_t f;
+		if (a)
+			snprintf(i->gguf_arch, sizeof i->gguf_arch, "%.*s",
+				 (int)n, (const char *)a);
+		if (ed_gguf_uint(m->gguf, "general.file_type", &f))
+			snprintf(i->file_type, sizeof i->file_type, "%s",
+				 f < ED_ARRAY_LEN(ft) && ft[f] ? ft[f]
+							       : "unknown");
+	}
 }
 
 static int64_t wt_bytes(const struct ed_wt *w, int64_t *n)

@@ -366,6 +366,12 @@ struct ed_model_info {
 	int n_tensors, n_unknown;
 	int n_shards;
 	bool has_tokenizer;
+	/* where it came from: "safetensors directory", "GGUF, ernie-doc
+	 * layout" or "GGUF, llama.cpp layout"; a GGUF file's
+	 * general.architecture and the mix general.file_type names ("" when
+	 * absent) */
+	char layout[40], gguf_arch[64], file_type[24];
+	char tokenizer[48]; /* its source, "" when none */
 };
 
 void ed_model_get_info(const struct ed_model *m, struct ed_model_info *i);
@@ -682,6 +688,8 @@ struct ed_backend_opts {
 	bool vision_int8;	   /* native: ed_model_set_vision_int8() */
 	const char *chat_template; /* native: a Jinja file to prompt with */
 	const char *template_variant; /* native: "pt" or "thinking" built-in */
+	bool text_model_ok; /* native: accept a text-only model (else
+			       ED_ECONFIG: it cannot read images) */
 };
 
 /* One part of the user turn: text, or an image as the native engine takes

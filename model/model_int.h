@@ -149,6 +149,7 @@ char *ed_model_read_file(const char *path, size_t cap, size_t *len);
 
 /* the built-in chat templates (chat_templates.c, generated from
  * model/templates/) */
+extern const char ed_template_ernie_4_5_text[];
 extern const char ed_template_ernie_4_5_vl_pt[];
 extern const char ed_template_ernie_4_5_vl_thinking[];
 

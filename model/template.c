@@ -55,11 +55,24 @@ const char *ed_model_zoom_tool_json(void)
 
 /* ---- which template ------------------------------------------------ */
 
-static const char *builtin_text(int variant)
+/* The built-in template of a model: the text models' one (transformers'
+ * Ernie4_5 default), or the VL PT or Thinking one by variant. */
+static const char *builtin_text(const struct ed_model *m)
 {
-	return variant == ED_VARIANT_THINKING
+	if (!m->cfg.has_vision)
+		return ed_template_ernie_4_5_text;
+	return m->variant == ED_VARIANT_THINKING
 		   ? ed_template_ernie_4_5_vl_thinking
 		   : ed_template_ernie_4_5_vl_pt;
+}
+
+static void builtin_origin(const struct ed_model *m, char *o, size_t n)
+{
+	if (!m->cfg.has_vision)
+		snprintf(o, n, "built-in ERNIE-4.5 text");
+	else
+		snprintf(o, n, "built-in ERNIE-4.5-VL %s",
+			 m->variant == ED_VARIANT_THINKING ? "Thinking" : "PT");
 }
 
 static bool has_word_ci(const char *s, const char *w)
@@ -75,7 +88,7 @@ static bool has_word_ci(const char *s, const char *w)
 static int use_template(struct ed_model *m, char *text, const char *origin,
 			char *err, size_t errlen)
 {
-	const char *src = text ? text : builtin_text(m->variant);
+	const char *src = text ? text : builtin_text(m);
 	struct ed_jinja *j;
 	int rc = ed_jinja_parse(src, strlen(src), &j, err, errlen);
 
@@ -201,8 +214,7 @@ int ed_model_template_init(struct ed_model *m, const char *dir, char *err,
 			 "the path '%.150s'", dir);
 	}
 	if (!text)
-		snprintf(origin, sizeof origin, "built-in ERNIE-4.5-VL %s",
-			 m->variant == ED_VARIANT_THINKING ? "Thinking" : "PT");
+		builtin_origin(m, origin, sizeof origin);
 	if (use_template(m, text, origin, err, errlen)) {
 		ed_err_prefix(err, errlen, "%s", origin);
 		return ED_ECONFIG;
@@ -249,8 +261,7 @@ int ed_model_set_variant(struct ed_model *m, enum ed_variant v, char *err,
 
 	m->variant = v;
 	snprintf(m->variant_why, sizeof m->variant_why, "--template");
-	snprintf(origin, sizeof origin, "built-in ERNIE-4.5-VL %s",
-		 v == ED_VARIANT_THINKING ? "Thinking" : "PT");
+	builtin_origin(m, origin, sizeof origin);
 	return use_template(m, NULL, origin, err, errlen);
 }
 
@@ -269,7 +280,7 @@ void ed_model_get_template(const struct ed_model *m, struct ed_template_info *t)
 	t->variant = m->variant == ED_VARIANT_THINKING ? "Thinking" : "PT";
 	t->why = m->variant_why;
 	t->text =
-	    m->chat_template ? m->chat_template : builtin_text(m->variant);
+	    m->chat_template ? m->chat_template : builtin_text(m);
 }
 
 /* ---- rendering ----------------------------------------------------- */

@@ -10,7 +10,8 @@ out=model/chat_templates.c
 	echo " * model/templates/: edit those, then run it. */"
 	echo "#include \"model_int.h\""
 	echo
-	for f in model/templates/ernie-4.5-vl-pt.jinja \
+	for f in model/templates/ernie-4.5-text.jinja \
+		model/templates/ernie-4.5-vl-pt.jinja \
 		model/templates/ernie-4.5-vl-thinking.jinja; do
 		name=$(basename "$f" .jinja | tr -c 'a-z0-9\n' '_')
 		echo "const char ed_template_$name[] ="

@@ -2692,6 +2692,105 @@ static void test_golden_quantized(void)
 	golden_quantized("f_text_dense", "q8_0", false);
 }
 
+/* The vocabulary as llama.cpp's arrays (tokenizer.ggml.*): read back,
+ * it encodes and decodes as the tokenizer.model it came from, with its
+ * added tokens and flags; and a hand-made llama.cpp vocabulary without
+ * a normalizer keeps text as it is. */
+static void test_tok_arrays(void)
+{
+	static const char *const texts[] = {
+	    "the quick brown fox jumps over the lazy dog",
+	    "  invoice   total amount 1234\n\npage two",
+	    "café naïve résumé Ångström",
+	    "文字 识别 模型 文档 图像",
+	    "<|begin_of_sentence|>User: hi\nAssistant: <think>x</think>",
+	    "# Heading | cell | cell |\t\x01\xff~",
+	    "ab<|IMAGE_START|>cd<|IMAGE_PLACEHOLDER|><|IMAGE_END|>"};
+	char dir[800], err[256];
+	struct ed_tokenizer *a = NULL, *b = NULL;
+	struct ed_tok_arrays arr;
+	int diff = 0;
+
+	snprintf(dir, sizeof dir, "%s/tok", tmp);
+	CHECK_INT(ed_tok_open(&a, dir, err, sizeof err), 0);
+	if (!a)
+		return;
+	CHECK_INT(ed_tok_export(a, 512, &arr), 0);
+	CHECK_INT(arr.n, 512);
+	CHECK(arr.type[arr.n - 1] == 5 && strcmp(arr.tok[511], "[PAD511]") == 0,
+	      "padded with unused [PAD] tokens");
+	CHECK(arr.charsmap && arr.charsmap_len > 4,
+	      "the normalizer's charsmap is exported");
+	CHECK_INT(ed_tok_open_arrays(&b, &arr, err, sizeof err), 0);
+	ed_tok_arrays_free(&arr);
+	if (!b) {
+		ed_tok_close(a);
+		return;
+	}
+	for (int32_t i = 0; i < ed_tok_size(a); i++) {
+		const char *x = ed_tok_piece(a, i), *y = ed_tok_piece(b, i);
+		diff += !x || !y || strcmp(x, y) != 0;
+	}
+	CHECK(diff == 0, "%d pieces differ", diff);
+	for (size_t k = 0; k < ED_ARRAY_LEN(texts); k++) {
+		int32_t *ia = NULL, *ib = NULL;
+		size_t na = 0, nb = 0;
+		struct ed_buf da, db;
+		ed_tok_encode(a, texts[k], strlen(texts[k]), &ia, &na);
+		ed_tok_encode(b, texts[k], strlen(texts[k]), &ib, &nb);
+		CHECK(na > 0 && na == nb && memcmp(ia, ib, na * 4) == 0,
+		      "'%s': %zu ids from tokenizer.model, %zu from the arrays",
+		      texts[k], na, nb);
+		ed_buf_init(&da, 0);
+		ed_buf_init(&db, 0);
+		for (int sk = 0; sk < 2; sk++) {
+			da.len = db.len = 0;
+			ed_tok_decode(a, ia, na, sk, &da);
+			ed_tok_decode(b, ia, na, sk, &db);
+			CHECK(da.len == db.len &&
+				  (!da.len || memcmp(da.data, db.data, da.len) == 0),
+			      "'%s': decoded differently (skip_special %d)",
+			      texts[k], sk);
+		}
+		ed_buf_release(&da);
+		ed_buf_release(&db);
+		free(ia);
+		free(ib);
+	}
+	ed_tok_close(b);
+	ed_tok_close(a);
+	{
+		/* llama.cpp's converter's files: no charsmap, no whitespace
+		 * collapsing, a space prefix; control tokens whole */
+		char *tok[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b",
+			       "\xe2\x96\x81" "a", "ab", "<0x20>", "<|x|>"};
+		int32_t type[] = {2, 3, 3, 1, 1, 1, 1, 1, 6, 3};
+		float score[] = {0, 0, 0, -1, -2, -3, -0.5f, -0.25f, 0, -1000};
+		struct ed_tok_arrays l = {.n = 10, .tok = tok, .score = score,
+					  .type = type, .unk = 0, .bos = 1,
+					  .eos = 2, .pad = -1,
+					  .add_space_prefix = true};
+		int32_t *ids = NULL;
+		size_t n = 0;
+		CHECK_INT(ed_tok_open_arrays(&b, &l, err, sizeof err), 0);
+		if (b) {
+			ed_tok_encode(b, "a  ab<|x|>", 10, &ids, &n);
+			/* "▁a" "▁" "▁" "ab" "<|x|>" */
+			CHECK(n == 5 && ids[0] == 6 && ids[1] == 3 &&
+				  ids[2] == 3 && ids[3] == 7 && ids[4] == 9,
+			      "llama vocabulary: %zu ids (%d %d %d ...)", n,
+			      n ? ids[0] : -1, n > 1 ? ids[1] : -1,
+			      n > 2 ? ids[2] : -1);
+			free(ids);
+			ed_tok_close(b);
+		}
+		type[4] = 9;
+		CHECK(ed_tok_open_arrays(&b, &l, err, sizeof err) == ED_EFORMAT &&
+			  strstr(err, "token 4"),
+		      "an unknown token type is named: %s", err);
+	}
+}
+
 /* tokenizer_config.json's add_prefix_space and legacy over the .model */
 static void test_prefix_flags(void)
 {
@@ -2758,16 +2857,18 @@ static void test_prefix_flags(void)
  * an ERNIE-4.5-VL config, the tokenizer's prefix flags. */
 static void test_templates(void)
 {
-	static const char *const files[2] = {
+	static const char *const files[3] = {
 	    "model/templates/ernie-4.5-vl-pt.jinja",
-	    "model/templates/ernie-4.5-vl-thinking.jinja"};
-	const char *texts[2] = {ed_template_ernie_4_5_vl_pt,
-				ed_template_ernie_4_5_vl_thinking};
+	    "model/templates/ernie-4.5-vl-thinking.jinja",
+	    "model/templates/ernie-4.5-text.jinja"};
+	const char *texts[3] = {ed_template_ernie_4_5_vl_pt,
+				ed_template_ernie_4_5_vl_thinking,
+				ed_template_ernie_4_5_text};
 	char dir[700], err[512];
 	struct ed_model *m;
 	int rc;
 
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		size_t len = 0;
 		char *f = (char *)t_read_file(files[i], &len);
 		CHECK(f && len == strlen(texts[i]) &&
@@ -2947,6 +3048,7 @@ int main(void)
 	test_conversation();
 	test_templates();
 	test_prefix_flags();
+	test_tok_arrays();
 	test_text_only();
 	test_stop();
 	test_loader_errors();
