@@ -238,16 +238,16 @@ for d in a_text_only b_one_image c_two_images d_untied_image; do
 done
 # the text models (ernie4_5_moe, ernie4_5): from the safetensors
 # directory, and from a GGUF written by model quantize --type bf16
-for d in e_text_moe f_text_dense; do
-	case $d in e_*) n=18 ;; *) n=9 ;; esac
-	expect 0 $E model eval --threads 2 "$G/$d" "$G/$d/inputs.json" -o "$T/$d.st"
-	expect 0 "$BUILD/tests/stcmp" --golden "$T/$d.st" "$G/$d/expected.safetensors"
-	check "$d: all $n golden tensors within tolerance" test "$(grep -c 'ok$\|same sets$' "$T/out")" -eq $n
-	check "$d: 1-D positions" grep -q '^position_ids .* ok$' "$T/out"
-	expect 0 $E model quantize -q --type bf16 "$G/$d" "$T/$d.gguf"
-	expect 0 $E model eval --threads 2 "$T/$d.gguf" "$G/$d/inputs.json" -o "$T/$d.g.st"
-	expect 0 "$BUILD/tests/stcmp" --golden "$T/$d.g.st" "$G/$d/expected.safetensors"
-	check "$d (bf16 GGUF): all $n golden tensors within tolerance" test "$(grep -c 'ok$\|same sets$' "$T/out")" -eq $n
+for fx in e_text_moe f_text_dense; do
+	case $fx in e_*) n=18 ;; *) n=9 ;; esac
+	expect 0 $E model eval --threads 2 "$G/$fx" "$G/$fx/inputs.json" -o "$T/$fx.st"
+	expect 0 "$BUILD/tests/stcmp" --golden "$T/$fx.st" "$G/$fx/expected.safetensors"
+	check "$fx: all $n golden tensors within tolerance" test "$(grep -c 'ok$\|same sets$' "$T/out")" -eq $n
+	check "$fx: 1-D positions" grep -q '^position_ids .* ok$' "$T/out"
+	expect 0 $E model quantize -q --type bf16 "$G/$fx" "$T/$fx.gguf"
+	expect 0 $E model eval --threads 2 "$T/$fx.gguf" "$G/$fx/inputs.json" -o "$T/$fx.g.st"
+	expect 0 "$BUILD/tests/stcmp" --golden "$T/$fx.g.st" "$G/$fx/expected.safetensors"
+	check "$fx (bf16 GGUF): all $n golden tensors within tolerance" test "$(grep -c 'ok$\|same sets$' "$T/out")" -eq $n
 done
 # rope_theta written as a JSON integer
 mkdir -p "$T/rint" && cp "$G/f_text_dense/"* "$T/rint/"
@@ -256,6 +256,49 @@ check "rope_theta is an integer in the copy" grep -q '"rope_theta": 500000,' "$T
 expect 0 $E model eval --threads 2 "$T/rint" "$G/f_text_dense/inputs.json" -o "$T/rint.st"
 expect 0 "$BUILD/tests/stcmp" --golden "$T/rint.st" "$G/f_text_dense/expected.safetensors"
 check "integer rope_theta: all 9 golden tensors within tolerance" test "$(grep -c 'ok$' "$T/out")" -eq 9
+# llama.cpp's layout: the golden text models written as llama.cpp files
+# reproduce every golden tensor; the same vocabulary read from the
+# tokenizer.ggml arrays gives the same prompt ids
+for fx in e_text_moe f_text_dense; do
+	case $fx in e_*) n=18 ;; *) n=9 ;; esac
+	expect 0 $E model quantize -q --type bf16 --layout llama.cpp "$G/$fx" "$T/$fx.llama.gguf"
+	expect 0 $E model info "$T/$fx.llama.gguf"
+	check "$fx: llama.cpp layout" grep -q "^layout            GGUF, llama.cpp layout" "$T/out"
+	expect 0 $E model eval --threads 2 "$T/$fx.llama.gguf" "$G/$fx/inputs.json" -o "$T/$fx.l.st"
+	expect 0 "$BUILD/tests/stcmp" --golden "$T/$fx.l.st" "$G/$fx/expected.safetensors"
+	check "$fx (llama.cpp layout): all $n golden tensors within tolerance" test "$(grep -c 'ok$\|same sets$' "$T/out")" -eq $n
+done
+expect 0 $E model info "$T/e_text_moe.llama.gguf"
+check "model info: the GGUF architecture" grep -q "^architecture      ernie4_5_moe (GGUF 'ernie4_5-moe')" "$T/out"
+check "model info: the mix" grep -q "^quantization mix  BF16" "$T/out"
+sh tests/mktok.sh "$T/ttok" >/dev/null 2>&1
+mkdir -p "$T/etok" && cp "$G/e_text_moe/"* "$T/ttok/"*.json "$T/ttok/tokenizer.model" "$T/etok/"
+expect 0 $E model quantize -q --type q4_k_m --layout llama.cpp "$T/etok" "$T/etok.gguf"
+expect 0 $E model info "$T/etok.gguf"
+check "q4_k_m llama.cpp file: short rows fall back to Q5_0 and Q8_0" grep -q "Q5_0 .*Q8_0\|Q8_0 .*Q5_0" "$T/out"
+check "tokenizer from the GGUF arrays" grep -q "tokenizer.ggml arrays" "$T/out"
+check "the text models' built-in chat template" grep -q "built-in ERNIE-4.5 text" "$T/out"
+printf '[{"role":"system","content":"Be brief."},{"role":"user","content":"the quick brown fox <think> caf\\u00e9"}]' >"$T/msgs.json"
+expect 0 $E model prompt "$T/etok" --messages "$T/msgs.json" --ids
+cp "$T/out" "$T/ids.dir"
+expect 0 $E model prompt "$T/etok.gguf" --messages "$T/msgs.json" --ids
+check "the same prompt ids from tokenizer.model and the llama.cpp arrays" cmp -s "$T/out" "$T/ids.dir"
+check "the prompt has ids" test "$(wc -l <"$T/out")" -gt 10
+expect 0 $E model generate "$T/etok" --prompt "the quick brown fox" --max-tokens 6
+cp "$T/out" "$T/gen.dir"
+expect 0 $E model generate "$T/etok.gguf" --prompt "the quick brown fox" --max-tokens 6
+check "model generate: a reply streamed" test -s "$T/out"
+check "model generate: 6 tokens" grep -q "6 out (length)" "$T/err"
+expect 0 $E model generate "$T/etok" --messages "$T/msgs.json" --max-tokens 4 --temperature 0.7 --seed 5
+expect 64 $E model generate "$T/etok"
+expect 64 $E model generate "$T/etok" --prompt x --messages "$T/msgs.json"
+expect 78 $E model generate "$G/e_text_moe" --prompt x
+expect 78 $E ocr --model "$G/f_text_dense" "$C/linn.pdf"
+check "ocr refuses a text-only model" grep -q "text-only ernie4_5 checkpoint: it cannot read page images" "$T/err"
+expect 64 $E model quantize -q --type bf16 --layout llama.cpp "$G/b_one_image" "$T/vl.gguf"
+check "a VL checkpoint in llama.cpp's layout is refused" grep -q "llama.cpp has no ERNIE-4.5-VL architecture" "$T/err"
+check "no file left" test ! -e "$T/vl.gguf" -a ! -e "$T/vl.gguf.partial"
+expect 64 $E model quantize -q --type bf16 --layout gguf "$G/e_text_moe" "$T/x.gguf"
 expect 0 $E model info "$G/e_text_moe"
 check "model info: text MoE" grep -q "4 layers (3 MoE), hidden 64" "$T/out"
 expect 0 $E model info "$G/f_text_dense"
