@@ -220,11 +220,12 @@ static int generate(struct ed_model *m, const char *prompt,
 		msg("model generate: %s", err);
 		return exit_status(rc);
 	}
-	rc = ed_session_new(&s, m,
-			    &(struct ed_session_opts){
-				.threads = threads,
-				.max_ctx = (int64_t)nids + g->max_new_tokens + 1},
-			    err, sizeof err);
+	rc = ed_session_new(
+	    &s, m,
+	    &(struct ed_session_opts){.threads = threads,
+				      .max_ctx = (int64_t)nids +
+						 g->max_new_tokens + 1},
+	    err, sizeof err);
 	if (!rc)
 		rc = ed_session_generate(s, &p, g, on_gen_token, &nl, &r, err,
 					 sizeof err);
@@ -259,14 +260,13 @@ static void print_info(const struct ed_model *m, const struct ed_model_info *i)
 	       i->layers, i->moe_layers, i->hidden, i->heads, i->kv_heads,
 	       i->head_dim, i->vocab, i->rope_3d ? "3-D" : "1-D");
 	if (i->moe_layers)
-		printf(
-		    "experts           %d text (width %d)%s%.0d%s%.0d%s, "
-		    "top-%d, shared width %d; dense width %d\n",
-		    i->experts[0], i->expert_inter[0],
-		    i->has_vision ? " + " : "", i->experts[1],
-		    i->has_vision ? " vision (width " : "", i->expert_inter[1],
-		    i->has_vision ? ")" : "", i->moe_k, i->shared_inter,
-		    i->dense_inter);
+		printf("experts           %d text (width %d)%s%.0d%s%.0d%s, "
+		       "top-%d, shared width %d; dense width %d\n",
+		       i->experts[0], i->expert_inter[0],
+		       i->has_vision ? " + " : "", i->experts[1],
+		       i->has_vision ? " vision (width " : "",
+		       i->expert_inter[1], i->has_vision ? ")" : "", i->moe_k,
+		       i->shared_inter, i->dense_inter);
 	if (i->has_vision)
 		printf("vision            %d blocks, hidden %d, %d heads\n",
 		       i->vit_depth, i->vit_hidden, i->vit_heads);

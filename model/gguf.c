@@ -37,10 +37,9 @@ static const struct {
 	enum ed_dtype dt;
 	int ggml;
 } type_ids[] = {
-    {ED_DT_F32, 0},	{ED_DT_F16, 1},	    {ED_DT_Q4_0, 2},
-    {ED_DT_Q4_1, 3},	{ED_DT_Q5_0, 6},    {ED_DT_Q5_1, 7},
-    {ED_DT_Q8_0, 8},	{ED_DT_Q2_K, 10},   {ED_DT_Q3_K, 11},
-    {ED_DT_Q4_K, 12},	{ED_DT_Q5_K, 13},   {ED_DT_Q6_K, 14},
+    {ED_DT_F32, 0},	{ED_DT_F16, 1},	    {ED_DT_Q4_0, 2},  {ED_DT_Q4_1, 3},
+    {ED_DT_Q5_0, 6},	{ED_DT_Q5_1, 7},    {ED_DT_Q8_0, 8},  {ED_DT_Q2_K, 10},
+    {ED_DT_Q3_K, 11},	{ED_DT_Q4_K, 12},   {ED_DT_Q5_K, 13}, {ED_DT_Q6_K, 14},
     {ED_DT_IQ4_NL, 20}, {ED_DT_IQ4_XS, 23}, {ED_DT_BF16, 30},
 };
 
@@ -49,13 +48,14 @@ static const struct {
 static const char *ggml_type_name(int t)
 {
 	static const char *const names[] = {
-	    "F32",     "F16",	  "Q4_0",    "Q4_1",   "Q4_2",	 "Q4_3",
-	    "Q5_0",    "Q5_1",	  "Q8_0",    "Q8_1",   "Q2_K",	 "Q3_K",
-	    "Q4_K",    "Q5_K",	  "Q6_K",    "Q8_K",   "IQ2_XXS", "IQ2_XS",
-	    "IQ3_XXS", "IQ1_S",	  "IQ4_NL",  "IQ3_S",  "IQ2_S",	 "IQ4_XS",
-	    "I8",      "I16",	  "I32",     "I64",    "F64",	 "IQ1_M",
-	    "BF16",    "Q4_0_4_4", "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0",
-	    "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4"};
+	    "F32",    "F16",	    "Q4_0",	  "Q4_1",	"Q4_2",
+	    "Q4_3",   "Q5_0",	    "Q5_1",	  "Q8_0",	"Q8_1",
+	    "Q2_K",   "Q3_K",	    "Q4_K",	  "Q5_K",	"Q6_K",
+	    "Q8_K",   "IQ2_XXS",    "IQ2_XS",	  "IQ3_XXS",	"IQ1_S",
+	    "IQ4_NL", "IQ3_S",	    "IQ2_S",	  "IQ4_XS",	"I8",
+	    "I16",    "I32",	    "I64",	  "F64",	"IQ1_M",
+	    "BF16",   "Q4_0_4_4",   "Q4_0_4_8",	  "Q4_0_8_8",	"TQ1_0",
+	    "TQ2_0",  "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4"};
 	return t >= 0 && t < (int)ED_ARRAY_LEN(names) ? names[t] : NULL;
 }
 
@@ -391,8 +391,8 @@ static int parse(struct ed_gguf *g, const char *path, char *err, size_t errlen)
 				    "which ernie-doc does not read (it reads "
 				    "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, "
 				    "Q5_1, IQ4_NL, Q2_K-Q6_K and IQ4_XS)",
-				    path, g->names[i], tn ? tn : "", tn ? " = " : "",
-				    ty);
+				    path, g->names[i], tn ? tn : "",
+				    tn ? " = " : "", ty);
 			ed_gguf_close(g);
 			return rc;
 		}

@@ -50,8 +50,8 @@ int ed_llama_config(const struct ed_gguf *g, struct ed_config *c, char *err,
 		    size_t errlen)
 {
 	size_t alen;
-	const unsigned char *as = ed_gguf_string(g, "general.architecture",
-						 &alen);
+	const unsigned char *as =
+	    ed_gguf_string(g, "general.architecture", &alen);
 	char arch[64], key[160];
 	const struct ed_tensor *emb;
 	bool moe;
@@ -110,7 +110,8 @@ int ed_llama_config(const struct ed_gguf *g, struct ed_config *c, char *err,
 	}
 	get_u(g, arch, "feed_forward_length", &c->dense_inter);
 	if (!ed_gguf_float(
-		g, akey(key, sizeof key, arch, "attention.layer_norm_rms_epsilon"),
+		g,
+		akey(key, sizeof key, arch, "attention.layer_norm_rms_epsilon"),
 		&f))
 		return ed_err(err, errlen, ED_ECONFIG,
 			      "GGUF file: %s.attention.layer_norm_rms_epsilon "
@@ -145,12 +146,13 @@ int ed_llama_config(const struct ed_gguf *g, struct ed_config *c, char *err,
 		if (step < 1)
 			return ed_err(err, errlen, ED_ECONFIG,
 				      "GGUF file: interleave_moe_layer_step 0");
-		if (shexp > 0 && (c->expert_inter[0] <= 0 ||
-				  shexp % c->expert_inter[0])) {
-			return ed_err(err, errlen, ED_ECONFIG,
-				      "GGUF file: shared-expert width %d is not "
-				      "a multiple of the expert width %d",
-				      shexp, c->expert_inter[0]);
+		if (shexp > 0 &&
+		    (c->expert_inter[0] <= 0 || shexp % c->expert_inter[0])) {
+			return ed_err(
+			    err, errlen, ED_ECONFIG,
+			    "GGUF file: shared-expert width %d is not "
+			    "a multiple of the expert width %d",
+			    shexp, c->expert_inter[0]);
 		}
 		c->shared = shexp > 0 ? shexp / c->expert_inter[0] : 0;
 		/* llama.cpp's graph: MoE from the leading dense layers on,
@@ -171,10 +173,10 @@ int ed_llama_config(const struct ed_gguf *g, struct ed_config *c, char *err,
 		return ed_err(err, errlen, ED_ECONFIG,
 			      "tensor 'token_embd.weight' is missing");
 	c->vocab = (int)emb->shape[0];
-	c->bos = ed_gguf_uint(g, "tokenizer.ggml.bos_token_id", &id) ? (int)id
-									: 1;
-	c->eos = ed_gguf_uint(g, "tokenizer.ggml.eos_token_id", &id) ? (int)id
-									: 2;
+	c->bos =
+	    ed_gguf_uint(g, "tokenizer.ggml.bos_token_id", &id) ? (int)id : 1;
+	c->eos =
+	    ed_gguf_uint(g, "tokenizer.ggml.eos_token_id", &id) ? (int)id : 2;
 	c->pad = ed_gguf_uint(g, "tokenizer.ggml.padding_token_id", &id)
 		     ? (int)id
 		     : 0;
@@ -276,8 +278,9 @@ int ed_llama_tokenizer(const struct ed_gguf *g, struct ed_tokenizer **out,
 		? b
 		: false;
 	a.prefix_first_only =
-	    ed_gguf_bool(g, "ernie_doc.tokenizer.prefix_first_only", &b) ? b
-									 : false;
+	    ed_gguf_bool(g, "ernie_doc.tokenizer.prefix_first_only", &b)
+		? b
+		: false;
 	if ((p = ed_gguf_u8_array(g, "tokenizer.ggml.precompiled_charsmap",
 				  &len)) &&
 	    len) {
@@ -321,8 +324,9 @@ int ed_llama_write_meta(struct ed_gguf_writer *w, const struct ed_model *m,
 	char key[160];
 	int rc = 0, lead = 0, step = 1;
 
-#define U32(k, v) (rc |= ed_gguf_writer_u32(w, akey(key, sizeof key, arch, k), \
-					    (uint32_t)(v)))
+#define U32(k, v)                                                              \
+	(rc |=                                                                 \
+	 ed_gguf_writer_u32(w, akey(key, sizeof key, arch, k), (uint32_t)(v)))
 	rc |= ed_gguf_writer_string(w, "general.architecture", arch,
 				    strlen(arch));
 	rc |= ed_gguf_writer_string(w, "general.name", name, strlen(name));
@@ -340,8 +344,9 @@ int ed_llama_write_meta(struct ed_gguf_writer *w, const struct ed_model *m,
 	U32("attention.key_length", c->head_dim);
 	U32("attention.value_length", c->head_dim);
 	U32("rope.dimension_count", c->head_dim);
-	rc |= ed_gguf_writer_f32(w, akey(key, sizeof key, arch, "rope.freq_base"),
-				 (float)c->rope_theta);
+	rc |=
+	    ed_gguf_writer_f32(w, akey(key, sizeof key, arch, "rope.freq_base"),
+			       (float)c->rope_theta);
 	rc |= ed_gguf_writer_f32(
 	    w, akey(key, sizeof key, arch, "attention.layer_norm_rms_epsilon"),
 	    c->rms_eps);
@@ -386,10 +391,12 @@ int ed_llama_write_meta(struct ed_gguf_writer *w, const struct ed_model *m,
 					  (size_t)a.n);
 		rc |= ed_gguf_writer_i32s(w, "tokenizer.ggml.token_type",
 					  a.type, (size_t)a.n);
-		rc |= ed_gguf_writer_u32(w, "tokenizer.ggml.bos_token_id",
-					 (uint32_t)(c->bos >= 0 ? c->bos : a.bos));
-		rc |= ed_gguf_writer_u32(w, "tokenizer.ggml.eos_token_id",
-					 (uint32_t)(c->eos >= 0 ? c->eos : a.eos));
+		rc |= ed_gguf_writer_u32(
+		    w, "tokenizer.ggml.bos_token_id",
+		    (uint32_t)(c->bos >= 0 ? c->bos : a.bos));
+		rc |= ed_gguf_writer_u32(
+		    w, "tokenizer.ggml.eos_token_id",
+		    (uint32_t)(c->eos >= 0 ? c->eos : a.eos));
 		rc |= ed_gguf_writer_u32(w, "tokenizer.ggml.unknown_token_id",
 					 (uint32_t)a.unk);
 		if (c->pad >= 0)
@@ -405,9 +412,9 @@ int ed_llama_write_meta(struct ed_gguf_writer *w, const struct ed_model *m,
 		rc |= ed_gguf_writer_bool(
 		    w, "tokenizer.ggml.remove_extra_whitespaces",
 		    a.remove_extra_ws);
-		rc |= ed_gguf_writer_bool(w,
-					  "ernie_doc.tokenizer.prefix_first_only",
-					  a.prefix_first_only);
+		rc |= ed_gguf_writer_bool(
+		    w, "ernie_doc.tokenizer.prefix_first_only",
+		    a.prefix_first_only);
 		if (a.charsmap)
 			rc |= ed_gguf_writer_bytes(
 			    w, "tokenizer.ggml.precompiled_charsmap",

@@ -104,8 +104,7 @@ static int index_tensors(struct binder *b)
 /* A tensor of ndim dimensions d (torch order); a 2-D [1, n] also passes
  * for a 1-D [n] (llama.cpp keeps HF's [1, E] bias as ne [E, 1]). */
 static const struct ed_tensor *need_n(struct binder *b, const char *name,
-				      int ndim, const int64_t *d,
-				      bool quant_ok)
+				      int ndim, const int64_t *d, bool quant_ok)
 {
 	struct slot *s;
 	const struct ed_tensor *t;
@@ -142,18 +141,17 @@ static const struct ed_tensor *need_n(struct binder *b, const char *name,
 			o += (size_t)snprintf(got + o, sizeof got - o, "%s%lld",
 					      i ? ", " : "[",
 					      (long long)t->shape[i]);
-		snprintf(got + o, sizeof got - o, "%s", t->ndim > 4 ? ", ...]" : "]");
+		snprintf(got + o, sizeof got - o, "%s",
+			 t->ndim > 4 ? ", ...]" : "]");
 		for (int i = 0; i < ndim; i++)
 			w += (size_t)snprintf(want + w, sizeof want - w,
 					      "%s%lld", i ? ", " : "[",
 					      (long long)d[i]);
 		snprintf(want + w, sizeof want - w, "]");
-		b->rc = ed_err(b->err, b->errlen, ED_ECONFIG,
-			       "tensor '%s' has shape %s, %s implies %s", name,
-			       got,
-			       b->m->llama ? "the GGUF metadata"
-					   : "config.json",
-			       want);
+		b->rc = ed_err(
+		    b->err, b->errlen, ED_ECONFIG,
+		    "tensor '%s' has shape %s, %s implies %s", name, got,
+		    b->m->llama ? "the GGUF metadata" : "config.json", want);
 		return NULL;
 	}
 	return t;
@@ -692,8 +690,8 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 			goto fail;
 		}
 		if (!m->llama &&
-		    (rc = ed_config_parse(&m->cfg, (const char *)cfg, len,
-					  note, ud, err, errlen)))
+		    (rc = ed_config_parse(&m->cfg, (const char *)cfg, len, note,
+					  ud, err, errlen)))
 			goto fail;
 		m->n_shards = 1;
 		m->file_bytes = (int64_t)ed_gguf_size(m->gguf);
@@ -724,10 +722,10 @@ int ed_model_open(struct ed_model **out, const char *dir, ed_note_fn note,
 		m->embed =
 		    mat(&b, "token_embd.weight", m->cfg.vocab, m->cfg.hidden);
 		m->norm = small(&b, "output_norm.weight", 1, m->cfg.hidden, 0);
-		m->head = m->cfg.tie_embeddings
-			      ? m->embed
-			      : mat(&b, "output.weight", m->cfg.vocab,
-				    m->cfg.hidden);
+		m->head =
+		    m->cfg.tie_embeddings
+			? m->embed
+			: mat(&b, "output.weight", m->cfg.vocab, m->cfg.hidden);
 	} else {
 		m->embed = mat(&b, "model.embed_tokens.weight", m->cfg.vocab,
 			       m->cfg.hidden);
@@ -918,10 +916,10 @@ void ed_model_get_info(const struct ed_model *m, struct ed_model_info *i)
 		 : m->gguf ? "GGUF, ernie-doc layout"
 			   : "safetensors directory");
 	snprintf(i->tokenizer, sizeof i->tokenizer, "%s",
-		 !m->tok     ? ""
-		 : m->llama  ? "tokenizer.ggml arrays (SentencePiece)"
-		 : m->gguf   ? "tokenizer.model (in the GGUF)"
-			     : "tokenizer.model");
+		 !m->tok    ? ""
+		 : m->llama ? "tokenizer.ggml arrays (SentencePiece)"
+		 : m->gguf  ? "tokenizer.model (in the GGUF)"
+			    : "tokenizer.model");
 	if (m->gguf) {
 		/* llama_ftype (QUANT.md): the mix the file was made as */
 		static const char *const ft[] = {

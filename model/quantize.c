@@ -340,8 +340,8 @@ static enum ed_dtype llama_type(int kind, bool special, int64_t cols)
 }
 
 static int add_lt(struct ltensor **v, size_t *n, const char *name, int ndim,
-		  const int64_t *shape, enum ed_dtype dt, const struct lpiece *p,
-		  int np)
+		  const int64_t *shape, enum ed_dtype dt,
+		  const struct lpiece *p, int np)
 {
 	struct ltensor *nv = realloc(*v, (*n + 1) * sizeof *nv), *t;
 
@@ -369,7 +369,6 @@ static int add_lt(struct ltensor **v, size_t *n, const char *name, int ndim,
 
 #define wt_piece(w) ((struct lpiece){(w)->data, (w)->dt, (w)->rows, (w)->cols})
 
-
 /* The tensors of m under llama.cpp's names (LLAMACPP-GGUF.md 3). */
 static int llama_plan(const struct ed_model *m, int kind, struct ltensor **v,
 		      size_t *n)
@@ -381,13 +380,13 @@ static int llama_plan(const struct ed_model *m, int kind, struct ltensor **v,
 	int rc = 0;
 	struct lpiece *ex = NULL;
 
-#define MAT(w, special, ...)                                            \
-	(snprintf(nm, sizeof nm, __VA_ARGS__),                          \
-	 add_lt(v, n, nm, 2, (int64_t[]){(w).rows, (w).cols},           \
+#define MAT(w, special, ...)                                                   \
+	(snprintf(nm, sizeof nm, __VA_ARGS__),                                 \
+	 add_lt(v, n, nm, 2, (int64_t[]){(w).rows, (w).cols},                  \
 		llama_type(kind, special, (w).cols), &wt_piece(&(w)), 1))
-#define VEC(f, len, ...)                                               \
-	(snprintf(nm, sizeof nm, __VA_ARGS__),                          \
-	 add_lt(v, n, nm, 1, (int64_t[]){len}, ED_DT_F32,               \
+#define VEC(f, len, ...)                                                       \
+	(snprintf(nm, sizeof nm, __VA_ARGS__),                                 \
+	 add_lt(v, n, nm, 1, (int64_t[]){len}, ED_DT_F32,                      \
 		&(struct lpiece){(f), ED_DT_F32, 1, (len)}, 1))
 	rc |= MAT(m->embed, tied, "token_embd.weight");
 	rc |= VEC(m->norm, H, "output_norm.weight");
@@ -410,14 +409,14 @@ static int llama_plan(const struct ed_model *m, int kind, struct ltensor **v,
 		}
 		{
 			int E = c->experts[0];
-			snprintf(nm, sizeof nm, "blk.%d.ffn_gate_inp.weight", i);
-			rc |= add_lt(v, n, nm, 2, (int64_t[]){E, H}, ED_DT_F32,
-				     &(struct lpiece){L->router[0], ED_DT_F32,
-						      E, H},
-				     1);
+			snprintf(nm, sizeof nm, "blk.%d.ffn_gate_inp.weight",
+				 i);
+			rc |= add_lt(
+			    v, n, nm, 2, (int64_t[]){E, H}, ED_DT_F32,
+			    &(struct lpiece){L->router[0], ED_DT_F32, E, H}, 1);
 			if (L->bias[0])
-				rc |= VEC(L->bias[0], E, "blk.%d.exp_probs_b.bias",
-					  i);
+				rc |= VEC(L->bias[0], E,
+					  "blk.%d.exp_probs_b.bias", i);
 			ex = malloc((size_t)E * sizeof *ex);
 			if (!ex)
 				return ED_ENOMEM;
@@ -433,23 +432,25 @@ static int llama_plan(const struct ed_model *m, int kind, struct ltensor **v,
 					    p == 0   ? &L->experts[0][e].gate
 					    : p == 1 ? &L->experts[0][e].up
 						     : &L->experts[0][e].down);
-				snprintf(nm, sizeof nm, "blk.%d.ffn_%s_exps.weight",
-					 i, proj[p]);
-				rc |= add_lt(v, n, nm, 3,
-					     (int64_t[]){E, w0->rows, w0->cols},
-					     llama_type(kind, p == 2 && mb,
-							w0->cols),
-					     ex, E);
+				snprintf(nm, sizeof nm,
+					 "blk.%d.ffn_%s_exps.weight", i,
+					 proj[p]);
+				rc |= add_lt(
+				    v, n, nm, 3,
+				    (int64_t[]){E, w0->rows, w0->cols},
+				    llama_type(kind, p == 2 && mb, w0->cols),
+				    ex, E);
 			}
 			free(ex);
 			ex = NULL;
 		}
 		if (L->has_shared) {
-			rc |= MAT(L->gate, false, "blk.%d.ffn_gate_shexp.weight",
-				  i);
-			rc |= MAT(L->up, false, "blk.%d.ffn_up_shexp.weight", i);
-			rc |= MAT(L->down, mb, "blk.%d.ffn_down_shexp.weight",
-				  i);
+			rc |= MAT(L->gate, false,
+				  "blk.%d.ffn_gate_shexp.weight", i);
+			rc |=
+			    MAT(L->up, false, "blk.%d.ffn_up_shexp.weight", i);
+			rc |=
+			    MAT(L->down, mb, "blk.%d.ffn_down_shexp.weight", i);
 		}
 	}
 #undef MAT
@@ -494,48 +495,52 @@ static int quantize_llama(struct ed_model *m, const char *src, const char *out,
 	rc = ed_llama_write_meta(w, m, name, kinds[kind].ftype,
 				 kinds[kind].dt != ED_DT_BF16);
 	if (rc) {
-		rc = rc == ED_EINVAL
-			 ? ed_err(err, errlen, ED_ECONFIG,
-				  "the MoE layers of '%s' are not leading dense "
-				  "layers then every k-th, which llama.cpp's "
-				  "keys cannot say",
-				  src)
-		     : rc == ED_ECONFIG
-			 ? ed_err(err, errlen, rc,
-				  "'%s': the tokenizer has more ids than the "
-				  "%d embeddings",
-				  src, m->cfg.vocab)
-			 : ed_err(err, errlen, rc, "out of memory");
+		rc =
+		    rc == ED_EINVAL
+			? ed_err(err, errlen, ED_ECONFIG,
+				 "the MoE layers of '%s' are not leading dense "
+				 "layers then every k-th, which llama.cpp's "
+				 "keys cannot say",
+				 src)
+		    : rc == ED_ECONFIG
+			? ed_err(err, errlen, rc,
+				 "'%s': the tokenizer has more ids than the "
+				 "%d embeddings",
+				 src, m->cfg.vocab)
+			: ed_err(err, errlen, rc, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if ((rc = ed_gguf_writer_tensor(w, v[i].name, v[i].dt, v[i].ndim,
-						v[i].shape))) {
+		if ((rc = ed_gguf_writer_tensor(w, v[i].name, v[i].dt,
+						v[i].ndim, v[i].shape))) {
 			rc = ed_err(err, errlen, rc, "tensor '%s': %s",
 				    v[i].name, ed_strerror(rc));
 			goto out;
 		}
 		pr.tensors++;
 		for (int k = 0; k < v[i].np; k++) {
-			const struct lpiece *p = v[i].np == 1 ? &v[i].p[0]
-							      : &v[i].many[k];
+			const struct lpiece *p =
+			    v[i].np == 1 ? &v[i].p[0] : &v[i].many[k];
 			pr.bytes_total +=
 			    (int64_t)ed_k_row_bytes(p->dt, p->cols) * p->rows;
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		for (int k = 0; k < v[i].np; k++) {
-			const struct lpiece *p = v[i].np == 1 ? &v[i].p[0]
-							      : &v[i].many[k];
+			const struct lpiece *p =
+			    v[i].np == 1 ? &v[i].p[0] : &v[i].many[k];
 			struct ed_tensor t = {.name = v[i].name,
 					      .dtype = p->dt,
 					      .ndim = 2,
 					      .shape = {p->rows, p->cols},
 					      .data = p->data};
 			size_t rb_out = ed_k_row_bytes(v[i].dt, p->cols);
-			unsigned char *buf = malloc(rb_out * (size_t)p->rows + 1);
-			struct qjob j = {&t,	     v[i].dt, buf,  ed_k_row_bytes(p->dt, p->cols),
-					 rb_out, p->cols, NULL, 0};
+			unsigned char *buf =
+			    malloc(rb_out * (size_t)p->rows + 1);
+			struct qjob j = {&t,	 v[i].dt,
+					 buf,	 ed_k_row_bytes(p->dt, p->cols),
+					 rb_out, p->cols,
+					 NULL,	 0};
 			j.rowbuf = calloc((size_t)ed_pool_threads(pool),
 					  (size_t)p->cols * sizeof(float));
 			if (!buf || !j.rowbuf) {
@@ -548,8 +553,8 @@ static int quantize_llama(struct ed_model *m, const char *src, const char *out,
 			}
 			ed_pool_for(pool, p->rows, 1, quantize_rows, &j);
 			free(j.rowbuf);
-			rc = ed_gguf_writer_data(w, buf, rb_out * (size_t)p->rows,
-						 err, errlen);
+			rc = ed_gguf_writer_data(
+			    w, buf, rb_out * (size_t)p->rows, err, errlen);
 			free(buf);
 			if (rc)
 				goto out;

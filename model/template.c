@@ -279,8 +279,7 @@ void ed_model_get_template(const struct ed_model *m, struct ed_template_info *t)
 	t->origin = m->template_origin;
 	t->variant = m->variant == ED_VARIANT_THINKING ? "Thinking" : "PT";
 	t->why = m->variant_why;
-	t->text =
-	    m->chat_template ? m->chat_template : builtin_text(m);
+	t->text = m->chat_template ? m->chat_template : builtin_text(m);
 }
 
 /* ---- rendering ----------------------------------------------------- */

@@ -381,8 +381,8 @@ static int finish(struct ed_tokenizer **out, struct ed_tokenizer *t,
 	return 0;
 }
 
-int ed_tok_open_arrays(struct ed_tokenizer **out,
-		       const struct ed_tok_arrays *a, char *err, size_t errlen)
+int ed_tok_open_arrays(struct ed_tokenizer **out, const struct ed_tok_arrays *a,
+		       char *err, size_t errlen)
 {
 	struct ed_tokenizer *t;
 	int rc;
@@ -410,10 +410,10 @@ int ed_tok_open_arrays(struct ed_tokenizer **out,
 		if (len == 0 || len > UINT32_MAX || p->type < 1 ||
 		    p->type > 6 || !(p->s = strdup(a->tok[i]))) {
 			ed_tok_close(t);
-			return ed_err(err, errlen, ED_EFORMAT,
-				      "tokenizer.ggml.tokens: token %d is %s",
-				      i,
-				      len == 0 ? "empty" : "of an unknown type");
+			return ed_err(
+			    err, errlen, ED_EFORMAT,
+			    "tokenizer.ggml.tokens: token %d is %s", i,
+			    len == 0 ? "empty" : "of an unknown type");
 		}
 		p->len = (uint32_t)len;
 		t->byte_fallback |= p->type == T_BYTE;

@@ -1502,7 +1502,6 @@ out:
 
 /* ---- quantized blocks ------------------------------------------------ */
 
-
 static uint64_t qrng = 88172645463325252ull;
 static uint32_t qrand(void)
 {
@@ -1627,8 +1626,8 @@ static float spec_weight(enum ed_dtype dt, const uint8_t *b, int j)
 	case ED_DT_Q3_K: {
 		/* two bits per weight, four weights 32 apart in a byte */
 		const uint8_t *qs = b + (dt == ED_DT_Q2_K ? 16 : 32);
-		int q = (qs[32 * (j / 128) + j % 32] >> (2 * ((j / 32) % 4))) &
-			3;
+		int q =
+		    (qs[32 * (j / 128) + j % 32] >> (2 * ((j / 32) % 4))) & 3;
 		int s = j / 16;
 		if (dt == ED_DT_Q2_K) {
 			uint16_t hm;
@@ -1719,18 +1718,34 @@ static void test_quant_worked(void)
 		int nrep, idx[12];
 		float want[12];
 	} big[] = {
-	    {ED_DT_Q2_K, "32415763 7a819ca5 b3c1d7e2 f9051426", "e41b00ff39c6728d",
-	     "0038 0034", 8, {0, 1, 2, 3, 4, 5, 6, 7, 40, 100, 200, 255},
+	    {ED_DT_Q2_K,
+	     "32415763 7a819ca5 b3c1d7e2 f9051426",
+	     "e41b00ff39c6728d",
+	     "0038 0034",
+	     8,
+	     {0, 1, 2, 3, 4, 5, 6, 7, 40, 100, 200, 255},
 	     {-0.75f, 2.25f, -0.75f, 2.25f, 0.25f, 1.25f, 1.25f, 0.25f, 2.25f,
 	      -2.25f, 5.25f, 5.5f}},
-	    {ED_DT_Q3_K, "", "", "", 0, {0, 1, 2, 3, 4, 5, 6, 7, 40, 100, 200, 255},
+	    {ED_DT_Q3_K,
+	     "",
+	     "",
+	     "",
+	     0,
+	     {0, 1, 2, 3, 4, 5, 6, 7, 40, 100, 200, 255},
 	     {0, -0.5f, 0, -0.5f, 0.5f, -1, 1, -1.5f, 21, -24, 9, -7.5f}},
-	    {ED_DT_Q5_K, "0038 0034 c3458709 4284c608 21436587", "", "", 0,
+	    {ED_DT_Q5_K,
+	     "0038 0034 c3458709 4284c608 21436587",
+	     "",
+	     "",
+	     0,
 	     {0, 1, 2, 3, 4, 5, 6, 7, 40, 100, 200, 255},
 	     {23.5f, 2.5f, 29.5f, 8.5f, 35.5f, 14.5f, 41.5f, 20.5f, 1.5f, 38.5f,
 	      -13.5f, 106.5f}},
-	    {ED_DT_IQ4_XS, "0034 4e1b a3876543",
-	     "1032547698badcfef0e1d2c3b4a59687", "", 8,
+	    {ED_DT_IQ4_XS,
+	     "0034 4e1b a3876543",
+	     "1032547698badcfef0e1d2c3b4a59687",
+	     "",
+	     8,
 	     {0, 1, 2, 3, 4, 5, 6, 7, 40, 100, 200, 255},
 	     {-95.25f, -62.25f, -36.75f, -16.5f, 0.75f, 18.75f, 39.75f, 66.75f,
 	      -825.5f, -2, 412.75f, -7}},
@@ -1776,9 +1791,9 @@ static void test_quant_worked(void)
 		CHECK_INT(n, ed_k_row_bytes(dt, 256));
 		ed_k_dequantize_row(dt, b, y, 256);
 		for (int i = 0; i < 12; i++)
-			bad += y[big[c].idx[i]] != big[c].want[i] ||
-			       spec_weight(dt, b, big[c].idx[i]) !=
-				   big[c].want[i];
+			bad +=
+			    y[big[c].idx[i]] != big[c].want[i] ||
+			    spec_weight(dt, b, big[c].idx[i]) != big[c].want[i];
 		CHECK(bad == 0, "%s: %d of the worked values differ",
 		      ed_model_dtype_name(dt), bad);
 	}
@@ -1880,17 +1895,16 @@ static void test_act16(void)
 static void test_quant(void)
 {
 	static const enum ed_dtype dts[] = {
-	    ED_DT_Q8_0, ED_DT_Q4_0, ED_DT_Q4_K,	  ED_DT_Q6_K,
-	    ED_DT_Q4_1, ED_DT_Q5_0, ED_DT_Q5_1,	  ED_DT_IQ4_NL,
-	    ED_DT_Q2_K, ED_DT_Q3_K, ED_DT_Q5_K,	  ED_DT_IQ4_XS};
+	    ED_DT_Q8_0, ED_DT_Q4_0, ED_DT_Q4_K, ED_DT_Q6_K,
+	    ED_DT_Q4_1, ED_DT_Q5_0, ED_DT_Q5_1, ED_DT_IQ4_NL,
+	    ED_DT_Q2_K, ED_DT_Q3_K, ED_DT_Q5_K, ED_DT_IQ4_XS};
 	/* the largest relative RMS error quantizing Gaussian weights (the
 	 * further formats' quantizers are plain ones, qblocks.c) */
-	static const double max_rms[] = {0.008, 0.10, 0.085, 0.025,
-					 0.09,  0.055, 0.05,  0.09,
-					 0.36,  0.17,  0.05,  0.09};
+	static const double max_rms[] = {0.008, 0.10, 0.085, 0.025, 0.09, 0.055,
+					 0.05,	0.09, 0.36,  0.17,  0.05, 0.09};
 	/* where each block keeps its fp16 fields */
-	static const int f16_at[][2] = {{0, -1}, {0, -1},  {0, 2},  {208, -1},
-					{0, 2},	 {0, -1},  {0, 2},  {0, -1},
+	static const int f16_at[][2] = {{0, -1},  {0, -1},   {0, 2}, {208, -1},
+					{0, 2},	  {0, -1},   {0, 2}, {0, -1},
 					{80, 82}, {108, -1}, {0, 2}, {0, -1}};
 	static const int block_bytes[] = {34, 18, 144, 210, 20,	 22,
 					  24, 18, 84,  110, 176, 136};
@@ -2748,7 +2762,8 @@ static void test_tok_arrays(void)
 			ed_tok_decode(a, ia, na, sk, &da);
 			ed_tok_decode(b, ia, na, sk, &db);
 			CHECK(da.len == db.len &&
-				  (!da.len || memcmp(da.data, db.data, da.len) == 0),
+				  (!da.len ||
+				   memcmp(da.data, db.data, da.len) == 0),
 			      "'%s': decoded differently (skip_special %d)",
 			      texts[k], sk);
 		}
@@ -2762,13 +2777,27 @@ static void test_tok_arrays(void)
 	{
 		/* llama.cpp's converter's files: no charsmap, no whitespace
 		 * collapsing, a space prefix; control tokens whole */
-		char *tok[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b",
-			       "\xe2\x96\x81" "a", "ab", "<0x20>", "<|x|>"};
+		char *tok[] = {"<unk>",
+			       "<s>",
+			       "</s>",
+			       "\xe2\x96\x81",
+			       "a",
+			       "b",
+			       "\xe2\x96\x81"
+			       "a",
+			       "ab",
+			       "<0x20>",
+			       "<|x|>"};
 		int32_t type[] = {2, 3, 3, 1, 1, 1, 1, 1, 6, 3};
 		float score[] = {0, 0, 0, -1, -2, -3, -0.5f, -0.25f, 0, -1000};
-		struct ed_tok_arrays l = {.n = 10, .tok = tok, .score = score,
-					  .type = type, .unk = 0, .bos = 1,
-					  .eos = 2, .pad = -1,
+		struct ed_tok_arrays l = {.n = 10,
+					  .tok = tok,
+					  .score = score,
+					  .type = type,
+					  .unk = 0,
+					  .bos = 1,
+					  .eos = 2,
+					  .pad = -1,
 					  .add_space_prefix = true};
 		int32_t *ids = NULL;
 		size_t n = 0;
@@ -2785,7 +2814,8 @@ static void test_tok_arrays(void)
 			ed_tok_close(b);
 		}
 		type[4] = 9;
-		CHECK(ed_tok_open_arrays(&b, &l, err, sizeof err) == ED_EFORMAT &&
+		CHECK(ed_tok_open_arrays(&b, &l, err, sizeof err) ==
+			      ED_EFORMAT &&
 			  strstr(err, "token 4"),
 		      "an unknown token type is named: %s", err);
 	}

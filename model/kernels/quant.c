@@ -1,8 +1,8 @@
 /*
  * quant.c - ggml's block formats (Q8_0, Q4_0, Q4_K, Q6_K; layouts bit for
  * bit, spec/QUANT.md; the further ones of llama.cpp's files are
- * qblocks.c's, dispatched from here): quantizing rows, dequantizing them, and the dot
- * products of quantized weight rows with activations quantized to int8
+ * qblocks.c's, dispatched from here): quantizing rows, dequantizing them, and
+ * the dot products of quantized weight rows with activations quantized to int8
  * (per 32 values, one float scale, with the sums of each 16 for the
  * formats' offsets). The integer dot products run on AVX-512 VNNI
  * (vpdpbusd), AVX2 (maddubs) or portable C; ed_k_qdot_ref dequantizes
