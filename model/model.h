@@ -70,6 +70,8 @@ struct ed_tensor {
 size_t ed_model_dtype_size(enum ed_dtype dt);
 /* "F32", "BF16", ... as safetensors spells them. */
 const char *ed_model_dtype_name(enum ed_dtype dt);
+/* A plain (safetensors) dtype by its name ("BF16", ...), or -1. */
+int ed_model_dtype_parse(const char *name);
 /* Number of elements (product of the shape; 1 for a scalar). */
 int64_t ed_model_tensor_numel(const struct ed_tensor *t);
 /* Element i converted to double (F64/F32/F16/BF16/ints). */

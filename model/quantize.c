@@ -268,6 +268,34 @@ static void quantize_rows(void *ctx, int64_t b, int64_t e, int tid)
 	}
 }
 
+/* rows x inner weights of t (rows consecutive from t->data) in dt,
+ * quantized by all threads and written to w: 0 or ED_E*. */
+static int write_rows(struct ed_pool *pool, struct ed_gguf_writer *w,
+		      const struct ed_tensor *t, enum ed_dtype dt, int64_t rows,
+		      int64_t inner, char *err, size_t errlen)
+{
+	size_t rb_out = ed_k_row_bytes(dt, inner);
+	unsigned char *buf = malloc(rb_out * (size_t)rows + 1);
+	struct qjob j = {t,	 dt,	buf, ed_k_row_bytes(t->dtype, inner),
+			 rb_out, inner, NULL, 0};
+	int rc;
+
+	j.rowbuf = calloc((size_t)ed_pool_threads(pool),
+			  (size_t)inner * sizeof(float));
+	if (!buf || !j.rowbuf) {
+		free(buf);
+		free(j.rowbuf);
+		return ed_err(err, errlen, ED_ENOMEM,
+			      "out of memory for tensor '%s'", t->name);
+	}
+	/* rows are independent: all threads on one tensor */
+	ed_pool_for(pool, rows, 1, quantize_rows, &j);
+	free(j.rowbuf);
+	rc = ed_gguf_writer_data(w, buf, rb_out * (size_t)rows, err, errlen);
+	free(buf);
+	return rc;
+}
+
 static size_t n_tensors(const struct ed_model *m)
 {
 	size_t n = 0;
@@ -534,32 +562,13 @@ static int quantize_llama(struct ed_model *m, const char *src, const char *out,
 					      .ndim = 2,
 					      .shape = {p->rows, p->cols},
 					      .data = p->data};
-			size_t rb_out = ed_k_row_bytes(v[i].dt, p->cols);
-			unsigned char *buf =
-			    malloc(rb_out * (size_t)p->rows + 1);
-			struct qjob j = {&t,	 v[i].dt,
-					 buf,	 ed_k_row_bytes(p->dt, p->cols),
-					 rb_out, p->cols,
-					 NULL,	 0};
-			j.rowbuf = calloc((size_t)ed_pool_threads(pool),
-					  (size_t)p->cols * sizeof(float));
-			if (!buf || !j.rowbuf) {
-				free(buf);
-				free(j.rowbuf);
-				rc = ed_err(err, errlen, ED_ENOMEM,
-					    "out of memory for tensor '%s'",
-					    v[i].name);
+			if ((rc = write_rows(pool, w, &t, v[i].dt, p->rows,
+					     p->cols, err, errlen)))
 				goto out;
-			}
-			ed_pool_for(pool, p->rows, 1, quantize_rows, &j);
-			free(j.rowbuf);
-			rc = ed_gguf_writer_data(
-			    w, buf, rb_out * (size_t)p->rows, err, errlen);
-			free(buf);
-			if (rc)
-				goto out;
-			pr.bytes_in += (int64_t)j.rb_in * p->rows;
-			pr.bytes_out += (int64_t)(rb_out * (size_t)p->rows);
+			pr.bytes_in +=
+			    (int64_t)ed_k_row_bytes(p->dt, p->cols) * p->rows;
+			pr.bytes_out +=
+			    (int64_t)ed_k_row_bytes(v[i].dt, p->cols) * p->rows;
 			pr.weights += p->rows * p->cols;
 		}
 		pr.tensor++;
@@ -641,45 +650,14 @@ int ed_model_quantize_layout(const char *src, const char *out, int kind,
 	for (size_t i = 0; i < n; i++) {
 		const struct ed_tensor *t = tensor(m, i);
 		int64_t inner = t->shape[t->ndim - 1], rows = 1;
-		size_t rb_in, rb_out;
-		unsigned char *buf;
-		float *row;
+		size_t rb_out;
 		if (!floating(t->dtype) || t->ndim < 1 || t->ndim > 4)
 			continue;
 		for (int d = 0; d < t->ndim - 1; d++)
 			rows *= t->shape[d];
-		rb_in = ed_k_row_bytes(t->dtype, inner);
 		rb_out = ed_k_row_bytes(types[i], inner);
-		buf = malloc(rb_out * (size_t)rows + 1);
-		row = malloc((size_t)inner * sizeof *row + 1);
-		if (!buf || !row) {
-			free(buf);
-			free(row);
-			rc = ed_err(err, errlen, ED_ENOMEM,
-				    "out of memory for tensor '%s'", t->name);
-			goto out;
-		}
-		{
-			/* rows are independent: all threads on one tensor */
-			struct qjob j = {t,	 types[i], buf,	 rb_in,
-					 rb_out, inner,	   NULL, 0};
-			j.rowbuf = calloc((size_t)ed_pool_threads(pool),
-					  (size_t)inner * sizeof(float));
-			if (!j.rowbuf) {
-				free(buf);
-				free(row);
-				rc = ed_err(err, errlen, ED_ENOMEM,
-					    "out of memory");
-				goto out;
-			}
-			ed_pool_for(pool, rows, 1, quantize_rows, &j);
-			free(j.rowbuf);
-		}
-		rc = ed_gguf_writer_data(w, buf, rb_out * (size_t)rows, err,
-					 errlen);
-		free(buf);
-		free(row);
-		if (rc)
+		if ((rc = write_rows(pool, w, t, types[i], rows, inner, err,
+				     errlen)))
 			goto out;
 		pr.tensor++;
 		pr.name = t->name;

@@ -29,48 +29,6 @@ struct ed_st {
 	char *names; /* all names, NUL-separated */
 };
 
-static const struct {
-	const char *name;
-	enum ed_dtype dt;
-	size_t size;
-} dtypes[] = {
-    {"F64", ED_DT_F64, 8},   {"F32", ED_DT_F32, 4}, {"F16", ED_DT_F16, 2},
-    {"BF16", ED_DT_BF16, 2}, {"I64", ED_DT_I64, 8}, {"I32", ED_DT_I32, 4},
-    {"I16", ED_DT_I16, 2},   {"I8", ED_DT_I8, 1},   {"U8", ED_DT_U8, 1},
-    {"BOOL", ED_DT_BOOL, 1},
-};
-
-size_t ed_model_dtype_size(enum ed_dtype dt)
-{
-	for (size_t i = 0; i < ED_ARRAY_LEN(dtypes); i++)
-		if (dtypes[i].dt == dt)
-			return dtypes[i].size;
-	return 0;
-}
-
-const char *ed_model_dtype_name(enum ed_dtype dt)
-{
-	switch (dt) {
-	case ED_DT_Q8_0: return "Q8_0";
-	case ED_DT_Q4_0: return "Q4_0";
-	case ED_DT_Q4_K: return "Q4_K";
-	case ED_DT_Q6_K: return "Q6_K";
-	case ED_DT_Q4_1: return "Q4_1";
-	case ED_DT_Q5_0: return "Q5_0";
-	case ED_DT_Q5_1: return "Q5_1";
-	case ED_DT_IQ4_NL: return "IQ4_NL";
-	case ED_DT_Q2_K: return "Q2_K";
-	case ED_DT_Q3_K: return "Q3_K";
-	case ED_DT_Q5_K: return "Q5_K";
-	case ED_DT_IQ4_XS: return "IQ4_XS";
-	default: break;
-	}
-	for (size_t i = 0; i < ED_ARRAY_LEN(dtypes); i++)
-		if (dtypes[i].dt == dt)
-			return dtypes[i].name;
-	return "?";
-}
-
 int64_t ed_model_tensor_numel(const struct ed_tensor *t)
 {
 	int64_t n = 1;
@@ -145,11 +103,13 @@ static int parse_tensor(struct ed_st *st, struct ed_tensor *t, const char *name,
 		    err, errlen, ED_EFORMAT,
 		    "tensor '%s': needs dtype, shape and data_offsets", name);
 	dn = json_string_value(jd);
-	for (i = 0; i < ED_ARRAY_LEN(dtypes); i++)
-		if (strcmp(dn, dtypes[i].name) == 0) {
-			t->dtype = dtypes[i].dt;
-			es = dtypes[i].size;
+	{
+		int dt = ed_model_dtype_parse(dn);
+		if (dt >= 0) {
+			t->dtype = (enum ed_dtype)dt;
+			es = ed_model_dtype_size(t->dtype);
 		}
+	}
 	if (!es)
 		return ed_err(err, errlen, ED_EFORMAT,
 			      "tensor '%s': unsupported dtype '%s'", name, dn);

@@ -1225,7 +1225,7 @@ static void expect_load_error(const char *dir, const char *what, int want_rc,
 			      const char *want_msg)
 {
 	struct ed_model *m;
-	char err[512];
+	char err[512] = "";
 	int rc = ed_model_open(&m, dir, NULL, NULL, err, sizeof err);
 
 	CHECK(rc == want_rc && strstr(err, want_msg),
@@ -1233,6 +1233,90 @@ static void expect_load_error(const char *dir, const char *what, int want_rc,
 	      want_msg);
 	if (!rc)
 		ed_model_close(m);
+}
+
+/* A copy of a GGUF file with the bytes of `from` (each occurrence in
+ * the header) replaced by `to`, of the same length; or, with type >= 0,
+ * the ggml type of the tensor named `from` set to it. */
+static void gguf_patch(const char *src, const char *dst, const char *from,
+		       const char *to, int type)
+{
+	size_t len = 0, n = strlen(from);
+	unsigned char *d = t_read_file(src, &len);
+	FILE *f;
+
+	if (!d)
+		return;
+	for (size_t i = 0; i + n + 8 <= len && i < 1 << 20; i++) {
+		if (memcmp(d + i, from, n) != 0)
+			continue;
+		if (type < 0) {
+			memcpy(d + i, to, n);
+		} else {
+			/* name, u32 ndim, ndim u64 dims, u32 type */
+			uint64_t sl;
+			uint32_t nd;
+			int32_t ty = type;
+			memcpy(&sl, d + i - 8, 8);
+			if (sl != n)
+				continue;
+			memcpy(&nd, d + i + n, 4);
+			memcpy(d + i + n + 4 + 8 * nd, &ty, 4);
+			break;
+		}
+	}
+	f = fopen(dst, "wb");
+	if (f) {
+		fwrite(d, 1, len, f);
+		fclose(f);
+	}
+	free(d);
+}
+
+/* llama.cpp files that are wrong: each named, ED_ECONFIG (exit 78) */
+static void test_llama_errors(void)
+{
+	char src[700], ok[700], bad[700], err[512];
+	int rc;
+
+	t_shared("golden/e_text_moe", src, sizeof src);
+	snprintf(ok, sizeof ok, "%s/e.llama.gguf", tmp);
+	snprintf(bad, sizeof bad, "%s/e.bad.gguf", tmp);
+	rc = ed_model_quantize_layout(src, ok, ed_model_quant_kind("q8_0"),
+				      ED_LAYOUT_LLAMA, 1, NULL, NULL, err,
+				      sizeof err);
+	CHECK(rc == 0, "llama.cpp layout: %s", err);
+	if (rc)
+		return;
+	gguf_patch(ok, bad, "ernie4_5-moe", "ernie4_5-vlx", -1);
+	expect_load_error(bad, "unknown architecture", ED_ECONFIG,
+			  "architecture 'ernie4_5-vlx' is not an ERNIE-4.5 "
+			  "text model");
+	gguf_patch(ok, bad, "blk.1.ffn_up_exps.weight", NULL, 16);
+	expect_load_error(bad, "IQ2_XXS", ED_ECONFIG,
+			  "'blk.1.ffn_up_exps.weight' is ggml type IQ2_XXS = "
+			  "16, which ernie-doc does not read");
+	gguf_patch(ok, bad, "blk.2.attn_q.weight", "blk.2.attn_x.weight", -1);
+	expect_load_error(bad, "missing tensor", ED_ECONFIG,
+			  "tensor 'blk.2.attn_q.weight' is missing");
+	gguf_patch(ok, bad, "blk.0.ffn_gate.weight", "blk.0.ffn_gate.wei_ht",
+		   -1);
+	expect_load_error(bad, "missing dense tensor", ED_ECONFIG,
+			  "tensor 'blk.0.ffn_gate.weight' is missing");
+	/* a key nothing reads (as in llama.cpp) changes nothing */
+	gguf_patch(ok, bad, "ernie4_5-moe.expert_shared_count",
+		   "ernie4_5-moe.expert_shared_coun_", -1);
+	expect_load_error(bad, "renamed key (harmless)", 0, "");
+	gguf_patch(ok, bad, "ernie4_5-moe.expert_feed_forward_length",
+		   "ernie4_5-moe.expert_feed_forward_lengtX", -1);
+	expect_load_error(bad, "missing key", ED_ECONFIG,
+			  "needs expert_count, expert_used_count, "
+			  "expert_feed_forward_length");
+	gguf_patch(ok, bad, "blk.1.exp_probs_b.bias", "blk.1.exp_probs_b.bia_",
+		   -1);
+	expect_load_error(bad, "extra tensor", ED_ECONFIG,
+			  "tensor 'blk.1.exp_probs_b.bia_' is not part of the "
+			  "ernie4_5_moe layout");
 }
 
 static void test_loader_errors(void)
@@ -3079,6 +3163,7 @@ int main(void)
 	test_templates();
 	test_prefix_flags();
 	test_tok_arrays();
+	test_llama_errors();
 	test_text_only();
 	test_stop();
 	test_loader_errors();

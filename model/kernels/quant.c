@@ -717,19 +717,13 @@ int ed_k_quantize_row(enum ed_dtype dt, const float *x, void *out, int64_t n)
 {
 	if (n % ed_k_block(dt))
 		return ED_EINVAL;
+	if (ed_kx_is(dt))
+		return ed_kx_quantize(dt, x, out, n);
 	switch (dt) {
 	case ED_DT_Q8_0: quantize_q8_0(x, out, n); return 0;
 	case ED_DT_Q4_0: quantize_q4_0(x, out, n); return 0;
 	case ED_DT_Q4_K: quantize_q4_k(x, out, n); return 0;
 	case ED_DT_Q6_K: quantize_q6_k(x, out, n); return 0;
-	case ED_DT_Q4_1:
-	case ED_DT_Q5_0:
-	case ED_DT_Q5_1:
-	case ED_DT_IQ4_NL:
-	case ED_DT_Q2_K:
-	case ED_DT_Q3_K:
-	case ED_DT_Q5_K:
-	case ED_DT_IQ4_XS: return ed_kx_quantize(dt, x, out, n);
 	case ED_DT_F32: memcpy(out, x, (size_t)n * sizeof *x); return 0;
 	case ED_DT_F16:
 		for (int64_t i = 0; i < n; i++)
@@ -1014,6 +1008,47 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 						    a->s16[2 * ab + 3]);
 			}
 			acc += d * sumf - dmin * summ;
+		}
+		break;
+	case ED_DT_Q6_K:
+		/* per half of 128: 4 parts of 32 6-bit values (q6k_part),
+		 * u8 x s8 (63 x 127 x 2 fits int16), sums per 16 */
+		for (int64_t b = 0; b < K / 256; b++) {
+			const struct blk_q6_k *x =
+			    (const struct blk_q6_k *)w + b;
+			float d = ed_k_f16_to_f32(x->d), sumf = 0;
+			for (int h = 0; h < 2; h++) {
+				__m256i l0 = _mm256_loadu_si256(
+					    (const __m256i *)(x->ql + 64 * h)),
+					l1 = _mm256_loadu_si256(
+					    (const __m256i *)(x->ql + 64 * h +
+							      32)),
+					hb = _mm256_loadu_si256(
+					    (const __m256i *)(x->qh + 32 * h));
+				for (int part = 0; part < 4; part++) {
+					int g = 8 * h + 2 * part;
+					const int8_t *qa =
+					    q + b * 256 + 16 * (int64_t)g;
+					__m256i p = dot32_avx2(
+					    q6k_part(l0, l1, hb, part),
+					    _mm256_loadu_si256(
+						(const __m256i *)qa));
+					__m128i lo = _mm256_castsi256_si128(p),
+						hi = _mm256_extracti128_si256(
+						    p, 1);
+					__m128i t = _mm_hadd_epi32(lo, hi);
+					int s0, s1;
+					t = _mm_hadd_epi32(t, t);
+					s0 = _mm_cvtsi128_si32(t) -
+					     32 * a->s16[b * 16 + g];
+					s1 = _mm_extract_epi32(t, 1) -
+					     32 * a->s16[b * 16 + g + 1];
+					sumf += a->d[b * 8 + g / 2] *
+						(x->scales[g] * (float)s0 +
+						 x->scales[g + 1] * (float)s1);
+				}
+			}
+			acc += d * sumf;
 		}
 		break;
 	default: return qdot_portable(dt, w, a, K);
