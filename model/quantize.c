@@ -276,7 +276,7 @@ static int write_rows(struct ed_pool *pool, struct ed_gguf_writer *w,
 {
 	size_t rb_out = ed_k_row_bytes(dt, inner);
 	unsigned char *buf = malloc(rb_out * (size_t)rows + 1);
-	struct qjob j = {t,	 dt,	buf, ed_k_row_bytes(t->dtype, inner),
+	struct qjob j = {t,	 dt,	buf,  ed_k_row_bytes(t->dtype, inner),
 			 rb_out, inner, NULL, 0};
 	int rc;
 

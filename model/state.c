@@ -75,4 +75,3 @@ void ed_trace_i64(struct ed_session *s, const char *name, const int64_t *d,
 {
 	trace(s, name, ED_DT_I64, d, ndim, shape);
 }
-

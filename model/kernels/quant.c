@@ -1010,13 +1010,20 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 			acc += d * sumf - dmin * summ;
 		}
 		break;
-	case ED_DT_Q6_K:
+	case ED_DT_Q6_K: {
 		/* per half of 128: 4 parts of 32 6-bit values (q6k_part),
-		 * u8 x s8 (63 x 127 x 2 fits int16), sums per 16 */
+		 * u8 x s8 (63 x 127 x 2 fits int16); a part's 8 sums are its
+		 * two groups of 16, scaled in float lanes; the offset 32 as
+		 * 32 x (each group's activation sum) per block */
+		__m256 tot = _mm256_setzero_ps();
 		for (int64_t b = 0; b < K / 256; b++) {
 			const struct blk_q6_k *x =
 			    (const struct blk_q6_k *)w + b;
-			float d = ed_k_f16_to_f32(x->d), sumf = 0;
+			__m256 blk = _mm256_setzero_ps();
+			float corr = 0;
+			for (int g = 0; g < 16; g++)
+				corr += x->scales[g] * a->d[b * 8 + g / 2] *
+					(float)a->s16[b * 16 + g];
 			for (int h = 0; h < 2; h++) {
 				__m256i l0 = _mm256_loadu_si256(
 					    (const __m256i *)(x->ql + 64 * h)),
@@ -1027,30 +1034,34 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 					    (const __m256i *)(x->qh + 32 * h));
 				for (int part = 0; part < 4; part++) {
 					int g = 8 * h + 2 * part;
-					const int8_t *qa =
-					    q + b * 256 + 16 * (int64_t)g;
+					float ad = a->d[b * 8 + g / 2];
 					__m256i p = dot32_avx2(
 					    q6k_part(l0, l1, hb, part),
 					    _mm256_loadu_si256(
-						(const __m256i *)qa));
-					__m128i lo = _mm256_castsi256_si128(p),
-						hi = _mm256_extracti128_si256(
-						    p, 1);
-					__m128i t = _mm_hadd_epi32(lo, hi);
-					int s0, s1;
-					t = _mm_hadd_epi32(t, t);
-					s0 = _mm_cvtsi128_si32(t) -
-					     32 * a->s16[b * 16 + g];
-					s1 = _mm_extract_epi32(t, 1) -
-					     32 * a->s16[b * 16 + g + 1];
-					sumf += a->d[b * 8 + g / 2] *
-						(x->scales[g] * (float)s0 +
-						 x->scales[g + 1] * (float)s1);
+						(const __m256i *)(q + b * 256 +
+								  16 * g)));
+					__m256 sc = _mm256_set_m128(
+					    _mm_set1_ps(x->scales[g + 1] * ad),
+					    _mm_set1_ps(x->scales[g] * ad));
+					blk = _mm256_fmadd_ps(
+					    _mm256_cvtepi32_ps(p), sc, blk);
 				}
 			}
-			acc += d * sumf;
+			/* the block's offset term in lane 0 */
+			blk = _mm256_sub_ps(blk, _mm256_setr_ps(32 * corr, 0, 0,
+								0, 0, 0, 0, 0));
+			tot = _mm256_fmadd_ps(
+			    blk, _mm256_set1_ps(ed_k_f16_to_f32(x->d)), tot);
+		}
+		{
+			__m128 v = _mm_add_ps(_mm256_castps256_ps128(tot),
+					      _mm256_extractf128_ps(tot, 1));
+			v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+			v = _mm_add_ss(v, _mm_movehdup_ps(v));
+			acc = _mm_cvtss_f32(v);
 		}
 		break;
+	}
 	default: return qdot_portable(dt, w, a, K);
 	}
 	return acc;
