@@ -290,9 +290,14 @@ static void print_info(const struct ed_model *m, const struct ed_model_info *i)
 			       ed_model_dtype_name((enum ed_dtype)d),
 			       i->bytes_by_dtype[d] / 1048576.0);
 	printf("\n");
-	if (i->params > 0)
+	if (i->params > 0) {
+		/* the tensors' bytes, not the metadata's (a vocabulary) */
+		double tb = 0;
+		for (int d = 0; d < ED_DT_COUNT; d++)
+			tb += (double)i->bytes_by_dtype[d];
 		printf("bits per weight   %.2f\n",
-		       8.0 * (double)i->file_bytes / (double)i->params);
+		       8.0 * tb / (double)i->params);
+	}
 	printf("file size         %.1f MiB\n", i->file_bytes / 1048576.0);
 	printf("resident memory   %.1f MiB (weights mapped in place)\n",
 	       i->resident_bytes / 1048576.0);

@@ -268,6 +268,11 @@ for fx in e_text_moe f_text_dense; do
 	expect 0 "$BUILD/tests/stcmp" --golden "$T/$fx.l.st" "$G/$fx/expected.safetensors"
 	check "$fx (llama.cpp layout): all $n golden tensors within tolerance" test "$(grep -c 'ok$\|same sets$' "$T/out")" -eq $n
 done
+printf '[{"role":"user","content":"a aA<|x|>"}]' >"$T/m1.json"
+# a llama.cpp file written by another writer (tests/fuzz/corpus, made with
+# Python's struct): its vocabulary encodes as SentencePiece would
+expect 0 $E model prompt tests/fuzz/corpus/gguf/llama-tiny.gguf --messages "$T/m1.json" --ids
+check "a hand-made llama.cpp vocabulary: ▁a ▁a <0x41> <|x|>" test "$(tr '\n' ' ' <"$T/out")" = "5 5 6 7 "
 expect 0 $E model info "$T/e_text_moe.llama.gguf"
 check "model info: the GGUF architecture" grep -q "^architecture      ernie4_5_moe (GGUF 'ernie4_5-moe')" "$T/out"
 check "model info: the mix" grep -q "^quantization mix  BF16" "$T/out"
