@@ -974,13 +974,17 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 			acc += ed_k_f16_to_f32(x->d) * a->d[b] * (float)s;
 		}
 		break;
-	case ED_DT_Q4_K:
+	case ED_DT_Q4_K: {
+		/* a sub-block's 8 partial sums scaled in float lanes (no
+		 * horizontal sum per sub-block); the minimums from the
+		 * activations' sums of 16 */
+		__m256 tot = _mm256_setzero_ps();
 		for (int64_t b = 0; b < K / 256; b++) {
 			const struct blk_q4_k *x =
 			    (const struct blk_q4_k *)w + b;
 			float d = ed_k_f16_to_f32(x->d),
-			      dmin = ed_k_f16_to_f32(x->dmin), sumf = 0,
-			      summ = 0;
+			      dmin = ed_k_f16_to_f32(x->dmin), summ = 0;
+			__m256 blk = _mm256_setzero_ps();
 			for (int c = 0; c < 4; c++) {
 				__m256i v = _mm256_loadu_si256(
 				    (const __m256i *)(x->qs + 32 * c));
@@ -988,18 +992,22 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 				__m256i hi = _mm256_and_si256(
 				    _mm256_srli_epi16(v, 4), m4);
 				const int8_t *qa = q + b * 256 + 64 * c;
-				int s0 = hsum_avx2(dot32_avx2(
+				__m256i p0 = dot32_avx2(
 				    lo,
-				    _mm256_loadu_si256((const __m256i *)qa)));
-				int s1 = hsum_avx2(dot32_avx2(
+				    _mm256_loadu_si256((const __m256i *)qa));
+				__m256i p1 = dot32_avx2(
 				    hi, _mm256_loadu_si256(
-					    (const __m256i *)(qa + 32))));
+					    (const __m256i *)(qa + 32)));
 				int64_t ab = b * 8 + 2 * c;
 				uint8_t sc0, m0, sc1, m1;
 				q4k_scale_min(2 * c, x->scales, &sc0, &m0);
 				q4k_scale_min(2 * c + 1, x->scales, &sc1, &m1);
-				sumf += a->d[ab] * sc0 * (float)s0 +
-					a->d[ab + 1] * sc1 * (float)s1;
+				blk = _mm256_fmadd_ps(
+				    _mm256_cvtepi32_ps(p0),
+				    _mm256_set1_ps(a->d[ab] * sc0), blk);
+				blk = _mm256_fmadd_ps(
+				    _mm256_cvtepi32_ps(p1),
+				    _mm256_set1_ps(a->d[ab + 1] * sc1), blk);
 				summ += a->d[ab] * m0 *
 					    (float)(a->s16[2 * ab] +
 						    a->s16[2 * ab + 1]) +
@@ -1007,9 +1015,18 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 					    (float)(a->s16[2 * ab + 2] +
 						    a->s16[2 * ab + 3]);
 			}
-			acc += d * sumf - dmin * summ;
+			tot = _mm256_fmadd_ps(blk, _mm256_set1_ps(d), tot);
+			acc -= dmin * summ;
+		}
+		{
+			__m128 v = _mm_add_ps(_mm256_castps256_ps128(tot),
+					      _mm256_extractf128_ps(tot, 1));
+			v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+			v = _mm_add_ss(v, _mm_movehdup_ps(v));
+			acc += _mm_cvtss_f32(v);
 		}
 		break;
+	}
 	case ED_DT_Q6_K: {
 		/* per half of 128: 4 parts of 32 6-bit values (q6k_part),
 		 * u8 x s8 (63 x 127 x 2 fits int16); a part's 8 sums are its
