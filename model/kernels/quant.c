@@ -984,7 +984,8 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 			    (const struct blk_q4_k *)w + b;
 			float d = ed_k_f16_to_f32(x->d),
 			      dmin = ed_k_f16_to_f32(x->dmin), summ = 0;
-			__m256 blk = _mm256_setzero_ps();
+			/* two chains, even and odd sub-blocks */
+			__m256 blk = _mm256_setzero_ps(), blk1 = blk;
 			for (int c = 0; c < 4; c++) {
 				__m256i v = _mm256_loadu_si256(
 				    (const __m256i *)(x->qs + 32 * c));
@@ -1005,9 +1006,9 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 				blk = _mm256_fmadd_ps(
 				    _mm256_cvtepi32_ps(p0),
 				    _mm256_set1_ps(a->d[ab] * sc0), blk);
-				blk = _mm256_fmadd_ps(
+				blk1 = _mm256_fmadd_ps(
 				    _mm256_cvtepi32_ps(p1),
-				    _mm256_set1_ps(a->d[ab + 1] * sc1), blk);
+				    _mm256_set1_ps(a->d[ab + 1] * sc1), blk1);
 				summ += a->d[ab] * m0 *
 					    (float)(a->s16[2 * ab] +
 						    a->s16[2 * ab + 1]) +
@@ -1015,7 +1016,8 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 					    (float)(a->s16[2 * ab + 2] +
 						    a->s16[2 * ab + 3]);
 			}
-			tot = _mm256_fmadd_ps(blk, _mm256_set1_ps(d), tot);
+			tot = _mm256_fmadd_ps(_mm256_add_ps(blk, blk1),
+					      _mm256_set1_ps(d), tot);
 			acc -= dmin * summ;
 		}
 		{
@@ -1036,11 +1038,36 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 		for (int64_t b = 0; b < K / 256; b++) {
 			const struct blk_q6_k *x =
 			    (const struct blk_q6_k *)w + b;
-			__m256 blk = _mm256_setzero_ps();
-			float corr = 0;
-			for (int g = 0; g < 16; g++)
-				corr += x->scales[g] * a->d[b * 8 + g / 2] *
-					(float)a->s16[b * 16 + g];
+			__m256 blk = _mm256_setzero_ps(),
+			       b2[2] = {_mm256_setzero_ps(),
+					_mm256_setzero_ps()};
+			{
+				/* 32 x scale x d x (the group's sum), 16
+				 * groups in two vectors: no serial chain */
+				const __m256i dup =
+				    _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+				for (int k = 0; k < 2; k++) {
+					__m256 ad = _mm256_permutevar8x32_ps(
+					    _mm256_castps128_ps256(_mm_loadu_ps(
+						a->d + b * 8 + 4 * k)),
+					    dup);
+					__m256 sv = _mm256_cvtepi32_ps(
+					    _mm256_cvtepi16_epi32(
+						_mm_loadu_si128(
+						    (const __m128i *)(a->s16 +
+								      b * 16 +
+								      8 * k))));
+					__m256 sc = _mm256_cvtepi32_ps(
+					    _mm256_cvtepi8_epi32(
+						_mm_loadl_epi64((
+						    const __m128i *)(x->scales +
+								     8 * k))));
+					blk = _mm256_fnmadd_ps(
+					    _mm256_mul_ps(_mm256_mul_ps(sc, ad),
+							  sv),
+					    _mm256_set1_ps(32), blk);
+				}
+			}
 			for (int h = 0; h < 2; h++) {
 				__m256i l0 = _mm256_loadu_si256(
 					    (const __m256i *)(x->ql + 64 * h)),
@@ -1060,13 +1087,13 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 					__m256 sc = _mm256_set_m128(
 					    _mm_set1_ps(x->scales[g + 1] * ad),
 					    _mm_set1_ps(x->scales[g] * ad));
-					blk = _mm256_fmadd_ps(
-					    _mm256_cvtepi32_ps(p), sc, blk);
+					/* two chains: the adds overlap */
+					b2[part & 1] = _mm256_fmadd_ps(
+					    _mm256_cvtepi32_ps(p), sc,
+					    b2[part & 1]);
 				}
 			}
-			/* the block's offset term in lane 0 */
-			blk = _mm256_sub_ps(blk, _mm256_setr_ps(32 * corr, 0, 0,
-								0, 0, 0, 0, 0));
+			blk = _mm256_add_ps(blk, _mm256_add_ps(b2[0], b2[1]));
 			tot = _mm256_fmadd_ps(
 			    blk, _mm256_set1_ps(ed_k_f16_to_f32(x->d)), tot);
 		}
