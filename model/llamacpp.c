@@ -204,7 +204,7 @@ int ed_llama_tokenizer(const struct ed_gguf *g, struct ed_tokenizer **out,
 {
 	struct ed_tok_arrays a = {0};
 	const unsigned char *p, *sp = NULL, *tp = NULL;
-	size_t len, slen = 0, tlen = 0;
+	size_t len, mlen, slen = 0, tlen = 0;
 	uint64_t n, ns = 0, nt = 0;
 	int elem, se = 0, te = 0, rc;
 	const unsigned char *model;
@@ -213,17 +213,16 @@ int ed_llama_tokenizer(const struct ed_gguf *g, struct ed_tokenizer **out,
 	*out = NULL;
 	if (!ed_gguf_array(g, "tokenizer.ggml.tokens", &elem, &n, &p, &len))
 		return ED_ENOENT; /* no vocabulary: no tokenizer */
-	model = ed_gguf_string(g, "tokenizer.ggml.model", &len);
-	if (!model || len != 5 || memcmp(model, "llama", 5) != 0)
+	model = ed_gguf_string(g, "tokenizer.ggml.model", &mlen);
+	if (!model || mlen != 5 || memcmp(model, "llama", 5) != 0)
 		return ed_err(err, errlen, ED_ECONFIG,
 			      "GGUF tokenizer '%.*s': only SentencePiece "
 			      "('llama') vocabularies are ERNIE's",
-			      model ? (int)len : 4,
+			      model ? (int)mlen : 4,
 			      model ? (const char *)model : "none");
 	if (elem != ED_GGUF_STRING || n == 0 || n > (1u << 24))
 		return ed_err(err, errlen, ED_ECONFIG,
 			      "tokenizer.ggml.tokens is not a list of strings");
-	ed_gguf_array(g, "tokenizer.ggml.tokens", &elem, &n, &p, &len);
 	if (ed_gguf_array(g, "tokenizer.ggml.scores", &se, &ns, &sp, &slen) &&
 	    (se != ED_GGUF_F32 || ns != n))
 		return ed_err(err, errlen, ED_ECONFIG,

@@ -408,12 +408,16 @@ int ed_tok_open_arrays(struct ed_tokenizer **out, const struct ed_tok_arrays *a,
 		p->type = a->type ? (uint8_t)a->type[i] : T_NORMAL;
 		p->score = a->score ? a->score[i] : 0;
 		if (len == 0 || len > UINT32_MAX || p->type < 1 ||
-		    p->type > 6 || !(p->s = strdup(a->tok[i]))) {
+		    p->type > 6) {
 			ed_tok_close(t);
 			return ed_err(
 			    err, errlen, ED_EFORMAT,
 			    "tokenizer.ggml.tokens: token %d is %s", i,
 			    len == 0 ? "empty" : "of an unknown type");
+		}
+		if (!(p->s = strdup(a->tok[i]))) {
+			ed_tok_close(t);
+			return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 		}
 		p->len = (uint32_t)len;
 		t->byte_fallback |= p->type == T_BYTE;

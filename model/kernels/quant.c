@@ -938,6 +938,15 @@ __attribute__((target("avx2"))) static inline int hsum_avx2(__m256i v)
 	return _mm_cvtsi128_si32(s);
 }
 
+__attribute__((target("avx2"))) static inline float hsum_ps_avx2(__m256 t)
+{
+	__m128 v =
+	    _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+	v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+	v = _mm_add_ss(v, _mm_movehdup_ps(v));
+	return _mm_cvtss_f32(v);
+}
+
 __attribute__((target("avx2,fma,f16c"))) static float
 qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 {
@@ -1020,13 +1029,7 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 					      _mm256_set1_ps(d), tot);
 			acc -= dmin * summ;
 		}
-		{
-			__m128 v = _mm_add_ps(_mm256_castps256_ps128(tot),
-					      _mm256_extractf128_ps(tot, 1));
-			v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-			v = _mm_add_ss(v, _mm_movehdup_ps(v));
-			acc += _mm_cvtss_f32(v);
-		}
+		acc += hsum_ps_avx2(tot);
 		break;
 	}
 	case ED_DT_Q6_K: {
@@ -1097,13 +1100,7 @@ qdot_avx2(enum ed_dtype dt, const void *w, const struct ed_qact *a, int64_t K)
 			tot = _mm256_fmadd_ps(
 			    blk, _mm256_set1_ps(ed_k_f16_to_f32(x->d)), tot);
 		}
-		{
-			__m128 v = _mm_add_ps(_mm256_castps256_ps128(tot),
-					      _mm256_extractf128_ps(tot, 1));
-			v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-			v = _mm_add_ss(v, _mm_movehdup_ps(v));
-			acc = _mm_cvtss_f32(v);
-		}
+		acc = hsum_ps_avx2(tot);
 		break;
 	}
 	default: return qdot_portable(dt, w, a, K);
