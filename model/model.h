@@ -301,6 +301,13 @@ int ed_tok_encode(const struct ed_tokenizer *t, const char *text, size_t len,
 int ed_tok_encode_spm(const struct ed_tokenizer *t, const char *text,
 		      size_t len, int32_t **ids, size_t *n);
 
+/* The bytes id stands for in decoded text (its piece with U+2581 as a
+ * space; a byte piece's byte) into buf: their count, 0 when the token is
+ * not text (control, unknown, unused, an added token), -1 when cap is too
+ * small. */
+int ed_tok_text_bytes(const struct ed_tokenizer *t, int32_t id, char *buf,
+		      size_t cap);
+
 /*
  * Decode ids to UTF-8 into b. Byte pieces are reassembled; control and
  * special tokens are dropped when skip_special. prev_piece_is_first
@@ -616,6 +623,10 @@ struct ed_gen_params {
 	/* tests: these ids are "generated" first, whatever the logits */
 	const int32_t *forced;
 	size_t n_forced;
+	/* only tokens this grammar allows (see ed_constraint_new); NULL:
+	 * any. Generation ends ("stop") when the value is complete, or
+	 * ("grammar") when no token can go on. Shared, not owned. */
+	struct ed_constraint *constraint;
 };
 
 /* A token as it is generated: its id and decoded text (valid during the
@@ -630,7 +641,8 @@ struct ed_gen_result {
 	int32_t *tokens; /* caller frees */
 	size_t n_tokens;
 	int64_t tokens_in;
-	const char *finish_reason; /* "stop", "length", "callback" */
+	const char *finish_reason; /* "stop", "length", "callback",
+				      "grammar" */
 	double ms_vision, ms_prefill, ms_decode;
 };
 
@@ -656,6 +668,99 @@ void ed_gen_result_release(struct ed_gen_result *r);
  * the caller's state, seeded from g->seed. */
 int32_t ed_model_sample(const float *logits, int32_t vocab,
 			const struct ed_gen_params *g, uint64_t *rng);
+
+/* ---- JSON Schema and constrained decoding ------------------------- */
+
+/*
+ * A JSON Schema compiled once (schema.c) for validation and for
+ * constrained decoding (grammar.c). The subset: type (one or a list),
+ * properties, required, additionalProperties (true or false; generation
+ * writes only the listed properties, in their order), items, enum, const,
+ * minItems/maxItems, minLength/maxLength, pattern (literals, ., classes,
+ * \d \w \s, groups, |, * + ? {m,n}, anchors only at the ends; generated
+ * strings match it whole), format (date, date-time, email, uri),
+ * $defs/$ref without recursion; title, description, $schema, $id,
+ * $comment, examples, default are annotations. Anything else is refused.
+ * Immutable once compiled: share it between threads.
+ *
+ * Usage:
+ *     struct ed_schema *s;
+ *     ed_schema_compile(&s, text, len, err, sizeof err);
+ *     ed_constraint_new(&c, s, tok, vocab, stops, 2, err, sizeof err);
+ *     gen.constraint = c;  ...generate...
+ *     ed_schema_validate(s, out, len, err, sizeof err);
+ *     ed_constraint_free(c); ed_schema_free(s);
+ */
+struct ed_schema;
+/* 0, ED_EFORMAT (not a JSON object), ED_EINVAL (outside the subset: the
+ * message names the keyword and where), ED_ENOMEM. */
+int ed_schema_compile(struct ed_schema **out, const char *json, size_t len,
+		      char *err, size_t errlen);
+void ed_schema_free(struct ed_schema *s);
+/* Its title ("schema" without one), the sha256 of its canonical text
+ * (keys sorted, compact) and that text. Owned by s. */
+const char *ed_schema_title(const struct ed_schema *s);
+const char *ed_schema_sha256(const struct ed_schema *s);
+const char *ed_schema_json(const struct ed_schema *s);
+/* The most bytes (so tokens) a conforming output of the grammar can
+ * take, or -1 when strings or arrays are unbounded. */
+int64_t ed_schema_max_bytes(const struct ed_schema *s);
+/* One line per property and item ("- /total (number, required): Total.
+ * The amount due") for a prompt. 0 or ED_ENOMEM. */
+int ed_schema_describe(const struct ed_schema *s, struct ed_buf *out);
+/* Does text conform (JSON Schema semantics: patterns searched, formats as
+ * the grammar defines them)? 0, ED_EFORMAT (not JSON), ED_EINVAL (the
+ * message gives the JSON Pointer and why). */
+int ed_schema_validate(const struct ed_schema *s, const char *text, size_t len,
+		       char *err, size_t errlen);
+
+/* The matcher's state: where in the grammar the bytes so far are. */
+struct ed_cstate;
+int ed_cstate_new(struct ed_cstate **out, const struct ed_schema *s);
+void ed_cstate_reset(struct ed_cstate *st, const struct ed_schema *s);
+void ed_cstate_copy(struct ed_cstate *dst, const struct ed_cstate *src);
+void ed_cstate_free(struct ed_cstate *st);
+/* Feed bytes: 0, or ED_EINVAL when one is refused (st is then void). */
+int ed_schema_feed(const struct ed_schema *s, struct ed_cstate *st,
+		   const char *bytes, size_t n);
+/* The output may end here (a value is complete); nothing may follow. */
+bool ed_cstate_complete(const struct ed_schema *s, const struct ed_cstate *st);
+bool ed_cstate_final(const struct ed_schema *s, const struct ed_cstate *st);
+
+/* A schema over a tokenizer's vocabulary: the tokens' bytes in a trie,
+ * stop ids (allowed when a value is complete) and a cache of masks per
+ * state (thread-safe). s and t must outlive it. */
+struct ed_constraint;
+int ed_constraint_new(struct ed_constraint **out, const struct ed_schema *s,
+		      const struct ed_tokenizer *t, int32_t vocab,
+		      const int32_t *stop, int nstop, char *err,
+		      size_t errlen);
+void ed_constraint_free(struct ed_constraint *c);
+const struct ed_schema *ed_constraint_schema(const struct ed_constraint *c);
+/* 64-bit words of a mask (one bit per token id). */
+size_t ed_constraint_words(const struct ed_constraint *c);
+bool ed_constraint_is_stop(const struct ed_constraint *c, int32_t id);
+/* The longest token's bytes. */
+int ed_constraint_max_token(const struct ed_constraint *c);
+/*
+ * The tokens allowed in st (stop ids excluded; *stop_ok says whether they
+ * are): a cached mask, or scratch (words of the caller's) filled in;
+ * NULL on ED_ENOMEM. The cached one stays valid until the constraint is
+ * freed.
+ */
+const uint64_t *ed_constraint_mask(struct ed_constraint *c,
+				   const struct ed_cstate *st,
+				   uint64_t *scratch, bool *stop_ok);
+/* The reference: every token's bytes fed to a copy of st, one by one. */
+void ed_constraint_mask_naive(const struct ed_constraint *c,
+			      const struct ed_cstate *st, uint64_t *bits,
+			      bool *stop_ok);
+/* Feed token id: 0, or ED_EINVAL (the grammar refuses it). */
+int ed_constraint_advance(const struct ed_constraint *c, struct ed_cstate *st,
+			  int32_t id);
+/* Masks found in the cache, walked, and states cached. */
+void ed_constraint_stats(struct ed_constraint *c, int64_t *hits,
+			 int64_t *misses, int64_t *states);
 
 /* ---- backends ------------------------------------------------------ */
 

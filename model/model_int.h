@@ -240,6 +240,11 @@ struct ed_gen {
 	double t0, t1;
 	const float *logits;
 	int32_t next;
+	/* constrained decoding: the grammar's state, a mask's scratch, the
+	 * logits with the refused tokens at -inf */
+	struct ed_cstate *cs;
+	uint64_t *scratch;
+	float *masked;
 };
 int ed_gen_begin(struct ed_gen *G, struct ed_session *s,
 		 const struct ed_prompt *p, bool cont,
@@ -303,5 +308,106 @@ void remote_conv_free(struct remote_conv *c);
 /* Embedding rows for ids (float32 [n][hidden]). */
 void ed_embed(const struct ed_model *m, const int32_t *ids, int64_t n,
 	      float *out);
+
+/* ---- regular expressions (regex.c) ---------------------------------- */
+
+/* A DFA over Unicode code points: the intervals [lo[i], lo[i+1]) every
+ * character set of the pattern splits them into, a transition per state
+ * and interval (-1: dead), acceptance, the fewest code points from each
+ * state to acceptance (INT32_MAX: none) and the longest whole match from
+ * the start (-1: unbounded). State 0 is the start. */
+struct ed_dfa {
+	int nstates, nint;
+	uint32_t *lo;
+	int16_t *next;
+	uint8_t *accept;
+	int32_t *mindist;
+	int maxmin; /* the largest finite mindist */
+	int longest;
+};
+/* The whole-string matcher of re (JSON Schema's ECMA-262 subset: literals,
+ * ., classes, \d \w \s, groups, |, * + ? {m,n}; ^ and $ only at the
+ * ends). 0, ED_EINVAL (outside the subset, named), ED_ENOMEM. */
+int ed_dfa_compile(struct ed_dfa **out, const char *re, size_t len, char *err,
+		   size_t errlen);
+void ed_dfa_free(struct ed_dfa *d);
+/* The state after cp from s (-1: dead). */
+int ed_dfa_step(const struct ed_dfa *d, int s, uint32_t cp);
+/* Whether some code point in [lo, hi] leads from s to a state that can
+ * still accept within budget more code points (budget < 0: any). */
+bool ed_dfa_range_live(const struct ed_dfa *d, int s, uint32_t lo, uint32_t hi,
+		       int budget);
+
+/* ---- JSON Schema (schema.c) and constrained decoding (grammar.c) ---- */
+
+enum { T_OBJ = 1, T_ARR = 2, T_STR = 4, T_NUM = 8, T_INT = 16, T_BOOL = 32,
+       T_NULL = 64, T_ANY = 127 };
+enum { FMT_NONE, FMT_DATE, FMT_DATETIME, FMT_EMAIL, FMT_URI, FMT_COUNT };
+
+#define G_MAX_REFS  32
+#define G_MAX_NODES 60000
+#define G_MAX_COUNT 100000
+#define G_DEPTH	    24 /* values nest at most this deep */
+#define G_UNBOUNDED (INT64_C(1) << 40)
+
+/* A literal the output may spell: an enum or const value as compact
+ * JSON, or true, false, null. */
+struct glit {
+	char *bytes;
+	int len;
+	struct json_t *value; /* the enum value, or NULL */
+};
+
+/* A property: its name as a JSON string literal (quotes included). */
+struct gprop {
+	char *name, *lit;
+	int len;
+	int node;
+	bool required;
+};
+
+struct gnode {
+	unsigned types; /* T_* */
+	bool is_enum;	/* only the literals */
+	int lit0, nlit;
+	struct json_t *enum_vals; /* for validation */
+	int prop0, nprop;
+	bool addl_ok; /* validation: other properties allowed */
+	int items;    /* node, or -1: any */
+	int min_items, max_items, min_len, max_len; /* max -1: none */
+	struct ed_dfa *pat;			     /* generation */
+	struct pcre2_real_code_8 *re;			     /* validation (search) */
+	int format;				     /* FMT_* */
+	char *title, *desc;
+};
+
+struct ed_schema {
+	struct gnode *nodes;
+	int nnodes, ncap, root;
+	int any; /* the node of "anything" (items left open) */
+	struct gprop *props;
+	int nprops, pcap;
+	struct glit *lits;
+	int nlits, lcap;
+	struct ed_dfa *fmt[FMT_COUNT];
+	char *text, *title;
+	char sha256[65];
+};
+
+/* The matcher's stack: one frame per value being written. */
+struct gframe {
+	uint16_t node;
+	uint8_t kind, phase;
+	uint8_t ws;	    /* the whitespace slot is used */
+	uint8_t need, ulen; /* a UTF-8 sequence: bytes to come, its length */
+	int16_t dpat, dfmt; /* DFA states */
+	int32_t a, b, c;
+};
+
+struct ed_cstate {
+	uint8_t depth;
+	uint8_t lead; /* the whitespace before the value is used */
+	struct gframe f[G_DEPTH];
+};
 
 #endif

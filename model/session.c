@@ -365,6 +365,17 @@ int ed_gen_begin(struct ed_gen *G, struct ed_session *s,
 	if (!r->tokens)
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	ed_buf_init(&G->text, 0);
+	if (g->constraint) {
+		const struct ed_constraint *c = g->constraint;
+		if (ed_cstate_new(&G->cs, ed_constraint_schema(c)) ||
+		    !(G->scratch = malloc(ed_constraint_words(c) *
+					  sizeof *G->scratch)) ||
+		    !(G->masked = malloc((size_t)s->m->cfg.vocab *
+					 sizeof *G->masked))) {
+			ed_gen_abort(G);
+			return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+		}
+	}
 	if (!cont)
 		s->n_past = 0;
 	if ((rc = run_prompt(s, p, s->n_past, &G->logits, err, errlen))) {
@@ -378,10 +389,48 @@ int ed_gen_begin(struct ed_gen *G, struct ed_session *s,
 	return 0;
 }
 
+static void gen_free(struct ed_gen *G)
+{
+	ed_cstate_free(G->cs);
+	free(G->scratch);
+	free(G->masked);
+	G->cs = NULL;
+	G->scratch = NULL;
+	G->masked = NULL;
+}
+
 void ed_gen_abort(struct ed_gen *G)
 {
+	gen_free(G);
 	ed_buf_release(&G->text);
 	ed_gen_result_release(G->r);
+}
+
+/* The next token under the grammar: the logits of the tokens it refuses
+ * at -inf, then the sampler. -1: the value is complete (stop), -2: no
+ * token can go on, -3: out of memory. */
+static int32_t sample_constrained(struct ed_gen *G, int32_t vocab)
+{
+	struct ed_constraint *c = G->g.constraint;
+	const struct ed_schema *sc = ed_constraint_schema(c);
+	const uint64_t *bits;
+	bool stop_ok, any = false;
+
+	if (ed_cstate_final(sc, G->cs))
+		return -1;
+	bits = ed_constraint_mask(c, G->cs, G->scratch, &stop_ok);
+	if (!bits)
+		return -3;
+	for (int32_t i = 0; i < vocab; i++) {
+		bool ok = bits[i >> 6] >> (i & 63) & 1;
+		if (!ok && stop_ok && ed_constraint_is_stop(c, i))
+			ok = true;
+		G->masked[i] = ok ? G->logits[i] : -INFINITY;
+		any |= ok;
+	}
+	if (!any)
+		return -2;
+	return ed_model_sample(G->masked, vocab, &G->g, &G->rng);
 }
 
 /* The output is complete: the rest of its text to the callback, the text
@@ -402,6 +451,7 @@ static void gen_finish(struct ed_gen *G)
 	}
 	ed_buf_reserve(&G->text, 0);
 	r->text = ed_buf_detach(&G->text, NULL);
+	gen_free(G);
 }
 
 int ed_gen_next(struct ed_gen *G, char *err, size_t errlen)
@@ -418,9 +468,33 @@ int ed_gen_next(struct ed_gen *G, char *err, size_t errlen)
 		goto done;
 	if (s->n_past >= s->max_ctx)
 		goto done;
-	id = r->n_tokens < g->n_forced
-		 ? g->forced[r->n_tokens]
-		 : ed_model_sample(G->logits, m->cfg.vocab, g, &G->rng);
+	if (g->constraint && r->n_tokens >= g->n_forced) {
+		id = sample_constrained(G, m->cfg.vocab);
+		if (id == -3) {
+			rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");
+			goto fail;
+		}
+		if (id < 0) {
+			r->finish_reason = id == -1 ? "stop" : "grammar";
+			goto done;
+		}
+		if (ed_constraint_is_stop(g->constraint, id)) {
+			r->finish_reason = "stop";
+			goto done;
+		}
+		/* the mask allowed it: the grammar takes it */
+		ed_constraint_advance(g->constraint, G->cs, id);
+	} else {
+		id = r->n_tokens < g->n_forced
+			 ? g->forced[r->n_tokens]
+			 : ed_model_sample(G->logits, m->cfg.vocab, g,
+					   &G->rng);
+		if (g->constraint &&
+		    ed_constraint_advance(g->constraint, G->cs, id)) {
+			r->finish_reason = "grammar";
+			goto done;
+		}
+	}
 	if (!g->ignore_eos && is_stop(m, id)) {
 		r->finish_reason = "stop";
 		goto done;
@@ -470,6 +544,11 @@ int ed_gen_next(struct ed_gen *G, char *err, size_t errlen)
 		}
 	} else if (G->cb && G->cb(G->ud, id, "", 0)) {
 		r->finish_reason = "callback";
+		goto done;
+	}
+	if (g->constraint &&
+	    ed_cstate_final(ed_constraint_schema(g->constraint), G->cs)) {
+		r->finish_reason = "stop"; /* the value is complete */
 		goto done;
 	}
 	G->next = id;

@@ -1240,6 +1240,40 @@ static bool is_special(const struct ed_tokenizer *t, int32_t id)
 	       (t->p[id].type == T_CONTROL || t->p[id].type == T_UNKNOWN);
 }
 
+int ed_tok_text_bytes(const struct ed_tokenizer *t, int32_t id, char *buf,
+		      size_t cap)
+{
+	const struct piece *p;
+	size_t n = 0;
+
+	if (id < 0 || id >= t->n)
+		return 0; /* added tokens are markup, not text */
+	for (size_t i = 0; i < t->n_add; i++)
+		if (t->add[i].id == id)
+			return 0;
+	p = &t->p[id];
+	if (p->type == T_BYTE) {
+		unsigned v;
+		if (cap < 1 || sscanf(p->s, "<0x%2X>", &v) != 1)
+			return 0;
+		buf[0] = (char)v;
+		return 1;
+	}
+	if (p->type != T_NORMAL)
+		return 0;
+	for (const char *s = p->s; *s; s++) {
+		if (n + 1 > cap)
+			return -1;
+		if (memcmp(s, "\xE2\x96\x81", 3) == 0) {
+			buf[n++] = ' ';
+			s += 2;
+		} else {
+			buf[n++] = *s;
+		}
+	}
+	return (int)n;
+}
+
 int ed_tok_decode(const struct ed_tokenizer *t, const int32_t *ids, size_t n,
 		  bool skip_special, struct ed_buf *b)
 {

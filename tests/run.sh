@@ -45,7 +45,7 @@ tally() { # parse "<name>: N passed, M failed" lines from a log
 	fail=$((fail + f))
 }
 
-for t in common render model store pipeline; do
+for t in common render model grammar store pipeline; do
 	log="$ED_TMP/$t.log"
 	$WRAP "$BUILD/tests/test_$t" >"$log" 2>&1
 	rc=$?
@@ -86,6 +86,24 @@ else
 fi
 cat "$log"
 tally "$log" "jinja_diff"
+
+# the property test's outputs against python3-jsonschema
+log="$ED_TMP/schema_check.log"
+py=
+for c in python3 /usr/bin/python3; do
+	if command -v "$c" >/dev/null 2>&1 &&
+		"$c" -c 'import jsonschema' >/dev/null 2>&1; then
+		py=$c
+		break
+	fi
+done
+if [ -n "$py" ]; then
+	"$py" tests/schema_check.py "$ED_TMP/grammar_outputs.jsonl" >"$log" 2>&1
+else
+	echo "run.sh: schema_check needs python3-jsonschema (make deps)" >"$log"
+fi
+cat "$log"
+tally "$log" "schema_check"
 
 for sh in cli e2e; do
 	log="$ED_TMP/$sh.log"
