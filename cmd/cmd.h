@@ -109,6 +109,10 @@ enum {
 	O_THINKING,
 	O_IDS,
 	O_LAYOUT,
+	O_SCHEMA,
+	O_EXTRACT_SCOPE,
+	O_SCOPE,
+	O_FROM,
 	O_FIRST_FREE,
 };
 
@@ -132,6 +136,7 @@ int cmd_query(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_model(int argc, char **argv);
+int cmd_extract(int argc, char **argv);
 
 /* Print a subcommand's usage to f. */
 void usage_ocr(FILE *f);
@@ -143,5 +148,13 @@ void usage_query(FILE *f);
 void usage_search(FILE *f);
 void usage_export(FILE *f);
 void usage_model(FILE *f);
+void usage_extract(FILE *f);
+
+/* An extraction's JSON members into o: "status", and "extraction" (the
+ * value when done, the reply or partial output as a string otherwise,
+ * null without one), "error" when there is one (ocr.c). */
+struct json_t;
+void put_extraction(struct json_t *o, const char *status_key,
+		    const char *status, const char *json, const char *error);
 
 #endif

@@ -31,6 +31,8 @@ static const struct command {
     {"query", cmd_query, usage_query, "run read-only SQL on the database"},
     {"search", cmd_search, usage_search, "full-text search, ranked"},
     {"export", cmd_export, usage_export, "rebuild a document's text"},
+    {"extract", cmd_extract, usage_extract,
+     "fill a JSON Schema from stored pages"},
     {"model", cmd_model, usage_model,
      "describe, check or evaluate a model checkpoint"},
 };

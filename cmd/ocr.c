@@ -40,7 +40,8 @@ enum { O_FMT_NDJSON, O_FMT_TEXT, O_FMT_MD };
 	    {"max-tokens", 0, true, O_MAX_TOKENS},                             \
 	    {"timeout", 0, true, O_TIMEOUT}, {"retries", 0, true, O_RETRIES},  \
 	    {"retry-wait", 0, true, O_RETRY_WAIT},                             \
-	    {"rules", 0, true, O_RULES},                                       \
+	    {"rules", 0, true, O_RULES}, {"schema", 0, true, O_SCHEMA},        \
+	    {"extract-scope", 0, true, O_EXTRACT_SCOPE},                       \
 	    {"min-pixels", 0, true, O_MIN_PIXELS},                             \
 	{                                                                      \
 		"max-pixels", 0, true, O_MAX_PIXELS                            \
@@ -61,6 +62,7 @@ static const struct opt batch_opts[] = {
 	"         [--model DIR | --server URL [--model-name ID]]\n"            \
 	"         [--mode ocr|think|auto] [--zoom] [--zoom-steps N]\n"         \
 	"         [--save-zooms DIR] [--prompt TEXT] [--rules FILE]\n"         \
+	"         [--schema FILE.json [--extract-scope page|document]]\n"     \
 	"         [--temperature T] [--top-p P] [--seed N] [--max-tokens N]\n" \
 	"         [-j N | --jobs N] [--threads N] [--vision-int8]\n"           \
 	"         [--chat-template FILE] [--template pt|thinking]\n"           \
@@ -207,6 +209,46 @@ static void print_page(struct ocr_ctx *c, const struct ed_page_result *r)
 				    json_integer((json_int_t)r->nfields));
 	}
 	json_object_set_new(o, "cached", json_boolean(r->cached));
+	if (r->extraction_status)
+		put_extraction(o, "extraction_status", r->extraction_status,
+			       r->extraction_json, r->extraction_error);
+	print_json(o);
+	json_decref(o);
+}
+
+void put_extraction(json_t *o, const char *status_key, const char *status,
+		    const char *json, const char *error)
+{
+	json_t *v = NULL;
+
+	put_str(o, status_key, status);
+	if (json && !strcmp(status, "done"))
+		v = json_loads(json, JSON_DECODE_ANY, NULL);
+	if (v)
+		json_object_set_new(o, "extraction", v);
+	else if (json)
+		put_str(o, "extraction", json);
+	else
+		json_object_set_new(o, "extraction", json_null());
+	/* beside a page's own "error", the extraction's is its own member */
+	if (error && *error)
+		put_str(o, strcmp(status_key, "status") ? "extraction_error"
+							: "error",
+			error);
+}
+
+/* --schema, document scope: the document's line. */
+static void on_extraction(void *ud, const struct ed_extract_result *r)
+{
+	struct ocr_ctx *c = ud;
+	json_t *o;
+
+	if (c->format != O_FMT_NDJSON)
+		return;
+	o = json_object();
+	put_str(o, "path", r->path);
+	put_str(o, "sha256", r->sha256);
+	put_extraction(o, "status", r->status, r->json, r->error);
 	print_json(o);
 	json_decref(o);
 }
@@ -343,6 +385,8 @@ static int parse_shard(const char *arg, unsigned *i, unsigned *n)
 /* Everything but the inputs is shared by ocr and batch. */
 struct ocr_cfg {
 	struct ed_pipeline_opts o;
+	const char *schema_path;
+	struct ed_extractor *x;
 	bool model_given, server_given;
 	char *password;
 	unsigned shard_i, shard_n;
@@ -449,6 +493,16 @@ static int parse_args(struct ocr_cfg *cfg, int argc, char **argv,
 			o->prompt = arg;
 			break;
 		case O_RULES: o->rules_path = arg; break;
+		case O_SCHEMA: cfg->schema_path = arg; break;
+		case O_EXTRACT_SCOPE: {
+			static const char *const sc[] = {"page", "document",
+							 NULL};
+			int k = opt_choice(cmd, "extract-scope", arg, sc);
+			if (k < 0)
+				return EX_USAGE_;
+			o->extract_scope = (enum ed_extract_scope)k;
+			break;
+		}
 		case O_ZOOM: o->zoom = true; break;
 		case O_ZOOM_STEPS:
 			if (ed_parse_int(arg, 1, 32, &n))
@@ -580,6 +634,15 @@ static int parse_args(struct ocr_cfg *cfg, int argc, char **argv,
 		    cmd);
 		return EX_USAGE_;
 	}
+	if (cfg->schema_path) {
+		/* a schema outside the subset is a usage error: 64 */
+		if ((rc = ed_pipeline_extractor_open(&cfg->x, cfg->schema_path,
+						     NULL, err, sizeof err))) {
+			msg("%s: %s", cmd, err);
+			return rc == ED_ENOENT ? EX_NOINPUT_ : EX_USAGE_;
+		}
+		o->extract = cfg->x;
+	}
 	if (o->save_zooms) {
 		struct stat sb;
 		if (mkdir(o->save_zooms, 0777) < 0 &&
@@ -634,6 +697,16 @@ static char *options_json(const struct ed_pipeline_opts *o)
 		json_object_set_new(j, "prompt", json_string(o->prompt));
 	if (o->rules_path)
 		json_object_set_new(j, "rules", json_string(o->rules_path));
+	if (o->extract) {
+		const struct ed_schema *sc =
+		    ed_pipeline_extractor_schema(o->extract);
+		json_object_set_new(j, "schema", json_string(ed_schema_sha256(sc)));
+		json_object_set_new(
+		    j, "extract_scope",
+		    json_string(o->extract_scope == ED_EXTRACT_PAGE
+				    ? "page"
+				    : "document"));
+	}
 	s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	return s;
@@ -654,6 +727,7 @@ static int run(struct ocr_cfg *cfg, const char *const *paths, size_t n,
 	cfg->o.on_page = on_page;
 	cfg->o.on_doc = on_doc;
 	cfg->o.on_progress = on_progress;
+	cfg->o.on_extraction = on_extraction;
 	cfg->o.ud = &ctx;
 	ctx.tty = !g_quiet && isatty(2);
 	if ((rc = ed_pipeline_open(&p, &cfg->o, err, sizeof err))) {
@@ -758,6 +832,7 @@ usage_err:
 	if (status == EX_USAGE_)
 		usage_ocr(stderr);
 out:
+	ed_pipeline_extractor_close(cfg.x);
 	free(cfg.password);
 	free(cfg.inputs);
 	return status;
@@ -834,6 +909,7 @@ usage_err:
 		usage_batch(stderr);
 out:
 	ed_pipeline_pathlist_free(&list);
+	ed_pipeline_extractor_close(cfg.x);
 	free(paths);
 	free(roots);
 	free(cfg.password);

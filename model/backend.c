@@ -6,9 +6,13 @@
  */
 #include "model_int.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Schemas a backend has decoded under, with their constraints. */
+#define MAX_SCHEMAS 8
 
 struct ed_backend {
 	enum ed_backend_kind kind;
@@ -16,6 +20,10 @@ struct ed_backend {
 	/* native */
 	struct ed_model *model;
 	struct ed_batcher *batcher;
+	pthread_mutex_t cmu;
+	const struct ed_schema *schemas[MAX_SCHEMAS];
+	struct ed_constraint *constraints[MAX_SCHEMAS];
+	int nschemas;
 	/* remote */
 	struct remote *remote;
 };
@@ -80,6 +88,7 @@ int ed_backend_open(struct ed_backend **out, const struct ed_backend_opts *o,
 	*out = NULL;
 	if (!b)
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	pthread_mutex_init(&b->cmu, NULL);
 	if (o->server_url) {
 		b->kind = ED_BACKEND_REMOTE;
 		if ((rc = remote_open(&b->remote, o, err, errlen))) {
@@ -147,9 +156,44 @@ void ed_backend_close(struct ed_backend *b)
 	if (!b)
 		return;
 	ed_batcher_close(b->batcher);
+	for (int i = 0; i < b->nschemas; i++)
+		ed_constraint_free(b->constraints[i]);
+	pthread_mutex_destroy(&b->cmu);
 	ed_model_close(b->model);
 	remote_close(b->remote);
 	free(b);
+}
+
+/* The constraint of schema s over the model's vocabulary: built once (the
+ * token trie, the mask cache), kept while the backend is open. */
+static int constraint_for(struct ed_backend *b, const struct ed_schema *s,
+			  struct ed_constraint **out, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&b->cmu);
+	for (int i = 0; i < b->nschemas; i++)
+		if (b->schemas[i] == s) {
+			*out = b->constraints[i];
+			pthread_mutex_unlock(&b->cmu);
+			return 0;
+		}
+	if (b->nschemas == MAX_SCHEMAS) {
+		rc = ed_err(err, errlen, ED_EINVAL,
+			    "more than %d schemas on one backend", MAX_SCHEMAS);
+	} else {
+		const struct ed_model_ids *ids = &b->model->ids;
+		int32_t stop[2] = {ids->eos, ids->end_of_sentence};
+		rc = ed_constraint_new(out, s, b->model->tok,
+				       b->model->cfg.vocab, stop, 2, err,
+				       errlen);
+		if (!rc) {
+			b->schemas[b->nschemas] = s;
+			b->constraints[b->nschemas++] = *out;
+		}
+	}
+	pthread_mutex_unlock(&b->cmu);
+	return rc;
 }
 
 void ed_backend_cancel(struct ed_backend *b)
@@ -240,6 +284,10 @@ static int native_step(struct ed_conv *c, bool first, int max_new_tokens,
 	ed_buf_init(&w.text, 0);
 	if (max_new_tokens > 0)
 		g.max_new_tokens = max_new_tokens;
+	if (c->rq.schema &&
+	    (rc = constraint_for(c->b, c->rq.schema, &g.constraint, err,
+				 errlen)))
+		return rc;
 	if (first && c->rq.force_text && c->b->model->tok) {
 		if (ed_tok_encode(c->b->model->tok, c->rq.force_text,
 				  strlen(c->rq.force_text), &forced, &nf))

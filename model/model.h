@@ -817,6 +817,11 @@ struct ed_request {
 	struct ed_gen_params gen;
 	/* tests only: the native engine emits this text (tokenized) first */
 	const char *force_text;
+	/* the answer is a JSON value of this schema: the native engine
+	 * decodes under its grammar, a server is asked for it
+	 * (response_format json_schema, strict); NULL: free text. Borrowed:
+	 * it must outlive the backend, which caches a constraint for it. */
+	const struct ed_schema *schema;
 	/* generated text as it arrives (reasoning and answer alike); return
 	 * non-zero to stop (finish reason "callback"). Called on the worker
 	 * thread (native) or the I/O thread (remote), one request at a time. */

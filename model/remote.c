@@ -250,6 +250,28 @@ static char *request_json(const struct remote *r, const struct remote_conv *c,
 		json_object_set_new(root, "tools", json_pack("[o]", tool));
 		json_object_set_new(root, "tool_choice", json_string("auto"));
 	}
+	if (q->schema) {
+		/* vLLM's and FastDeploy's structured output; the name as
+		 * OpenAI's API allows it: [A-Za-z0-9_-]{1,64} */
+		char name[65];
+		const char *t = ed_schema_title(q->schema);
+		size_t n = 0;
+		for (; *t && n < 64; t++)
+			name[n++] = (*t >= 'a' && *t <= 'z') ||
+					    (*t >= 'A' && *t <= 'Z') ||
+					    (*t >= '0' && *t <= '9') ||
+					    *t == '-'
+					? *t
+					: '_';
+		name[n] = '\0';
+		json_object_set_new(
+		    root, "response_format",
+		    json_pack("{s:s,s:{s:s,s:o,s:b}}", "type", "json_schema",
+			      "json_schema", "name", n ? name : "schema",
+			      "schema",
+			      json_loads(ed_schema_json(q->schema), 0, NULL),
+			      "strict", 1));
+	}
 	s = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
 	return s;

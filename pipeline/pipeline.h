@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "common/common.h"
+#include "model/model.h"
 #include "render/render.h"
 #include "store/store.h"
 
@@ -109,6 +110,21 @@ int ed_pipeline_render_page(struct ed_doc *doc, int page,
 			    const struct ed_rect *region, double dpi,
 			    double nominal_dpi, const struct ed_tile_params *tp,
 			    struct ed_image *out, char *err, size_t errlen);
+
+/* The image as the backend takes it: tiles in merge-block order (native,
+ * im pointing at them) or a PNG resized to the same smart_resize target
+ * (remote; tiles then holds only the grid). */
+struct ed_prepared {
+	struct ed_tiles tiles;
+	struct ed_image_in im;
+	unsigned char *png;
+	size_t png_len;
+};
+int ed_pipeline_image_prepare(struct ed_backend *b,
+			      const struct ed_tile_params *tp,
+			      const struct ed_image *img, struct ed_prepared *pr,
+			      char *err, size_t errlen);
+void ed_pipeline_image_release(struct ed_prepared *pr);
 
 /* ---- guards ------------------------------------------------------- */
 
@@ -215,6 +231,122 @@ void ed_pipeline_shard(struct ed_pathlist *l, unsigned i, unsigned n);
 const char *ed_pipeline_path_at(const struct ed_pathlist *l, size_t i);
 void ed_pipeline_pathlist_free(struct ed_pathlist *l);
 
+/* ---- extraction to a JSON Schema ------------------------------------- */
+
+/* The extraction prompt's version (with --prompt, "+" and 8 hex digits of
+ * its sha256): part of the resume key, like the OCR prompt's. */
+#define ED_PIPELINE_EXTRACT_PROMPT_ID "extract-v1"
+
+enum ed_extract_scope { ED_EXTRACT_PAGE, ED_EXTRACT_DOCUMENT };
+enum ed_extract_from { ED_EXTRACT_TEXT, ED_EXTRACT_IMAGE };
+
+/*
+ * A schema read from a file and compiled, with the prompt built from its
+ * field list (and --prompt's words, or NULL). Immutable: share it between
+ * workers. 0, ED_ENOENT, ED_ETOOBIG (over 4 MiB), ED_EFORMAT (not a JSON
+ * object), ED_EINVAL (outside the supported subset: the keyword named).
+ */
+struct ed_extractor;
+int ed_pipeline_extractor_open(struct ed_extractor **out,
+			       const char *schema_path, const char *prompt,
+			       char *err, size_t errlen);
+void ed_pipeline_extractor_close(struct ed_extractor *x);
+const struct ed_schema *ed_pipeline_extractor_schema(
+    const struct ed_extractor *x);
+const char *ed_pipeline_extractor_prompt_id(const struct ed_extractor *x);
+/* Tokens to allow: max_tokens when > 0, else the schema's bound when it
+ * has one under ED_PIPELINE_MAX_TOKENS, else that. */
+int ed_pipeline_extractor_budget(const struct ed_extractor *x, int max_tokens);
+
+/* An extraction's outcome: status "done" (json conforms), "incomplete"
+ * (the budget ran out: json is the partial output), "invalid" (a server's
+ * reply that does not conform, kept in json), "error" (code, error). */
+struct ed_extraction {
+	char status[12];
+	char *json;
+	char error[256];
+	int code;
+	int attempts;
+	int64_t tokens_in, tokens_out;
+	double ms;
+};
+void ed_extraction_release(struct ed_extraction *e);
+
+/*
+ * Fill x's schema from text (a page's, or a document's when document),
+ * or from image (prepared for b; text NULL). A server's invalid reply is
+ * retried once at temperature 0. Always 0: the outcome is in out (call
+ * ed_extraction_release). Thread-safe as the backend is.
+ */
+int ed_pipeline_extract(const struct ed_extractor *x, struct ed_backend *b,
+			const char *text, const struct ed_prepared *image,
+			bool document, const struct ed_gen_params *gen,
+			struct ed_extraction *out);
+
+/* The leaves of a JSON value as fields rows: JSON Pointer, value as text
+ * (NULL for null), and the first page whose text holds the value
+ * verbatim (after whitespace normalisation) with its byte span (else the
+ * first page, span -1). Memory from the arena. 0 or ED_ENOMEM. */
+struct ed_page_text {
+	int64_t page_id;
+	int page_no;
+	const char *text;
+};
+int ed_pipeline_extract_fields(const char *json,
+			       const struct ed_page_text *pages, size_t npages,
+			       struct ed_arena *a,
+			       const struct ed_store_xfield **out, size_t *n);
+
+/* One extraction reported by ed_pipeline_extract_run (valid during the
+ * call): page_no 0 for a document. */
+struct ed_extract_result {
+	const char *path, *sha256;
+	int page_no;
+	const char *status, *json, *error;
+	bool cached; /* stored by an earlier run; nothing recomputed */
+};
+
+struct ed_extract_summary {
+	int done, incomplete, invalid, failed, cached;
+	int first_code;
+	int stop_code; /* ED_EINTR, ED_EUNAVAIL */
+};
+
+struct ed_extract_opts {
+	const char *db_path;
+	const struct ed_extractor *x;
+	enum ed_extract_scope scope;
+	enum ed_extract_from from;
+	/* backend, as for OCR */
+	const char *model_dir, *server_url, *model_name, *api_key;
+	const char *chat_template, *template_variant;
+	int threads, jobs, retries;
+	double timeout_s, retry_wait_s;
+	struct ed_gen_params gen; /* max_new_tokens 0: the schema's budget */
+	struct ed_tile_params tile; /* --from image */
+	const char *password;
+	struct ed_render_limits limits;
+	bool force;
+	const char *const *docs; /* selectors (path, sha256 prefix, id) */
+	size_t ndocs;		 /* 0: every document */
+	volatile sig_atomic_t *interrupted;
+	void (*on_result)(void *ud, const struct ed_extract_result *r);
+	void *ud;
+};
+
+/*
+ * The extract command: for every selected document in the store, its
+ * pages (or the document) filled in against the schema, unless the store
+ * has the result (same document, page, schema, model and prompt) and not
+ * force. Results are stored (one transaction each) and reported in
+ * order. 0, or the stop code (ED_EINTR, ED_EUNAVAIL); ED_ECONFIG,
+ * ED_EUNAVAIL, ED_ENOENT (a selector matches nothing) etc. before any
+ * work, with err.
+ */
+int ed_pipeline_extract_run(const struct ed_extract_opts *o,
+			    struct ed_extract_summary *sum, char *err,
+			    size_t errlen);
+
 /* ---- OCR ---------------------------------------------------------- */
 
 enum ed_text_layer {
@@ -248,6 +380,10 @@ struct ed_page_result {
 	double width_pt, height_pt;
 	double ms_render;
 	bool cached; /* finished by an earlier run; nothing recomputed */
+	/* --schema, page scope: the extraction's status ("done",
+	 * "incomplete", "invalid", "error"), value or reply, and error;
+	 * NULL without one */
+	const char *extraction_status, *extraction_json, *extraction_error;
 };
 
 /* One document's outcome. */
@@ -313,6 +449,10 @@ struct ed_pipeline_opts {
 	const char *password;
 	const char *rules_path; /* extra rules; the built-in set always runs */
 	bool force;
+	/* --schema: fill it from each page read (ED_EXTRACT_PAGE) or, once
+	 * its pages are stored, from the whole document; needs a model */
+	const struct ed_extractor *extract;
+	enum ed_extract_scope extract_scope;
 	const char *options_json;	    /* recorded with the run */
 	volatile sig_atomic_t *interrupted; /* set by cmd/ on SIGINT */
 	/* callbacks, all on the thread that calls ed_pipeline_run() */
@@ -320,6 +460,8 @@ struct ed_pipeline_opts {
 	void (*on_doc)(void *ud, const char *path,
 		       const struct ed_doc_result *r);
 	void (*on_progress)(void *ud, const struct ed_progress *p);
+	/* --schema with document scope: one call per document after on_doc */
+	void (*on_extraction)(void *ud, const struct ed_extract_result *r);
 	void *ud;
 };
 

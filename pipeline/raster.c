@@ -9,7 +9,10 @@
  */
 #include "pipeline.h"
 
+#include "model/model.h"
+
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 int ed_pipeline_render_page(struct ed_doc *doc, int page,
@@ -45,4 +48,55 @@ int ed_pipeline_render_page(struct ed_doc *doc, int page,
 				      errlen);
 	return ed_render_page_sized(doc, page, tw, th, region, out, err,
 				    errlen);
+}
+
+/* The image as the backend takes it: tiles (native) or a PNG resized to
+ * the same smart_resize target (remote). */
+
+int ed_pipeline_image_prepare(struct ed_backend *b,
+			      const struct ed_tile_params *tp,
+			      const struct ed_image *img, struct ed_prepared *pr,
+			      char *err, size_t errlen)
+{
+	int rc;
+
+	memset(pr, 0, sizeof *pr);
+	if (ed_backend_kind(b) == ED_BACKEND_NATIVE) {
+		if ((rc = ed_render_tile_image(img, tp, &pr->tiles,
+					       NULL, err, errlen)))
+			return rc;
+		pr->im = (struct ed_image_in){
+		    pr->tiles.pixel_values, pr->tiles.grid_t, pr->tiles.grid_h,
+		    pr->tiles.grid_w};
+		return 0;
+	}
+	{
+		struct ed_image resized;
+		int h, w;
+		if ((rc = ed_render_tile_smart_resize(
+			 img->height, img->width,
+			 tp->patch * tp->merge,
+			 tp->min_pixels, tp->max_pixels, &h, &w,
+			 err, errlen)) ||
+		    (rc = ed_render_tile_resize(img, w, h, &resized, err,
+						errlen)))
+			return rc;
+		/* fast compression: the bytes cross a local network once */
+		rc = ed_render_png_encode(&resized, 1, &pr->png, &pr->png_len,
+					  err, errlen);
+		pr->tiles.grid_t = 1;
+		pr->tiles.grid_h = h / tp->patch;
+		pr->tiles.grid_w = w / tp->patch;
+		pr->tiles.npatches =
+		    (size_t)pr->tiles.grid_h * pr->tiles.grid_w;
+		ed_render_image_release(&resized);
+		return rc;
+	}
+}
+
+void ed_pipeline_image_release(struct ed_prepared *pr)
+{
+	ed_render_tiles_release(&pr->tiles);
+	free(pr->png);
+	pr->png = NULL;
 }

@@ -180,54 +180,6 @@ static char *adup(struct ed_arena *a, const char *s)
 	return d;
 }
 
-/* The image as the backend takes it: tiles (native) or a PNG resized to
- * the same smart_resize target (remote). */
-struct prepared {
-	struct ed_tiles tiles;
-	struct ed_image_in im;
-	unsigned char *png;
-	size_t png_len;
-};
-
-static int prepare_image(struct ed_pipeline *p, const struct ed_image *img,
-			 struct prepared *pr, char *err, size_t errlen)
-{
-	int rc;
-
-	memset(pr, 0, sizeof *pr);
-	if (ed_backend_kind(p->backend) == ED_BACKEND_NATIVE) {
-		if ((rc = ed_render_tile_image(img, &p->o.tile, &pr->tiles,
-					       NULL, err, errlen)))
-			return rc;
-		pr->im = (struct ed_image_in){
-		    pr->tiles.pixel_values, pr->tiles.grid_t, pr->tiles.grid_h,
-		    pr->tiles.grid_w};
-		return 0;
-	}
-	{
-		struct ed_image resized;
-		int h, w;
-		if ((rc = ed_render_tile_smart_resize(
-			 img->height, img->width,
-			 p->o.tile.patch * p->o.tile.merge,
-			 p->o.tile.min_pixels, p->o.tile.max_pixels, &h, &w,
-			 err, errlen)) ||
-		    (rc = ed_render_tile_resize(img, w, h, &resized, err,
-						errlen)))
-			return rc;
-		/* fast compression: the bytes cross a local network once */
-		rc = ed_render_png_encode(&resized, 1, &pr->png, &pr->png_len,
-					  err, errlen);
-		pr->tiles.grid_t = 1;
-		pr->tiles.grid_h = h / p->o.tile.patch;
-		pr->tiles.grid_w = w / p->o.tile.patch;
-		pr->tiles.npatches =
-		    (size_t)pr->tiles.grid_h * pr->tiles.grid_w;
-		ed_render_image_release(&resized);
-		return rc;
-	}
-}
-
 /* What one model pass over a page produced, beyond the page row. */
 struct pass {
 	struct ed_store_page *pg;
@@ -272,7 +224,7 @@ static int answer_call(struct worker *wk, struct result *r, struct pass *ps,
 	struct ed_store_page *pg = ps->pg;
 	struct ed_zoom_box box;
 	struct ed_image crop = {0};
-	struct prepared pr = {0};
+	struct ed_prepared pr = {0};
 	struct ed_req_part parts[2];
 	char msg[512], text[256];
 	size_t np = 0;
@@ -289,7 +241,7 @@ static int answer_call(struct worker *wk, struct result *r, struct pass *ps,
 		if ((rc = ed_pipeline_render_page(wk->doc, r->page, &rect, 0,
 						  dpi, &p->o.tile, &crop, msg,
 						  sizeof msg)) ||
-		    (rc = prepare_image(p, &crop, &pr, msg, sizeof msg)))
+		    (rc = ed_pipeline_image_prepare(p->backend, &p->o.tile, &crop, &pr, msg, sizeof msg)))
 			snprintf(msg, sizeof msg,
 				 "the region could not be rendered");
 	}
@@ -403,7 +355,7 @@ static int model_pass(struct worker *wk, struct result *r, struct pass *ps,
 	struct ed_pipeline *p = wk->p;
 	const struct ed_pipeline_opts *o = &p->o;
 	struct ed_store_page *pg = ps->pg;
-	struct prepared pr;
+	struct ed_prepared pr;
 	struct ed_req_part parts[2];
 	struct gen_watch gw = {.p = p};
 	struct ed_request rq = {0};
@@ -414,7 +366,7 @@ static int model_pass(struct worker *wk, struct result *r, struct pass *ps,
 	char guard[128] = "";
 	int rc;
 
-	if ((rc = prepare_image(p, img, &pr, r->err, sizeof r->err)))
+	if ((rc = ed_pipeline_image_prepare(p->backend, &p->o.tile, img, &pr, r->err, sizeof r->err)))
 		return rc;
 	pg->ms_encode = ed_now_ms() - t0;
 	parts[0] = (struct ed_req_part){NULL, pr.png ? NULL : &pr.im, pr.png,
@@ -894,6 +846,13 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 			 sizeof p->prompt_id - strlen(p->prompt_id), "+zoom");
 	snprintf(p->alt_prompt_id, sizeof p->alt_prompt_id, "%s+alt",
 		 p->prompt_id);
+	if (o->extract && !o->model_dir && !o->server_url) {
+		rc = ed_err(err, errlen, ED_ECONFIG,
+			    "--schema needs a model: give --model DIR or "
+			    "--server URL (or ERNIE_DOC_MODEL, "
+			    "ERNIE_DOC_SERVER)");
+		goto fail;
+	}
 	if ((rc =
 		 ed_pipeline_rules_load(&p->rules, o->rules_path, err, errlen)))
 		goto fail;
@@ -904,7 +863,8 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 		    .server_url = o->server_url,
 		    .model_name = o->model_name,
 		    .api_key = o->api_key,
-		    .jobs = p->o.jobs,
+		    /* --schema: a slot for this thread's extractions */
+		    .jobs = p->o.jobs + (o->extract ? 1 : 0),
 		    .timeout_s = o->timeout_s,
 		    .retries = o->retries,
 		    .retry_wait_s = o->retry_wait_s,
@@ -986,10 +946,104 @@ static void count_failure(struct ed_doc_result *dr, int code)
 		dr->page_code = 0;
 }
 
+/* --schema: the outcome of one extraction, for the report. */
+struct xout {
+	char *status, *json, *error;
+};
+
+static void xout_release(struct xout *x)
+{
+	free(x->status);
+	free(x->json);
+	free(x->error);
+	memset(x, 0, sizeof *x);
+}
+
+static int xout_row(void *ud, int ncol, const char *const *names,
+		    const struct ed_store_value *v)
+{
+	struct xout *x = ud;
+	(void)names;
+	if (ncol < 3)
+		return 0;
+	x->status = strdup(v[0].s ? v[0].s : "error");
+	x->json = v[1].type == ED_STORE_TEXT ? strdup(v[1].s) : NULL;
+	x->error = v[2].type == ED_STORE_TEXT ? strdup(v[2].s) : NULL;
+	return 1;
+}
+
+/* Fill the schema from pages (page_no 0: the document), unless the store
+ * has it (and not --force); store it. On this thread: the backend is
+ * thread-safe, and extraction from text is cheap beside a page's OCR. */
+static void extract_from(struct ed_pipeline *p, struct docref *d, int page_no,
+			 const struct ed_page_text *pages, size_t npages,
+			 struct xout *xo)
+{
+	const struct ed_extractor *x = p->o.extract;
+	const struct ed_schema *sc = ed_pipeline_extractor_schema(x);
+	struct ed_store_extraction e = {
+	    .doc_id = d->doc_id,
+	    .page_no = page_no,
+	    .page_id = page_no ? pages[0].page_id : 0,
+	    .schema_sha256 = ed_schema_sha256(sc),
+	    .schema_title = ed_schema_title(sc),
+	    .model_id = p->model_id,
+	    .prompt_id = ed_pipeline_extractor_prompt_id(x),
+	    .source = "text"};
+	struct ed_gen_params g = {
+	    .temperature = p->o.temperature,
+	    .top_p = p->o.top_p > 0 ? p->o.top_p : 1,
+	    .seed = p->o.seed,
+	    .max_new_tokens = ed_pipeline_extractor_budget(x, 0)};
+	struct ed_extraction r;
+	struct ed_buf all;
+	struct ed_arena a;
+	char err[512];
+	int64_t id = 0;
+
+	memset(xo, 0, sizeof *xo);
+	if (!p->o.force &&
+	    !ed_store_extraction_lookup(p->st, &e, &id, err, sizeof err) &&
+	    id) {
+		ed_store_extraction_get(p->st, id, xout_row, xo, err,
+					sizeof err);
+		return;
+	}
+	ed_buf_init(&all, 0);
+	for (size_t k = 0; k < npages; k++)
+		ed_buf_printf(&all, "%s%s", k ? "\n\n" : "",
+			      pages[k].text ? pages[k].text : "");
+	ed_pipeline_extract(x, p->backend, all.data ? all.data : "", NULL,
+			    page_no == 0, &g, &r);
+	ed_buf_release(&all);
+	ed_arena_init(&a, 0);
+	e.status = r.status;
+	e.json = r.json;
+	e.error = r.error[0] ? r.error : NULL;
+	e.attempts = r.attempts;
+	e.tokens_in = r.tokens_in;
+	e.tokens_out = r.tokens_out;
+	e.ms = r.ms;
+	if (!strcmp(r.status, "done"))
+		ed_pipeline_extract_fields(r.json, pages, npages, &a, &e.fields,
+					   &e.nfields);
+	if (r.code != ED_EINTR &&
+	    ed_store_extraction_put(p->st, &e, NULL, err, sizeof err)) {
+		snprintf(r.status, sizeof r.status, "error");
+		snprintf(r.error, sizeof r.error, "%.255s", err);
+	}
+	ed_arena_release(&a);
+	xo->status = strdup(r.status);
+	xo->json = r.json ? strdup(r.json) : NULL;
+	xo->error = r.error[0] ? strdup(r.error) : NULL;
+	ed_extraction_release(&r);
+}
+
 static void report(struct ed_pipeline *p, struct docref *d, int page,
 		   const struct ed_store_page *pg, int64_t page_id,
 		   const char *reasoning, bool cached)
 {
+	struct xout xo = {0};
 	struct ed_page_result r = {
 	    .path = d->path,
 	    .sha256 = d->src.sha256,
@@ -1019,8 +1073,72 @@ static void report(struct ed_pipeline *p, struct docref *d, int page,
 	    .ms_render = pg->ms_render,
 	    .cached = cached,
 	};
+	if (p->o.extract && p->o.extract_scope == ED_EXTRACT_PAGE &&
+	    p->backend && page_id > 0 && pg->text && *pg->text &&
+	    !strcmp(pg->status, ED_STORE_DONE) && !p->stop) {
+		struct ed_page_text pt = {page_id, page + 1, pg->text};
+		extract_from(p, d, page + 1, &pt, 1, &xo);
+		r.extraction_status = xo.status;
+		r.extraction_json = xo.json;
+		r.extraction_error = xo.error;
+	}
 	if (p->o.on_page)
 		p->o.on_page(p->o.ud, &r);
+	xout_release(&xo);
+}
+
+/* --schema with document scope: the document's stored pages, once. */
+struct dpages {
+	struct ed_page_text *p;
+	size_t n, cap;
+};
+
+static int dpage_row(void *ud, int ncol, const char *const *names,
+		     const struct ed_store_value *v)
+{
+	struct dpages *dp = ud;
+	(void)names;
+	if (ncol < 3 || v[2].type != ED_STORE_TEXT || !*v[2].s)
+		return 0;
+	if (dp->n == dp->cap) {
+		size_t cap = dp->cap ? 2 * dp->cap : 8;
+		struct ed_page_text *np = realloc(dp->p, cap * sizeof *np);
+		if (!np)
+			return 1;
+		dp->p = np;
+		dp->cap = cap;
+	}
+	dp->p[dp->n].page_id = v[0].i;
+	dp->p[dp->n].page_no = (int)v[1].i;
+	dp->p[dp->n].text = strdup(v[2].s);
+	if (dp->p[dp->n].text)
+		dp->n++;
+	return 0;
+}
+
+static void extract_document(struct ed_pipeline *p, struct docref *d)
+{
+	struct dpages dp = {0};
+	struct xout xo = {0};
+	char err[512];
+
+	if (ed_store_doc_pages(p->st, d->doc_id, dpage_row, &dp, err,
+			       sizeof err) ||
+	    !dp.n) {
+		free(dp.p);
+		return; /* nothing read: nothing to fill in */
+	}
+	extract_from(p, d, 0, dp.p, dp.n, &xo);
+	if (p->o.on_extraction) {
+		struct ed_extract_result r = {d->path, d->src.sha256, 0,
+					      xo.status, xo.json, xo.error,
+					      false};
+		p->o.on_extraction(p->o.ud, &r);
+	}
+	xout_release(&xo);
+	for (size_t k = 0; k < dp.n; k++)
+		free((char *)dp.p[k].text);
+	free(dp.p);
 }
 
 static void progress(struct ed_pipeline *p)
@@ -1063,6 +1181,9 @@ static bool finish_doc(struct ed_pipeline *p, struct docref *d,
 	p->prog.docs_done++;
 	if (p->o.on_doc)
 		p->o.on_doc(p->o.ud, d->path, &d->r);
+	if (p->o.extract && p->o.extract_scope == ED_EXTRACT_DOCUMENT &&
+	    p->backend && !d->r.code && !p->stop)
+		extract_document(p, d);
 	progress(p);
 	return true;
 }

@@ -123,5 +123,35 @@ static const char v3[] = "ALTER TABLE pages ADD COLUMN tool_errors INTEGER;\n"
 			 "ALTER TABLE pages ADD COLUMN pass TEXT;\n"
 			 "ALTER TABLE pages ADD COLUMN chosen INTEGER;\n";
 
-const char *const store_migrations[] = {v1, v2, v3};
-const int store_nmigrations = 3;
+/* version 3 -> 4: extractions to a JSON Schema, per page or document
+ * (page_no 0; a NULL page_id would make the unique key never match, as
+ * NULLs are distinct in an index), their leaves as fields rows */
+static const char v4[] =
+    "CREATE TABLE extractions(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  document_id INTEGER NOT NULL REFERENCES documents(id)\n"
+    "    ON DELETE CASCADE,\n"
+    "  page_id INTEGER REFERENCES pages(id) ON DELETE CASCADE,\n"
+    "  page_no INTEGER NOT NULL,\n"
+    "  schema_sha256 TEXT NOT NULL,\n"
+    "  schema_title TEXT,\n"
+    "  model_id TEXT NOT NULL,\n"
+    "  prompt_id TEXT NOT NULL,\n"
+    "  status TEXT NOT NULL\n"
+    "    CHECK (status IN ('done','incomplete','invalid','error')),\n"
+    "  json TEXT,\n"
+    "  error TEXT,\n"
+    "  source TEXT,\n"
+    "  attempts INTEGER,\n"
+    "  tokens_in INTEGER,\n"
+    "  tokens_out INTEGER,\n"
+    "  ms REAL,\n"
+    "  created TEXT NOT NULL);\n"
+    "CREATE UNIQUE INDEX extractions_key ON extractions(document_id,\n"
+    "  page_no, schema_sha256, model_id, prompt_id);\n"
+    "ALTER TABLE fields ADD COLUMN extraction_id INTEGER\n"
+    "  REFERENCES extractions(id) ON DELETE CASCADE;\n"
+    "CREATE INDEX fields_extraction ON fields(extraction_id);\n";
+
+const char *const store_migrations[] = {v1, v2, v3, v4};
+const int store_nmigrations = 4;

@@ -27,14 +27,14 @@ static int code_of(struct ed_store *st, int fallback)
 	return fallback;
 }
 
-static int db_err(struct ed_store *st, int code, char *err, size_t errlen,
-		  const char *what)
+int store_db_err(struct ed_store *st, int code, char *err, size_t errlen,
+		 const char *what)
 {
 	return ed_err(err, errlen, code_of(st, code), "%s: %s", what,
 		      sqlite3_errmsg(st->db));
 }
 
-static int exec(struct ed_store *st, const char *sql, char *err, size_t errlen)
+int store_exec(struct ed_store *st, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
 	int rc;
@@ -77,12 +77,12 @@ static int migrate(struct ed_store *st, int from, char *err, size_t errlen)
 		char set[64];
 		int rc;
 
-		if ((rc = exec(st, "BEGIN IMMEDIATE", err, errlen)))
+		if ((rc = store_exec(st, "BEGIN IMMEDIATE", err, errlen)))
 			return rc;
 		snprintf(set, sizeof set, "PRAGMA user_version = %d", v + 1);
-		if ((rc = exec(st, store_migrations[v], err, errlen)) ||
-		    (rc = exec(st, set, err, errlen)) ||
-		    (rc = exec(st, "COMMIT", err, errlen))) {
+		if ((rc = store_exec(st, store_migrations[v], err, errlen)) ||
+		    (rc = store_exec(st, set, err, errlen)) ||
+		    (rc = store_exec(st, "COMMIT", err, errlen))) {
 			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 			ed_err_prefix(err, errlen, "migrating to schema %d",
 				      v + 1);
@@ -97,7 +97,7 @@ static int prepare(struct ed_store *st, sqlite3_stmt **s, const char *sql,
 {
 	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, s,
 			       NULL) != SQLITE_OK)
-		return db_err(st, ED_EIO, err, errlen, "database");
+		return store_db_err(st, ED_EIO, err, errlen, "database");
 	return 0;
 }
 
@@ -148,14 +148,14 @@ int ed_store_open(struct ed_store **out, const char *path, int flags, char *err,
 				    "'%s' is not an ernie-doc database", path);
 			goto out_close;
 		}
-		if ((rc = exec(st, "PRAGMA query_only = 1", err, errlen)))
+		if ((rc = store_exec(st, "PRAGMA query_only = 1", err, errlen)))
 			goto out_close;
 		*out = st;
 		return 0;
 	}
-	if ((rc = exec(st, "PRAGMA journal_mode = WAL", err, errlen)) ||
-	    (rc = exec(st, "PRAGMA synchronous = NORMAL", err, errlen)) ||
-	    (rc = exec(st, "PRAGMA foreign_keys = ON", err, errlen))) {
+	if ((rc = store_exec(st, "PRAGMA journal_mode = WAL", err, errlen)) ||
+	    (rc = store_exec(st, "PRAGMA synchronous = NORMAL", err, errlen)) ||
+	    (rc = store_exec(st, "PRAGMA foreign_keys = ON", err, errlen))) {
 		if (rc != ED_EAGAIN)
 			rc = ED_ECREATE;
 		ed_err_prefix(err, errlen, "database '%s'", path);
@@ -277,7 +277,7 @@ int ed_store_doc_put(struct ed_store *st, const struct ed_store_doc *d,
 	int rc;
 
 	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
-		return db_err(st, ED_EIO, err, errlen, "storing document");
+		return store_db_err(st, ED_EIO, err, errlen, "storing document");
 	bind_text(s, 1, d->sha256);
 	bind_text(s, 2, d->path);
 	bind_text(s, 3, d->kind);
@@ -290,7 +290,7 @@ int ed_store_doc_put(struct ed_store *st, const struct ed_store_doc *d,
 		*id = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
 	if (rc != SQLITE_ROW)
-		return db_err(st, ED_EIO, err, errlen, "storing document");
+		return store_db_err(st, ED_EIO, err, errlen, "storing document");
 	return 0;
 }
 
@@ -305,7 +305,7 @@ int ed_store_run_begin(struct ed_store *st, const struct ed_store_run *r,
 	int rc;
 
 	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
-		return db_err(st, ED_EIO, err, errlen, "starting run");
+		return store_db_err(st, ED_EIO, err, errlen, "starting run");
 	bind_text(s, 1, r->tool_version);
 	bind_text(s, 2, r->backend);
 	bind_text(s, 3, r->model_id ? r->model_id : "");
@@ -314,7 +314,7 @@ int ed_store_run_begin(struct ed_store *st, const struct ed_store_run *r,
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
-		return db_err(st, ED_EIO, err, errlen, "starting run");
+		return store_db_err(st, ED_EIO, err, errlen, "starting run");
 	*id = sqlite3_last_insert_rowid(st->db);
 	return 0;
 }
@@ -328,12 +328,12 @@ int ed_store_run_end(struct ed_store *st, int64_t id, char *err, size_t errlen)
 			       "UPDATE runs SET finished_at = strftime("
 			       "'%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?1",
 			       -1, &s, NULL) != SQLITE_OK)
-		return db_err(st, ED_EIO, err, errlen, "finishing run");
+		return store_db_err(st, ED_EIO, err, errlen, "finishing run");
 	sqlite3_bind_int64(s, 1, id);
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
-		return db_err(st, ED_EIO, err, errlen, "finishing run");
+		return store_db_err(st, ED_EIO, err, errlen, "finishing run");
 	return 0;
 }
 
@@ -360,7 +360,7 @@ int ed_store_page_lookup(struct ed_store *st, const struct ed_store_key *k,
 	*page_id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_err(st, ED_EIO, err, errlen, "looking up page");
+		return store_db_err(st, ED_EIO, err, errlen, "looking up page");
 	return 0;
 }
 
@@ -488,10 +488,10 @@ int ed_store_page_put(struct ed_store *st, const struct ed_store_page *p,
 {
 	int rc;
 
-	if ((rc = exec(st, "BEGIN IMMEDIATE", err, errlen)))
+	if ((rc = store_exec(st, "BEGIN IMMEDIATE", err, errlen)))
 		return rc;
 	if (put_one(st, p, id) || (p->alt && put_one(st, p->alt, NULL))) {
-		rc = db_err(st, ED_EIO, err, errlen, "storing page");
+		rc = store_db_err(st, ED_EIO, err, errlen, "storing page");
 		sqlite3_reset(st->ins);
 		sqlite3_reset(st->del);
 		sqlite3_reset(st->ins_block);
@@ -501,13 +501,13 @@ int ed_store_page_put(struct ed_store *st, const struct ed_store_page *p,
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
 	}
-	return exec(st, "COMMIT", err, errlen);
+	return store_exec(st, "COMMIT", err, errlen);
 }
 
 /* ---- reading ------------------------------------------------------ */
 
-static int emit_rows(sqlite3_stmt *s, ed_store_row_fn cb, void *ud,
-		     bool *stopped)
+int store_emit_rows(sqlite3_stmt *s, ed_store_row_fn cb, void *ud,
+		    bool *stopped)
 {
 	int ncol = sqlite3_column_count(s), rc;
 	const char *names[256];
@@ -575,7 +575,7 @@ int ed_store_query(struct ed_store *st, const char *sql, ed_store_row_fn cb,
 				      "...'): the database is opened read-only",
 				      head);
 		}
-		rc = emit_rows(s, cb, ud, &stopped);
+		rc = store_emit_rows(s, cb, ud, &stopped);
 		if (rc != SQLITE_DONE) {
 			int code = ED_EFORMAT;
 			ed_err(err, errlen, code, "sql error: %s",
@@ -638,7 +638,7 @@ int ed_store_search(struct ed_store *st, const char *terms, int limit,
 		if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) !=
 		    SQLITE_OK) {
 			free(quoted);
-			return db_err(st, ED_EIO, err, errlen, "search");
+			return store_db_err(st, ED_EIO, err, errlen, "search");
 		}
 		if (attempt == 1 && !(quoted = quote_terms(terms))) {
 			sqlite3_finalize(s);
@@ -648,7 +648,7 @@ int ed_store_search(struct ed_store *st, const char *terms, int limit,
 		bind_text(s, 2, open);
 		bind_text(s, 3, close);
 		sqlite3_bind_int(s, 4, limit > 0 ? limit : -1);
-		rc = emit_rows(s, cb, ud, &stopped);
+		rc = store_emit_rows(s, cb, ud, &stopped);
 		if (rc == SQLITE_DONE) {
 			sqlite3_finalize(s);
 			free(quoted);
@@ -685,12 +685,12 @@ int ed_store_page_get(struct ed_store *st, int64_t id, ed_store_row_fn cb,
 		"tokens_out, guard, attempts, text_similarity "
 		"FROM pages WHERE id = ?1",
 		-1, &s, NULL) != SQLITE_OK)
-		return db_err(st, ED_EIO, err, errlen, "reading page");
+		return store_db_err(st, ED_EIO, err, errlen, "reading page");
 	sqlite3_bind_int64(s, 1, id);
-	rc = emit_rows(s, cb, ud, &stopped);
+	rc = store_emit_rows(s, cb, ud, &stopped);
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
-		return db_err(st, ED_EIO, err, errlen, "reading page");
+		return store_db_err(st, ED_EIO, err, errlen, "reading page");
 	return 0;
 }
 
@@ -721,7 +721,7 @@ int ed_store_doc_find(struct ed_store *st, const char *sel, int64_t *id,
 
 		if (sqlite3_prepare_v2(st->db, sqls[q], -1, &s, NULL) !=
 		    SQLITE_OK)
-			return db_err(st, ED_EIO, err, errlen,
+			return store_db_err(st, ED_EIO, err, errlen,
 				      "finding document");
 		bind_text(s, 1, sel);
 		sqlite3_bind_int(s, 2, q == 0 ? numeric : hex);
@@ -765,12 +765,12 @@ int ed_store_doc_export(struct ed_store *st, int64_t id, ed_store_row_fn cb,
 
 		if (sqlite3_prepare_v2(st->db, sqls[q], -1, &s, NULL) !=
 		    SQLITE_OK)
-			return db_err(st, ED_EIO, err, errlen, "export");
+			return store_db_err(st, ED_EIO, err, errlen, "export");
 		sqlite3_bind_int64(s, 1, id);
-		rc = emit_rows(s, cb, ud, &stopped);
+		rc = store_emit_rows(s, cb, ud, &stopped);
 		sqlite3_finalize(s);
 		if (rc != SQLITE_DONE)
-			return db_err(st, ED_EIO, err, errlen, "export");
+			return store_db_err(st, ED_EIO, err, errlen, "export");
 		if (!stopped && q == 0)
 			cb(ud, -1, NULL, NULL);
 	}

@@ -27,7 +27,7 @@
 
 #include "common/common.h"
 
-#define ED_STORE_SCHEMA_VERSION 3
+#define ED_STORE_SCHEMA_VERSION 4
 
 enum {
 	ED_STORE_READONLY = 1, /* open an existing database read-only */
@@ -249,6 +249,63 @@ int ed_store_doc_find(struct ed_store *st, const char *selector, int64_t *id,
  */
 int ed_store_doc_export(struct ed_store *st, int64_t id, ed_store_row_fn cb,
 			void *ud, char *err, size_t errlen);
+
+/* ---- extractions ------------------------------------------------- */
+
+/* Where a leaf of an extracted value was read: its JSON Pointer, its
+ * value as text (NULL for null), the page and the byte span in that
+ * page's text (-1 when the value does not occur there). */
+struct ed_store_xfield {
+	int64_t page_id;
+	const char *name, *value;
+	int64_t start, end;
+};
+
+/* An extraction: its resume key (document, page_no 0 for the whole
+ * document, schema, model, prompt), outcome and fields. */
+struct ed_store_extraction {
+	int64_t doc_id;
+	int page_no;
+	int64_t page_id; /* 0 for a document */
+	const char *schema_sha256, *schema_title, *model_id, *prompt_id;
+	const char *status; /* "done", "incomplete", "invalid", "error" */
+	const char *json;   /* the value (done), the reply otherwise */
+	const char *error, *source; /* source: "text" or "image" */
+	int attempts;
+	int64_t tokens_in, tokens_out;
+	double ms;
+	const struct ed_store_xfield *fields;
+	size_t nfields;
+};
+
+/* Is there a finished extraction (any status but error) for the key?
+ * *id 0 when none. 0 or ED_EIO. */
+int ed_store_extraction_lookup(struct ed_store *st,
+			       const struct ed_store_extraction *key,
+			       int64_t *id, char *err, size_t errlen);
+/* Store it (replacing the row of the same key, and its fields) in one
+ * transaction. 0, ED_EIO, ED_EAGAIN. */
+int ed_store_extraction_put(struct ed_store *st,
+			    const struct ed_store_extraction *e, int64_t *id,
+			    char *err, size_t errlen);
+/* One extraction row (status, json, error, schema_title, page_no) to cb.
+ * 0 or ED_EIO. */
+int ed_store_extraction_get(struct ed_store *st, int64_t id,
+			    ed_store_row_fn cb, void *ud, char *err,
+			    size_t errlen);
+/* The documents (id, sha256, path, kind, pages) in the store, or the one
+ * of id when id > 0, to cb. 0 or ED_EIO. */
+int ed_store_docs(struct ed_store *st, int64_t id, ed_store_row_fn cb,
+		  void *ud, char *err, size_t errlen);
+/* A document's pages as export reads them, the newest finished result of
+ * each page number (page_id, page_no, text), to cb. 0 or ED_EIO. */
+int ed_store_doc_pages(struct ed_store *st, int64_t doc_id, ed_store_row_fn cb,
+		       void *ud, char *err, size_t errlen);
+/* A document's extractions (page_no, schema_title, schema_sha256,
+ * model_id, prompt_id, status, json, created), to cb. 0 or ED_EIO. */
+int ed_store_doc_extractions(struct ed_store *st, int64_t doc_id,
+			     ed_store_row_fn cb, void *ud, char *err,
+			     size_t errlen);
 
 /* ---- merging ------------------------------------------------------ */
 

@@ -19,4 +19,13 @@ struct ed_store {
 	    *ins_zoom;
 };
 
+/* Helpers store.c and extract.c share: an error from SQLite's message
+ * (ED_EAGAIN when the database is locked), a statement run, rows to a
+ * callback. */
+int store_db_err(struct ed_store *st, int code, char *err, size_t errlen,
+		 const char *what);
+int store_exec(struct ed_store *st, const char *sql, char *err, size_t errlen);
+int store_emit_rows(sqlite3_stmt *s, ed_store_row_fn cb, void *ud,
+		    bool *stopped);
+
 #endif
