@@ -516,6 +516,27 @@ static int export_row(void *ud, int ncol, const char *const *names,
 	return 0;
 }
 
+/* page_no, schema_title, schema_sha256, model_id, prompt_id, status,
+ * json, created: the value itself when done */
+static int extraction_row(void *ud, int ncol, const char *const *names,
+			  const struct ed_store_value *v)
+{
+	json_t *o = json_object();
+
+	for (int j = 0; j < ncol; j++) {
+		json_t *x = NULL;
+		if (!strcmp(names[j], "json") && v[j].type == ED_STORE_TEXT &&
+		    ncol > 5 && v[5].type == ED_STORE_TEXT &&
+		    !strcmp(v[5].s, "done"))
+			x = json_loads(v[j].s, JSON_DECODE_ANY, NULL);
+		json_object_set_new(o, !strcmp(names[j], "json") ? "value"
+								  : names[j],
+				    x ? x : value_json(&v[j]));
+	}
+	json_array_append_new(ud, o);
+	return 0;
+}
+
 int cmd_export(int argc, char **argv)
 {
 	struct optstate os = {0};
@@ -562,16 +583,21 @@ int cmd_export(int argc, char **argv)
 	}
 	c.pages = json_array();
 	rc = ed_store_doc_export(st, doc_id, export_row, &c, err, sizeof err);
-	ed_store_close(st);
 	if (!rc && c.format == X_JSON) {
-		json_t *o = json_object();
+		json_t *o = json_object(), *xs = json_array();
+		char xerr[256];
+		/* a database older than schema 4 has none */
+		ed_store_doc_extractions(st, doc_id, extraction_row, xs, xerr,
+					 sizeof xerr);
 		json_object_set_new(o, "document", c.doc ? c.doc : json_null());
 		json_object_set(o, "pages", c.pages);
+		json_object_set_new(o, "extractions", xs);
 		print_json_value(o);
 		fputc('\n', stdout);
 		json_decref(o);
 		c.doc = NULL;
 	}
+	ed_store_close(st);
 	json_decref(c.doc);
 	json_decref(c.pages);
 	if (rc) {

@@ -341,10 +341,11 @@ int ed_model_render_messages(const struct ed_model *m, const char *messages,
 }
 
 /* The conversation of an ed_chat: {"messages", "tools", "thinking"} */
-static json_t *chat_state(const struct ed_chat *ch)
+static json_t *chat_state(const struct ed_model *m, const struct ed_chat *ch)
 {
 	json_t *st = json_object(), *msgs = json_array(), *parts = json_array();
 	json_t *user = json_object();
+	bool text_only = !m->cfg.has_vision;
 
 	if (ch->system)
 		json_array_append_new(msgs,
@@ -357,6 +358,17 @@ static json_t *chat_state(const struct ed_chat *ch)
 					   ch->parts[i].text)
 			       : json_pack("{s:s}", "type", "image"));
 	json_object_set_new(user, "role", json_string("user"));
+	if (text_only) {
+		/* a text model's template takes content as a string */
+		struct ed_buf b;
+		ed_buf_init(&b, 0);
+		for (size_t i = 0; i < ch->n_parts; i++)
+			if (ch->parts[i].text)
+				ed_buf_puts(&b, ch->parts[i].text);
+		json_decref(parts);
+		parts = json_string(b.data ? b.data : "");
+		ed_buf_release(&b);
+	}
 	json_object_set_new(user, "content", parts);
 	json_array_append_new(msgs, user);
 	json_object_set_new(st, "messages", msgs);
@@ -381,7 +393,7 @@ static int render_state(const struct ed_model *m, json_t *st, bool add_gen,
 char *ed_model_chat_text(const struct ed_model *m, const struct ed_chat *c)
 {
 	struct ed_buf b;
-	json_t *st = chat_state(c);
+	json_t *st = chat_state(m, c);
 	char err[256];
 
 	ed_buf_init(&b, 0);
@@ -648,7 +660,7 @@ int ed_model_prompt_chat(const struct ed_model *m, const struct ed_chat *c,
 		     m->ids.image_end < 0))
 		return ed_err(err, errlen, ED_ECONFIG,
 			      "the tokenizer has no image tokens");
-	if (!(st = chat_state(c)))
+	if (!(st = chat_state(m, c)))
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
 	ed_buf_init(&text, 0);
 	if ((rc = render_state(m, st, true, &text, err, errlen)) ||

@@ -34,7 +34,7 @@ struct ed_extractor {
 	struct ed_schema *schema;
 	char *fields;  /* the field list */
 	char *prompt;  /* --prompt, or NULL */
-	char prompt_id[64];
+	char prompt_id[64], image_prompt_id[72]; /* from text, from the image */
 };
 
 int ed_pipeline_extractor_open(struct ed_extractor **out,
@@ -94,6 +94,8 @@ int ed_pipeline_extractor_open(struct ed_extractor **out,
 		snprintf(x->prompt_id, sizeof x->prompt_id, "%s",
 			 ED_PIPELINE_EXTRACT_PROMPT_ID);
 	}
+	snprintf(x->image_prompt_id, sizeof x->image_prompt_id, "%s+image",
+		 x->prompt_id);
 	*out = x;
 	return 0;
 }
@@ -114,9 +116,10 @@ const struct ed_schema *ed_pipeline_extractor_schema(
 	return x->schema;
 }
 
-const char *ed_pipeline_extractor_prompt_id(const struct ed_extractor *x)
+const char *ed_pipeline_extractor_prompt_id(const struct ed_extractor *x,
+					    bool image)
 {
-	return x->prompt_id;
+	return image ? x->image_prompt_id : x->prompt_id;
 }
 
 int ed_pipeline_extractor_budget(const struct ed_extractor *x, int max_tokens)
@@ -411,12 +414,13 @@ static void walk_leaves(struct leaves *L, json_t *v, const char *ptr, int depth)
 		json_object_foreach(v, k, e)
 		{
 			size_t n = (size_t)snprintf(sub, sizeof sub, "%s/", ptr);
-			for (; *k && n + 3 < sizeof sub; k++) {
-				if (*k == '~' || *k == '/') {
+			/* k itself must stay: the iteration follows it */
+			for (const char *c = k; *c && n + 3 < sizeof sub; c++) {
+				if (*c == '~' || *c == '/') {
 					sub[n++] = '~';
-					sub[n++] = *k == '~' ? '0' : '1';
+					sub[n++] = *c == '~' ? '0' : '1';
 				} else {
-					sub[n++] = *k;
+					sub[n++] = *c;
 				}
 			}
 			sub[n] = '\0';

@@ -253,7 +253,10 @@ int ed_pipeline_extractor_open(struct ed_extractor **out,
 void ed_pipeline_extractor_close(struct ed_extractor *x);
 const struct ed_schema *ed_pipeline_extractor_schema(
     const struct ed_extractor *x);
-const char *ed_pipeline_extractor_prompt_id(const struct ed_extractor *x);
+/* The prompt's id for the resume key: from text, or from the page image
+ * ("+image": another prompt, other results). */
+const char *ed_pipeline_extractor_prompt_id(const struct ed_extractor *x,
+					    bool image);
 /* Tokens to allow: max_tokens when > 0, else the schema's bound when it
  * has one under ED_PIPELINE_MAX_TOKENS, else that. */
 int ed_pipeline_extractor_budget(const struct ed_extractor *x, int max_tokens);

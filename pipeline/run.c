@@ -988,7 +988,7 @@ static void extract_from(struct ed_pipeline *p, struct docref *d, int page_no,
 	    .schema_sha256 = ed_schema_sha256(sc),
 	    .schema_title = ed_schema_title(sc),
 	    .model_id = p->model_id,
-	    .prompt_id = ed_pipeline_extractor_prompt_id(x),
+	    .prompt_id = ed_pipeline_extractor_prompt_id(x, false),
 	    .source = "text"};
 	struct ed_gen_params g = {
 	    .temperature = p->o.temperature,

@@ -302,7 +302,7 @@ static int finish(struct xrun *x, struct ed_store *st, struct xtask *t,
 	e.schema_sha256 = ed_schema_sha256(sc);
 	e.schema_title = ed_schema_title(sc);
 	e.model_id = model_id;
-	e.prompt_id = ed_pipeline_extractor_prompt_id(o->x);
+	e.prompt_id = ed_pipeline_extractor_prompt_id(o->x, o->from == ED_EXTRACT_IMAGE);
 	e.status = t->res.status;
 	e.json = t->res.json;
 	e.error = t->res.error[0] ? t->res.error : NULL;
@@ -409,8 +409,7 @@ int ed_pipeline_extract_run(const struct ed_extract_opts *o,
 			struct ed_store_extraction key = {0};
 			if (!page && k > 0)
 				break;
-			if (page && o->from == ED_EXTRACT_TEXT &&
-			    !*pc.pages[k].text)
+			if (page && !*pc.pages[k].text)
 				continue; /* a blank page says nothing */
 			if (!(t = add_task(&x))) {
 				rc = ed_err(err, errlen, ED_ENOMEM,
@@ -438,7 +437,7 @@ int ed_pipeline_extract_run(const struct ed_extract_opts *o,
 			key.schema_sha256 =
 			    ed_schema_sha256(ed_pipeline_extractor_schema(o->x));
 			key.model_id = model_id;
-			key.prompt_id = ed_pipeline_extractor_prompt_id(o->x);
+			key.prompt_id = ed_pipeline_extractor_prompt_id(o->x, o->from == ED_EXTRACT_IMAGE);
 			if (!o->force &&
 			    (rc = ed_store_extraction_lookup(st, &key,
 							     &t->cached_id, err,

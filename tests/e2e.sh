@@ -10,38 +10,7 @@ set -u
 NAME=e2e
 . "$(dirname "$0")/lib.sh"
 
-SRV_PID=
-stop_server() {
-	if [ -n "$SRV_PID" ]; then
-		kill "$SRV_PID" 2>/dev/null
-		wait "$SRV_PID" 2>/dev/null
-	fi
-	SRV_PID=
-}
 trap stop_server EXIT INT TERM
-# serve SCRIPT [ARGS...]: (re)start the test server; sets URL
-serve() {
-	stop_server
-	rm -f "$T/port" "$T/srv.log"
-	: >"$T/srv.log"
-	python3 tests/fakeserver.py --port-file "$T/port" --log "$T/srv.log" \
-		--script "$@" &
-	SRV_PID=$!
-	n=0
-	while [ ! -s "$T/port" ] && [ $n -lt 200 ]; do
-		sleep 0.05
-		n=$((n + 1))
-	done
-	URL="http://127.0.0.1:$(cat "$T/port")/v1"
-}
-count() { # count PATTERN: lines of the server log that start with it
-	grep -c "^$1" "$T/srv.log" || true
-}
-# the server must never have seen a malformed request
-valid() {
-	check "every request well formed: $(grep INVALID "$T/srv.log" | head -n 2)" \
-		test "$(count INVALID)" = 0
-}
 lines() { wc -l <"$T/out" | tr -d ' '; }
 # page number and text of each printed page, in page order (with --jobs
 # above 1 pages are printed as they finish)

@@ -35,6 +35,18 @@ Replies follow --script:
   zoom-loop        a tool call every time
 --delay adds a fixed wait to every reply (the benchmark's server).
 
+Structured-output requests (response_format json_schema: a text-only
+user turn is then allowed) are checked (type, a valid name, an object
+schema, strict, the schema in the prompt) and answered per --extract:
+  valid            an instance of the schema (values from the page's
+                   Markdown where they fit: its date, e-mail, amount)
+  fenced           the same inside a ```json code fence
+  invalid-once     a value of the wrong type when sampling (temperature
+                   above 0), a valid one to the retry at temperature 0
+  invalid          always the value of the wrong type
+  truncated        half of the JSON, finish_reason "length"
+and logged as XREQ (temperature, schema name).
+
 The log (--log) gets one line per event: CONN (a new connection), REQ
 (with the image size, thinking, max_tokens, temperature, stream, tools),
 TOOL (each tool result sent back: its call id, the image's size and mean
@@ -47,6 +59,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import socket
 import struct
 import sys
@@ -187,11 +200,48 @@ def check_conversation(msgs):
     return results
 
 
+def check_schema_request(req):
+    """A structured-output request: response_format as vLLM and
+    FastDeploy take it, the schema also in the prompt."""
+    rf = req.get("response_format")
+    if not isinstance(rf, dict) or rf.get("type") != "json_schema":
+        raise ValueError("response_format is not json_schema")
+    js = rf.get("json_schema")
+    if not isinstance(js, dict):
+        raise ValueError("no response_format.json_schema")
+    name = js.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}",
+                                                     name):
+        raise ValueError("json_schema.name %r" % (name,))
+    if not isinstance(js.get("schema"), dict) or js.get("strict") is not True:
+        raise ValueError("json_schema needs an object schema, strict")
+    user = [m for m in req["messages"] if m.get("role") == "user"][0]
+    texts = [p.get("text", "") for p in user["content"]
+             if p.get("type") == "text"]
+    if len(texts) != 1 or "Schema:" not in texts[0]:
+        raise ValueError("the schema is not in the prompt")
+    return js["schema"], name
+
+
 def check_request(body):
     """The request, or raise ValueError saying what is wrong."""
     req = json.loads(body)
     if not isinstance(req, dict):
         raise ValueError("not a JSON object")
+    if "response_format" in req:
+        if not isinstance(req.get("messages"), list) or not any(
+                m.get("role") == "user" and
+                isinstance(m.get("content"), list)
+                for m in req["messages"]):
+            raise ValueError("no user turn")
+        req["_schema"], req["_schema_name"] = check_schema_request(req)
+        t = req.get("temperature")
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or t < 0:
+            raise ValueError("temperature is %r" % t)
+        mt = req.get("max_tokens")
+        if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
+            raise ValueError("max_tokens is %r" % mt)
+        return req
     if req.get("model") != ARGS.model:
         raise ValueError("model is %r" % req.get("model"))
     msgs = req.get("messages")
@@ -281,6 +331,43 @@ def tokens(text):
     if cur:
         out.append(cur)
     return out
+
+
+def instance(schema, root, depth=0):
+    """A value of the schema (the subset ernie-doc sends), with the page
+    Markdown's values where they fit."""
+    if "$ref" in schema:
+        name = schema["$ref"].split("/")[-1]
+        return instance(root.get("$defs", root.get("definitions", {}))[name],
+                        root, depth)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    t = schema.get("type", "object")
+    if isinstance(t, list):
+        t = t[0]
+    if t == "object":
+        return {k: instance(v, root, depth + 1)
+                for k, v in schema.get("properties", {}).items()}
+    if t == "array":
+        n = max(schema.get("minItems", 0), min(1, schema.get("maxItems", 1)))
+        return [instance(schema.get("items", {}), root, depth + 1)
+                for _ in range(n)]
+    if t == "string":
+        fmt = schema.get("format")
+        s = {"date": "2026-11-23", "email": "ocr@example.com",
+             "date-time": "2026-11-23T10:00:00Z",
+             "uri": "https://example.com/"}.get(fmt, "Paper")
+        s = s[:schema.get("maxLength", len(s))]
+        return s + "x" * max(0, schema.get("minLength", 0) - len(s))
+    if t == "number":
+        return 12.5
+    if t == "integer":
+        return 12
+    if t == "boolean":
+        return True
+    return None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -374,6 +461,11 @@ class Handler(BaseHTTPRequestHandler):
             log("INVALID %s" % e)
             self.send_json(400, {"error": {"message": str(e)}})
             return
+        if "_schema" in req:
+            log("XREQ temperature=%g schema=%s max_tokens=%d" % (
+                req["temperature"], req["_schema_name"], req["max_tokens"]))
+            self.reply_schema(req)
+            return
         w, h = req["_image"]
         thinking = req["chat_template_kwargs"]["enable_thinking"]
         log("REQ image=%dx%d thinking=%d max_tokens=%d temperature=%g "
@@ -387,6 +479,26 @@ class Handler(BaseHTTPRequestHandler):
         if ARGS.delay and ARGS.script != "slow":
             time.sleep(ARGS.delay)
         self.reply(req, w, h, thinking)
+
+    def reply_schema(self, req):
+        mode = ARGS.extract
+        value = instance(req["_schema"], req["_schema"])
+        bad = mode == "invalid" or (mode == "invalid-once" and
+                                    req["temperature"] > 0)
+        if bad:
+            value = [] if isinstance(value, dict) else {"unexpected": True}
+        text = json.dumps(value)
+        finish = "stop"
+        if mode == "fenced":
+            text = "```json\n" + text + "\n```"
+        if mode == "truncated":
+            text = text[:len(text) // 2]
+            finish = "length"
+        pieces = [text[i:i + 4] for i in range(0, len(text), 4)]
+        self.stream(pieces, finish=finish,
+                    usage={"prompt_tokens": 50,
+                           "completion_tokens": len(pieces),
+                           "total_tokens": 50 + len(pieces)})
 
     def reply(self, req, w, h, thinking):
         s = ARGS.script
@@ -555,6 +667,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--script", default="normal")
+    ap.add_argument("--extract", default="valid",
+                    choices=["valid", "fenced", "invalid-once", "invalid",
+                             "truncated"])
     ap.add_argument("--delay", type=float, default=0.0)
     ap.add_argument("--log")
     ap.add_argument("--model", default=MODEL)

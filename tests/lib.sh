@@ -37,6 +37,39 @@ q() { # q DB SQL: one value from the database
 	$E query --db "$1" --format csv "$2" | sed -n 2p | tr -d '\r'
 }
 
+# the fake OpenAI-compatible server (tests/fakeserver.py); a script that
+# uses it sets: trap stop_server EXIT INT TERM
+SRV_PID=
+stop_server() {
+	if [ -n "$SRV_PID" ]; then
+		kill "$SRV_PID" 2>/dev/null
+		wait "$SRV_PID" 2>/dev/null
+	fi
+	SRV_PID=
+}
+# serve SCRIPT [ARGS...]: (re)start the test server; sets URL
+serve() {
+	stop_server
+	rm -f "$T/port" "$T/srv.log"
+	: >"$T/srv.log"
+	python3 tests/fakeserver.py --port-file "$T/port" --log "$T/srv.log" \
+		--script "$@" &
+	SRV_PID=$!
+	n=0
+	while [ ! -s "$T/port" ] && [ $n -lt 200 ]; do
+		sleep 0.05
+		n=$((n + 1))
+	done
+	URL="http://127.0.0.1:$(cat "$T/port")/v1"
+}
+count() { # count PATTERN: lines of the server log that start with it
+	grep -c "^$1" "$T/srv.log" || true
+}
+# the server must never have seen a malformed request
+valid() {
+	check "every request well formed: $(grep INVALID "$T/srv.log" | head -n 2)" \
+		test "$(count INVALID)" = 0
+}
 # summary: print "NAME: N passed, M failed" and exit accordingly
 summary() {
 	echo "$NAME: $pass passed, $fail failed"

@@ -105,7 +105,7 @@ fi
 cat "$log"
 tally "$log" "schema_check"
 
-for sh in cli e2e; do
+for sh in cli e2e extract; do
 	log="$ED_TMP/$sh.log"
 	sh "tests/$sh.sh" >"$log" 2>&1
 	cat "$log"
