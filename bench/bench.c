@@ -1289,6 +1289,255 @@ static int num(const char *s)
 	return ed_parse_int(s, 1, 100000, &v) ? -1 : (int)v;
 }
 
+/* ---- constrained decoding: the mask's cost per decode step ---------- */
+
+/* A vocabulary of n tokens in the real one's size and mix (the real
+ * tokenizer.model is not here): control tokens, the 256 byte pieces,
+ * JSON punctuation runs, CJK pieces of one to three characters, and
+ * English sub-words, half of them with the U+2581 space. */
+static uint64_t srnd(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ull + 1442695040888963407ull;
+	return *s >> 33;
+}
+
+static int synth_vocab(int32_t n, struct ed_tok_arrays *a)
+{
+	static const char punct[] = "{}[]\":,. -_/0123456789'()";
+	size_t cap = 1u << 19;
+	uint64_t *seen = calloc(cap, sizeof *seen), r = 42;
+	int32_t k = 0;
+
+	memset(a, 0, sizeof *a);
+	a->n = n;
+	a->tok = calloc((size_t)n, sizeof *a->tok);
+	a->type = calloc((size_t)n, sizeof *a->type);
+	if (!seen || !a->tok || !a->type)
+		return -1;
+	a->unk = 0, a->bos = 1, a->eos = 2, a->pad = -1;
+	a->tok[k] = strdup("<unk>"), a->type[k++] = 2;
+	a->tok[k] = strdup("<s>"), a->type[k++] = 3;
+	a->tok[k] = strdup("</s>"), a->type[k++] = 3;
+	for (int b = 0; b < 256; b++) {
+		char t[8];
+		snprintf(t, sizeof t, "<0x%02X>", b);
+		a->tok[k] = strdup(t);
+		a->type[k++] = 6;
+	}
+	while (k < n) {
+		char t[64];
+		size_t len = 0;
+		uint64_t h = 1469598103934665603ull, at;
+		uint64_t kind = srnd(&r) % 100;
+		if (kind < 1) { /* runs: rules, indentation */
+			static const char run[] = "-= _.*";
+			int m = 4 + (int)(srnd(&r) % 13);
+			char ch = run[srnd(&r) % (sizeof run - 1)];
+			for (int i = 0; i < m; i++)
+				t[len++] = ch;
+		} else if (kind < 4) { /* punctuation and digits */
+			int m = 1 + (int)(srnd(&r) % 3);
+			for (int i = 0; i < m; i++)
+				t[len++] = punct[srnd(&r) % (sizeof punct - 1)];
+		} else if (kind < 34) { /* CJK */
+			int m = 1 + (int)(srnd(&r) % 3);
+			for (int i = 0; i < m; i++) {
+				uint32_t cp = 0x4E00 + (uint32_t)(srnd(&r) % 0x5200);
+				t[len++] = (char)(0xE0 | cp >> 12);
+				t[len++] = (char)(0x80 | (cp >> 6 & 0x3F));
+				t[len++] = (char)(0x80 | (cp & 0x3F));
+			}
+		} else { /* sub-words */
+			int m = 1 + (int)(srnd(&r) % 6 + srnd(&r) % 7);
+			if (srnd(&r) % 2) {
+				memcpy(t, "\xE2\x96\x81", 3);
+				len = 3;
+			}
+			for (int i = 0; i < m; i++)
+				t[len++] = (char)((srnd(&r) % 9 ? 'a' : 'A') +
+						  srnd(&r) % 26);
+		}
+		t[len] = '\0';
+		for (size_t i = 0; i < len; i++)
+			h = (h ^ (unsigned char)t[i]) * 1099511628211ull;
+		h |= 1;
+		for (at = h % cap; seen[at] && seen[at] != h; at = (at + 1) % cap)
+			;
+		if (seen[at])
+			continue;
+		seen[at] = h;
+		a->tok[k] = strdup(t);
+		a->type[k++] = 1;
+	}
+	free(seen);
+	return 0;
+}
+
+/* A mid-size schema: an invoice with its lines. */
+static const char invoice_schema[] =
+    "{\"title\":\"Invoice\",\"type\":\"object\",\"properties\":{"
+    "\"number\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{2,4}-[0-9]{3,8}$\"},"
+    "\"date\":{\"type\":\"string\",\"format\":\"date\"},"
+    "\"due\":{\"type\":\"string\",\"format\":\"date\"},"
+    "\"vendor\":{\"type\":\"string\",\"maxLength\":80},"
+    "\"vendor_email\":{\"type\":\"string\",\"format\":\"email\","
+    "\"maxLength\":80},"
+    "\"address\":{\"type\":\"string\",\"maxLength\":200},"
+    "\"currency\":{\"enum\":[\"EUR\",\"USD\",\"CNY\",\"GBP\",\"JPY\"]},"
+    "\"lines\":{\"type\":\"array\",\"maxItems\":30,\"items\":{"
+    "\"type\":\"object\",\"properties\":{"
+    "\"description\":{\"type\":\"string\",\"maxLength\":120},"
+    "\"quantity\":{\"type\":\"integer\"},"
+    "\"unit_price\":{\"type\":\"number\"},"
+    "\"amount\":{\"type\":\"number\"}},"
+    "\"required\":[\"description\",\"amount\"]}},"
+    "\"subtotal\":{\"type\":\"number\"},\"tax\":{\"type\":\"number\"},"
+    "\"total\":{\"type\":\"number\"},\"paid\":{\"type\":\"boolean\"},"
+    "\"notes\":{\"type\":[\"string\",\"null\"],\"maxLength\":300}},"
+    "\"required\":[\"number\",\"date\",\"vendor\",\"total\"]}";
+
+/*
+ * The decode step with the mask and without: greedy generation of the
+ * same length on the same model, once free and once under the invoice
+ * schema (the mask found or walked each step, the logits masked, the
+ * token fed to the grammar), from the same prompt. The ratio is the free
+ * step's time over the constrained one's (target 0.95: the mask adds at
+ * most 5 %).
+ */
+static int bench_mask(const char *path, int threads, int steps,
+		      const char *tag)
+{
+	struct ed_model *m;
+	struct ed_session *s;
+	struct ed_tok_arrays va;
+	struct ed_tokenizer *tok = NULL;
+	struct ed_schema *sc = NULL;
+	struct ed_constraint *c = NULL;
+	struct ed_model_info info;
+	char err[512], name[96];
+	int32_t ids[8] = {1, 5, 9, 33, 7, 11, 13, 17}, stop = 2;
+	double free_ms = 0, con_ms = 0, mask_ms = 0;
+	int64_t free_n = 0, con_n = 0, hits, misses, states;
+
+	warm_file(path);
+	if (ed_model_open(&m, path, NULL, NULL, err, sizeof err) ||
+	    ed_session_new(
+		&s, m,
+		&(struct ed_session_opts){.threads = threads,
+					  .max_ctx = 64 + (int64_t)steps * 2},
+		err, sizeof err)) {
+		fprintf(stderr, "bench: %s\n", err);
+		return 1;
+	}
+	ed_model_get_info(m, &info);
+	if (synth_vocab(info.vocab, &va) ||
+	    ed_tok_open_arrays(&tok, &va, err, sizeof err) ||
+	    ed_schema_compile(&sc, invoice_schema, strlen(invoice_schema), err,
+			      sizeof err) ||
+	    ed_constraint_new(&c, sc, tok, info.vocab, &stop, 1, err,
+			      sizeof err)) {
+		fprintf(stderr, "bench: %s\n", err);
+		return 1;
+	}
+	/* rounds alternate, so both see the machine alike; the best of
+	 * three each */
+	for (int round = 0; round < 3; round++)
+		for (int with = 0; with < 2; with++) {
+			struct ed_prompt p;
+			struct ed_gen_result r;
+			struct ed_gen_params g = {.max_new_tokens = steps,
+						  .ignore_eos = true,
+						  .constraint = with ? c : NULL};
+			ed_model_prompt_ids(m, ids, 8, NULL, 0, &p, err,
+					    sizeof err);
+			if (ed_session_generate(s, &p, &g, NULL, NULL, &r, err,
+						sizeof err)) {
+				fprintf(stderr, "bench: %s\n", err);
+				return 1;
+			}
+			ed_model_prompt_release(&p);
+			if (r.n_tokens > 1) {
+				double per = r.ms_decode / (double)r.n_tokens;
+				double *best = with ? &con_ms : &free_ms;
+				if (!*best || per < *best)
+					*best = per;
+				*(with ? &con_n : &free_n) = (int64_t)r.n_tokens;
+			}
+			ed_gen_result_release(&r);
+		}
+	/* the mask's own cost, which the step times above cannot resolve
+	 * (each run routes its tokens to other experts): the constrained
+	 * run's tokens replayed through a fresh constraint (a cold cache,
+	 * as for a backend's first answer), each step's mask found or
+	 * walked, applied to a vocabulary of logits and the token fed to
+	 * the grammar, as the sampler does */
+	{
+		struct ed_prompt p;
+		struct ed_gen_result r;
+		struct ed_gen_params g = {.max_new_tokens = steps,
+					  .ignore_eos = true,
+					  .constraint = c};
+		struct ed_constraint *c2;
+		struct ed_cstate *st;
+		float *lg = malloc((size_t)info.vocab * sizeof *lg),
+		      *ml = malloc((size_t)info.vocab * sizeof *ml);
+		uint64_t *scratch;
+		double t0;
+		ed_model_prompt_ids(m, ids, 8, NULL, 0, &p, err, sizeof err);
+		ed_session_generate(s, &p, &g, NULL, NULL, &r, err, sizeof err);
+		ed_model_prompt_release(&p);
+		ed_constraint_new(&c2, sc, tok, info.vocab, &stop, 1, err,
+				  sizeof err);
+		ed_cstate_new(&st, sc);
+		scratch = malloc(ed_constraint_words(c2) * sizeof *scratch);
+		for (int32_t i = 0; i < info.vocab; i++)
+			lg[i] = (float)((i * 2654435761u) % 1000) / 100.0f;
+		t0 = ed_now_ms();
+		for (size_t k = 0; k < r.n_tokens; k++) {
+			bool ok;
+			const uint64_t *bits =
+			    ed_constraint_mask(c2, st, scratch, &ok);
+			int32_t best = 0;
+			for (int32_t i = 0; i < info.vocab; i++) {
+				ml[i] = bits[i >> 6] >> (i & 63) & 1
+					    ? lg[i]
+					    : -INFINITY;
+				if (ml[i] > ml[best])
+					best = i;
+			}
+			(void)best;
+			ed_constraint_advance(c2, st, r.tokens[k]);
+		}
+		mask_ms = r.n_tokens ? (ed_now_ms() - t0) / (double)r.n_tokens
+				     : 0;
+		ed_gen_result_release(&r);
+		ed_cstate_free(st);
+		ed_constraint_stats(c2, &hits, &misses, &states);
+		ed_constraint_free(c2);
+		free(scratch);
+		free(lg);
+		free(ml);
+	}
+	snprintf(name, sizeof name, "mask_step_%s", tag);
+	printf("BENCH %s %.3f ms ratio=%.3f target=0.95\n", name, mask_ms,
+	       free_ms / (free_ms + mask_ms));
+	printf("  (ratio: a decode step, %.1f ms, over the step with the "
+	       "mask, %.3f ms more; end to end %.1f ms a step under the "
+	       "invoice schema, %lld and %lld tokens; vocabulary %d "
+	       "(synthetic, the real size), longest token %d bytes; masks "
+	       "in the replay: %lld from the cache, %lld walked)\n",
+	       free_ms, mask_ms, con_ms, (long long)free_n, (long long)con_n,
+	       info.vocab, ed_constraint_max_token(c), (long long)hits,
+	       (long long)misses);
+	ed_constraint_free(c);
+	ed_schema_free(sc);
+	ed_tok_close(tok);
+	ed_tok_arrays_free(&va);
+	ed_session_free(s);
+	ed_model_close(m);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 5 && strcmp(argv[1], "render") == 0)
@@ -1299,6 +1548,9 @@ int main(int argc, char **argv)
 		return bench_resize_ref(num(argv[2]), num(argv[3]));
 	if (argc == 4 && strcmp(argv[1], "engine") == 0)
 		return bench_engine(argv[2], num(argv[3]));
+	if (argc == 6 && strcmp(argv[1], "mask") == 0)
+		return bench_mask(argv[2], atoi(argv[3]), atoi(argv[4]),
+				  argv[5]);
 	if (argc == 7 && strcmp(argv[1], "decode") == 0)
 		return bench_decode(argv[2], num(argv[3]), argv[4],
 				    atof(argv[5]), atof(argv[6]));
