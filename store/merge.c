@@ -3,7 +3,7 @@
  * the source is attached, and documents, runs and pages it holds that
  * this store lacks are copied in one transaction. Row ids are offset past
  * this store's largest, so blocks, cells, fields and zooms keep pointing
- * at their page. The resume key decides what is new: nothing is stored
+ * at their page (extractions, and the fields they made, at theirs). The resume key decides what is new: nothing is stored
  * twice, and merging the same file again adds nothing.
  */
 #include "store_int.h"
@@ -142,13 +142,62 @@ static const char *const steps[] = {
     "SELECT f.id + o.fields, f.page_id + o.pages, f.name, f.value, f.rule,\n"
     "  f.span_start, f.span_end\n"
     "  FROM src.fields f JOIN temp.merge_page t ON t.old = f.page_id,\n"
-    "  temp.merge_off o ORDER BY f.id",
+    "  temp.merge_off o @ ORDER BY f.id",
     "INSERT INTO main.zooms(id, page_id, step, x1, y1, x2, y2, label,\n"
     "  width, height)\n"
     "SELECT z.id + o.zooms, z.page_id + o.pages, z.step, z.x1, z.y1, z.x2,\n"
     "  z.y2, z.label, z.width, z.height\n"
     "  FROM src.zooms z JOIN temp.merge_page t ON t.old = z.page_id,\n"
     "  temp.merge_off o ORDER BY z.id",
+};
+
+/* Schema 4's extractions, after the pages: each source page mapped to
+ * the page this store now has for it (copied, or its own finished one),
+ * extractions by their resume key (a result here stays; an error here
+ * gives way to a result there), their fields pointing at both. */
+static const char *const xsteps[] = {
+    "CREATE TEMP TABLE merge_pmap(old INTEGER PRIMARY KEY, new INTEGER);\n"
+    "CREATE TEMP TABLE merge_xoff(x INTEGER);",
+    "INSERT INTO temp.merge_pmap SELECT p.id, coalesce(\n"
+    "  (SELECT t.old + o.pages FROM temp.merge_page t, temp.merge_off o\n"
+    "    WHERE t.old = p.id),\n"
+    "  (SELECT m.id FROM main.pages m JOIN main.documents md\n"
+    "    ON md.id = m.document_id WHERE md.sha256 = sd.sha256\n"
+    "    AND m.page_no = p.page_no AND m.status IN ('done', 'blank')\n"
+    "    ORDER BY m.id DESC LIMIT 1))\n"
+    "  FROM src.pages p JOIN src.documents sd ON sd.id = p.document_id",
+    "INSERT INTO temp.merge_xoff\n"
+    "  SELECT coalesce(max(id), 0) FROM main.extractions",
+    "DELETE FROM main.extractions WHERE status = 'error' AND EXISTS (\n"
+    "  SELECT 1 FROM src.extractions x\n"
+    "  JOIN src.documents sd ON sd.id = x.document_id\n"
+    "  JOIN main.documents md ON md.sha256 = sd.sha256\n"
+    " WHERE md.id = extractions.document_id\n"
+    "   AND x.page_no = extractions.page_no\n"
+    "   AND x.schema_sha256 = extractions.schema_sha256\n"
+    "   AND x.model_id = extractions.model_id\n"
+    "   AND x.prompt_id = extractions.prompt_id AND x.status != 'error')",
+    "INSERT INTO main.extractions(id, document_id, page_id, page_no,\n"
+    "  schema_sha256, schema_title, model_id, prompt_id, status, json,\n"
+    "  error, source, attempts, tokens_in, tokens_out, ms, created)\n"
+    "SELECT x.id + xo.x, md.id,\n"
+    "  (SELECT new FROM temp.merge_pmap WHERE old = x.page_id),\n"
+    "  x.page_no, x.schema_sha256, x.schema_title, x.model_id,\n"
+    "  x.prompt_id, x.status, x.json, x.error, x.source, x.attempts,\n"
+    "  x.tokens_in, x.tokens_out, x.ms, x.created\n"
+    "  FROM src.extractions x JOIN src.documents sd ON sd.id = x.document_id\n"
+    "  JOIN main.documents md ON md.sha256 = sd.sha256, temp.merge_xoff xo\n"
+    " WHERE true ORDER BY x.id ON CONFLICT DO NOTHING",
+    "INSERT INTO main.fields(page_id, name, value, rule, span_start,\n"
+    "  span_end, extraction_id)\n"
+    "SELECT pm.new, f.name, f.value, f.rule, f.span_start, f.span_end,\n"
+    "  f.extraction_id + xo.x\n"
+    "  FROM src.fields f JOIN temp.merge_pmap pm ON pm.old = f.page_id,\n"
+    "  temp.merge_xoff xo\n"
+    " WHERE f.extraction_id IS NOT NULL AND pm.new IS NOT NULL\n"
+    "   AND EXISTS (SELECT 1 FROM main.extractions e\n"
+    "               WHERE e.id = f.extraction_id + xo.x)\n"
+    " ORDER BY f.id",
 };
 
 /* steps[] whose counts or columns matter */
@@ -158,6 +207,7 @@ enum {
 	STEP_PAGES = 8,
 	STEP_BLOCKS = 9,
 	STEP_CELLS = 10,
+	STEP_FIELDS = 11,
 };
 
 int ed_store_merge(struct ed_store *st, const char *src_path,
@@ -224,6 +274,10 @@ int ed_store_merge(struct ed_store *st, const char *src_path,
 			cols = version >= 2 ? "b.level" : "NULL";
 		else if (i == STEP_CELLS && version < 2)
 			continue; /* schema 1 has no cells */
+		else if (i == STEP_FIELDS)
+			/* an extraction's fields come with it, below */
+			cols = version >= 4 ? "WHERE f.extraction_id IS NULL"
+					    : "";
 		{
 			const char *at = strchr(steps[i], '@');
 			if (at)
@@ -243,6 +297,9 @@ int ed_store_merge(struct ed_store *st, const char *src_path,
 			sm.pages_added = changes;
 		}
 	}
+	for (size_t i = 0; version >= 4 && i < ED_ARRAY_LEN(xsteps); i++)
+		if (run_sql(st, xsteps[i], NULL))
+			goto fail;
 	sm.pages_skipped = n - sm.pages_added;
 	if (int_query(st, "SELECT count(*) FROM main.documents", &docs1))
 		goto fail;
@@ -258,7 +315,9 @@ cleanup:
 	sqlite3_exec(st->db,
 		     "DROP TABLE IF EXISTS temp.merge_run;"
 		     "DROP TABLE IF EXISTS temp.merge_page;"
-		     "DROP TABLE IF EXISTS temp.merge_off;",
+		     "DROP TABLE IF EXISTS temp.merge_off;"
+		     "DROP TABLE IF EXISTS temp.merge_pmap;"
+		     "DROP TABLE IF EXISTS temp.merge_xoff;",
 		     NULL, NULL, NULL);
 detach:
 	sqlite3_exec(st->db, "DETACH src", NULL, NULL, NULL);

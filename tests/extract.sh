@@ -147,6 +147,16 @@ expect 0 $E export --db "$T/n.db" --format json doc3.pdf
 check "export --format json: extractions with their values" \
 	grep -q '"extractions":\[{"page_no":0,"schema_title":"Invoice"' "$T/out"
 
+# merge carries extractions and their fields; a second merge adds nothing
+expect 0 $E merge -o "$T/merged.db" "$T/n.db"
+expect 0 $E merge -o "$T/merged.db" "$T/n.db"
+check "merge: every extraction, once" \
+	test "$(q "$T/merged.db" "SELECT count(*) FROM extractions")" = "$(q "$T/n.db" "SELECT count(*) FROM extractions")"
+check "merge: their fields, pointing at them" \
+	test "$(q "$T/merged.db" "SELECT count(*) FROM fields f JOIN extractions x ON x.id = f.extraction_id JOIN pages p ON p.id = f.page_id")" = "$(q "$T/n.db" "SELECT count(*) FROM fields WHERE extraction_id IS NOT NULL")"
+check "merge: no extraction field copied as a plain one" \
+	test "$(q "$T/merged.db" "SELECT count(*) FROM fields WHERE rule LIKE 'schema:%' AND extraction_id IS NULL")" = 0
+
 # ---- refusals --------------------------------------------------------------
 printf '{"type": "object", "oneOf": []}\n' >"$T/bad.json"
 expect 64 $E extract --db "$T/n.db" --model "$T/text" --schema "$T/bad.json"
