@@ -1342,7 +1342,8 @@ static int synth_vocab(int32_t n, struct ed_tok_arrays *a)
 		} else if (kind < 34) { /* CJK */
 			int m = 1 + (int)(srnd(&r) % 3);
 			for (int i = 0; i < m; i++) {
-				uint32_t cp = 0x4E00 + (uint32_t)(srnd(&r) % 0x5200);
+				uint32_t cp =
+				    0x4E00 + (uint32_t)(srnd(&r) % 0x5200);
 				t[len++] = (char)(0xE0 | cp >> 12);
 				t[len++] = (char)(0x80 | (cp >> 6 & 0x3F));
 				t[len++] = (char)(0x80 | (cp & 0x3F));
@@ -1361,7 +1362,8 @@ static int synth_vocab(int32_t n, struct ed_tok_arrays *a)
 		for (size_t i = 0; i < len; i++)
 			h = (h ^ (unsigned char)t[i]) * 1099511628211ull;
 		h |= 1;
-		for (at = h % cap; seen[at] && seen[at] != h; at = (at + 1) % cap)
+		for (at = h % cap; seen[at] && seen[at] != h;
+		     at = (at + 1) % cap)
 			;
 		if (seen[at])
 			continue;
@@ -1404,8 +1406,7 @@ static const char invoice_schema[] =
  * step's time over the constrained one's (target 0.95: the mask adds at
  * most 5 %).
  */
-static int bench_mask(const char *path, int threads, int steps,
-		      const char *tag)
+static int bench_mask(const char *path, int threads, int steps, const char *tag)
 {
 	struct ed_model *m;
 	struct ed_session *s;
@@ -1447,7 +1448,8 @@ static int bench_mask(const char *path, int threads, int steps,
 			struct ed_gen_result r;
 			struct ed_gen_params g = {.max_new_tokens = steps,
 						  .ignore_eos = true,
-						  .constraint = with ? c : NULL};
+						  .constraint =
+						      with ? c : NULL};
 			ed_model_prompt_ids(m, ids, 8, NULL, 0, &p, err,
 					    sizeof err);
 			if (ed_session_generate(s, &p, &g, NULL, NULL, &r, err,
@@ -1461,7 +1463,8 @@ static int bench_mask(const char *path, int threads, int steps,
 				double *best = with ? &con_ms : &free_ms;
 				if (!*best || per < *best)
 					*best = per;
-				*(with ? &con_n : &free_n) = (int64_t)r.n_tokens;
+				*(with ? &con_n : &free_n) =
+				    (int64_t)r.n_tokens;
 			}
 			ed_gen_result_release(&r);
 		}
@@ -1508,8 +1511,8 @@ static int bench_mask(const char *path, int threads, int steps,
 			(void)best;
 			ed_constraint_advance(c2, st, r.tokens[k]);
 		}
-		mask_ms = r.n_tokens ? (ed_now_ms() - t0) / (double)r.n_tokens
-				     : 0;
+		mask_ms =
+		    r.n_tokens ? (ed_now_ms() - t0) / (double)r.n_tokens : 0;
 		ed_gen_result_release(&r);
 		ed_cstate_free(st);
 		ed_constraint_stats(c2, &hits, &misses, &states);
@@ -1549,8 +1552,7 @@ int main(int argc, char **argv)
 	if (argc == 4 && strcmp(argv[1], "engine") == 0)
 		return bench_engine(argv[2], num(argv[3]));
 	if (argc == 6 && strcmp(argv[1], "mask") == 0)
-		return bench_mask(argv[2], atoi(argv[3]), atoi(argv[4]),
-				  argv[5]);
+		return bench_mask(argv[2], num(argv[3]), num(argv[4]), argv[5]);
 	if (argc == 7 && strcmp(argv[1], "decode") == 0)
 		return bench_decode(argv[2], num(argv[3]), argv[4],
 				    atof(argv[5]), atof(argv[6]));

@@ -185,7 +185,8 @@ int cmd_extract(int argc, char **argv)
 			break;
 		case O_TOP_P:
 			if (ed_parse_double(arg, 0, 1, &d) || d <= 0) {
-				status = bad("top-p", arg, "above 0, at most 1");
+				status =
+				    bad("top-p", arg, "above 0, at most 1");
 				goto usage;
 			}
 			o.gen.top_p = (float)d;
@@ -223,7 +224,8 @@ int cmd_extract(int argc, char **argv)
 			break;
 		case O_TIMEOUT:
 			if (ed_parse_double(arg, 0.001, 86400, &o.timeout_s)) {
-				status = bad("timeout", arg, "seconds, up to 86400");
+				status =
+				    bad("timeout", arg, "seconds, up to 86400");
 				goto usage;
 			}
 			break;
@@ -235,8 +237,10 @@ int cmd_extract(int argc, char **argv)
 			o.retries = (int)n;
 			break;
 		case O_RETRY_WAIT:
-			if (ed_parse_double(arg, 0.001, 3600, &o.retry_wait_s)) {
-				status = bad("retry-wait", arg, "seconds, up to 3600");
+			if (ed_parse_double(arg, 0.001, 3600,
+					    &o.retry_wait_s)) {
+				status = bad("retry-wait", arg,
+					     "seconds, up to 3600");
 				goto usage;
 			}
 			break;
@@ -346,8 +350,7 @@ int cmd_extract(int argc, char **argv)
 		    "(%d already stored)",
 		    sum.done, sum.incomplete, sum.invalid, sum.failed,
 		    sum.cached);
-	status = sum.incomplete + sum.invalid + sum.failed ? EX_SOME_FAILED
-							   : 0;
+	status = sum.incomplete + sum.invalid + sum.failed ? EX_SOME_FAILED : 0;
 	goto out;
 usage:
 	usage_extract(stderr);

@@ -62,7 +62,7 @@ static const struct opt batch_opts[] = {
 	"         [--model DIR | --server URL [--model-name ID]]\n"            \
 	"         [--mode ocr|think|auto] [--zoom] [--zoom-steps N]\n"         \
 	"         [--save-zooms DIR] [--prompt TEXT] [--rules FILE]\n"         \
-	"         [--schema FILE.json [--extract-scope page|document]]\n"     \
+	"         [--schema FILE.json [--extract-scope page|document]]\n"      \
 	"         [--temperature T] [--top-p P] [--seed N] [--max-tokens N]\n" \
 	"         [-j N | --jobs N] [--threads N] [--vision-int8]\n"           \
 	"         [--chat-template FILE] [--template pt|thinking]\n"           \
@@ -232,8 +232,9 @@ void put_extraction(json_t *o, const char *status_key, const char *status,
 		json_object_set_new(o, "extraction", json_null());
 	/* beside a page's own "error", the extraction's is its own member */
 	if (error && *error)
-		put_str(o, strcmp(status_key, "status") ? "extraction_error"
-							: "error",
+		put_str(o,
+			strcmp(status_key, "status") ? "extraction_error"
+						     : "error",
 			error);
 }
 
@@ -700,7 +701,8 @@ static char *options_json(const struct ed_pipeline_opts *o)
 	if (o->extract) {
 		const struct ed_schema *sc =
 		    ed_pipeline_extractor_schema(o->extract);
-		json_object_set_new(j, "schema", json_string(ed_schema_sha256(sc)));
+		json_object_set_new(j, "schema",
+				    json_string(ed_schema_sha256(sc)));
 		json_object_set_new(
 		    j, "extract_scope",
 		    json_string(o->extract_scope == ED_EXTRACT_PAGE

@@ -529,9 +529,9 @@ static int extraction_row(void *ud, int ncol, const char *const *names,
 		    ncol > 5 && v[5].type == ED_STORE_TEXT &&
 		    !strcmp(v[5].s, "done"))
 			x = json_loads(v[j].s, JSON_DECODE_ANY, NULL);
-		json_object_set_new(o, !strcmp(names[j], "json") ? "value"
-								  : names[j],
-				    x ? x : value_json(&v[j]));
+		json_object_set_new(
+		    o, !strcmp(names[j], "json") ? "value" : names[j],
+		    x ? x : value_json(&v[j]));
 	}
 	json_array_append_new(ud, o);
 	return 0;

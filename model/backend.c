@@ -284,9 +284,8 @@ static int native_step(struct ed_conv *c, bool first, int max_new_tokens,
 	ed_buf_init(&w.text, 0);
 	if (max_new_tokens > 0)
 		g.max_new_tokens = max_new_tokens;
-	if (c->rq.schema &&
-	    (rc = constraint_for(c->b, c->rq.schema, &g.constraint, err,
-				 errlen)))
+	if (c->rq.schema && (rc = constraint_for(c->b, c->rq.schema,
+						 &g.constraint, err, errlen)))
 		return rc;
 	if (first && c->rq.force_text && c->b->model->tok) {
 		if (ed_tok_encode(c->b->model->tok, c->rq.force_text,

@@ -247,7 +247,7 @@ static void str_commit(const struct ed_schema *s, const struct gnode *n,
 }
 
 static const char short_esc[] = "\"\\/bfnrt";
-static const uint32_t short_cp[] = {'"', '\\', '/', '\b',
+static const uint32_t short_cp[] = {'"',  '\\', '/',  '\b',
 				    '\f', '\n', '\r', '\t'};
 
 static bool str_closable(const struct ed_schema *s, const struct gnode *n,
@@ -410,8 +410,7 @@ static int obj_feed(const struct ed_schema *s, struct ed_cstate *st,
 		f->phase = O_VAL;
 		f->ws = 0;
 		return ACC;
-	case O_VAL:
-		return push(s, st, s->props[n->prop0 + f->b].node, c);
+	case O_VAL: return push(s, st, s->props[n->prop0 + f->b].node, c);
 	case O_AFTER:
 		if (c == ',' && f->a < n->nprop) {
 			f->phase = O_COMMA;
@@ -452,8 +451,7 @@ static int arr_feed(const struct ed_schema *s, struct ed_cstate *st,
 		if (c == ']' && f->a >= n->min_items)
 			return POPDONE;
 		return REJ;
-	case A_COMMA:
-		return push(s, st, item_node(s, n), c);
+	case A_COMMA: return push(s, st, item_node(s, n), c);
 	}
 	return REJ;
 }
@@ -687,8 +685,7 @@ static int build_trie(struct ed_constraint *c)
 	c->id0 = malloc(cap * sizeof *c->id0);
 	c->nid = calloc(cap, sizeof *c->nid);
 	c->ids = malloc(((size_t)nr + 1) * sizeof *c->ids);
-	if (!c->byte || !c->depth || !c->skip || !c->id0 || !c->nid ||
-	    !c->ids)
+	if (!c->byte || !c->depth || !c->skip || !c->id0 || !c->nid || !c->ids)
 		goto out;
 	c->nn = 0;
 	{
@@ -835,9 +832,7 @@ static size_t state_key(const struct ed_constraint *c,
 		switch (f->kind) {
 		case F_OBJ:
 		case F_NUM:
-		case F_LIT:
-			v[0] = f->a, v[1] = f->b, v[2] = f->c;
-			break;
+		case F_LIT: v[0] = f->a, v[1] = f->b, v[2] = f->c; break;
 		case F_ARR:
 			v[0] = ED_MIN(f->a, nd->min_items);
 			v[1] = nd->max_items < 0

@@ -265,16 +265,16 @@ void ed_tok_close(struct ed_tokenizer *t);
  */
 struct ed_tok_arrays {
 	int32_t n;
-	char **tok;    /* NUL-terminated pieces */
-	float *score;  /* or NULL (0) */
-	int32_t *type; /* or NULL (normal) */
+	char **tok;		    /* NUL-terminated pieces */
+	float *score;		    /* or NULL (0) */
+	int32_t *type;		    /* or NULL (normal) */
 	int32_t unk, bos, eos, pad; /* -1 when none */
 	bool add_space_prefix, remove_extra_ws, prefix_first_only;
 	unsigned char *charsmap; /* or NULL */
 	size_t charsmap_len;
 };
-int ed_tok_open_arrays(struct ed_tokenizer **out,
-		       const struct ed_tok_arrays *a, char *err, size_t errlen);
+int ed_tok_open_arrays(struct ed_tokenizer **out, const struct ed_tok_arrays *a,
+		       char *err, size_t errlen);
 /* A tokenizer's vocabulary in that form, padded to at least vocab ids
  * ("[PAD<id>]", unused): 0 or ED_ENOMEM. ed_tok_arrays_free releases
  * what it filled in. */
@@ -733,8 +733,7 @@ bool ed_cstate_final(const struct ed_schema *s, const struct ed_cstate *st);
 struct ed_constraint;
 int ed_constraint_new(struct ed_constraint **out, const struct ed_schema *s,
 		      const struct ed_tokenizer *t, int32_t vocab,
-		      const int32_t *stop, int nstop, char *err,
-		      size_t errlen);
+		      const int32_t *stop, int nstop, char *err, size_t errlen);
 void ed_constraint_free(struct ed_constraint *c);
 const struct ed_schema *ed_constraint_schema(const struct ed_constraint *c);
 /* 64-bit words of a mask (one bit per token id). */
@@ -795,8 +794,8 @@ struct ed_backend_opts {
 	bool vision_int8;	   /* native: ed_model_set_vision_int8() */
 	const char *chat_template; /* native: a Jinja file to prompt with */
 	const char *template_variant; /* native: "pt" or "thinking" built-in */
-	bool text_model_ok; /* native: accept a text-only model (else
-			       ED_ECONFIG: it cannot read images) */
+	bool text_model_ok;	      /* native: accept a text-only model (else
+					 ED_ECONFIG: it cannot read images) */
 };
 
 /* One part of the user turn: text, or an image as the native engine takes

@@ -340,8 +340,16 @@ bool ed_dfa_range_live(const struct ed_dfa *d, int s, uint32_t lo, uint32_t hi,
 
 /* ---- JSON Schema (schema.c) and constrained decoding (grammar.c) ---- */
 
-enum { T_OBJ = 1, T_ARR = 2, T_STR = 4, T_NUM = 8, T_INT = 16, T_BOOL = 32,
-       T_NULL = 64, T_ANY = 127 };
+enum {
+	T_OBJ = 1,
+	T_ARR = 2,
+	T_STR = 4,
+	T_NUM = 8,
+	T_INT = 16,
+	T_BOOL = 32,
+	T_NULL = 64,
+	T_ANY = 127
+};
 enum { FMT_NONE, FMT_DATE, FMT_DATETIME, FMT_EMAIL, FMT_URI, FMT_COUNT };
 
 #define G_MAX_REFS  32
@@ -375,9 +383,9 @@ struct gnode {
 	bool addl_ok; /* validation: other properties allowed */
 	int items;    /* node, or -1: any */
 	int min_items, max_items, min_len, max_len; /* max -1: none */
-	struct ed_dfa *pat;			     /* generation */
-	struct pcre2_real_code_8 *re;			     /* validation (search) */
-	int format;				     /* FMT_* */
+	struct ed_dfa *pat;			    /* generation */
+	struct pcre2_real_code_8 *re;		    /* validation (search) */
+	int format;				    /* FMT_* */
 	char *title, *desc;
 };
 

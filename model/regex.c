@@ -32,8 +32,8 @@ enum { N_SET, N_CAT, N_ALT, N_REP, N_EMPTY };
 
 struct node {
 	int kind;
-	int a, b;	/* children (CAT, ALT), child (REP) */
-	int set;	/* N_SET */
+	int a, b;     /* children (CAT, ALT), child (REP) */
+	int set;      /* N_SET */
 	int min, max; /* N_REP; max -1 = unbounded */
 };
 
@@ -110,7 +110,8 @@ static int set_norm(struct parser *p, struct set *s, bool negate)
 	s->n = k;
 	if (negate) {
 		for (int i = 0; i < s->n; i++) {
-			if (s->r[i].lo > at && set_add(p, &out, at, s->r[i].lo - 1))
+			if (s->r[i].lo > at &&
+			    set_add(p, &out, at, s->r[i].lo - 1))
 				goto oom;
 			at = s->r[i].hi + 1;
 		}
@@ -160,7 +161,11 @@ static uint32_t next_cp(struct parser *p)
 	const unsigned char *s = (const unsigned char *)p->s + p->i;
 	size_t left = p->n - p->i;
 	uint32_t c = s[0];
-	int k = c < 0x80 ? 0 : c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : -1;
+	int k = c < 0x80    ? 0
+		: c >= 0xF0 ? 3
+		: c >= 0xE0 ? 2
+		: c >= 0xC0 ? 1
+			    : -1;
 
 	if (k < 0 || (size_t)k >= left) {
 		fail(p, "invalid UTF-8");
@@ -223,8 +228,12 @@ static int escape(struct parser *p, struct set *s, uint32_t *cp)
 	c = p->s[p->i++];
 	*cp = CP_END;
 	switch (c) {
-	case 'd': case 'D': case 'w': case 'W': case 's': case 'S':
-		return class_escape(p, c, s);
+	case 'd':
+	case 'D':
+	case 'w':
+	case 'W':
+	case 's':
+	case 'S': return class_escape(p, c, s);
 	case 'n': *cp = '\n'; return 0;
 	case 'r': *cp = '\r'; return 0;
 	case 't': *cp = '\t'; return 0;
@@ -255,8 +264,8 @@ static int escape(struct parser *p, struct set *s, uint32_t *cp)
 		*cp = v;
 		return 0;
 	}
-	case 'b': case 'B':
-		return fail(p, "word boundaries (\\b) are not supported");
+	case 'b':
+	case 'B': return fail(p, "word boundaries (\\b) are not supported");
 	default:
 		if (c >= '1' && c <= '9')
 			return fail(p, "backreferences are not supported");
@@ -780,9 +789,9 @@ static int build_dfa(struct nfa *f, int start, int accept, struct ed_dfa **out)
 					if (!ns)
 						goto out;
 					states = ns;
-					nx = realloc(d->next,
-						     (size_t)cap * 2 *
-							 d->nint * sizeof *nx);
+					nx = realloc(d->next, (size_t)cap * 2 *
+								  d->nint *
+								  sizeof *nx);
 					if (!nx)
 						goto out;
 					d->next = nx;
@@ -800,9 +809,9 @@ static int build_dfa(struct nfa *f, int start, int accept, struct ed_dfa **out)
 	if (!d->accept || !d->mindist)
 		goto out;
 	for (int s = 0; s < d->nstates; s++) {
-		d->accept[s] = states[(size_t)s * words + (accept >> 6)] >>
-				   (accept & 63) &
-			       1;
+		d->accept[s] =
+		    states[(size_t)s * words + (accept >> 6)] >> (accept & 63) &
+		    1;
 		d->mindist[s] = d->accept[s] ? 0 : INT32_MAX;
 	}
 	/* shortest way to acceptance: relax until nothing changes */
@@ -830,9 +839,8 @@ static int build_dfa(struct nfa *f, int start, int accept, struct ed_dfa **out)
 			free(mark);
 			goto out;
 		}
-		d->longest = d->mindist[0] == INT32_MAX
-				 ? 0
-				 : longest(d, 0, memo, mark);
+		d->longest =
+		    d->mindist[0] == INT32_MAX ? 0 : longest(d, 0, memo, mark);
 		free(memo);
 		free(mark);
 	}

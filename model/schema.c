@@ -24,22 +24,22 @@
  * RFC 3339 date-time (seconds 00-59, up to 6 fraction digits, Z or an
  * offset), an e-mail address with one @ and non-empty dot-separated
  * parts, an absolute URI (scheme ":" and URI characters). */
-#define RE_Y "(000[1-9]|00[1-9][0-9]|0[1-9][0-9][0-9]|[1-9][0-9][0-9][0-9])"
+#define RE_Y  "(000[1-9]|00[1-9][0-9]|0[1-9][0-9][0-9]|[1-9][0-9][0-9][0-9])"
 #define RE_M4 "(0[48]|[2468][048]|[13579][26])"
-#define RE_DATE                                                           \
-	"(" RE_Y "-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|" RE_Y            \
-	"-(0[13-9]|1[0-2])-(29|30)|" RE_Y "-(0[13578]|1[02])-31|"           \
+#define RE_DATE                                                                \
+	"(" RE_Y "-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|" RE_Y               \
+	"-(0[13-9]|1[0-2])-(29|30)|" RE_Y "-(0[13578]|1[02])-31|"              \
 	"([0-9][0-9]" RE_M4 "|" RE_M4 "00)-02-29)"
-#define RE_TIME                                                           \
-	"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?"          \
+#define RE_TIME                                                                \
+	"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?"             \
 	"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
 #define RE_ATEXT "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 #define RE_LABEL "[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
 static const char *const format_re[] = {
     [FMT_DATE] = RE_DATE,
     [FMT_DATETIME] = RE_DATE "T" RE_TIME,
-    [FMT_EMAIL] = RE_ATEXT "+(\\." RE_ATEXT "+)*@" RE_LABEL "(\\." RE_LABEL
-			   ")*",
+    [FMT_EMAIL] =
+	RE_ATEXT "+(\\." RE_ATEXT "+)*@" RE_LABEL "(\\." RE_LABEL ")*",
     [FMT_URI] = "[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+",
 };
 static const char *const format_name[] = {
@@ -123,9 +123,9 @@ static int add_lit(struct comp *c, const char *text, size_t len, json_t *v)
 
 static int add_value_lit(struct comp *c, json_t *v)
 {
-	char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
-				    JSON_PRESERVE_ORDER |
-				    JSON_REAL_PRECISION(17));
+	char *t =
+	    json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER |
+			      JSON_REAL_PRECISION(17));
 	int rc;
 	if (!t)
 		return oom(c);
@@ -139,8 +139,8 @@ static unsigned type_bit(const char *t)
 	static const struct {
 		const char *name;
 		unsigned bit;
-	} tab[] = {{"object", T_OBJ},	{"array", T_ARR},   {"string", T_STR},
-		   {"number", T_NUM},	{"integer", T_INT}, {"boolean", T_BOOL},
+	} tab[] = {{"object", T_OBJ}, {"array", T_ARR},	  {"string", T_STR},
+		   {"number", T_NUM}, {"integer", T_INT}, {"boolean", T_BOOL},
 		   {"null", T_NULL}};
 	for (size_t i = 0; i < sizeof tab / sizeof *tab; i++)
 		if (!strcmp(t, tab[i].name))
@@ -206,13 +206,32 @@ static json_t *resolve(struct comp *c, const char *ref, const char *where)
 	return json_object_get(defs, name);
 }
 
-static const char *const ignored[] = {
-    "title",	"description", "$schema",  "$id",	"$comment",
-    "examples", "default",     "$defs",	   "definitions", "readOnly",
-    "writeOnly", "deprecated", "additionalProperties", "type", "enum",
-    "const",	"properties",  "required", "items",    "minItems",
-    "maxItems", "minLength",   "maxLength", "pattern",	"format",
-    "$ref"};
+static const char *const ignored[] = {"title",
+				      "description",
+				      "$schema",
+				      "$id",
+				      "$comment",
+				      "examples",
+				      "default",
+				      "$defs",
+				      "definitions",
+				      "readOnly",
+				      "writeOnly",
+				      "deprecated",
+				      "additionalProperties",
+				      "type",
+				      "enum",
+				      "const",
+				      "properties",
+				      "required",
+				      "items",
+				      "minItems",
+				      "maxItems",
+				      "minLength",
+				      "maxLength",
+				      "pattern",
+				      "format",
+				      "$ref"};
 
 static int compile_props(struct comp *c, struct gnode *n, json_t *j,
 			 const char *where)
@@ -230,8 +249,7 @@ static int compile_props(struct comp *c, struct gnode *n, json_t *j,
 	if (req && !json_is_array(req))
 		return cfail(c, where, "%s must be an array", "required");
 	if (addl && !json_is_boolean(addl))
-		return cfail(c, where,
-			     "%s: only true or false is supported",
+		return cfail(c, where, "%s: only true or false is supported",
 			     "additionalProperties");
 	n->addl_ok = !addl || json_is_true(addl);
 	first = s->nprops;
@@ -314,7 +332,8 @@ static int compile_string(struct comp *c, struct gnode *n, json_t *j,
 		PCRE2_SIZE off;
 		int ecode;
 		if (!json_is_string(pat))
-			return cfail(c, where, "%s must be a string", "pattern");
+			return cfail(c, where, "%s must be a string",
+				     "pattern");
 		rc = ed_dfa_compile(&n->pat, json_string_value(pat),
 				    json_string_length(pat), msg, sizeof msg);
 		if (rc == ED_ENOMEM)
@@ -322,9 +341,8 @@ static int compile_string(struct comp *c, struct gnode *n, json_t *j,
 		if (rc)
 			return cfail(c, where, "%s", msg);
 		n->re = pcre2_compile(
-		    (PCRE2_SPTR)json_string_value(pat),
-		    json_string_length(pat), PCRE2_UTF | PCRE2_UCP, &ecode,
-		    &off, NULL);
+		    (PCRE2_SPTR)json_string_value(pat), json_string_length(pat),
+		    PCRE2_UTF | PCRE2_UCP, &ecode, &off, NULL);
 		if (!n->re)
 			return cfail(c, where, "pattern '%s' does not compile",
 				     json_string_value(pat));
@@ -346,9 +364,9 @@ static int compile_string(struct comp *c, struct gnode *n, json_t *j,
 						strlen(format_re[f]), msg,
 						sizeof msg);
 			if (rc)
-				return rc == ED_ENOMEM ? oom(c)
-						       : cfail(c, where, "%s",
-							       msg);
+				return rc == ED_ENOMEM
+					   ? oom(c)
+					   : cfail(c, where, "%s", msg);
 		}
 	}
 	return 0;
@@ -366,7 +384,8 @@ static int compile_node(struct comp *c, json_t *j, const char *where)
 	if (json_is_true(j)) /* anything */
 		j = c->empty;
 	if (!json_is_object(j))
-		return cfail(c, where, "%s", "a schema must be an object or true");
+		return cfail(c, where, "%s",
+			     "a schema must be an object or true");
 	if (j && (ref = json_object_get(j, "$ref"))) {
 		json_t *target;
 		int nd;
@@ -374,8 +393,8 @@ static int compile_node(struct comp *c, json_t *j, const char *where)
 			return cfail(c, where, "%s must be a string", "$ref");
 		if (json_object_size(j) > 1) {
 			static const char *const ok[] = {
-			    "$ref",    "title", "description", "$comment",
-			    "$defs", "definitions", "$schema", "$id"};
+			    "$ref",  "title",	    "description", "$comment",
+			    "$defs", "definitions", "$schema",	   "$id"};
 			json_object_foreach(j, key, v)
 			{
 				size_t k;
@@ -391,8 +410,7 @@ static int compile_node(struct comp *c, json_t *j, const char *where)
 		}
 		for (int i = 0; i < c->nrefs; i++)
 			if (!strcmp(c->refs[i], json_string_value(ref)))
-				return cfail(c, where,
-					     "$ref '%s' is recursive",
+				return cfail(c, where, "$ref '%s' is recursive",
 					     json_string_value(ref));
 		if (c->nrefs == G_MAX_REFS)
 			return cfail(c, where, "%s", "$refs nest too deep");
@@ -410,8 +428,8 @@ static int compile_node(struct comp *c, json_t *j, const char *where)
 			if (!strcmp(key, ignored[k]))
 				break;
 		if (k == sizeof ignored / sizeof *ignored)
-			return cfail(c, where,
-				     "keyword '%s' is not supported", key);
+			return cfail(c, where, "keyword '%s' is not supported",
+				     key);
 	}
 	{
 		void *np = grow(c, s->nodes, &s->ncap, s->nnodes + 1,
@@ -596,8 +614,8 @@ int ed_schema_compile(struct ed_schema **out, const char *json, size_t len,
 		json_t *t = json_object_get(root, "title");
 		c.s->root = root_node;
 		c.s->text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
-		c.s->title = strdup(json_is_string(t) ? json_string_value(t)
-						      : "schema");
+		c.s->title =
+		    strdup(json_is_string(t) ? json_string_value(t) : "schema");
 		if (!c.s->text || !c.s->title) {
 			oom(&c);
 		} else {
@@ -753,12 +771,13 @@ static int validate(const struct ed_schema *s, int id, json_t *v,
 		size_t k = json_array_size(v);
 		if ((int)k < n->min_items ||
 		    (n->max_items >= 0 && (int)k > n->max_items))
-			return verr(err, errlen, ptr, "item count out of bounds");
+			return verr(err, errlen, ptr,
+				    "item count out of bounds");
 		for (size_t i = 0; n->items >= 0 && i < k; i++) {
 			int rc;
 			snprintf(sub, sizeof sub, "%s/%zu", ptr, i);
-			if ((rc = validate(s, n->items, json_array_get(v, i), sub,
-					   err, errlen)))
+			if ((rc = validate(s, n->items, json_array_get(v, i),
+					   sub, err, errlen)))
 				return rc;
 		}
 	}
@@ -773,8 +792,7 @@ int ed_schema_validate(const struct ed_schema *s, const char *text, size_t len,
 	int rc;
 
 	if (!v)
-		return ed_err(err, errlen, ED_EFORMAT, "not JSON: %s",
-			      je.text);
+		return ed_err(err, errlen, ED_EFORMAT, "not JSON: %s", je.text);
 	rc = validate(s, s->root, v, "", err, errlen);
 	json_decref(v);
 	return rc;
@@ -833,8 +851,8 @@ static int64_t node_bytes(const struct ed_schema *s, int id, int depth)
 		best = ED_MAX(best, b);
 	}
 	if (n->types & T_ARR) {
-		int64_t item = n->items >= 0 ? node_bytes(s, n->items, depth + 1)
-					     : -1;
+		int64_t item =
+		    n->items >= 0 ? node_bytes(s, n->items, depth + 1) : -1;
 		int64_t b;
 		if (n->max_items < 0)
 			return n->max_items == 0 ? best : -1;
@@ -867,9 +885,9 @@ static const char *type_names(unsigned t, char *buf, size_t cap)
 	}
 	for (int i = 0; i < 7; i++)
 		if (t & (1u << i))
-			n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0,
-					      "%s%s", n ? " or " : "",
-					      names[i]);
+			n +=
+			    (size_t)snprintf(buf + n, n < cap ? cap - n : 0,
+					     "%s%s", n ? " or " : "", names[i]);
 	return buf;
 }
 

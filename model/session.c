@@ -487,8 +487,7 @@ int ed_gen_next(struct ed_gen *G, char *err, size_t errlen)
 	} else {
 		id = r->n_tokens < g->n_forced
 			 ? g->forced[r->n_tokens]
-			 : ed_model_sample(G->logits, m->cfg.vocab, g,
-					   &G->rng);
+			 : ed_model_sample(G->logits, m->cfg.vocab, g, &G->rng);
 		if (g->constraint &&
 		    ed_constraint_advance(g->constraint, G->cs, id)) {
 			r->finish_reason = "grammar";

@@ -32,8 +32,8 @@ static const char head_text[] =
 
 struct ed_extractor {
 	struct ed_schema *schema;
-	char *fields;  /* the field list */
-	char *prompt;  /* --prompt, or NULL */
+	char *fields;				 /* the field list */
+	char *prompt;				 /* --prompt, or NULL */
 	char prompt_id[64], image_prompt_id[72]; /* from text, from the image */
 };
 
@@ -110,8 +110,8 @@ void ed_pipeline_extractor_close(struct ed_extractor *x)
 	free(x);
 }
 
-const struct ed_schema *ed_pipeline_extractor_schema(
-    const struct ed_extractor *x)
+const struct ed_schema *
+ed_pipeline_extractor_schema(const struct ed_extractor *x)
 {
 	return x->schema;
 }
@@ -143,7 +143,9 @@ void ed_extraction_release(struct ed_extraction *e)
 static int build_prompt(const struct ed_extractor *x, const char *text,
 			bool document, bool image, struct ed_buf *b)
 {
-	const char *what = image ? "page image" : document ? "document" : "page";
+	const char *what = image      ? "page image"
+			   : document ? "document"
+				      : "page";
 	int rc = ed_buf_printf(b, head_text, what, image ? "page" : what);
 	size_t n = text ? strlen(text) : 0;
 
@@ -161,8 +163,8 @@ static int build_prompt(const struct ed_extractor *x, const char *text,
 		while (n && ((unsigned char)text[n] & 0xC0) == 0x80 &&
 		       n < strlen(text))
 			n--;
-		rc = ed_buf_printf(b, "\nText of the %s:\n%.*s\n", what,
-				   (int)n, text);
+		rc = ed_buf_printf(b, "\nText of the %s:\n%.*s\n", what, (int)n,
+				   text);
 	}
 	return rc ? ED_ENOMEM : 0;
 }
@@ -183,8 +185,8 @@ static char *reply_json(const char *s)
 	if (!strncmp(a, "```", 3)) {
 		const char *nl = strchr(a, '\n');
 		const char *close = e;
-		while (close > a + 3 && (close[-1] == '\n' || close[-1] == ' ' ||
-					 close[-1] == '\r'))
+		while (close > a + 3 && (close[-1] == '\n' ||
+					 close[-1] == ' ' || close[-1] == '\r'))
 			close--;
 		if (nl && close - a >= 6 && !strncmp(close - 3, "```", 3)) {
 			a = nl + 1;
@@ -223,9 +225,9 @@ int ed_pipeline_extract(const struct ed_extractor *x, struct ed_backend *b,
 		return 0;
 	}
 	if (image)
-		parts[np++] = (struct ed_req_part){
-		    NULL, image->png ? NULL : &image->im, image->png,
-		    image->png_len};
+		parts[np++] =
+		    (struct ed_req_part){NULL, image->png ? NULL : &image->im,
+					 image->png, image->png_len};
 	parts[np++] = (struct ed_req_part){prompt.data, NULL, NULL, 0};
 	memset(&rq, 0, sizeof rq);
 	rq.parts = parts;
@@ -240,8 +242,8 @@ int ed_pipeline_extract(const struct ed_extractor *x, struct ed_backend *b,
 		if (attempt)
 			rq.gen.temperature = 0; /* the retry: greedy */
 		rc = ed_backend_run(b, &rq, &resp, err, sizeof err);
-		out->attempts += remote ? (resp.attempts ? resp.attempts : 1)
-					: 1;
+		out->attempts +=
+		    remote ? (resp.attempts ? resp.attempts : 1) : 1;
 		if (rc) {
 			ed_response_release(&resp);
 			snprintf(out->status, sizeof out->status, "error");
@@ -374,7 +376,8 @@ static void add_leaf(struct leaves *L, const char *ptr, const char *value)
 	struct ed_store_xfield *x;
 	if (L->n == L->cap) {
 		size_t cap = L->cap ? 2 * L->cap : 16;
-		struct ed_store_xfield *nf = ed_arena_alloc(L->a, cap * sizeof *nf);
+		struct ed_store_xfield *nf =
+		    ed_arena_alloc(L->a, cap * sizeof *nf);
 		if (!nf) {
 			L->oom = true;
 			return;
@@ -413,7 +416,8 @@ static void walk_leaves(struct leaves *L, json_t *v, const char *ptr, int depth)
 		json_t *e;
 		json_object_foreach(v, k, e)
 		{
-			size_t n = (size_t)snprintf(sub, sizeof sub, "%s/", ptr);
+			size_t n =
+			    (size_t)snprintf(sub, sizeof sub, "%s/", ptr);
 			/* k itself must stay: the iteration follows it */
 			for (const char *c = k; *c && n + 3 < sizeof sub; c++) {
 				if (*c == '~' || *c == '/') {
@@ -441,7 +445,8 @@ static void walk_leaves(struct leaves *L, json_t *v, const char *ptr, int depth)
 		add_leaf(L, ptr, num);
 		return;
 	case JSON_REAL: {
-		char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+		char *d =
+		    json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
 		add_leaf(L, ptr, d ? d : "");
 		free(d);
 		return;
@@ -452,8 +457,9 @@ static void walk_leaves(struct leaves *L, json_t *v, const char *ptr, int depth)
 	}
 }
 
-int ed_pipeline_extract_fields(const char *json, const struct ed_page_text *pages,
-			       size_t npages, struct ed_arena *a,
+int ed_pipeline_extract_fields(const char *json,
+			       const struct ed_page_text *pages, size_t npages,
+			       struct ed_arena *a,
 			       const struct ed_store_xfield **out, size_t *n)
 {
 	struct leaves L = {pages, npages, a, NULL, 0, 0, false};

@@ -122,8 +122,8 @@ struct ed_prepared {
 };
 int ed_pipeline_image_prepare(struct ed_backend *b,
 			      const struct ed_tile_params *tp,
-			      const struct ed_image *img, struct ed_prepared *pr,
-			      char *err, size_t errlen);
+			      const struct ed_image *img,
+			      struct ed_prepared *pr, char *err, size_t errlen);
 void ed_pipeline_image_release(struct ed_prepared *pr);
 
 /* ---- guards ------------------------------------------------------- */
@@ -251,8 +251,8 @@ int ed_pipeline_extractor_open(struct ed_extractor **out,
 			       const char *schema_path, const char *prompt,
 			       char *err, size_t errlen);
 void ed_pipeline_extractor_close(struct ed_extractor *x);
-const struct ed_schema *ed_pipeline_extractor_schema(
-    const struct ed_extractor *x);
+const struct ed_schema *
+ed_pipeline_extractor_schema(const struct ed_extractor *x);
 /* The prompt's id for the resume key: from text, or from the page image
  * ("+image": another prompt, other results). */
 const char *ed_pipeline_extractor_prompt_id(const struct ed_extractor *x,
@@ -325,7 +325,7 @@ struct ed_extract_opts {
 	const char *chat_template, *template_variant;
 	int threads, jobs, retries;
 	double timeout_s, retry_wait_s;
-	struct ed_gen_params gen; /* max_new_tokens 0: the schema's budget */
+	struct ed_gen_params gen;   /* max_new_tokens 0: the schema's budget */
 	struct ed_tile_params tile; /* --from image */
 	const char *password;
 	struct ed_render_limits limits;

@@ -55,15 +55,15 @@ int ed_pipeline_render_page(struct ed_doc *doc, int page,
 
 int ed_pipeline_image_prepare(struct ed_backend *b,
 			      const struct ed_tile_params *tp,
-			      const struct ed_image *img, struct ed_prepared *pr,
-			      char *err, size_t errlen)
+			      const struct ed_image *img,
+			      struct ed_prepared *pr, char *err, size_t errlen)
 {
 	int rc;
 
 	memset(pr, 0, sizeof *pr);
 	if (ed_backend_kind(b) == ED_BACKEND_NATIVE) {
-		if ((rc = ed_render_tile_image(img, tp, &pr->tiles,
-					       NULL, err, errlen)))
+		if ((rc = ed_render_tile_image(img, tp, &pr->tiles, NULL, err,
+					       errlen)))
 			return rc;
 		pr->im = (struct ed_image_in){
 		    pr->tiles.pixel_values, pr->tiles.grid_t, pr->tiles.grid_h,
@@ -74,10 +74,9 @@ int ed_pipeline_image_prepare(struct ed_backend *b,
 		struct ed_image resized;
 		int h, w;
 		if ((rc = ed_render_tile_smart_resize(
-			 img->height, img->width,
-			 tp->patch * tp->merge,
-			 tp->min_pixels, tp->max_pixels, &h, &w,
-			 err, errlen)) ||
+			 img->height, img->width, tp->patch * tp->merge,
+			 tp->min_pixels, tp->max_pixels, &h, &w, err,
+			 errlen)) ||
 		    (rc = ed_render_tile_resize(img, w, h, &resized, err,
 						errlen)))
 			return rc;

@@ -241,7 +241,8 @@ static int answer_call(struct worker *wk, struct result *r, struct pass *ps,
 		if ((rc = ed_pipeline_render_page(wk->doc, r->page, &rect, 0,
 						  dpi, &p->o.tile, &crop, msg,
 						  sizeof msg)) ||
-		    (rc = ed_pipeline_image_prepare(p->backend, &p->o.tile, &crop, &pr, msg, sizeof msg)))
+		    (rc = ed_pipeline_image_prepare(
+			 p->backend, &p->o.tile, &crop, &pr, msg, sizeof msg)))
 			snprintf(msg, sizeof msg,
 				 "the region could not be rendered");
 	}
@@ -366,7 +367,8 @@ static int model_pass(struct worker *wk, struct result *r, struct pass *ps,
 	char guard[128] = "";
 	int rc;
 
-	if ((rc = ed_pipeline_image_prepare(p->backend, &p->o.tile, img, &pr, r->err, sizeof r->err)))
+	if ((rc = ed_pipeline_image_prepare(p->backend, &p->o.tile, img, &pr,
+					    r->err, sizeof r->err)))
 		return rc;
 	pg->ms_encode = ed_now_ms() - t0;
 	parts[0] = (struct ed_req_part){NULL, pr.png ? NULL : &pr.im, pr.png,
@@ -990,11 +992,11 @@ static void extract_from(struct ed_pipeline *p, struct docref *d, int page_no,
 	    .model_id = p->model_id,
 	    .prompt_id = ed_pipeline_extractor_prompt_id(x, false),
 	    .source = "text"};
-	struct ed_gen_params g = {
-	    .temperature = p->o.temperature,
-	    .top_p = p->o.top_p > 0 ? p->o.top_p : 1,
-	    .seed = p->o.seed,
-	    .max_new_tokens = ed_pipeline_extractor_budget(x, 0)};
+	struct ed_gen_params g = {.temperature = p->o.temperature,
+				  .top_p = p->o.top_p > 0 ? p->o.top_p : 1,
+				  .seed = p->o.seed,
+				  .max_new_tokens =
+				      ed_pipeline_extractor_budget(x, 0)};
 	struct ed_extraction r;
 	struct ed_buf all;
 	struct ed_arena a;
@@ -1130,9 +1132,9 @@ static void extract_document(struct ed_pipeline *p, struct docref *d)
 	}
 	extract_from(p, d, 0, dp.p, dp.n, &xo);
 	if (p->o.on_extraction) {
-		struct ed_extract_result r = {d->path, d->src.sha256, 0,
-					      xo.status, xo.json, xo.error,
-					      false};
+		struct ed_extract_result r = {
+		    d->path, d->src.sha256, 0,	  xo.status,
+		    xo.json, xo.error,	    false};
 		p->o.on_extraction(p->o.ud, &r);
 	}
 	xout_release(&xo);

@@ -204,8 +204,8 @@ static void *worker(void *arg)
 					 "%s", err);
 				t->res.code = rc;
 			} else {
-				ed_pipeline_extract(o->x, x->b, NULL, &pr, false,
-						    &g, &t->res);
+				ed_pipeline_extract(o->x, x->b, NULL, &pr,
+						    false, &g, &t->res);
 				ed_pipeline_image_release(&pr);
 			}
 		} else if (t->page_no) {
@@ -218,8 +218,9 @@ static void *worker(void *arg)
 				if (ed_buf_printf(&all, "%s%s", k ? "\n\n" : "",
 						  t->pages[k].text))
 					break;
-			ed_pipeline_extract(o->x, x->b, all.data ? all.data : "",
-					    NULL, true, &g, &t->res);
+			ed_pipeline_extract(o->x, x->b,
+					    all.data ? all.data : "", NULL,
+					    true, &g, &t->res);
 			ed_buf_release(&all);
 		}
 		pthread_mutex_lock(&x->mu);
@@ -271,7 +272,7 @@ static int finish(struct xrun *x, struct ed_store *st, struct xtask *t,
 	const struct ed_extract_opts *o = x->o;
 	const struct ed_schema *sc = ed_pipeline_extractor_schema(o->x);
 	struct ed_extract_result r = {t->path, t->sha, t->page_no, NULL,
-				      NULL, NULL, false};
+				      NULL,    NULL,   false};
 	struct ed_store_extraction e = {0};
 	struct ed_arena a;
 	int rc = 0;
@@ -302,7 +303,8 @@ static int finish(struct xrun *x, struct ed_store *st, struct xtask *t,
 	e.schema_sha256 = ed_schema_sha256(sc);
 	e.schema_title = ed_schema_title(sc);
 	e.model_id = model_id;
-	e.prompt_id = ed_pipeline_extractor_prompt_id(o->x, o->from == ED_EXTRACT_IMAGE);
+	e.prompt_id =
+	    ed_pipeline_extractor_prompt_id(o->x, o->from == ED_EXTRACT_IMAGE);
 	e.status = t->res.status;
 	e.json = t->res.json;
 	e.error = t->res.error[0] ? t->res.error : NULL;
@@ -392,8 +394,8 @@ int ed_pipeline_extract_run(const struct ed_extract_opts *o,
 	/* the tasks */
 	for (size_t d = 0; d < docs.nd; d++) {
 		struct collect pc = {0};
-		if ((rc = ed_store_doc_pages(st, docs.ids[d], page_row, &pc, err,
-					     errlen)) ||
+		if ((rc = ed_store_doc_pages(st, docs.ids[d], page_row, &pc,
+					     err, errlen)) ||
 		    pc.oom) {
 			for (size_t k = 0; k < pc.n; k++)
 				free((char *)pc.pages[k].text);
@@ -434,14 +436,14 @@ int ed_pipeline_extract_run(const struct ed_extract_opts *o,
 			}
 			key.doc_id = t->doc_id;
 			key.page_no = t->page_no;
-			key.schema_sha256 =
-			    ed_schema_sha256(ed_pipeline_extractor_schema(o->x));
+			key.schema_sha256 = ed_schema_sha256(
+			    ed_pipeline_extractor_schema(o->x));
 			key.model_id = model_id;
-			key.prompt_id = ed_pipeline_extractor_prompt_id(o->x, o->from == ED_EXTRACT_IMAGE);
+			key.prompt_id = ed_pipeline_extractor_prompt_id(
+			    o->x, o->from == ED_EXTRACT_IMAGE);
 			if (!o->force &&
-			    (rc = ed_store_extraction_lookup(st, &key,
-							     &t->cached_id, err,
-							     errlen)))
+			    (rc = ed_store_extraction_lookup(
+				 st, &key, &t->cached_id, err, errlen)))
 				break;
 			work |= !t->cached_id;
 		}
@@ -491,9 +493,10 @@ int ed_pipeline_extract_run(const struct ed_extract_opts *o,
 		}
 		pthread_mutex_unlock(&x.mu);
 		if (!t->cached_id && !t->done)
-			break; /* stopped: what is left waits for the next run */
-		if (!t->cached_id && (t->res.code == ED_EUNAVAIL ||
-				      t->res.code == ED_EINTR)) {
+			break; /* stopped: what is left waits for the next run
+				*/
+		if (!t->cached_id &&
+		    (t->res.code == ED_EUNAVAIL || t->res.code == ED_EINTR)) {
 			stop = t->res.code;
 			break;
 		}

@@ -167,9 +167,8 @@ static int rows(struct ed_store *st, const char *sql, int64_t id,
 	return 0;
 }
 
-int ed_store_extraction_get(struct ed_store *st, int64_t id,
-			    ed_store_row_fn cb, void *ud, char *err,
-			    size_t errlen)
+int ed_store_extraction_get(struct ed_store *st, int64_t id, ed_store_row_fn cb,
+			    void *ud, char *err, size_t errlen)
 {
 	return rows(st,
 		    "SELECT status, json, error, schema_title, page_no FROM "
@@ -177,8 +176,8 @@ int ed_store_extraction_get(struct ed_store *st, int64_t id,
 		    id, cb, ud, err, errlen);
 }
 
-int ed_store_docs(struct ed_store *st, int64_t id, ed_store_row_fn cb,
-		  void *ud, char *err, size_t errlen)
+int ed_store_docs(struct ed_store *st, int64_t id, ed_store_row_fn cb, void *ud,
+		  char *err, size_t errlen)
 {
 	return rows(st,
 		    "SELECT id, sha256, path, kind, pages FROM documents "

@@ -3,8 +3,9 @@
  * the source is attached, and documents, runs and pages it holds that
  * this store lacks are copied in one transaction. Row ids are offset past
  * this store's largest, so blocks, cells, fields and zooms keep pointing
- * at their page (extractions, and the fields they made, at theirs). The resume key decides what is new: nothing is stored
- * twice, and merging the same file again adds nothing.
+ * at their page (extractions, and the fields they made, at theirs). The resume
+ * key decides what is new: nothing is stored twice, and merging the same file
+ * again adds nothing.
  */
 #include "store_int.h"
 
@@ -276,8 +277,8 @@ int ed_store_merge(struct ed_store *st, const char *src_path,
 			continue; /* schema 1 has no cells */
 		else if (i == STEP_FIELDS)
 			/* an extraction's fields come with it, below */
-			cols = version >= 4 ? "WHERE f.extraction_id IS NULL"
-					    : "";
+			cols =
+			    version >= 4 ? "WHERE f.extraction_id IS NULL" : "";
 		{
 			const char *at = strchr(steps[i], '@');
 			if (at)

@@ -277,7 +277,8 @@ int ed_store_doc_put(struct ed_store *st, const struct ed_store_doc *d,
 	int rc;
 
 	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
-		return store_db_err(st, ED_EIO, err, errlen, "storing document");
+		return store_db_err(st, ED_EIO, err, errlen,
+				    "storing document");
 	bind_text(s, 1, d->sha256);
 	bind_text(s, 2, d->path);
 	bind_text(s, 3, d->kind);
@@ -290,7 +291,8 @@ int ed_store_doc_put(struct ed_store *st, const struct ed_store_doc *d,
 		*id = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
 	if (rc != SQLITE_ROW)
-		return store_db_err(st, ED_EIO, err, errlen, "storing document");
+		return store_db_err(st, ED_EIO, err, errlen,
+				    "storing document");
 	return 0;
 }
 
@@ -722,7 +724,7 @@ int ed_store_doc_find(struct ed_store *st, const char *sel, int64_t *id,
 		if (sqlite3_prepare_v2(st->db, sqls[q], -1, &s, NULL) !=
 		    SQLITE_OK)
 			return store_db_err(st, ED_EIO, err, errlen,
-				      "finding document");
+					    "finding document");
 		bind_text(s, 1, sel);
 		sqlite3_bind_int(s, 2, q == 0 ? numeric : hex);
 		while (sqlite3_step(s) == SQLITE_ROW) {

@@ -290,13 +290,12 @@ int ed_store_extraction_put(struct ed_store *st,
 			    char *err, size_t errlen);
 /* One extraction row (status, json, error, schema_title, page_no) to cb.
  * 0 or ED_EIO. */
-int ed_store_extraction_get(struct ed_store *st, int64_t id,
-			    ed_store_row_fn cb, void *ud, char *err,
-			    size_t errlen);
+int ed_store_extraction_get(struct ed_store *st, int64_t id, ed_store_row_fn cb,
+			    void *ud, char *err, size_t errlen);
 /* The documents (id, sha256, path, kind, pages) in the store, or the one
  * of id when id > 0, to cb. 0 or ED_EIO. */
-int ed_store_docs(struct ed_store *st, int64_t id, ed_store_row_fn cb,
-		  void *ud, char *err, size_t errlen);
+int ed_store_docs(struct ed_store *st, int64_t id, ed_store_row_fn cb, void *ud,
+		  char *err, size_t errlen);
 /* A document's pages as export reads them, the newest finished result of
  * each page number (page_id, page_no, text), to cb. 0 or ED_EIO. */
 int ed_store_doc_pages(struct ed_store *st, int64_t doc_id, ed_store_row_fn cb,

@@ -12,6 +12,7 @@
 
 #include "model/model.h"
 #include "tests/harness.h"
+#include "tests/util.h"
 
 static int compile(struct ed_schema **s, const char *json, char *err,
 		   size_t errlen)
@@ -56,7 +57,8 @@ static void test_compile_errors(void)
 	    {"{\"$defs\":{\"n\":{\"type\":\"object\",\"properties\":{\"k\":"
 	     "{\"$ref\":\"#/$defs/n\"}}}},\"$ref\":\"#/$defs/n\"}",
 	     "recursive", ED_EINVAL},
-	    {"{\"$ref\":\"#/$defs/missing\"}", "names no definition", ED_EINVAL},
+	    {"{\"$ref\":\"#/$defs/missing\"}", "names no definition",
+	     ED_EINVAL},
 	    {"{\"type\":\"object\",\"required\":[\"x\"]}", "'x' is not in",
 	     ED_EINVAL},
 	    {"{\"type\":\"array\",\"minItems\":3,\"maxItems\":2}", "maxItems",
@@ -106,9 +108,9 @@ static void test_matcher(void)
 	ACCEPT(s, "{\n\"number\":\"INV-001\",\n\"total\":0,\"kind\":\"ab\"}");
 	PREFIX(s, "{\"number\":\"INV-12");
 	PREFIX(s, "{\"number\":\"INV-123\",\"total\":1");
-	REFUSE(s, "{\"total\":1}");			/* required first */
-	REFUSE(s, "{\"number\":\"INV-1234\"");		/* pattern */
-	REFUSE(s, "{\"number\":\"INV-123\"}");		/* total missing */
+	REFUSE(s, "{\"total\":1}");	       /* required first */
+	REFUSE(s, "{\"number\":\"INV-1234\""); /* pattern */
+	REFUSE(s, "{\"number\":\"INV-123\"}"); /* total missing */
 	REFUSE(s, "{\"number\":\"INV-123\",\"date\":\"2023-02-29\"");
 	REFUSE(s, "{\"number\":\"INV-123\",\"date\":\"2024-04-31\"");
 	REFUSE(s, "{\"number\":\"INV-123\",\"date\":\"1900-02-29\"");
@@ -118,7 +120,7 @@ static void test_matcher(void)
 	REFUSE(s, "{\"number\":\"INV-123\",\"total\":1234567890123456}");
 	ACCEPT(s, "{\"number\":\"INV-123\",\"total\":123456789012345}");
 	REFUSE(s, "{\"number\":\"INV-123\",\"total\":1e1234}");
-	REFUSE(s, "{  \"number\"");		 /* two spaces */
+	REFUSE(s, "{  \"number\""); /* two spaces */
 	REFUSE(s, "{\"number\":\"INV-123\",\"total\":1,\"extra\":1}");
 	REFUSE(s, "{\"number\":\"INV-123\",\"total\":1,\"tags\":[\"abcd\"");
 	REFUSE(s, "{\"number\":\"INV-123\",\"total\":1,\"tags\":[\"a\",\"b\","
@@ -140,7 +142,8 @@ static void test_matcher(void)
 		bad = "{\"number\":\"INV-123\",\"total\":1,\"other\":2}";
 		rc = ed_schema_validate(s, bad, strlen(bad), err, sizeof err);
 		CHECK(rc == 0, "%d %s", rc, err);
-		bad = "{\"number\":\"INV-123\",\"total\":1,\"date\":\"2023-2-1\"}";
+		bad = "{\"number\":\"INV-123\",\"total\":1,\"date\":\"2023-2-"
+		      "1\"}";
 		rc = ed_schema_validate(s, bad, strlen(bad), err, sizeof err);
 		CHECK(rc == ED_EINVAL && strstr(err, "/date"), "%d %s", rc,
 		      err);
@@ -151,28 +154,30 @@ static void test_matcher(void)
 	ed_schema_free(s);
 
 	/* strings: escapes, UTF-8, lengths in characters */
-	CHECK(compile(&s, "{\"type\":\"string\",\"minLength\":2,"
-			  "\"maxLength\":3}",
+	CHECK(compile(&s,
+		      "{\"type\":\"string\",\"minLength\":2,"
+		      "\"maxLength\":3}",
 		      err, sizeof err) == 0,
 	      "%s", err);
 	ACCEPT(s, "\"ab\"");
-	ACCEPT(s, "\"\xC3\xA9\xE6\x97\xA5\"");	 /* 2 characters, 5 bytes */
+	ACCEPT(s, "\"\xC3\xA9\xE6\x97\xA5\""); /* 2 characters, 5 bytes */
 	ACCEPT(s, "\"\\n\\u00e9\\\"\"");
 	ACCEPT(s, "\"\xF0\x9F\x98\x80z\"");
 	REFUSE(s, "\"a\"");
 	REFUSE(s, "\"abcd");
-	REFUSE(s, "\"\xC3\x28");		  /* bad continuation */
-	REFUSE(s, "\"\xE0\x80");		  /* overlong */
-	REFUSE(s, "\"\xED\xA0");		  /* a surrogate */
-	REFUSE(s, "\"\\ud800");			  /* a lone surrogate */
-	REFUSE(s, "\"a\x01");			  /* a raw control */
+	REFUSE(s, "\"\xC3\x28"); /* bad continuation */
+	REFUSE(s, "\"\xE0\x80"); /* overlong */
+	REFUSE(s, "\"\xED\xA0"); /* a surrogate */
+	REFUSE(s, "\"\\ud800");	 /* a lone surrogate */
+	REFUSE(s, "\"a\x01");	 /* a raw control */
 	REFUSE(s, "\"\\x");
 	CHECK_INT(ed_schema_max_bytes(s), 1 + 2 + 6 * 3);
 	ed_schema_free(s);
 
 	/* formats */
-	CHECK(compile(&s, "{\"type\":\"array\",\"items\":{\"type\":"
-			  "\"string\",\"format\":\"email\"},\"maxItems\":2}",
+	CHECK(compile(&s,
+		      "{\"type\":\"array\",\"items\":{\"type\":"
+		      "\"string\",\"format\":\"email\"},\"maxItems\":2}",
 		      err, sizeof err) == 0,
 	      "%s", err);
 	ACCEPT(s, "[\"a.b@example.com\",\"x@y\"]");
@@ -198,11 +203,12 @@ static void test_matcher(void)
 	ed_schema_free(s);
 
 	/* $ref, const, integer, a top-level number ends without a stop */
-	CHECK(compile(&s, "{\"$defs\":{\"n\":{\"type\":\"integer\"}},"
-			  "\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":"
-			  "\"#/$defs/n\"},\"b\":{\"const\":\"x\"}},"
-			  "\"required\":[\"a\",\"b\"],"
-			  "\"additionalProperties\":false}",
+	CHECK(compile(&s,
+		      "{\"$defs\":{\"n\":{\"type\":\"integer\"}},"
+		      "\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":"
+		      "\"#/$defs/n\"},\"b\":{\"const\":\"x\"}},"
+		      "\"required\":[\"a\",\"b\"],"
+		      "\"additionalProperties\":false}",
 		      err, sizeof err) == 0,
 	      "%s", err);
 	ACCEPT(s, "{\"a\":-7,\"b\":\"x\"}");
@@ -239,8 +245,9 @@ static void test_describe(void)
 	CHECK(compile(&s, j, err, sizeof err) == 0, "%s", err);
 	ed_buf_init(&b, 0);
 	ed_schema_describe(s, &b);
-	CHECK(b.data && strstr(b.data, "- /total (number, required): Total. "
-				       "The amount due\n") &&
+	CHECK(b.data &&
+		  strstr(b.data, "- /total (number, required): Total. "
+				 "The amount due\n") &&
 		  strstr(b.data, "- /lines/*/sku (string)\n"),
 	      "%s", b.data ? b.data : "");
 	ed_buf_release(&b);
@@ -252,18 +259,101 @@ static void test_describe(void)
 /* A vocabulary made for the boundaries: tokens spanning several JSON
  * lexemes, every byte piece, whole multi-byte characters, escapes,
  * pieces with the U+2581 space. */
-static const char *const extra[] = {
-    "{\"", "\"}", "\":", "\":\"", "\",\"", "\"},", "},{\"", "[{\"", "\"]",
-    "\"]}", "\xE2\x96\x81\"", "\xE2\x96\x81", ",\xE2\x96\x81\"",
-    ":\xE2\x96\x81", "null", "true", "false", "}", "{", "[", "]", ",", ":",
-    "\"", "\\\"", "\\\\", "\\n", "\\u00e9", "\\u", "00", "e9", "d8", "0",
-    "1", "2", "3", "4", "5", "6", "7", "8", "9", "12", "3.14", "e+", "-1",
-    ".5", "2024-", "-02-", "29", "T12:", ":00", "Z", "@", ".com", "http",
-    "://", "INV-", "a", "b", "c", "x", "y", "z", "ab", "abc", "name",
-    "\"name", "name\":", "\xC3\xA9", "\xE6\x97\xA5\xE6\x9C\xAC", "1,", "1]",
-    "0}", "\"}]", "\"}}", "\xE2\x96\x81{", "\xE2\x96\x81\xE2\x96\x81", "\n",
-    ",\n", "k", "ind", "kind", "tags", "total", "number", "date", "paid",
-    "note", "a\"", "-", "e", "E", "+", "."};
+static const char *const extra[] = {"{\"",
+				    "\"}",
+				    "\":",
+				    "\":\"",
+				    "\",\"",
+				    "\"},",
+				    "},{\"",
+				    "[{\"",
+				    "\"]",
+				    "\"]}",
+				    "\xE2\x96\x81\"",
+				    "\xE2\x96\x81",
+				    ",\xE2\x96\x81\"",
+				    ":\xE2\x96\x81",
+				    "null",
+				    "true",
+				    "false",
+				    "}",
+				    "{",
+				    "[",
+				    "]",
+				    ",",
+				    ":",
+				    "\"",
+				    "\\\"",
+				    "\\\\",
+				    "\\n",
+				    "\\u00e9",
+				    "\\u",
+				    "00",
+				    "e9",
+				    "d8",
+				    "0",
+				    "1",
+				    "2",
+				    "3",
+				    "4",
+				    "5",
+				    "6",
+				    "7",
+				    "8",
+				    "9",
+				    "12",
+				    "3.14",
+				    "e+",
+				    "-1",
+				    ".5",
+				    "2024-",
+				    "-02-",
+				    "29",
+				    "T12:",
+				    ":00",
+				    "Z",
+				    "@",
+				    ".com",
+				    "http",
+				    "://",
+				    "INV-",
+				    "a",
+				    "b",
+				    "c",
+				    "x",
+				    "y",
+				    "z",
+				    "ab",
+				    "abc",
+				    "name",
+				    "\"name",
+				    "name\":",
+				    "\xC3\xA9",
+				    "\xE6\x97\xA5\xE6\x9C\xAC",
+				    "1,",
+				    "1]",
+				    "0}",
+				    "\"}]",
+				    "\"}}",
+				    "\xE2\x96\x81{",
+				    "\xE2\x96\x81\xE2\x96\x81",
+				    "\n",
+				    ",\n",
+				    "k",
+				    "ind",
+				    "kind",
+				    "tags",
+				    "total",
+				    "number",
+				    "date",
+				    "paid",
+				    "note",
+				    "a\"",
+				    "-",
+				    "e",
+				    "E",
+				    "+",
+				    "."};
 
 static struct ed_tokenizer *make_tok(int32_t *n_out)
 {
@@ -317,26 +407,28 @@ static uint64_t rnd(uint64_t *s)
 /* A random schema of the subset, as JSON text (appended to b). */
 static void gen_schema(struct ed_buf *b, uint64_t *r, int depth)
 {
-	static const char *const names[] = {"name", "kind", "tags", "total",
-					    "date", "a b", "na\\\"me", "\xC3\xA9"};
+	static const char *const names[] = {"name",	"kind",	   "tags",
+					    "total",	"date",	   "a b",
+					    "na\\\"me", "\xC3\xA9"};
 	static const char *const pats[] = {
-	    "^INV-[0-9]{3}$", "[a-c]{1,4}", "(ab|x)+z?", "\\\\d{1,4}(\\\\.\\\\d)?",
-	    "^[A-Z][a-z]*$"};
-	static const char *const fmts[] = {"date", "email", "date-time",
-					   "uri"};
+	    "^INV-[0-9]{3}$", "[a-c]{1,4}", "(ab|x)+z?",
+	    "\\\\d{1,4}(\\\\.\\\\d)?", "^[A-Z][a-z]*$"};
+	static const char *const fmts[] = {"date", "email", "date-time", "uri"};
 	int k = (int)(rnd(r) % (depth >= 2 ? 7 : 10));
 
 	switch (k) {
 	case 0: {
 		int mn = (int)(rnd(r) % 3), mx = mn + (int)(rnd(r) % 8);
-		ed_buf_printf(b, "{\"type\":\"string\",\"minLength\":%d,"
-				 "\"maxLength\":%d}",
+		ed_buf_printf(b,
+			      "{\"type\":\"string\",\"minLength\":%d,"
+			      "\"maxLength\":%d}",
 			      mn, mx);
 		break;
 	}
 	case 1:
-		ed_buf_printf(b, "{\"type\":\"string\",\"pattern\":\"%s\","
-				 "\"maxLength\":12}",
+		ed_buf_printf(b,
+			      "{\"type\":\"string\",\"pattern\":\"%s\","
+			      "\"maxLength\":12}",
 			      pats[rnd(r) % 5]);
 		break;
 	case 2:
@@ -354,10 +446,9 @@ static void gen_schema(struct ed_buf *b, uint64_t *r, int depth)
 					    "\"boolean\"]}");
 		break;
 	case 5:
-		ed_buf_puts(b, rnd(r) % 2
-				   ? "{\"enum\":[\"a\",\"ab\",1,12,null,"
-				     "\"\xC3\xA9\",{\"k\":[1]}]}"
-				   : "{\"const\":\"x\\\"y\"}");
+		ed_buf_puts(b, rnd(r) % 2 ? "{\"enum\":[\"a\",\"ab\",1,12,null,"
+					    "\"\xC3\xA9\",{\"k\":[1]}]}"
+					  : "{\"const\":\"x\\\"y\"}");
 		break;
 	case 6:
 		ed_buf_puts(b, "{\"type\":[\"string\",\"null\"],"
@@ -391,8 +482,9 @@ static void gen_schema(struct ed_buf *b, uint64_t *r, int depth)
 	}
 	default: {
 		int mn = (int)(rnd(r) % 2), mx = mn + (int)(rnd(r) % 3);
-		ed_buf_printf(b, "{\"type\":\"array\",\"minItems\":%d,"
-				 "\"maxItems\":%d,\"items\":",
+		ed_buf_printf(b,
+			      "{\"type\":\"array\",\"minItems\":%d,"
+			      "\"maxItems\":%d,\"items\":",
 			      mn, mx);
 		gen_schema(b, r, depth + 1);
 		ed_buf_puts(b, "}");
@@ -516,7 +608,8 @@ static void test_property(void)
 				ed_cstate_new(&again, s);
 				small_runs++;
 				if (!ed_schema_feed(s, again,
-						    o.data ? o.data : "", o.len) &&
+						    o.data ? o.data : "",
+						    o.len) &&
 				    (!done || ed_cstate_complete(s, again)))
 					small_ok++;
 				ed_cstate_free(again);
@@ -524,14 +617,18 @@ static void test_property(void)
 			if (done) {
 				complete++;
 				if (ed_schema_validate(s, o.data ? o.data : "",
-						       o.len, err, sizeof err)) {
+						       o.len, err,
+						       sizeof err)) {
 					invalid++;
-					fprintf(stderr, "invalid: %s\n  %.*s\n  %s\n",
-						sj.data, (int)o.len, o.data, err);
+					fprintf(stderr,
+						"invalid: %s\n  %.*s\n  %s\n",
+						sj.data, (int)o.len, o.data,
+						err);
 				}
 				if (bound >= 0 && (int64_t)o.len > bound)
 					over++;
-				fprintf(out, "{\"schema\":%s,\"output\":", sj.data);
+				fprintf(out,
+					"{\"schema\":%s,\"output\":", sj.data);
 				json_escape(out, o.data ? o.data : "", o.len);
 				fputs("}\n", out);
 			}
@@ -585,7 +682,8 @@ static void test_cache(void)
 	for (int i = 0; i < 199; i++) {
 		const uint64_t *m = ed_constraint_mask(c, st, scratch, &ok);
 		ed_constraint_mask_naive(c, st, naive, &nok);
-		bad += !bits_equal(m, naive, ed_constraint_words(c)) || ok != nok;
+		bad +=
+		    !bits_equal(m, naive, ed_constraint_words(c)) || ok != nok;
 		ed_schema_feed(s, st, "a", 1);
 	}
 	ed_constraint_stats(c, &hits, &misses, &states);
@@ -600,6 +698,153 @@ static void test_cache(void)
 	ed_tok_close(t);
 }
 
+/*
+ * The property test through the engine: random schemas x random tiny
+ * models (mkmodel, a SentencePiece tokenizer with byte fallback and CJK
+ * pieces) x seeds, sampled at temperature 1. A "stop" output validates
+ * (here and in schema_check.py); every token it took was in the naive
+ * mask of its state; "length" and "grammar" end incomplete, never as a
+ * value; nothing crashes.
+ */
+static void test_engine(void)
+{
+	const char *tmp = getenv("ED_TMP") ? getenv("ED_TMP") : "/tmp";
+	const char *build = getenv("ED_BUILD") ? getenv("ED_BUILD") : "build";
+	char dir[512], path[512], err[512];
+	FILE *out;
+	int stops = 0, others = 0, invalid = 0, forbidden = 0, runs = 0;
+
+	snprintf(dir, sizeof dir, "%s/grammar-models", tmp);
+	if (t_sh("sh tests/mktok.sh '%s/tok' >/dev/null 2>&1", dir)) {
+		CHECK(0, "tests/mktok.sh failed (spm_train missing?)");
+		return;
+	}
+	snprintf(path, sizeof path, "%s/grammar_outputs.jsonl", tmp);
+	out = fopen(path, "a");
+	CHECK(out != NULL, "cannot append to %s", path);
+	for (int mi = 0; mi < 3 && out; mi++) {
+		struct ed_model *m = NULL;
+		struct ed_session *s = NULL;
+		struct ed_model_ids ids;
+		char mdir[600];
+		snprintf(mdir, sizeof mdir, "%s/m%d", dir, mi);
+		if (t_sh("'%s/tests/mkmodel' '%s' --layout text --tokenizer "
+			 "'%s/tok' --seed %d >/dev/null",
+			 build, mdir, dir, 100 + mi) ||
+		    ed_model_open(&m, mdir, NULL, NULL, err, sizeof err) ||
+		    ed_session_new(&s, m,
+				   &(struct ed_session_opts){.threads = 1}, err,
+				   sizeof err)) {
+			CHECK(0, "tiny model %d: %s", mi, err);
+			ed_model_close(m);
+			continue;
+		}
+		ed_model_get_ids(m, &ids);
+		for (uint64_t k = 0; k < 12; k++) {
+			struct ed_buf sj;
+			struct ed_schema *sc = NULL;
+			struct ed_constraint *c = NULL;
+			uint64_t r = (uint64_t)mi * 1000 + k * 31 + 5;
+			int32_t stop[2] = {ids.eos, ids.end_of_sentence};
+			int32_t prompt[4] = {1, 20, 30, 40};
+			ed_buf_init(&sj, 0);
+			gen_schema(&sj, &r, 0);
+			if (compile(&sc, sj.data, err, sizeof err) ||
+			    ed_constraint_new(
+				&c, sc, ed_model_tokenizer(m),
+				ed_model_tokenizer(m)
+				    ? ed_tok_size(ed_model_tokenizer(m))
+				    : 0,
+				stop, 2, err, sizeof err)) {
+				CHECK(0, "%s: %s", sj.data, err);
+				ed_schema_free(sc);
+				ed_buf_release(&sj);
+				continue;
+			}
+			for (uint64_t seed = 1; seed <= 3; seed++) {
+				struct ed_prompt p;
+				struct ed_gen_result gr;
+				struct ed_gen_params g = {
+				    .max_new_tokens = seed == 3 ? 4 : 160,
+				    .temperature = 1.0f,
+				    .top_p = 1,
+				    .seed = seed * 7 + k,
+				    .constraint = c};
+				struct ed_cstate *st;
+				uint64_t *naive =
+				    malloc(ed_constraint_words(c) * 8);
+				ed_model_prompt_ids(m, prompt, 4, NULL, 0, &p,
+						    err, sizeof err);
+				if (ed_session_generate(s, &p, &g, NULL, NULL,
+							&gr, err, sizeof err)) {
+					CHECK(0, "generate: %s", err);
+					ed_model_prompt_release(&p);
+					free(naive);
+					continue;
+				}
+				ed_model_prompt_release(&p);
+				runs++;
+				/* every token was allowed where it was taken */
+				ed_cstate_new(&st, sc);
+				for (size_t i = 0; i < gr.n_tokens; i++) {
+					bool ok;
+					int32_t id = gr.tokens[i];
+					ed_constraint_mask_naive(c, st, naive,
+								 &ok);
+					if (!(naive[id >> 6] >> (id & 63) &
+					      1) ||
+					    ed_constraint_advance(c, st, id)) {
+						forbidden++;
+						break;
+					}
+				}
+				if (!strcmp(gr.finish_reason, "stop")) {
+					stops++;
+					if (!ed_cstate_complete(sc, st) ||
+					    ed_schema_validate(
+						sc, gr.text, strlen(gr.text),
+						err, sizeof err)) {
+						invalid++;
+						fprintf(
+						    stderr,
+						    "invalid: %s\n  %s\n  %s\n",
+						    sj.data, gr.text, err);
+					}
+					fprintf(out,
+						"{\"schema\":%s,\"output\":",
+						sj.data);
+					json_escape(out, gr.text,
+						    strlen(gr.text));
+					fputs("}\n", out);
+				} else {
+					/* ended by the budget or the grammar:
+					 * never a value */
+					others++;
+					CHECK(!strcmp(gr.finish_reason,
+						      "length") ||
+						  !strcmp(gr.finish_reason,
+							  "grammar"),
+					      "finish %s", gr.finish_reason);
+				}
+				ed_cstate_free(st);
+				free(naive);
+				ed_gen_result_release(&gr);
+			}
+			ed_constraint_free(c);
+			ed_schema_free(sc);
+			ed_buf_release(&sj);
+		}
+		ed_session_free(s);
+		ed_model_close(m);
+	}
+	if (out)
+		fclose(out);
+	CHECK_INT(forbidden, 0);
+	CHECK_INT(invalid, 0);
+	CHECK(stops >= runs / 2 && others > 0,
+	      "%d of %d runs completed, %d cut", stops, runs, others);
+}
+
 int main(void)
 {
 	t_name = "grammar";
@@ -608,5 +853,6 @@ int main(void)
 	test_describe();
 	test_cache();
 	test_property();
+	test_engine();
 	return t_done();
 }
