@@ -233,6 +233,14 @@ static const char *const ignored[] = {"title",
 				      "format",
 				      "$ref"};
 
+static bool in_list(const char *key, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(key, list[i]))
+			return true;
+	return false;
+}
+
 static int compile_props(struct comp *c, struct gnode *n, json_t *j,
 			 const char *where)
 {
@@ -397,11 +405,7 @@ static int compile_node(struct comp *c, json_t *j, const char *where)
 			    "$defs", "definitions", "$schema",	   "$id"};
 			json_object_foreach(j, key, v)
 			{
-				size_t k;
-				for (k = 0; k < sizeof ok / sizeof *ok; k++)
-					if (!strcmp(key, ok[k]))
-						break;
-				if (k == sizeof ok / sizeof *ok)
+				if (!in_list(key, ok, ED_ARRAY_LEN(ok)))
 					return cfail(c, where,
 						     "'%s' beside $ref is not "
 						     "supported",
@@ -423,11 +427,7 @@ static int compile_node(struct comp *c, json_t *j, const char *where)
 	}
 	json_object_foreach(j, key, v)
 	{
-		size_t k;
-		for (k = 0; k < sizeof ignored / sizeof *ignored; k++)
-			if (!strcmp(key, ignored[k]))
-				break;
-		if (k == sizeof ignored / sizeof *ignored)
+		if (!in_list(key, ignored, ED_ARRAY_LEN(ignored)))
 			return cfail(c, where, "keyword '%s' is not supported",
 				     key);
 	}

@@ -132,6 +132,30 @@ int ed_pipeline_extractor_budget(const struct ed_extractor *x, int max_tokens)
 		   : ED_PIPELINE_MAX_TOKENS;
 }
 
+static int read_row(void *ud, int ncol, const char *const *names,
+		    const struct ed_store_value *v)
+{
+	struct ed_extraction *e = ud;
+	(void)names;
+	if (ncol < 3)
+		return 0;
+	snprintf(e->status, sizeof e->status, "%s",
+		 v[0].type == ED_STORE_TEXT ? v[0].s : "error");
+	e->json = v[1].type == ED_STORE_TEXT ? strdup(v[1].s) : NULL;
+	snprintf(e->error, sizeof e->error, "%s",
+		 v[2].type == ED_STORE_TEXT ? v[2].s : "");
+	return 1;
+}
+
+int ed_pipeline_extraction_read(struct ed_store *st, int64_t id,
+				struct ed_extraction *out, char *err,
+				size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	snprintf(out->status, sizeof out->status, "error");
+	return ed_store_extraction_get(st, id, read_row, out, err, errlen);
+}
+
 void ed_extraction_release(struct ed_extraction *e)
 {
 	free(e->json);

@@ -274,6 +274,11 @@ struct ed_extraction {
 	double ms;
 };
 void ed_extraction_release(struct ed_extraction *e);
+/* A stored extraction (row id) read back: status, json, error. 0 or
+ * ED_EIO. */
+int ed_pipeline_extraction_read(struct ed_store *st, int64_t id,
+				struct ed_extraction *out, char *err,
+				size_t errlen);
 
 /*
  * Fill x's schema from text (a page's, or a document's when document),

@@ -948,38 +948,12 @@ static void count_failure(struct ed_doc_result *dr, int code)
 		dr->page_code = 0;
 }
 
-/* --schema: the outcome of one extraction, for the report. */
-struct xout {
-	char *status, *json, *error;
-};
-
-static void xout_release(struct xout *x)
-{
-	free(x->status);
-	free(x->json);
-	free(x->error);
-	memset(x, 0, sizeof *x);
-}
-
-static int xout_row(void *ud, int ncol, const char *const *names,
-		    const struct ed_store_value *v)
-{
-	struct xout *x = ud;
-	(void)names;
-	if (ncol < 3)
-		return 0;
-	x->status = strdup(v[0].s ? v[0].s : "error");
-	x->json = v[1].type == ED_STORE_TEXT ? strdup(v[1].s) : NULL;
-	x->error = v[2].type == ED_STORE_TEXT ? strdup(v[2].s) : NULL;
-	return 1;
-}
-
 /* Fill the schema from pages (page_no 0: the document), unless the store
  * has it (and not --force); store it. On this thread: the backend is
  * thread-safe, and extraction from text is cheap beside a page's OCR. */
 static void extract_from(struct ed_pipeline *p, struct docref *d, int page_no,
 			 const struct ed_page_text *pages, size_t npages,
-			 struct xout *xo)
+			 struct ed_extraction *r)
 {
 	const struct ed_extractor *x = p->o.extract;
 	const struct ed_schema *sc = ed_pipeline_extractor_schema(x);
@@ -997,18 +971,15 @@ static void extract_from(struct ed_pipeline *p, struct docref *d, int page_no,
 				  .seed = p->o.seed,
 				  .max_new_tokens =
 				      ed_pipeline_extractor_budget(x, 0)};
-	struct ed_extraction r;
 	struct ed_buf all;
 	struct ed_arena a;
 	char err[512];
 	int64_t id = 0;
 
-	memset(xo, 0, sizeof *xo);
 	if (!p->o.force &&
 	    !ed_store_extraction_lookup(p->st, &e, &id, err, sizeof err) &&
 	    id) {
-		ed_store_extraction_get(p->st, id, xout_row, xo, err,
-					sizeof err);
+		ed_pipeline_extraction_read(p->st, id, r, err, sizeof err);
 		return;
 	}
 	ed_buf_init(&all, 0);
@@ -1016,36 +987,32 @@ static void extract_from(struct ed_pipeline *p, struct docref *d, int page_no,
 		ed_buf_printf(&all, "%s%s", k ? "\n\n" : "",
 			      pages[k].text ? pages[k].text : "");
 	ed_pipeline_extract(x, p->backend, all.data ? all.data : "", NULL,
-			    page_no == 0, &g, &r);
+			    page_no == 0, &g, r);
 	ed_buf_release(&all);
 	ed_arena_init(&a, 0);
-	e.status = r.status;
-	e.json = r.json;
-	e.error = r.error[0] ? r.error : NULL;
-	e.attempts = r.attempts;
-	e.tokens_in = r.tokens_in;
-	e.tokens_out = r.tokens_out;
-	e.ms = r.ms;
-	if (!strcmp(r.status, "done"))
-		ed_pipeline_extract_fields(r.json, pages, npages, &a, &e.fields,
-					   &e.nfields);
-	if (r.code != ED_EINTR &&
+	e.status = r->status;
+	e.json = r->json;
+	e.error = r->error[0] ? r->error : NULL;
+	e.attempts = r->attempts;
+	e.tokens_in = r->tokens_in;
+	e.tokens_out = r->tokens_out;
+	e.ms = r->ms;
+	if (!strcmp(r->status, "done"))
+		ed_pipeline_extract_fields(r->json, pages, npages, &a,
+					   &e.fields, &e.nfields);
+	if (r->code != ED_EINTR &&
 	    ed_store_extraction_put(p->st, &e, NULL, err, sizeof err)) {
-		snprintf(r.status, sizeof r.status, "error");
-		snprintf(r.error, sizeof r.error, "%.255s", err);
+		snprintf(r->status, sizeof r->status, "error");
+		snprintf(r->error, sizeof r->error, "%.255s", err);
 	}
 	ed_arena_release(&a);
-	xo->status = strdup(r.status);
-	xo->json = r.json ? strdup(r.json) : NULL;
-	xo->error = r.error[0] ? strdup(r.error) : NULL;
-	ed_extraction_release(&r);
 }
 
 static void report(struct ed_pipeline *p, struct docref *d, int page,
 		   const struct ed_store_page *pg, int64_t page_id,
 		   const char *reasoning, bool cached)
 {
-	struct xout xo = {0};
+	struct ed_extraction xo = {0};
 	struct ed_page_result r = {
 	    .path = d->path,
 	    .sha256 = d->src.sha256,
@@ -1082,11 +1049,11 @@ static void report(struct ed_pipeline *p, struct docref *d, int page,
 		extract_from(p, d, page + 1, &pt, 1, &xo);
 		r.extraction_status = xo.status;
 		r.extraction_json = xo.json;
-		r.extraction_error = xo.error;
+		r.extraction_error = xo.error[0] ? xo.error : NULL;
 	}
 	if (p->o.on_page)
 		p->o.on_page(p->o.ud, &r);
-	xout_release(&xo);
+	ed_extraction_release(&xo);
 }
 
 /* --schema with document scope: the document's stored pages, once. */
@@ -1121,7 +1088,7 @@ static int dpage_row(void *ud, int ncol, const char *const *names,
 static void extract_document(struct ed_pipeline *p, struct docref *d)
 {
 	struct dpages dp = {0};
-	struct xout xo = {0};
+	struct ed_extraction xo = {0};
 	char err[512];
 
 	if (ed_store_doc_pages(p->st, d->doc_id, dpage_row, &dp, err,
@@ -1133,11 +1100,12 @@ static void extract_document(struct ed_pipeline *p, struct docref *d)
 	extract_from(p, d, 0, dp.p, dp.n, &xo);
 	if (p->o.on_extraction) {
 		struct ed_extract_result r = {
-		    d->path, d->src.sha256, 0,	  xo.status,
-		    xo.json, xo.error,	    false};
+		    d->path,   d->src.sha256, 0,
+		    xo.status, xo.json,	      xo.error[0] ? xo.error : NULL,
+		    false};
 		p->o.on_extraction(p->o.ud, &r);
 	}
-	xout_release(&xo);
+	ed_extraction_release(&xo);
 	for (size_t k = 0; k < dp.n; k++)
 		free((char *)dp.p[k].text);
 	free(dp.p);

@@ -232,23 +232,6 @@ static void *worker(void *arg)
 	}
 }
 
-struct got {
-	char *status, *json, *error;
-};
-
-static int got_row(void *ud, int ncol, const char *const *names,
-		   const struct ed_store_value *v)
-{
-	struct got *g = ud;
-	(void)names;
-	if (ncol < 3)
-		return 0;
-	g->status = strdup(v[0].s ? v[0].s : "");
-	g->json = v[1].type == ED_STORE_TEXT ? strdup(v[1].s) : NULL;
-	g->error = v[2].type == ED_STORE_TEXT ? strdup(v[2].s) : NULL;
-	return 0;
-}
-
 static void count(struct ed_extract_summary *s, const char *status, int code)
 {
 	if (!strcmp(status, "done"))
@@ -278,20 +261,18 @@ static int finish(struct xrun *x, struct ed_store *st, struct xtask *t,
 	int rc = 0;
 
 	if (t->cached_id) {
-		struct got g = {0};
-		rc = ed_store_extraction_get(st, t->cached_id, got_row, &g, err,
-					     errlen);
-		r.status = g.status ? g.status : "error";
+		struct ed_extraction g;
+		rc = ed_pipeline_extraction_read(st, t->cached_id, &g, err,
+						 errlen);
+		r.status = g.status;
 		r.json = g.json;
-		r.error = g.error;
+		r.error = g.error[0] ? g.error : NULL;
 		r.cached = true;
 		sum->cached++;
 		count(sum, r.status, 0);
 		if (o->on_result && !rc)
 			o->on_result(o->ud, &r);
-		free(g.status);
-		free(g.json);
-		free(g.error);
+		ed_extraction_release(&g);
 		return rc;
 	}
 	if (t->res.code == ED_EINTR)

@@ -69,16 +69,20 @@ for fz in "$BUILD"/tests/fuzz/fuzz_*; do
 		fail=$((fail + 1))
 done
 
+# python_with MODULE: a python3 that has it (pyenv's or Debian's), or ""
+python_with() {
+	for c in python3 /usr/bin/python3; do
+		if command -v "$c" >/dev/null 2>&1 &&
+			"$c" -c "import $1" >/dev/null 2>&1; then
+			echo "$c"
+			return
+		fi
+	done
+}
+
 # the chat-template renderer against Python's jinja2 (python3-jinja2)
 log="$ED_TMP/jinja_diff.log"
-py=
-for c in python3 /usr/bin/python3; do
-	if command -v "$c" >/dev/null 2>&1 &&
-		"$c" -c 'import jinja2' >/dev/null 2>&1; then
-		py=$c
-		break
-	fi
-done
+py=$(python_with jinja2)
 if [ -n "$py" ]; then
 	"$py" tests/jinja_diff.py "$BUILD" >"$log" 2>&1
 else
@@ -89,14 +93,7 @@ tally "$log" "jinja_diff"
 
 # the property test's outputs against python3-jsonschema
 log="$ED_TMP/schema_check.log"
-py=
-for c in python3 /usr/bin/python3; do
-	if command -v "$c" >/dev/null 2>&1 &&
-		"$c" -c 'import jsonschema' >/dev/null 2>&1; then
-		py=$c
-		break
-	fi
-done
+py=$(python_with jsonschema)
 if [ -n "$py" ]; then
 	"$py" tests/schema_check.py "$ED_TMP/grammar_outputs.jsonl" >"$log" 2>&1
 else
