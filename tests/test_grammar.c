@@ -398,6 +398,90 @@ static struct ed_tokenizer *make_tok(int32_t *n_out)
 	return t;
 }
 
+/* The mask at token boundaries, by name: tokens spanning lexemes, byte
+ * pieces finishing a character another token began, escapes. */
+static bool allowed(struct ed_constraint *c, struct ed_tokenizer *t,
+		    const struct ed_cstate *st, const char *piece)
+{
+	uint64_t *scratch = malloc(ed_constraint_words(c) * 8);
+	int32_t id = ed_tok_id(t, piece);
+	bool stop_ok, ok = false;
+	const uint64_t *m = ed_constraint_mask(c, st, scratch, &stop_ok);
+	if (id >= 0 && m)
+		ok = m[id >> 6] >> (id & 63) & 1;
+	free(scratch);
+	return ok;
+}
+
+static void test_boundaries(void)
+{
+	int32_t V, stop = 2;
+	struct ed_tokenizer *t = make_tok(&V);
+	struct ed_schema *s;
+	struct ed_constraint *c;
+	struct ed_cstate *st;
+	char err[256];
+	bool stop_ok;
+	uint64_t *scratch;
+
+	CHECK(compile(&s,
+		      "{\"type\":\"object\",\"properties\":{\"name\":"
+		      "{\"type\":\"string\",\"maxLength\":4},\"kind\":"
+		      "{\"type\":\"integer\"}},\"required\":[\"name\"]}",
+		      err, sizeof err) == 0,
+	      "%s", err);
+	CHECK(ed_constraint_new(&c, s, t, V, &stop, 1, err, sizeof err) == 0,
+	      "%s", err);
+	scratch = malloc(ed_constraint_words(c) * 8);
+	ed_cstate_new(&st, s);
+	/* the start: "{\"" spans two lexemes, a leading space is allowed
+	 * once, "name\":" a key and its colon */
+	CHECK(allowed(c, t, st, "{\""), "{\" at the start");
+	CHECK(allowed(c, t, st, "\xE2\x96\x81{"), "' {' at the start");
+	CHECK(!allowed(c, t, st, "\xE2\x96\x81\xE2\x96\x81"), "two spaces");
+	CHECK(!allowed(c, t, st, "[{\""), "not an array");
+	ed_schema_feed(s, st, "{\"", 2);
+	CHECK(allowed(c, t, st, "name\":"), "the key and its colon");
+	CHECK(!allowed(c, t, st, "kind"), "kind before the required name");
+	ed_schema_feed(s, st, "name\":\"", 7);
+	/* inside the string: a character begun by one byte piece and
+	 * finished by others; a whole one; escapes */
+	CHECK(allowed(c, t, st, "\xE6\x97\xA5\xE6\x9C\xAC"), "two CJK");
+	CHECK(allowed(c, t, st, "<0xE6>"), "a lead byte");
+	CHECK(!allowed(c, t, st, "<0x97>"), "a continuation byte alone");
+	CHECK(!allowed(c, t, st, "<0xC0>"), "an overlong lead");
+	CHECK(allowed(c, t, st, "\\u00e9"), "a \\u escape in one token");
+	CHECK(allowed(c, t, st, "\\\""), "an escaped quote");
+	CHECK(allowed(c, t, st, "\"}"), "an empty name, then the end");
+	ed_schema_feed(s, st, "\xE6", 1);
+	CHECK(allowed(c, t, st, "<0x97>"), "the continuation now");
+	CHECK(!allowed(c, t, st, "a"), "no ASCII inside a character");
+	CHECK(!allowed(c, t, st, "\""), "no closing inside a character");
+	ed_schema_feed(s, st, "\x97\xA5", 2);
+	/* one character so far; "}" may end the object: "\"}" spans the
+	 * string's end and the object's */
+	CHECK(allowed(c, t, st, "\"}"), "string and object end together");
+	CHECK(allowed(c, t, st, "\",\""), "string end, comma, next key");
+	CHECK(allowed(c, t, st, "abc"), "three more: four in all");
+	ed_schema_feed(s, st, "abc", 3);
+	CHECK(!allowed(c, t, st, "a"), "maxLength 4 reached");
+	CHECK(allowed(c, t, st, "\"}"), "closing then");
+	ed_schema_feed(s, st, "\",\"kind\":", 9);
+	CHECK(allowed(c, t, st, "12"), "digits");
+	CHECK(allowed(c, t, st, "1,") == false, "no comma after the last");
+	CHECK(allowed(c, t, st, "0}"), "a number and the close in one");
+	CHECK(!allowed(c, t, st, "3.14"), "an integer has no fraction");
+	ed_schema_feed(s, st, "0}", 2);
+	CHECK(ed_cstate_final(s, st), "the value is complete");
+	ed_constraint_mask(c, st, scratch, &stop_ok);
+	CHECK(stop_ok, "the stop allowed at the end");
+	free(scratch);
+	ed_cstate_free(st);
+	ed_constraint_free(c);
+	ed_schema_free(s);
+	ed_tok_close(t);
+}
+
 static uint64_t rnd(uint64_t *s)
 {
 	*s = *s * 6364136223846793005ull + 1442695040888963407ull;
@@ -852,6 +936,7 @@ int main(void)
 	test_matcher();
 	test_describe();
 	test_cache();
+	test_boundaries();
 	test_property();
 	test_engine();
 	return t_done();
