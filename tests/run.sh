@@ -69,38 +69,34 @@ for fz in "$BUILD"/tests/fuzz/fuzz_*; do
 		fail=$((fail + 1))
 done
 
-# python_with MODULE: a python3 that has it (pyenv's or Debian's), or ""
-python_with() {
+# pycheck NAME MODULE SCRIPT ARGS...: a Python check that needs MODULE,
+# with a python3 that has it (pyenv's or Debian's)
+pycheck() {
+	name=$1 mod=$2
+	shift 2
+	log="$ED_TMP/$name.log"
+	py=
 	for c in python3 /usr/bin/python3; do
 		if command -v "$c" >/dev/null 2>&1 &&
-			"$c" -c "import $1" >/dev/null 2>&1; then
-			echo "$c"
-			return
+			"$c" -c "import $mod" >/dev/null 2>&1; then
+			py=$c
+			break
 		fi
 	done
+	if [ -n "$py" ]; then
+		"$py" "$@" >"$log" 2>&1
+	else
+		echo "run.sh: $name needs python3-$mod (make deps)" >"$log"
+	fi
+	cat "$log"
+	tally "$log" "$name"
 }
 
-# the chat-template renderer against Python's jinja2 (python3-jinja2)
-log="$ED_TMP/jinja_diff.log"
-py=$(python_with jinja2)
-if [ -n "$py" ]; then
-	"$py" tests/jinja_diff.py "$BUILD" >"$log" 2>&1
-else
-	echo "run.sh: jinja_diff needs python3-jinja2 (make deps)" >"$log"
-fi
-cat "$log"
-tally "$log" "jinja_diff"
-
-# the property test's outputs against python3-jsonschema
-log="$ED_TMP/schema_check.log"
-py=$(python_with jsonschema)
-if [ -n "$py" ]; then
-	"$py" tests/schema_check.py "$ED_TMP/grammar_outputs.jsonl" >"$log" 2>&1
-else
-	echo "run.sh: schema_check needs python3-jsonschema (make deps)" >"$log"
-fi
-cat "$log"
-tally "$log" "schema_check"
+# the chat-template renderer against Python's jinja2
+pycheck jinja_diff jinja2 tests/jinja_diff.py "$BUILD"
+# the grammar's property-test outputs against python3-jsonschema
+pycheck schema_check jsonschema tests/schema_check.py \
+	"$ED_TMP/grammar_outputs.jsonl"
 
 for sh in cli e2e extract; do
 	log="$ED_TMP/$sh.log"
