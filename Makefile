@@ -66,7 +66,7 @@ $(shell mkdir -p $(BUILD); \
 	  printf '%s' '$(FLAGS_NOW)' > $(FLAGS_STAMP); fi)
 
 .PHONY: all check bench deps install uninstall clean lint check-deps \
-	valgrind demo
+	valgrind demo docs-shots
 .DEFAULT_GOAL := all
 
 all: ernie-doc
@@ -112,6 +112,12 @@ demo:
 
 deps:
 	sh scripts/deps.sh
+
+# The README's pictures of the review and the report: tests/review.sh's
+# store, through headless Chromium.
+docs-shots: ernie-doc $(BUILD)/tests/mkpdf
+	mkdir -p docs
+	ED_BUILD=$(BUILD) ED_SHOTS=$(CURDIR)/docs sh tests/review.sh
 
 install: ernie-doc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1

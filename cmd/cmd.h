@@ -113,6 +113,7 @@ enum {
 	O_EXTRACT_SCOPE,
 	O_SCOPE,
 	O_FROM,
+	O_IMAGE_DPI,
 	O_FIRST_FREE,
 };
 
@@ -137,6 +138,7 @@ int cmd_search(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Print a subcommand's usage to f. */
 void usage_ocr(FILE *f);
@@ -149,6 +151,7 @@ void usage_search(FILE *f);
 void usage_export(FILE *f);
 void usage_model(FILE *f);
 void usage_extract(FILE *f);
+void usage_report(FILE *f);
 
 /* An extraction's JSON members into o: "status", and "extraction" (the
  * value when done, the reply or partial output as a string otherwise,

@@ -33,6 +33,8 @@ static const struct command {
     {"export", cmd_export, usage_export, "rebuild a document's text"},
     {"extract", cmd_extract, usage_extract,
      "fill a JSON Schema from stored pages"},
+    {"report", cmd_report, usage_report,
+     "one HTML page about the whole store"},
     {"model", cmd_model, usage_model,
      "describe, check or evaluate a model checkpoint"},
 };

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pipeline/pipeline.h"
 #include "store/store.h"
 
 static const struct opt query_opts[] = {
@@ -29,6 +30,16 @@ static const struct opt export_opts[] = {
     {"help", 'h', false, O_HELP},
     {"db", 0, true, O_DB},
     {"format", 0, true, O_FORMAT},
+    {"out", 'o', true, O_OUT},
+    {"image-dpi", 0, true, O_IMAGE_DPI},
+    {"password-file", 0, true, O_PASSWORD_FILE},
+    {NULL, 0, false, 0},
+};
+
+static const struct opt report_opts[] = {
+    {"help", 'h', false, O_HELP},
+    {"db", 0, true, O_DB},
+    {"out", 'o', true, O_OUT},
     {NULL, 0, false, 0},
 };
 
@@ -53,12 +64,50 @@ void usage_search(FILE *f)
 
 void usage_export(FILE *f)
 {
-	fputs("usage: ernie-doc export [--db FILE] [--format md|txt|json] "
-	      "DOC\n"
+	fputs("usage: ernie-doc export [--db FILE] [--format "
+	      "md|txt|json|html] [-o FILE]\n"
+	      "         [--image-dpi N] [--password-file FILE] DOC\n"
 	      "  Rebuild a stored document (DOC: id, sha256 prefix or path) "
 	      "from its\n"
-	      "  newest finished page results.\n",
+	      "  newest finished page results; html: a self-contained review, "
+	      "each\n"
+	      "  page's image beside what was read from it.\n",
 	      f);
+}
+
+void usage_report(FILE *f)
+{
+	fputs("usage: ernie-doc report [--db FILE] [-o FILE]\n"
+	      "  One self-contained HTML page about the whole store: pages "
+	      "by status\n"
+	      "  and source, the pages to look at again, throughput, the "
+	      "runs.\n",
+	      f);
+}
+
+/* Write an HTML page to path (through a temporary file and a rename) or
+ * to standard output. */
+static int write_out(const char *path, const struct ed_buf *b)
+{
+	char tmp[4096];
+	FILE *f;
+	if (!path || !strcmp(path, "-")) {
+		fwrite(b->data, 1, b->len, stdout);
+		fflush(stdout);
+		return ferror(stdout) ? EX_IOERR_ : 0;
+	}
+	snprintf(tmp, sizeof tmp, "%s.partial", path);
+	if (!(f = fopen(tmp, "wb"))) {
+		msg("cannot create '%s'", path);
+		return EX_CANTCREAT_;
+	}
+	if (fwrite(b->data, 1, b->len, f) != b->len || fclose(f) ||
+	    rename(tmp, path)) {
+		msg("cannot write '%s'", path);
+		remove(tmp);
+		return EX_IOERR_;
+	}
+	return 0;
 }
 
 /* ---- value formatting --------------------------------------------- */
@@ -462,7 +511,7 @@ usage_err:
 
 /* ---- export ------------------------------------------------------- */
 
-enum { X_MD, X_TXT, X_JSON };
+enum { X_MD, X_TXT, X_JSON, X_HTML };
 
 struct xctx {
 	int format;
@@ -546,6 +595,9 @@ int cmd_export(int argc, char **argv)
 	char err[512];
 	int64_t doc_id;
 	int id, rc;
+	const char *out = NULL;
+	char *password = NULL;
+	struct ed_html_opts ho = {0};
 
 	while ((id = opt_next(&os, argc, argv, export_opts, "export", &arg)) !=
 	       -1) {
@@ -562,12 +614,29 @@ int cmd_export(int argc, char **argv)
 		case O_DB: db = arg; break;
 		case O_FORMAT: {
 			static const char *const fm[] = {"md", "txt", "json",
-							 NULL};
+							 "html", NULL};
 			if ((c.format =
 				 opt_choice("export", "format", arg, fm)) < 0)
 				goto usage_err;
 			break;
 		}
+		case O_OUT: out = arg; break;
+		case O_IMAGE_DPI:
+			if (ed_parse_double(arg, 10, 600, &ho.image_dpi)) {
+				msg("export: bad value '%s' for --image-dpi "
+				    "(10 "
+				    "to 600)",
+				    arg);
+				goto usage_err;
+			}
+			break;
+		case O_PASSWORD_FILE:
+			free(password);
+			password = NULL;
+			if ((rc = read_password_file(arg, &password)))
+				return exit_status(rc);
+			ho.password = password;
+			break;
 		}
 	}
 	if (!sel) {
@@ -580,6 +649,29 @@ int cmd_export(int argc, char **argv)
 		msg("export: %s", err);
 		ed_store_close(st);
 		return exit_status(rc == ED_EINVAL ? ED_EINVAL : rc);
+	}
+	if (c.format == X_HTML) {
+		struct ed_buf b;
+		int status;
+		ed_buf_init(&b, 0);
+		rc = ed_pipeline_export_html(st, doc_id, &ho, &b, err,
+					     sizeof err);
+		ed_store_close(st);
+		free(password);
+		if (rc) {
+			msg("export: %s", err);
+			ed_buf_release(&b);
+			return exit_status(rc);
+		}
+		status = write_out(out, &b);
+		ed_buf_release(&b);
+		return status;
+	}
+	free(password);
+	if (out) {
+		msg("export: -o is for --format html");
+		ed_store_close(st);
+		goto usage_err;
 	}
 	c.pages = json_array();
 	rc = ed_store_doc_export(st, doc_id, export_row, &c, err, sizeof err);
@@ -608,4 +700,41 @@ int cmd_export(int argc, char **argv)
 usage_err:
 	usage_export(stderr);
 	return EX_USAGE_;
+}
+
+int cmd_report(int argc, char **argv)
+{
+	struct optstate os = {0};
+	struct ed_store *st;
+	struct ed_buf b;
+	const char *arg, *db = "ernie-doc.db", *out = NULL;
+	char err[512];
+	int id, rc, status;
+
+	while ((id = opt_next(&os, argc, argv, report_opts, "report", &arg)) !=
+	       -1) {
+		switch (id) {
+		case -2: usage_report(stderr); return EX_USAGE_;
+		case 0:
+			msg("report: unexpected argument '%s'", arg);
+			usage_report(stderr);
+			return EX_USAGE_;
+		case O_HELP: usage_report(stdout); return 0;
+		case O_DB: db = arg; break;
+		case O_OUT: out = arg; break;
+		}
+	}
+	if ((rc = open_ro(db, &st)))
+		return exit_status(rc);
+	ed_buf_init(&b, 0);
+	rc = ed_pipeline_report_html(st, &b, err, sizeof err);
+	ed_store_close(st);
+	if (rc) {
+		msg("report: %s", err);
+		ed_buf_release(&b);
+		return exit_status(rc);
+	}
+	status = write_out(out, &b);
+	ed_buf_release(&b);
+	return status;
 }

@@ -355,6 +355,37 @@ int ed_pipeline_extract_run(const struct ed_extract_opts *o,
 			    struct ed_extract_summary *sum, char *err,
 			    size_t errlen);
 
+/* ---- the review: HTML ------------------------------------------------ */
+
+/* The default resolution of the page images in a review: an A4 page is
+ * 496 x 702 pixels, a 20-page document a few MB. */
+#define ED_PIPELINE_HTML_DPI 60
+
+struct ed_html_opts {
+	double image_dpi;     /* 0 = ED_PIPELINE_HTML_DPI */
+	const char *password; /* an encrypted PDF's, or NULL */
+};
+
+/*
+ * One self-contained HTML file (into out) for document doc_id of the
+ * store: per page the image (rendered again from the document's stored
+ * path, when it is still there and the same bytes) with the zoom boxes
+ * drawn on it, beside the stored result: status, source, guards,
+ * similarity, tokens, timings, the Markdown's blocks, the text with its
+ * fields marked, extractions, the reasoning folded; failed pages say so.
+ * Everything stored is escaped. 0, ED_ENOENT (no such document),
+ * ED_ENOMEM.
+ */
+int ed_pipeline_export_html(struct ed_store *st, int64_t doc_id,
+			    const struct ed_html_opts *o, struct ed_buf *out,
+			    char *err, size_t errlen);
+/* One HTML page about the whole store: documents and pages by status
+ * and source, the pages to look at again (failed, guards that fired, low
+ * similarity, extractions not done) linked to SHA12.html#page-N, pages
+ * per hour and tokens per page as inline SVG, the runs. 0 or ED_ENOMEM. */
+int ed_pipeline_report_html(struct ed_store *st, struct ed_buf *out,
+			    char *err, size_t errlen);
+
 /* ---- OCR ---------------------------------------------------------- */
 
 enum ed_text_layer {
