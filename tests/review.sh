@@ -109,7 +109,14 @@ mv "$T/doc3-moved.pdf" "$T/doc3.pdf"
 expect 0 $E export --db "$T/r.db" --format html -o "$T/scan.html" scan.png
 
 # ---- report -----------------------------------------------------------------
+# an extraction cut short: a page to look at again
+serve normal --extract truncated
+expect 1 $E extract --db "$T/r.db" --server "$URL" --schema "$T/facts.json" \
+	--force doc3.pdf
+stop_server
 expect 0 $E report --db "$T/r.db" -o "$T/report.html"
+check "report: an incomplete extraction to look at again" \
+	test "$(grep -c 'extraction incomplete</td>' "$T/report.html")" = 2
 check "report: well formed, local, no script" "$PY" tests/html_check.py html "$T/report.html" --scripts 0
 check "report: pages by status and source" grep -q '<td>needs-model</td><td>raster</td><td>1</td>' "$T/report.html"
 sha=$(q "$T/r.db" "SELECT substr(sha256, 1, 12) FROM documents WHERE path LIKE '%smile.png'")
