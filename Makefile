@@ -8,6 +8,7 @@
 #   make valgrind        the tests under valgrind
 #   make lint            banned functions
 #   make check-deps      #include direction between modules
+#   make fuzz [FUZZ_SECONDS=60]  libFuzzer on every target (clang)
 #   make install [PREFIX=/usr/local] [DESTDIR=]
 
 PREFIX ?= /usr/local
@@ -66,7 +67,7 @@ $(shell mkdir -p $(BUILD); \
 	  printf '%s' '$(FLAGS_NOW)' > $(FLAGS_STAMP); fi)
 
 .PHONY: all check bench deps install uninstall clean lint check-deps \
-	valgrind demo docs-shots
+	valgrind demo docs-shots fuzz print-libs print-cflags
 .DEFAULT_GOAL := all
 
 all: ernie-doc
@@ -112,6 +113,16 @@ demo:
 
 deps:
 	sh scripts/deps.sh
+
+# Coverage-guided fuzzing: scripts/fuzz.sh builds build-fuzz/ with clang
+# and runs each tests/fuzz target for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz:
+	sh scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+print-libs:
+	@echo $(LIBS)
+print-cflags:
+	@echo $(PKG_CFLAGS)
 
 # The README's pictures of the review and the report: tests/review.sh's
 # store, through headless Chromium.

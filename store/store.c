@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 const char *ed_store_sqlite_version(void)
@@ -71,14 +73,36 @@ static int user_version(struct ed_store *st, int *v)
 	return rc;
 }
 
+/* Each step in its own write transaction, the version read again inside
+ * it: processes opening one new database at once take turns (the busy
+ * handler), and one that finds the step done by another goes on. */
 static int migrate(struct ed_store *st, int from, char *err, size_t errlen)
 {
 	for (int v = from; v < store_nmigrations; v++) {
 		char set[64];
-		int rc;
+		int rc, now = v;
 
+		/* the count makes SQLite check its cached schema against the
+		 * file's: tables another process just made become visible */
 		if ((rc = store_exec(st, "BEGIN IMMEDIATE", err, errlen)))
 			return rc;
+		if ((rc = store_exec(st, "SELECT count(*) FROM sqlite_schema",
+				     err, errlen))) {
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
+		}
+		if (user_version(st, &now) != SQLITE_OK) {
+			rc = store_db_err(st, ED_ECREATE, err, errlen,
+					  "database");
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
+		}
+		if (now > v) { /* another process migrated meanwhile */
+			if ((rc = store_exec(st, "COMMIT", err, errlen)))
+				return rc;
+			v = now - 1;
+			continue;
+		}
 		snprintf(set, sizeof set, "PRAGMA user_version = %d", v + 1);
 		if ((rc = store_exec(st, store_migrations[v], err, errlen)) ||
 		    (rc = store_exec(st, set, err, errlen)) ||
@@ -153,7 +177,18 @@ int ed_store_open(struct ed_store **out, const char *path, int flags, char *err,
 		*out = st;
 		return 0;
 	}
-	if ((rc = store_exec(st, "PRAGMA journal_mode = WAL", err, errlen)) ||
+	/* processes opening one new database at once: the switch to WAL
+	 * can meet a lock the busy handler does not wait for (a would-be
+	 * deadlock in rollback mode); such a start is tried again */
+	for (int tries = 0;; tries++) {
+		rc = store_exec(st, "PRAGMA journal_mode = WAL", err, errlen);
+		if (rc != ED_EAGAIN || tries == 200)
+			break;
+		nanosleep(&(struct timespec){0, 20000000 + (getpid() % 7) *
+							 5000000},
+			  NULL);
+	}
+	if (rc ||
 	    (rc = store_exec(st, "PRAGMA synchronous = NORMAL", err, errlen)) ||
 	    (rc = store_exec(st, "PRAGMA foreign_keys = ON", err, errlen))) {
 		if (rc != ED_EAGAIN)

@@ -407,4 +407,30 @@ if [ -z "${ED_VALGRIND:-}" ]; then
 	check "resume: 1,000 pages" test "$(q "$T/int.db" "SELECT count(*) FROM pages")" = 1000
 fi
 
+# ---- several processes, one new database --------------------------------
+# started at once: the schema made once (each migration step under the
+# write lock, the version read again inside it), every run done, every
+# page stored once
+mkdir -p "$T/ctree"
+for i in 1 2 3 4 5 6; do "$BUILD/tests/mkpdf" "$T/ctree/d$i.pdf" 3 cdoc$i; done
+bad=0
+for round in 1 2 3 4 5; do
+	rm -f "$T/c.db" "$T/c.db-wal" "$T/c.db-shm"
+	for k in 1 2 3; do
+		($E batch -q --db "$T/c.db" --text-layer only "$T/ctree" \
+			>"$T/c$k.out" 2>"$T/c$k.err"
+			echo $? >"$T/c$k.rc") &
+	done
+	wait
+	for k in 1 2 3; do
+		[ "$(cat "$T/c$k.rc")" = 0 ] || {
+			bad=$((bad + 1))
+			echo "cli: round $round, process $k: $(cat "$T/c$k.err")" >&2
+		}
+	done
+	[ "$(q "$T/c.db" "PRAGMA integrity_check")" = ok ] || bad=$((bad + 1))
+	[ "$(q "$T/c.db" "SELECT count(*) || '/' || count(DISTINCT document_id || '-' || page_no) FROM pages")" = 18/18 ] || bad=$((bad + 1))
+done
+check "three batches started at once on a new database, five times: all done, each page once" test $bad = 0
+
 summary
