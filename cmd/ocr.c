@@ -625,6 +625,16 @@ static int parse_args(struct ocr_cfg *cfg, int argc, char **argv,
 		const char *key = getenv("ERNIE_DOC_API_KEY");
 		o->api_key = key && *key ? key : NULL;
 	}
+	{
+		/* how long a page claimed by a process that died stays its */
+		const char *l = getenv("ERNIE_DOC_LEASE");
+		if (l && *l &&
+		    ed_parse_double(l, 0.1, 86400, &o->lease_s)) {
+			msg("%s: ERNIE_DOC_LEASE is seconds, 0.1 to 86400",
+			    cmd);
+			return EX_USAGE_;
+		}
+	}
 	if (o->tile.min_pixels > o->tile.max_pixels) {
 		msg("%s: --min-pixels is larger than --max-pixels", cmd);
 		return EX_USAGE_;
@@ -766,6 +776,10 @@ static int run(struct ocr_cfg *cfg, const char *const *paths, size_t n,
 		msg("%s; finished pages are stored", rr.stop_error);
 		return exit_status(rc);
 	}
+	if (rr.elsewhere && !g_quiet)
+		msg("%d page%s left to another process working on this "
+		    "database",
+		    rr.elsewhere, rr.elsewhere == 1 ? "" : "s");
 	if (summary && !g_quiet)
 		msg("%d document%s (%d failed): %d pages done, %d blank, %d "
 		    "need the model, %d failed, %d already stored",

@@ -437,7 +437,8 @@ static int parse(struct ed_gguf *g, const char *path, char *err, size_t errlen)
 	for (size_t i = 0; i < g->nt; i++) {
 		struct ed_tensor *t = &g->t[i];
 		uint64_t off = (uint64_t)(uintptr_t)t->data;
-		if (off % align || data + off > g->size ||
+		/* in that order: no sum can wrap */
+		if (off % align || data > g->size || off > g->size - data ||
 		    t->nbytes > g->size - data - off) {
 			rc = ed_err(err, errlen, ED_ECONFIG,
 				    "'%s': tensor '%s' lies outside the file",

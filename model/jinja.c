@@ -3321,9 +3321,12 @@ static struct val apply_filter(struct rt *r, const char *name,
 	if (!strcmp(name, "round")) {
 		const struct val *p = arg(a, 0, "precision");
 		int64_t pr = p ? want_int(r, p, "round", line) : 0;
-		double m = pow(10, (double)pr), val = num_f(v);
+		double m = pow(10, (double)pr), val = 0;
+		/* the number read only once it is one (not a union's bytes) */
 		if (!is_num(v))
 			rerr(r, ED_EINVAL, line, "round needs a number");
+		else
+			val = num_f(v);
 		return mk_float(rint(val * m) / m); /* halves to even */
 	}
 	if (!strcmp(name, "selectattr") || !strcmp(name, "rejectattr"))

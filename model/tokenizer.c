@@ -1264,7 +1264,7 @@ int ed_tok_text_bytes(const struct ed_tokenizer *t, int32_t id, char *buf,
 	for (const char *s = p->s; *s; s++) {
 		if (n + 1 > cap)
 			return -1;
-		if (memcmp(s, "\xE2\x96\x81", 3) == 0) {
+		if (strncmp(s, "\xE2\x96\x81", 3) == 0) {
 			buf[n++] = ' ';
 			s += 2;
 		} else {
@@ -1309,7 +1309,7 @@ int ed_tok_decode(const struct ed_tokenizer *t, const int32_t *ids, size_t n,
 			continue;
 		}
 		for (const char *p = s; *p && !rc; p++) {
-			if (memcmp(p, "\xE2\x96\x81", 3) == 0) {
+			if (strncmp(p, "\xE2\x96\x81", 3) == 0) {
 				rc = ed_buf_putc(b, ' ');
 				p += 2;
 			} else {

@@ -433,6 +433,7 @@ struct ed_doc_result {
 	const char *kind;
 	int pages; /* in the document */
 	int done, blank, needs_model, failed, cached;
+	int elsewhere; /* pages another process is working on */
 	int page_code; /* ED_E* of the page failures if all alike, else 0 */
 };
 
@@ -448,6 +449,7 @@ struct ed_progress {
 struct ed_run_result {
 	int docs, docs_failed;
 	int done, blank, needs_model, failed, cached;
+	int elsewhere; /* left to the other processes that claimed them */
 	int first_code;	  /* ED_E* of the first document failure */
 	bool single_code; /* every failure had first_code */
 	int stop_code;	  /* ED_EINTR or ED_EUNAVAIL when the run stopped */
@@ -488,6 +490,10 @@ struct ed_pipeline_opts {
 	const char *password;
 	const char *rules_path; /* extra rules; the built-in set always runs */
 	bool force;
+	/* several processes on one database: a page is claimed before it is
+	 * worked on, for this long (renewed while the run goes on; 0 = 300
+	 * s); a page another live process claimed is left to it */
+	double lease_s;
 	/* --schema: fill it from each page read (ED_EXTRACT_PAGE) or, once
 	 * its pages are stored, from the whole document; needs a model */
 	const struct ed_extractor *extract;

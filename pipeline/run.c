@@ -11,13 +11,16 @@
 #include "pipeline.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <errno.h>
 #include <pcre2.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "model/model.h"
 
@@ -84,6 +87,9 @@ struct ed_pipeline {
 	bool closing;
 	atomic_bool stop; /* interrupted or server gone: drop the rest */
 	struct docref *docs;
+	/* claims: this process's name in the claims table, the last renewal */
+	char owner[160];
+	double lease_s, renewed_ms;
 	/* progress */
 	struct ed_progress prog;
 	double t0;
@@ -827,6 +833,13 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 	p->o = *o;
 	if (p->o.jobs < 1)
 		p->o.jobs = 1;
+	p->lease_s = o->lease_s > 0 ? o->lease_s : 300;
+	{
+		char host[64] = "";
+		gethostname(host, sizeof host - 1);
+		snprintf(p->owner, sizeof p->owner, "%s:%ld:%.0f", host,
+			 (long)getpid(), ed_now_ms());
+	}
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->task_cv, NULL);
 	pthread_cond_init(&p->result_cv, NULL);
@@ -928,6 +941,8 @@ void ed_pipeline_close(struct ed_pipeline *p)
 		pthread_join(p->th[i], &wk);
 	}
 	free(p->th);
+	if (p->st)
+		ed_store_claims_drop(p->st, p->owner, err, sizeof err);
 	if (p->st)
 		ed_store_run_end(p->st, p->run_id, err, sizeof err);
 	ed_store_close(p->st);
@@ -1148,6 +1163,7 @@ static bool finish_doc(struct ed_pipeline *p, struct docref *d,
 	rr->needs_model += d->r.needs_model;
 	rr->failed += d->r.failed;
 	rr->cached += d->r.cached;
+	rr->elsewhere += d->r.elsewhere;
 	p->prog.docs_done++;
 	if (p->o.on_doc)
 		p->o.on_doc(p->o.ud, d->path, &d->r);
@@ -1156,6 +1172,52 @@ static bool finish_doc(struct ed_pipeline *p, struct docref *d,
 		extract_document(p, d);
 	progress(p);
 	return true;
+}
+
+/* Claims of processes of this machine that are gone (killed): dropped
+ * at once, not left to lapse. An owner is "host:pid:start". */
+struct owners {
+	char **v;
+	size_t n;
+};
+
+static int owner_row(void *ud, int ncol, const char *const *names,
+		     const struct ed_store_value *v)
+{
+	struct owners *o = ud;
+	char **nv;
+	(void)names;
+	if (ncol < 1 || v[0].type != ED_STORE_TEXT)
+		return 0;
+	if (!(nv = realloc(o->v, (o->n + 1) * sizeof *nv)))
+		return 1;
+	o->v = nv;
+	if ((o->v[o->n] = strdup(v[0].s)))
+		o->n++;
+	return 0;
+}
+
+static void drop_dead_claims(struct ed_pipeline *p)
+{
+	struct owners o = {0};
+	char host[64] = "", err[256];
+	size_t hn;
+
+	gethostname(host, sizeof host - 1);
+	hn = strlen(host);
+	ed_store_claims_owners(p->st, owner_row, &o, err, sizeof err);
+	for (size_t i = 0; i < o.n; i++) {
+		const char *w = o.v[i];
+		long pid;
+		char *end;
+		if (!strncmp(w, host, hn) && w[hn] == ':' &&
+		    strcmp(w, p->owner) &&
+		    (pid = strtol(w + hn + 1, &end, 10)) > 0 && *end == ':' &&
+		    kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+			ed_store_claims_drop(p->st, w, err, sizeof err);
+		free(o.v[i]);
+	}
+	free(o.v);
 }
 
 /* Store and report one result (main thread); frees it. */
@@ -1179,6 +1241,9 @@ static void take_result(struct ed_pipeline *p, struct result *r,
 		int rc;
 		r->pg.run_id = p->run_id;
 		rc = ed_store_page_put(p->st, &r->pg, &id, err, sizeof err);
+		if (!rc)
+			ed_store_claim_release(p->st, &r->pg.key, p->owner, err,
+					       sizeof err);
 		if (rc) {
 			/* the store failing is the run failing */
 			if (!rr->stop_code) {
@@ -1221,6 +1286,14 @@ static void take_result(struct ed_pipeline *p, struct result *r,
  * to notice SIGINT). */
 static void drain(struct ed_pipeline *p, struct ed_run_result *rr, bool wait)
 {
+	/* the claims of the pages in flight, renewed at a quarter lease */
+	if (ed_now_ms() - p->renewed_ms > p->lease_s * 250) {
+		char err[256];
+		ed_store_claims_renew(p->st, p->owner, p->lease_s, err,
+				      sizeof err);
+		drop_dead_claims(p);
+		p->renewed_ms = ed_now_ms();
+	}
 	for (;;) {
 		struct result *r;
 
@@ -1414,7 +1487,28 @@ static void queue_document(struct ed_pipeline *p, const char *path,
 			continue;
 		}
 		{
-			struct task *t = calloc(1, sizeof *t);
+			struct task *t;
+			bool got = true;
+			/* another process on this database may be on it */
+			if (ed_store_claim(p->st, &key, p->owner, p->lease_s,
+					   &got, err, sizeof err) == 0 &&
+			    !got) {
+				d->r.elsewhere++;
+				continue;
+			}
+			/* ... or may have stored it since the look-up */
+			if (got && !o->force &&
+			    ed_store_page_lookup(
+				p->st, &key,
+				o->text_layer != ED_TEXT_LAYER_NEVER, &have,
+				err, sizeof err) == 0 &&
+			    have) {
+				ed_store_claim_release(p->st, &key, p->owner,
+						       err, sizeof err);
+				d->r.elsewhere++;
+				continue;
+			}
+			t = calloc(1, sizeof *t);
 			if (!t)
 				continue;
 			t->d = d;

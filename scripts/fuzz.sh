@@ -45,7 +45,7 @@ for t in $targets; do
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		ASAN_OPTIONS=detect_leaks=1 \
 		"$bin" -max_total_time="$SECONDS_EACH" -timeout=10 \
-		-rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 \
+		-rss_limit_mb=4096 -max_len="${FUZZ_MAX_LEN:-4096}" -print_final_stats=1 \
 		-artifact_prefix="$findings/" "$corpus" >"$log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)

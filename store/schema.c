@@ -153,5 +153,22 @@ static const char v4[] =
     "  REFERENCES extractions(id) ON DELETE CASCADE;\n"
     "CREATE INDEX fields_extraction ON fields(extraction_id);\n";
 
-const char *const store_migrations[] = {v1, v2, v3, v4};
-const int store_nmigrations = 4;
+/* version 4 -> 5: pages claimed by the process working on them, so that
+ * several processes writing one database each take other pages; a claim
+ * lapses at expires (seconds, julianday * 86400) unless renewed, so a
+ * killed process's pages are taken up again */
+static const char v5[] =
+    "CREATE TABLE claims(\n"
+    "  document_id INTEGER NOT NULL REFERENCES documents(id)\n"
+    "    ON DELETE CASCADE,\n"
+    "  page_no INTEGER NOT NULL,\n"
+    "  mode TEXT NOT NULL,\n"
+    "  model_id TEXT NOT NULL,\n"
+    "  prompt_id TEXT NOT NULL,\n"
+    "  owner TEXT NOT NULL,\n"
+    "  expires REAL NOT NULL,\n"
+    "  PRIMARY KEY (document_id, page_no, mode, model_id, prompt_id));\n"
+    "CREATE INDEX claims_owner ON claims(owner);\n";
+
+const char *const store_migrations[] = {v1, v2, v3, v4, v5};
+const int store_nmigrations = 5;

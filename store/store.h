@@ -27,7 +27,7 @@
 
 #include "common/common.h"
 
-#define ED_STORE_SCHEMA_VERSION 4
+#define ED_STORE_SCHEMA_VERSION 5
 
 enum {
 	ED_STORE_READONLY = 1, /* open an existing database read-only */
@@ -249,6 +249,28 @@ int ed_store_doc_find(struct ed_store *st, const char *selector, int64_t *id,
  */
 int ed_store_doc_export(struct ed_store *st, int64_t id, ed_store_row_fn cb,
 			void *ud, char *err, size_t errlen);
+
+/* ---- claims: several processes on one database ------------------ */
+
+/*
+ * Claim the page of key k for owner (a string unique to the process)
+ * until lease_s seconds from now, unless another owner holds a claim
+ * that has not lapsed: *got says which. Renew extends every claim of
+ * owner; release drops one, drop all of owner's. 0, ED_EAGAIN (locked
+ * past the busy timeout), ED_EIO.
+ */
+int ed_store_claim(struct ed_store *st, const struct ed_store_key *k,
+		   const char *owner, double lease_s, bool *got, char *err,
+		   size_t errlen);
+int ed_store_claims_renew(struct ed_store *st, const char *owner,
+			  double lease_s, char *err, size_t errlen);
+int ed_store_claim_release(struct ed_store *st, const struct ed_store_key *k,
+			   const char *owner, char *err, size_t errlen);
+int ed_store_claims_drop(struct ed_store *st, const char *owner, char *err,
+			 size_t errlen);
+/* The owners holding claims (one row, one column each), to cb. */
+int ed_store_claims_owners(struct ed_store *st, ed_store_row_fn cb, void *ud,
+			   char *err, size_t errlen);
 
 /* ---- extractions ------------------------------------------------- */
 

@@ -470,6 +470,48 @@ if [ -z "${ED_SANITIZED:-}" ] && [ -z "${ED_VALGRIND:-}" ]; then
 fi
 rm -rf "$T/many"
 
+# ---- several processes on one database ---------------------------------------
+# three native batches over one tree at once: each takes pages the
+# others are not working on (claims), every page computed and stored once
+mkdir -p "$T/ptree"
+for i in 1 2 3 4 5 6 7 8; do "$BUILD/tests/mkpdf" "$T/ptree/p$i.pdf" 3 pdoc$i; done
+PAR="--model $T/tiny --text-layer never --max-tokens 40 --max-pixels 100000 --dpi 50"
+for k in 1 2 3; do
+	($E batch -q --db "$T/par.db" $PAR "$T/ptree" >"$T/par$k.out" 2>"$T/par$k.err"
+		echo $? >"$T/par$k.rc") &
+	eval "pid$k=\$!"
+done
+wait "$pid1" "$pid2" "$pid3" # not the test server
+check "three batches at once: all exit 0" test "$(cat "$T/par1.rc" "$T/par2.rc" "$T/par3.rc" | tr -d '\n')" = 000
+check "three batches at once: 24 pages computed between them, none twice" \
+	test "$(cat "$T/par1.out" "$T/par2.out" "$T/par3.out" | grep -c '"cached":false')" = 24
+check "three batches at once: each page stored once" \
+	test "$(q "$T/par.db" "SELECT count(*) || '/' || count(DISTINCT document_id || '-' || page_no) FROM pages")" = 24/24
+check "three batches at once: the claims all dropped" test "$(q "$T/par.db" "SELECT count(*) FROM claims")" = 0
+# killed at random and started again: a dead process's claims lapse (a
+# one-second lease here), the tree ends stored once
+PAR="$PAR --max-tokens 400"
+for round in 1 2; do
+	rm -f "$T/kill.db" "$T/kill.db-wal" "$T/kill.db-shm"
+	for k in 1 2 3; do
+		ERNIE_DOC_LEASE=1 $E batch -q --db "$T/kill.db" $PAR "$T/ptree" \
+			>/dev/null 2>&1 &
+		eval "pid$k=\$!"
+	done
+	sleep 0.$((3 + round * 2))
+	kill -9 "$pid2" 2>/dev/null
+	kill -TERM "$pid3" 2>/dev/null
+	wait "$pid1" "$pid2" "$pid3"
+	ERNIE_DOC_LEASE=1 $E batch -q --db "$T/kill.db" $PAR "$T/ptree" >/dev/null 2>"$T/kill.err" &
+	kp=$!
+	sleep 1.2
+	ERNIE_DOC_LEASE=1 $E batch -q --db "$T/kill.db" $PAR "$T/ptree" >/dev/null 2>&1
+	wait "$kp"
+	check "killed and restarted (round $round): every page stored once" \
+		test "$(q "$T/kill.db" "SELECT count(*) || '/' || count(DISTINCT document_id || '-' || page_no) || '/' || sum(status = 'done') FROM pages")" = 24/24/24
+	check "killed and restarted (round $round): integrity" test "$(q "$T/kill.db" "PRAGMA integrity_check")" = ok
+done
+
 # ---- shards and merge -------------------------------------------------------
 # the broken PDF is in one shard: that one exits 1
 $E batch -q --db "$T/s1.db" --server "$URL" --shard 1/2 --text-layer never $FAST "$B" >/dev/null 2>&1

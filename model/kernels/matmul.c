@@ -23,16 +23,22 @@
 
 static _Atomic int isa_cap = ED_ISA_AVX512;
 
+/* clang 14 cannot ask for F16C; every CPU with AVX2 has it */
+#if defined(__clang__)
+#define CPU_F16C() 1
+#else
+#define CPU_F16C() __builtin_cpu_supports("f16c")
+#endif
+
 enum ed_isa ed_k_isa_best(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_cpu_init();
 	if (__builtin_cpu_supports("avx512f") &&
-	    __builtin_cpu_supports("avx512bw") &&
-	    __builtin_cpu_supports("f16c"))
+	    __builtin_cpu_supports("avx512bw") && CPU_F16C())
 		return ED_ISA_AVX512;
 	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-	    __builtin_cpu_supports("f16c"))
+	    CPU_F16C())
 		return ED_ISA_AVX2;
 #endif
 	return ED_ISA_PORTABLE;
