@@ -36,6 +36,7 @@ struct xfer {
 	struct ed_buf tc_args; /* a streamed tool call's arguments */
 	char *tc_name, *tc_id;
 	bool sse, sse_done, cancelled, type_known;
+	bool stream_error; /* the server sent an error object mid-stream */
 	char finish[16];
 	int64_t usage_in, usage_out, chunks;
 	int attempt;
@@ -355,6 +356,21 @@ static int sse_event(struct xfer *x, const char *data)
 		x->rc = ED_EFORMAT;
 		return -1;
 	}
+	/* vLLM and FastDeploy report a failure after the 200 as an event
+	 * {"error": {...}} (or {"object": "error", "message": ...}): a server
+	 * fault, retried as a 5xx is */
+	if (json_is_object(json_object_get(j, "error")) ||
+	    (json_is_string(json_object_get(j, "object")) &&
+	     !strcmp(json_string_value(json_object_get(j, "object")),
+		     "error"))) {
+		json_t *e = json_object_get(j, "error"),
+		       *m = json_object_get(e ? e : j, "message");
+		snprintf(x->err, sizeof x->err, "server error in the stream: %s",
+			 json_is_string(m) ? json_string_value(m) : data);
+		x->stream_error = true;
+		json_decref(j);
+		return -1;
+	}
 	take_usage(x, json_object_get(j, "usage"));
 	ch = json_array_get(json_object_get(j, "choices"), 0);
 	d = json_object_get(ch, "delta");
@@ -471,7 +487,7 @@ static void reset_attempt(struct xfer *x)
 	free(x->tc_name);
 	free(x->tc_id);
 	x->tc_name = x->tc_id = NULL;
-	x->sse = x->sse_done = x->type_known = false;
+	x->sse = x->sse_done = x->type_known = x->stream_error = false;
 	x->finish[0] = '\0';
 	x->usage_in = x->usage_out = x->chunks = 0;
 	x->rc = 0;
@@ -536,6 +552,8 @@ static enum fail classify(struct xfer *x, CURLcode cc, long *retry_after)
 	*retry_after = ra > 0 ? (long)ra : 0;
 	if (x->cancelled)
 		return F_NONE;
+	if (x->stream_error && cc == CURLE_WRITE_ERROR)
+		return F_TRANSIENT; /* x->err says what the server said */
 	if (x->rc && cc == CURLE_WRITE_ERROR)
 		return F_FINAL; /* our own parse error, already described */
 	switch (cc) {

@@ -352,6 +352,28 @@ serve truncated-stream
 expect 75 $E ocr --db "$T/f7.db" --server "$URL" --retries 1 $FAST "$PNG"
 check "truncated stream: retried" test "$(count REQ)" = 2
 check "truncated stream: message" grep -q "ended early\|transfer closed\|partial" "$T/err"
+# faults a server makes after the 200, and the replies it may send
+serve stream-error-once
+expect 0 $E ocr --db "$T/f10.db" --server "$URL" $FAST "$PNG"
+check "an error object mid-stream: retried, then stored" test "$(count REQ)/$(q "$T/f10.db" "SELECT status FROM pages")" = "2/done"
+check "an error object mid-stream: only the second reply's text" \
+	test "$(q "$T/f10.db" "SELECT count(*) FROM pages WHERE text LIKE '# Page%' AND text NOT LIKE '%# Page%# Page%'")" = 1
+serve 429-date
+t0=$(date +%s%N)
+expect 0 $E ocr --db "$T/f11.db" --server "$URL" $FAST "$PNG"
+t1=$(date +%s%N)
+check "429 with Retry-After as an HTTP date: waited ($(((t1 - t0) / 1000000)) ms)" \
+	test $(((t1 - t0) / 1000000)) -ge 1000
+serve reset-once
+expect 0 $E ocr --db "$T/f12.db" --server "$URL" $FAST "$PNG"
+check "a connection reset mid-stream: retried, then stored" test "$(count REQ)/$(q "$T/f12.db" "SELECT status FROM pages")" = "2/done"
+serve never-ends
+expect 75 $E ocr --db "$T/f13.db" --server "$URL" --timeout 1 --retries 1 $FAST "$PNG"
+check "a reply that never ends: cut at --timeout, retried, 75" test "$(count REQ)" = 2
+check "a reply that never ends: stored as an error for the next run" test "$(q "$T/f13.db" "SELECT status FROM pages")" = error
+serve gzip
+expect 0 $E ocr --db "$T/f14.db" --server "$URL" $FAST "$PNG"
+check "a gzip-encoded reply: read" test "$(q "$T/f14.db" "SELECT count(*) FROM pages WHERE status = 'done' AND text LIKE '# Page%'")" = 1
 # unreachable: nothing listens on the port any more
 stop_server
 expect 69 $E ocr --db "$T/f8.db" --server "$URL" --retries 1 $FAST "$PNG"

@@ -21,6 +21,15 @@ Replies follow --script:
   malformed        HTTP 200 with a body that is not JSON
   truncated        Content-Length promises more than is sent
   truncated-stream a stream that stops before finish_reason and [DONE]
+  stream-error-once  the first time for each image, two pieces and then an
+                   error object as the next event (as vLLM reports a
+                   failure after the 200); normal after
+  429-date         429 with Retry-After as an HTTP date (two seconds on)
+                   the first time for each image
+  reset-once       the first time for each image, the connection reset
+                   (RST) halfway through the stream; normal after
+  never-ends       a piece every 0.2 s, forever (until the client hangs up)
+  gzip             the plain JSON reply, gzip-encoded (Content-Encoding)
   loop             the same sentence until the client hangs up
   loop-once        loop at temperature 0, normal when warmer
   long             ignores max_tokens: four times as many tokens
@@ -56,6 +65,7 @@ listening.
 
 import argparse
 import base64
+import gzip
 import hashlib
 import json
 import os
@@ -536,6 +546,61 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if s == "stream-error-once" and first_time(req["_key"]):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for p in pieces[:2]:
+                self.delta(content=p)
+            self.event({"error": {"message": "CUDA out of memory",
+                                  "type": "InternalServerError",
+                                  "code": 500}})
+            self.chunk(b"data: [DONE]\n\n")
+            self.chunk(b"")
+            return
+        if s == "429-date" and first_time(req["_key"]):
+            when = time.strftime("%a, %d %b %Y %H:%M:%S GMT",
+                                 time.gmtime(time.time() + 2))
+            self.send_json(429, {"error": {"message": "slow down"}},
+                           {"Retry-After": when})
+            return
+        if s == "reset-once" and first_time(req["_key"]):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for p in pieces[:len(pieces) // 2]:
+                self.delta(content=p)
+            # SO_LINGER 0: close sends a reset, not a FIN
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
+        if s == "never-ends":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for _ in range(3000):
+                self.delta(content="word ")
+                time.sleep(0.2)
+            return
+        if s == "gzip":
+            data = gzip.compress(json.dumps({
+                "id": "x", "object": "chat.completion", "model": ARGS.model,
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant",
+                                         "content": text}}],
+                "usage": usage}).encode())
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
             return
         if s == "truncated-stream":
             self.stream(pieces[:3], done=False)
