@@ -363,9 +363,10 @@ static int finish(struct ed_tokenizer **out, struct ed_tokenizer *t,
 		  const char *what, char *err, size_t errlen)
 {
 	if (t->unk < 0 || t->unk >= t->n) {
+		int32_t unk = t->unk; /* read before t is freed */
 		ed_tok_close(t);
 		return ed_err(err, errlen, ED_EFORMAT,
-			      "%s: unk id %d out of range", what, t->unk);
+			      "%s: unk id %d out of range", what, unk);
 	}
 	if (build_hash(t)) {
 		ed_tok_close(t);
