@@ -3119,27 +3119,35 @@ static struct val filter_join(struct rt *r, const struct val *v,
 	static const char *const kn[] = {"d", "attribute", NULL};
 	struct val items = iter_list(r, v, line);
 	const struct val *sep = arg(a, 0, "d"), *at = arg(a, 1, "attribute");
-	struct str *s = sep ? str_of(r, sep) : new_str(r, "", 0);
-	struct ed_buf b;
-	struct val out;
+	struct str *s = sep ? str_of(r, sep) : new_str(r, "", 0), **parts, *o;
+	size_t n = items.u.l->n, len = 0, at_ = 0;
 
 	check_args(r, a, 2, kn, "join", line);
-	ed_buf_init(&b, OUTPUT_CAP);
-	for (size_t i = 0; i < items.u.l->n; i++) {
+	/* the parts first (any may raise: nothing of ours to free then),
+	 * then one string of their length */
+	parts = ralloc(r, (n ? n : 1) * sizeof *parts);
+	for (size_t i = 0; i < n; i++) {
 		struct val x =
 		    at ? attr_path(r, &items.u.l->a[i],
 				   want_str(r, at, "join", line), line)
 		       : items.u.l->a[i];
-		struct str *e = str_of(r, &x);
-		if ((i && ed_buf_append(&b, s->s, s->n)) ||
-		    ed_buf_append(&b, e->s, e->n)) {
-			ed_buf_release(&b);
+		parts[i] = str_of(r, &x);
+		len += parts[i]->n + (i ? s->n : 0);
+		if (len > OUTPUT_CAP)
 			rerr(r, ED_ETOOBIG, line, "join: too large");
-		}
 	}
-	out = mk_str(r, b.data ? b.data : "", b.len);
-	ed_buf_release(&b);
-	return out;
+	o = ralloc(r, sizeof *o + len + 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i) {
+			memcpy(o->s + at_, s->s, s->n);
+			at_ += s->n;
+		}
+		memcpy(o->s + at_, parts[i]->s, parts[i]->n);
+		at_ += parts[i]->n;
+	}
+	o->n = len;
+	o->s[len] = '\0';
+	return (struct val){V_STR, 0, {.s = o}, NULL};
 }
 
 static struct val filter_tojson(struct rt *r, const struct val *v,
