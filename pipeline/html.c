@@ -696,6 +696,21 @@ static void bars(struct ed_buf *b, const double *v, const char *const *lab,
 		      w - 5, mx, unit);
 }
 
+/* Bars of a two-column query: label, count of pages. */
+static void chart(struct ed_buf *b, const struct rows *r, const char *title)
+{
+	double *v = calloc(r->n + 1, sizeof *v);
+	const char **l = calloc(r->n + 1, sizeof *l);
+	for (size_t i = 0; v && l && i < r->n; i++) {
+		v[i] = num(r, i, 1);
+		l[i] = cell(r, i, 0) ? cell(r, i, 0) : "";
+	}
+	if (v && l)
+		bars(b, v, l, r->n, title, "pages");
+	free(v);
+	free(l);
+}
+
 static void table(struct ed_buf *b, const struct rows *r,
 		  const char *const *heads, int ncol)
 {
@@ -796,42 +811,19 @@ int ed_pipeline_report_html(struct ed_store *st, struct ed_buf *b, char *err,
 	}
 	rows_free(&r);
 	/* throughput: pages stored per hour; tokens per page */
+	ed_buf_puts(b, "<h2>Throughput</h2>\n");
 	query(st, &r,
 	      "SELECT substr(created_at, 1, 10) || ' ' || substr(created_at, "
 	      "12, 2) || 'h', count(*) FROM pages WHERE %lld = 0 GROUP BY 1 "
 	      "ORDER BY 1",
 	      0);
-	{
-		double *v = calloc(r.n + 1, sizeof *v);
-		const char **l = calloc(r.n + 1, sizeof *l);
-		for (size_t i = 0; v && l && i < r.n; i++) {
-			v[i] = num(&r, i, 1);
-			l[i] = cell(&r, i, 0) ? cell(&r, i, 0) : "";
-		}
-		ed_buf_puts(b, "<h2>Throughput</h2>\n");
-		if (v && l)
-			bars(b, v, l, r.n, "pages stored per hour", "pages");
-		free(v);
-		free(l);
-	}
+	chart(b, &r, "pages stored per hour");
 	rows_free(&r);
 	query(st, &r,
 	      "SELECT min(tokens_out / 50 * 50, 2000), count(*) FROM pages "
 	      "WHERE %lld = 0 AND tokens_out > 0 GROUP BY 1 ORDER BY 1",
 	      0);
-	{
-		double *v = calloc(r.n + 1, sizeof *v);
-		const char **l = calloc(r.n + 1, sizeof *l);
-		for (size_t i = 0; v && l && i < r.n; i++) {
-			v[i] = num(&r, i, 1);
-			l[i] = cell(&r, i, 0) ? cell(&r, i, 0) : "";
-		}
-		if (v && l)
-			bars(b, v, l, r.n,
-			     "pages by tokens generated (bins of 50)", "pages");
-		free(v);
-		free(l);
-	}
+	chart(b, &r, "pages by tokens generated (bins of 50)");
 	rows_free(&r);
 	{
 		static const char *const h[] = {

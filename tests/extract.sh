@@ -12,14 +12,7 @@ NAME=extract
 . "$(dirname "$0")/lib.sh"
 trap stop_server EXIT INT TERM
 
-PY=
-for c in python3 /usr/bin/python3; do
-	if command -v "$c" >/dev/null 2>&1 &&
-		"$c" -c 'import jsonschema' >/dev/null 2>&1; then
-		PY=$c
-		break
-	fi
-done
+PY=$(python_with jsonschema)
 # conform SCHEMA: every "done" line of $T/out holds a conforming value
 conform() {
 	[ -n "$PY" ] || return 1

@@ -37,6 +37,17 @@ q() { # q DB SQL: one value from the database
 	$E query --db "$1" --format csv "$2" | sed -n 2p | tr -d '\r'
 }
 
+# python_with MODULE: a python3 that has it (pyenv's or Debian's), or ""
+python_with() {
+	for c in python3 /usr/bin/python3; do
+		if command -v "$c" >/dev/null 2>&1 &&
+			"$c" -c "import $1" >/dev/null 2>&1; then
+			echo "$c"
+			return
+		fi
+	done
+}
+
 # the fake OpenAI-compatible server (tests/fakeserver.py); a script that
 # uses it sets: trap stop_server EXIT INT TERM
 SRV_PID=

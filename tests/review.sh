@@ -12,14 +12,7 @@ NAME=review
 . "$(dirname "$0")/lib.sh"
 trap stop_server EXIT INT TERM
 
-PY=
-for c in python3 /usr/bin/python3; do
-	if command -v "$c" >/dev/null 2>&1 &&
-		"$c" -c 'import PIL' >/dev/null 2>&1; then
-		PY=$c
-		break
-	fi
-done
+PY=$(python_with PIL)
 CHROME=$(command -v chromium || command -v chromium-browser || true)
 # shot HTML PNG WIDTH HEIGHT: a headless Chromium screenshot
 shot() {
