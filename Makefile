@@ -57,6 +57,9 @@ TEST_BINS := $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 TOOL_BINS := $(BUILD)/tests/peakrss $(BUILD)/tests/mkpdf $(BUILD)/tests/stcmp \
 	$(BUILD)/tests/mkmodel $(BUILD)/tests/jinjarender
 FUZZ_BINS := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+# allocation failure injected into the library's own calls (--wrap)
+ALLOC_BIN := $(BUILD)/tests/test_alloc
+ALLOC_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
 BENCH_BIN := $(BUILD)/bench/bench
 
 # Rebuild everything when the flags change (e.g. SANITIZE on or off).
@@ -90,6 +93,9 @@ $(TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o \
 		$(BUILD)/libernie.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libernie.a $(LIBS)
 
+$(ALLOC_BIN): $(BUILD)/tests/test_alloc.o $(BUILD)/libernie.a
+	$(CC) $(ALL_LDFLAGS) $(ALLOC_WRAP) -o $@ $< $(BUILD)/libernie.a $(LIBS)
+
 # the benchmarks alone use OpenBLAS, as the sgemm roofline
 BLAS_CFLAGS = $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
 BLAS_LIBS = $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
@@ -97,10 +103,10 @@ $(BUILD)/bench/bench.o: ALL_CFLAGS += $(BLAS_CFLAGS)
 $(BUILD)/bench/bench: $(BUILD)/bench/bench.o $(BUILD)/libernie.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libernie.a $(LIBS) $(BLAS_LIBS)
 
-check: ernie-doc $(TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS)
+check: ernie-doc $(TEST_BINS) $(ALLOC_BIN) $(TOOL_BINS) $(FUZZ_BINS)
 	@BUILD=$(BUILD) ED_SANITIZED=$(SANITIZE) sh tests/run.sh
 
-valgrind: ernie-doc $(TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS)
+valgrind: ernie-doc $(TEST_BINS) $(ALLOC_BIN) $(TOOL_BINS) $(FUZZ_BINS)
 	@BUILD=$(BUILD) VALGRIND=1 sh tests/run.sh
 
 bench: ernie-doc $(BENCH_BIN) $(BUILD)/tests/mkpdf $(BUILD)/tests/mkmodel

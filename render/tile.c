@@ -156,9 +156,12 @@ static int coeffs_build(int in_size, int out_size, struct coeffs *c)
 	c->k = malloc((size_t)out_size * (size_t)c->ksize * sizeof *c->k);
 	tmp = malloc((size_t)c->ksize * sizeof *tmp);
 	if (!c->bounds || !c->k || !tmp) {
+		/* cleared: the caller frees both coefficient sets either way */
 		free(c->bounds);
 		free(c->k);
 		free(tmp);
+		c->bounds = NULL;
+		c->k = NULL;
 		return ED_ENOMEM;
 	}
 	for (xx = 0; xx < out_size; xx++) {
