@@ -52,7 +52,7 @@ CMD_SRC := $(wildcard cmd/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_OBJ := $(CMD_SRC:%.c=$(BUILD)/%.o)
 
-TEST_NAMES := common render model grammar store pipeline
+TEST_NAMES := common render model grammar store pipeline vfs
 TEST_BINS := $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 TOOL_BINS := $(BUILD)/tests/peakrss $(BUILD)/tests/mkpdf $(BUILD)/tests/stcmp \
 	$(BUILD)/tests/mkmodel $(BUILD)/tests/jinjarender

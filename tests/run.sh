@@ -45,7 +45,7 @@ tally() { # parse "<name>: N passed, M failed" lines from a log
 	fail=$((fail + f))
 }
 
-for t in common render model grammar store pipeline alloc; do
+for t in common render model grammar store pipeline alloc vfs; do
 	log="$ED_TMP/$t.log"
 	$WRAP "$BUILD/tests/test_$t" >"$log" 2>&1
 	rc=$?
