@@ -10,6 +10,8 @@
 #include "model_int.h"
 
 #include <jansson.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,9 +27,13 @@ static int geti(json_t *o, const char *k, int def, bool *bad)
 
 	if (!v || json_is_null(v))
 		return def;
-	if (json_is_integer(v))
+	/* in int's range first: a cast of a larger value is not defined */
+	if (json_is_integer(v) && json_integer_value(v) >= INT_MIN &&
+	    json_integer_value(v) <= INT_MAX)
 		return (int)json_integer_value(v);
-	if (json_is_real(v) && json_real_value(v) == (int)json_real_value(v))
+	if (json_is_real(v) && json_real_value(v) >= INT_MIN &&
+	    json_real_value(v) <= INT_MAX &&
+	    json_real_value(v) == floor(json_real_value(v)))
 		return (int)json_real_value(v);
 	*bad = true;
 	return def;
