@@ -2579,7 +2579,9 @@ static struct val str_strip(struct rt *r, const struct str *s,
 	while (left && a < b && in_set(utf8_at(s->s + a, b - a, &l), chars))
 		a += l;
 	while (right && b > a) {
-		size_t p = prev_cp(s->s, b);
+		/* not before a: invalid UTF-8 (lone continuation bytes) would
+		 * walk back past the left end */
+		size_t p = ED_MAX(prev_cp(s->s, b), a);
 		if (!in_set(utf8_at(s->s + p, b - p, &l), chars))
 			break;
 		b = p;
