@@ -17,6 +17,9 @@
 #define RE_MAX_NFA   8192
 #define RE_MAX_DFA   2048
 #define RE_MAX_REP   256
+#define RE_HASH	     4096      /* open addressing, twice RE_MAX_DFA */
+#define RE_MAX_CELLS (1 << 22) /* states x intervals: 8 MB of table */
+#define RE_MAX_WORK  20000000L /* NFA states visited building the DFA */
 #define CP_END	     0x110000u
 
 struct range {
@@ -628,14 +631,20 @@ static int gen(struct nfa *f, int nd, int *in, int *out)
 
 /* ---- DFA ------------------------------------------------------------ */
 
-static void closure(const struct nfa *f, uint64_t *bits, int *stack)
+/* Close bits under the epsilon edges; returns the work done (states
+ * visited), which the caller counts against RE_MAX_WORK. */
+static long closure(const struct nfa *f, uint64_t *bits, size_t words,
+		    int *stack)
 {
 	int sp = 0;
-	for (int i = 0; i < f->n; i++)
-		if (bits[i >> 6] >> (i & 63) & 1)
-			stack[sp++] = i;
+	long work = (long)words;
+	for (size_t w = 0; w < words; w++)
+		for (uint64_t b = bits[w]; b; b &= b - 1)
+			stack[sp++] =
+			    (int)(w * 64 + (size_t)__builtin_ctzll(b));
 	while (sp) {
 		int s = stack[--sp];
+		work++;
 		for (int k = 0; k < f->s[s].neps; k++) {
 			int t = f->s[s].eps[k];
 			if (!(bits[t >> 6] >> (t & 63) & 1)) {
@@ -644,6 +653,18 @@ static void closure(const struct nfa *f, uint64_t *bits, int *stack)
 			}
 		}
 	}
+	return work;
+}
+
+static uint64_t hash_set(const uint64_t *bits, size_t words)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t w = 0; w < words; w++) {
+		h ^= bits[w];
+		h *= 0x100000001b3ull;
+		h ^= h >> 29;
+	}
+	return h;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -698,6 +719,9 @@ static int build_dfa(struct nfa *f, int start, int accept, struct ed_dfa **out)
 	uint8_t *member = NULL; /* [set][interval] */
 	uint64_t *states = NULL, *tmp = NULL;
 	int *stack = NULL, npts = 0, rc = ED_ENOMEM;
+	int *table = NULL, *live = NULL;
+	uint64_t *hashes = NULL;
+	long work = 0;
 	struct ed_dfa *d = calloc(1, sizeof *d);
 	int cap = 0;
 
@@ -740,27 +764,44 @@ static int build_dfa(struct nfa *f, int start, int accept, struct ed_dfa **out)
 			while (j < d->nint && d->lo[j] <= p->sets[i].r[k].hi)
 				member[(size_t)i * d->nint + j++] = 1;
 		}
-	/* subset construction */
+	/* subset construction: a DFA state is the set of NFA states it
+	 * stands for, found again by hash; per state only its NFA states
+	 * that consume a character are walked for each interval */
 	cap = 64;
 	states = calloc((size_t)cap * words, sizeof *states);
 	d->next = malloc((size_t)cap * d->nint * sizeof *d->next);
-	if (!states || !d->next)
+	table = malloc(RE_HASH * sizeof *table);
+	hashes = malloc(RE_MAX_DFA * sizeof *hashes);
+	live = malloc((size_t)f->n * sizeof *live);
+	if (!states || !d->next || !table || !hashes || !live)
 		goto out;
+	for (int i = 0; i < RE_HASH; i++)
+		table[i] = -1;
 	states[start >> 6] |= 1ull << (start & 63);
-	closure(f, states, stack);
+	work += closure(f, states, words, stack);
+	hashes[0] = hash_set(states, words);
+	table[hashes[0] & (RE_HASH - 1)] = 0;
 	d->nstates = 1;
 	for (int s = 0; s < d->nstates; s++) {
+		int nl = 0;
+		for (size_t w = 0; w < words; w++)
+			for (uint64_t b = states[(size_t)s * words + w]; b;
+			     b &= b - 1) {
+				int q =
+				    (int)(w * 64 + (size_t)__builtin_ctzll(b));
+				if (f->s[q].set >= 0)
+					live[nl++] = q;
+			}
 		for (int iv = 0; iv < d->nint; iv++) {
 			bool any = false;
+			uint64_t h;
 			int t;
+			size_t slot;
 			memset(tmp, 0, words * sizeof *tmp);
-			for (int q = 0; q < f->n; q++) {
-				const struct nst *x = &f->s[q];
-				if (x->set < 0 ||
-				    !(states[(size_t)s * words + (q >> 6)] >>
-					  (q & 63) &
-				      1) ||
-				    !member[(size_t)x->set * d->nint + iv])
+			work += nl;
+			for (int k = 0; k < nl; k++) {
+				const struct nst *x = &f->s[live[k]];
+				if (!member[(size_t)x->set * d->nint + iv])
 					continue;
 				tmp[x->to >> 6] |= 1ull << (x->to & 63);
 				any = true;
@@ -769,19 +810,29 @@ static int build_dfa(struct nfa *f, int start, int accept, struct ed_dfa **out)
 				d->next[(size_t)s * d->nint + iv] = -1;
 				continue;
 			}
-			closure(f, tmp, stack);
-			for (t = 0; t < d->nstates; t++)
-				if (!memcmp(states + (size_t)t * words, tmp,
+			work += closure(f, tmp, words, stack);
+			if (work > RE_MAX_WORK) {
+				fail(p, "too complex");
+				rc = ED_EINVAL;
+				goto out;
+			}
+			h = hash_set(tmp, words);
+			for (slot = h & (RE_HASH - 1); (t = table[slot]) >= 0;
+			     slot = (slot + 1) & (RE_HASH - 1))
+				if (hashes[t] == h &&
+				    !memcmp(states + (size_t)t * words, tmp,
 					    words * sizeof *tmp))
 					break;
-			if (t == d->nstates) {
-				if (d->nstates == RE_MAX_DFA) {
-					rc = fail(p, "too many states "
-						     "(over 2048)");
+			if (t < 0) {
+				t = d->nstates;
+				if (t == RE_MAX_DFA ||
+				    (size_t)(t + 1) * (size_t)d->nint >
+					RE_MAX_CELLS) {
+					fail(p, "too many states");
 					rc = ED_EINVAL;
 					goto out;
 				}
-				if (d->nstates == cap) {
+				if (t == cap) {
 					uint64_t *ns = realloc(
 					    states, (size_t)cap * 2 * words *
 							sizeof *ns);
@@ -799,6 +850,8 @@ static int build_dfa(struct nfa *f, int start, int accept, struct ed_dfa **out)
 				}
 				memcpy(states + (size_t)t * words, tmp,
 				       words * sizeof *tmp);
+				hashes[t] = h;
+				table[slot] = t;
 				d->nstates++;
 			}
 			d->next[(size_t)s * d->nint + iv] = (int16_t)t;
@@ -808,24 +861,56 @@ static int build_dfa(struct nfa *f, int start, int accept, struct ed_dfa **out)
 	d->mindist = malloc((size_t)d->nstates * sizeof *d->mindist);
 	if (!d->accept || !d->mindist)
 		goto out;
-	for (int s = 0; s < d->nstates; s++) {
-		d->accept[s] =
-		    states[(size_t)s * words + (accept >> 6)] >> (accept & 63) &
-		    1;
-		d->mindist[s] = d->accept[s] ? 0 : INT32_MAX;
-	}
-	/* shortest way to acceptance: relax until nothing changes */
-	for (bool changed = true; changed;) {
-		changed = false;
+	/* shortest way to acceptance: breadth first from the accepting
+	 * states over the edges reversed (radj: the predecessors of each
+	 * state, counted then filled) */
+	{
+		size_t ncell = (size_t)d->nstates * d->nint;
+		int *rstart = calloc((size_t)d->nstates + 1, sizeof *rstart);
+		int *radj = malloc((ncell ? ncell : 1) * sizeof *radj);
+		int *queue = calloc((size_t)d->nstates, sizeof *queue);
+		int qh = 0, qt = 0;
+		if (!rstart || !radj || !queue) {
+			free(rstart);
+			free(radj);
+			free(queue);
+			goto out;
+		}
+		for (size_t c = 0; c < ncell; c++)
+			if (d->next[c] >= 0)
+				rstart[d->next[c] + 1]++;
+		for (int s = 0; s < d->nstates; s++)
+			rstart[s + 1] += rstart[s];
+		/* queue counts each state's predecessors filled so far */
 		for (int s = 0; s < d->nstates; s++)
 			for (int iv = 0; iv < d->nint; iv++) {
 				int t = d->next[(size_t)s * d->nint + iv];
-				if (t >= 0 && d->mindist[t] != INT32_MAX &&
-				    d->mindist[t] + 1 < d->mindist[s]) {
+				if (t >= 0)
+					radj[rstart[t] + queue[t]++] = s;
+			}
+		for (int s = 0; s < d->nstates; s++) {
+			d->accept[s] =
+			    states[(size_t)s * words + (accept >> 6)] >>
+				(accept & 63) &
+			    1;
+			d->mindist[s] = d->accept[s] ? 0 : INT32_MAX;
+		}
+		for (int s = 0; s < d->nstates; s++)
+			if (d->accept[s])
+				queue[qt++] = s; /* the counts are done with */
+		while (qh < qt) {
+			int t = queue[qh++];
+			for (int k = rstart[t]; k < rstart[t + 1]; k++) {
+				int s = radj[k];
+				if (d->mindist[s] == INT32_MAX) {
 					d->mindist[s] = d->mindist[t] + 1;
-					changed = true;
+					queue[qt++] = s;
 				}
 			}
+		}
+		free(rstart);
+		free(radj);
+		free(queue);
 	}
 	d->maxmin = 0;
 	for (int s = 0; s < d->nstates; s++)
@@ -856,6 +941,9 @@ out:
 	free(states);
 	free(tmp);
 	free(stack);
+	free(table);
+	free(hashes);
+	free(live);
 	return rc ? (p->rc ? p->rc : rc) : 0;
 }
 

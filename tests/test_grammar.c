@@ -10,7 +10,11 @@
  */
 #include <stdint.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "model/model.h"
+#include "model/model_int.h"
 #include "tests/harness.h"
 #include "tests/util.h"
 
@@ -929,11 +933,158 @@ static void test_engine(void)
 	      "%d of %d runs completed, %d cut", stops, runs, others);
 }
 
+/* A random pattern of the subset over a small alphabet, with empty
+ * alternatives, nested repeats and counted repeats. */
+static void gen_re(struct ed_buf *b, uint64_t *r, int depth)
+{
+	static const char *const atoms[] = {"a",    "b",   "c",	    ".", "[ab]",
+					    "[^a]", "\\d", "[a-c]", "1"};
+	int k = (int)(rnd(r) % (depth > 2 ? 3 : 7));
+	switch (k) {
+	case 0:
+	case 1:
+	case 2: ed_buf_puts(b, atoms[rnd(r) % 9]); break;
+	case 3: /* concatenation */
+		gen_re(b, r, depth + 1);
+		gen_re(b, r, depth + 1);
+		break;
+	case 4: /* alternation, possibly with an empty branch */
+		ed_buf_putc(b, '(');
+		if (rnd(r) % 3)
+			gen_re(b, r, depth + 1);
+		ed_buf_putc(b, '|');
+		gen_re(b, r, depth + 1);
+		ed_buf_putc(b, ')');
+		break;
+	default: { /* a repeat */
+		static const char *const reps[] = {
+		    "*", "+", "?", "{2}", "{0,3}", "{1,4}", "{2,}"};
+		ed_buf_putc(b, '(');
+		gen_re(b, r, depth + 1);
+		ed_buf_putc(b, ')');
+		ed_buf_puts(b, reps[rnd(r) % 7]);
+	}
+	}
+}
+
+static int dfa_match(const struct ed_dfa *d, const char *s, size_t n)
+{
+	int st = 0;
+	for (size_t i = 0; i < n && st >= 0; i++)
+		st = ed_dfa_step(d, st, (unsigned char)s[i]);
+	return st >= 0 && d->accept[st];
+}
+
+static int pcre_match(const char *re, const char *s, size_t n)
+{
+	char full[512];
+	int err, rc;
+	PCRE2_SIZE off;
+	pcre2_code *c;
+	pcre2_match_data *m;
+	snprintf(full, sizeof full, "^(?:%s)$", re);
+	c = pcre2_compile((PCRE2_SPTR)full, PCRE2_ZERO_TERMINATED,
+			  PCRE2_DOLLAR_ENDONLY, &err, &off, NULL);
+	if (!c)
+		return -1;
+	m = pcre2_match_data_create_from_pattern(c, NULL);
+	rc = pcre2_match(c, (PCRE2_SPTR)s, n, 0, 0, m, NULL);
+	pcre2_match_data_free(m);
+	pcre2_code_free(c);
+	return rc >= 0;
+}
+
+/* The DFA (hashed subset construction, breadth-first distances) against
+ * PCRE2 as the reference: 400 random patterns x 60 random strings, and
+ * each accepted string's length at least the start's mindist. */
+static void test_dfa_vs_pcre(void)
+{
+	uint64_t r = 0x5eed;
+	int patterns = 0, strings = 0, differ = 0, accepted = 0, short_ = 0;
+	for (int i = 0; i < 400; i++) {
+		struct ed_buf re = {0};
+		struct ed_dfa *d = NULL;
+		char err[256];
+		gen_re(&re, &r, 0);
+		if (ed_dfa_compile(&d, re.data, re.len, err, sizeof err)) {
+			CHECK(0, "'%s' refused: %s", re.data, err);
+			ed_buf_release(&re);
+			continue;
+		}
+		patterns++;
+		for (int j = 0; j < 60; j++) {
+			char s[16];
+			size_t n = rnd(&r) % 9;
+			int a, b;
+			for (size_t k = 0; k < n; k++)
+				s[k] = "abcd1"[rnd(&r) % 5];
+			s[n] = 0;
+			a = dfa_match(d, s, n);
+			b = pcre_match(re.data, s, n);
+			strings++;
+			if (a != b) {
+				if (differ++ < 5)
+					CHECK(0, "'%s' on '%s': dfa %d pcre %d",
+					      re.data, s, a, b);
+			}
+			if (a) {
+				accepted++;
+				if ((int)n < d->mindist[0])
+					short_++;
+			}
+		}
+		ed_dfa_free(d);
+		ed_buf_release(&re);
+	}
+	CHECK_INT(differ, 0);
+	CHECK_INT(short_, 0);
+	CHECK(patterns == 400 && accepted > 1000,
+	      "%d patterns, %d of %d "
+	      "strings accepted",
+	      patterns, accepted, strings);
+}
+
+/* The fuzzer's slow unit (11.5 s under ASan with the quadratic state
+ * search): an empty-or-literal group repeated 1..35 times. It compiles,
+ * and it takes 0 to 35 repeats of the literal, not 36. */
+static void test_dfa_fuzz_slow(void)
+{
+	const char *lit = "bnnnnnnnnnnnnnngnnnnnnnnnnnnnnjnnnnnnnnnvnnn";
+	char re[128], s[4096];
+	struct ed_dfa *d = NULL;
+	char err[256];
+	int rc;
+	snprintf(re, sizeof re, "(|%sa*c){1,35}[^x-z]", lit);
+	rc = ed_dfa_compile(&d, re, strlen(re), err, sizeof err);
+	CHECK(rc == 0, "slow pattern: %s", rc ? err : "");
+	if (rc)
+		return;
+	/* at most 35 copies of the literal (PCRE2 reaches its match limit
+	 * here, Python's re agrees with this) */
+	for (int reps = 0; reps <= 36; reps++) {
+		size_t n = 0;
+		for (int k = 0; k < reps; k++)
+			n += (size_t)snprintf(s + n, sizeof s - n, "%s%sc", lit,
+					      k & 1 ? "aa" : "");
+		s[n++] = 'q';
+		s[n] = 0;
+		CHECK(dfa_match(d, s, n) == (reps <= 35), "%d repeats", reps);
+		if (reps <= 12)
+			CHECK(pcre_match(re, s, n) == (reps <= 35),
+			      "pcre2, %d repeats", reps);
+	}
+	CHECK_INT(dfa_match(d, "q", 1), 1);
+	CHECK_INT(dfa_match(d, "x", 1), 0);
+	ed_dfa_free(d);
+}
+
 int main(void)
 {
 	t_name = "grammar";
 	test_compile_errors();
 	test_matcher();
+	test_dfa_vs_pcre();
+	test_dfa_fuzz_slow();
 	test_describe();
 	test_cache();
 	test_boundaries();
