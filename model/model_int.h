@@ -304,6 +304,15 @@ int remote_conv_run(struct remote *r, struct remote_conv *c,
 int remote_conv_reply(struct remote_conv *c, const char *call_id,
 		      const struct ed_req_part *parts, size_t n);
 void remote_conv_free(struct remote_conv *c);
+/* The bytes of a 200 reply parsed as a transfer parses them, without a
+ * server: an SSE stream (stream: handed over in pieces of chunk bytes, as
+ * curl would; 0 = whole) or a JSON body, then the tool call in the text
+ * when req has tools. 0, ED_EFORMAT (malformed), ED_EAGAIN (an error
+ * event, or a stream that ends early: what a transfer retries),
+ * ED_ENOMEM. For the fuzzer and the tests. */
+int remote_parse_reply(const void *data, size_t len, bool stream, size_t chunk,
+		       const struct ed_request *req, struct ed_response *out,
+		       char *err, size_t errlen);
 
 /* Embedding rows for ids (float32 [n][hidden]). */
 void ed_embed(const struct ed_model *m, const int32_t *ids, int64_t n,

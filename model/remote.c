@@ -365,7 +365,8 @@ static int sse_event(struct xfer *x, const char *data)
 		     "error"))) {
 		json_t *e = json_object_get(j, "error"),
 		       *m = json_object_get(e ? e : j, "message");
-		snprintf(x->err, sizeof x->err, "server error in the stream: %s",
+		snprintf(x->err, sizeof x->err,
+			 "server error in the stream: %s",
 			 json_is_string(m) ? json_string_value(m) : data);
 		x->stream_error = true;
 		json_decref(j);
@@ -412,6 +413,19 @@ static int sse_feed(struct xfer *x)
 	return 0;
 }
 
+/* Reply bytes as they arrive: kept, and a stream's complete lines taken.
+ * -1 stops the transfer (x->err says why). */
+static int take_bytes(struct xfer *x, const char *ptr, size_t n)
+{
+	if (ed_buf_append(&x->rx, ptr, n)) {
+		snprintf(x->err, sizeof x->err, "reply larger than %u bytes",
+			 MAX_REPLY);
+		x->rc = ED_EFORMAT;
+		return -1;
+	}
+	return x->sse ? sse_feed(x) : 0;
+}
+
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct xfer *x = ud;
@@ -425,15 +439,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 		x->sse = status == 200 && ct && strstr(ct, "text/event-stream");
 		x->type_known = true;
 	}
-	if (ed_buf_append(&x->rx, ptr, n)) {
-		snprintf(x->err, sizeof x->err, "reply larger than %u bytes",
-			 MAX_REPLY);
-		x->rc = ED_EFORMAT;
-		return 0;
-	}
-	if (x->sse && sse_feed(x))
-		return 0;
-	return n;
+	return take_bytes(x, ptr, n) ? 0 : n;
 }
 
 /* A complete non-streamed reply. */
@@ -609,7 +615,8 @@ static enum fail classify(struct xfer *x, CURLcode cc, long *retry_after)
 	return F_NONE;
 }
 
-static void complete(struct remote *r, struct xfer *x)
+/* The reply taken into x->resp (when the transfer succeeded). */
+static void take_result(struct xfer *x)
 {
 	struct ed_response *o = x->resp;
 
@@ -653,6 +660,11 @@ static void complete(struct remote *r, struct xfer *x)
 		o->ms_total = ed_now_ms() - x->t0;
 		o->ms_decode = o->ms_total;
 	}
+}
+
+static void complete(struct remote *r, struct xfer *x)
+{
+	take_result(x);
 	pthread_mutex_lock(&r->mu);
 	x->done = true;
 	pthread_cond_broadcast(&r->cv);
@@ -987,6 +999,82 @@ const char *remote_model_name(const struct remote *r)
 	return r->model_name;
 }
 
+/* A server without a tool parser leaves the call in the text: take it
+ * from there, the answer being what came before. */
+static int text_tool_call(const struct ed_request *req, struct ed_response *out,
+			  char *err, size_t errlen)
+{
+	size_t at = 0;
+	struct ed_tool_call tc;
+	int k;
+
+	if (!req->tools || out->call.name || out->call.raw || !out->content)
+		return 0;
+	k = ed_model_parse_tool_call(out->content, &tc, &at);
+	if (k < 0)
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	if (k == 1) {
+		out->call = tc;
+		out->content[at] = '\0';
+		snprintf(out->finish_reason, sizeof out->finish_reason,
+			 "tool_calls");
+	}
+	return 0;
+}
+
+int remote_parse_reply(const void *data, size_t len, bool stream, size_t chunk,
+		       const struct ed_request *req, struct ed_response *out,
+		       char *err, size_t errlen)
+{
+	struct xfer x;
+	int rc = 0;
+
+	memset(&x, 0, sizeof x);
+	memset(out, 0, sizeof *out);
+	x.req = req;
+	x.resp = out;
+	x.sse = stream;
+	x.type_known = true;
+	x.t0 = ed_now_ms();
+	ed_buf_init(&x.rx, MAX_REPLY);
+	ed_buf_init(&x.content, MAX_REPLY);
+	ed_buf_init(&x.reasoning, MAX_REPLY);
+	ed_buf_init(&x.tc_args, 1 << 20);
+	if (!chunk)
+		chunk = len ? len : 1;
+	for (size_t at = 0; at < len && !rc; at += chunk) {
+		size_t n = len - at < chunk ? len - at : chunk;
+		if (take_bytes(&x, (const char *)data + at, n))
+			rc = x.stream_error ? ED_EAGAIN
+			     : x.rc	    ? x.rc
+					    : ED_ENOMEM;
+	}
+	if (!rc && stream && !x.sse_done && !x.finish[0]) {
+		snprintf(x.err, sizeof x.err, "the reply stream ended early");
+		rc = ED_EAGAIN;
+	}
+	if (!rc && !stream)
+		rc = parse_json_reply(&x);
+	x.rc = rc;
+	if (!rc) {
+		take_result(&x);
+		rc = x.rc;
+	}
+	if (rc) {
+		ed_err(err, errlen, rc, "%s",
+		       x.err[0] ? x.err : ed_strerror(rc));
+		ed_response_release(out);
+	} else if ((rc = text_tool_call(req, out, err, errlen)))
+		ed_response_release(out);
+	ed_buf_release(&x.rx);
+	ed_buf_release(&x.content);
+	ed_buf_release(&x.reasoning);
+	ed_buf_release(&x.tc_args);
+	free(x.tc_name);
+	free(x.tc_id);
+	return rc;
+}
+
 int remote_conv_run(struct remote *r, struct remote_conv *c,
 		    const struct ed_request *req, struct ed_response *out,
 		    char *err, size_t errlen)
@@ -1026,23 +1114,9 @@ int remote_conv_run(struct remote *r, struct remote_conv *c,
 		ed_response_release(out);
 		goto out;
 	}
-	/* a server without a tool parser leaves the call in the text */
-	if (req->tools && !out->call.name && !out->call.raw && out->content) {
-		size_t at = 0;
-		struct ed_tool_call tc;
-		int k = ed_model_parse_tool_call(out->content, &tc, &at);
-		if (k < 0) {
-			rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");
-			ed_response_release(out);
-			goto out;
-		}
-		if (k == 1) {
-			out->call = tc;
-			out->content[at] =
-			    '\0'; /* the answer is what came before */
-			snprintf(out->finish_reason, sizeof out->finish_reason,
-				 "tool_calls");
-		}
+	if ((rc = text_tool_call(req, out, err, errlen))) {
+		ed_response_release(out);
+		goto out;
 	}
 	if (conv_assistant(c, out, x.content.data)) {
 		rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");

@@ -1389,6 +1389,87 @@ static void test_split_thinking(void)
 	}
 }
 
+/* The reply parsers (remote.c) on the bytes of tests/fuzz/corpus/sse
+ * (first byte: bit 0 stream, 1 thinking, 2 tools), each stream also cut
+ * into pieces of 1 to 40 bytes: the same answer however it arrives. */
+static void test_reply_parse(void)
+{
+	static const struct {
+		const char *file;
+		int rc;
+		const char *content, *reasoning, *finish, *call, *args;
+		int64_t out;
+	} cases[] = {
+	    {"stream-plain", 0, "# Title\nBody text, end.", NULL, "stop", NULL,
+	     NULL, 3},
+	    {"stream-toolcall", 0, "", "Let me look. The table.", "tool_calls",
+	     "image_zoom_in_tool",
+	     "{\"bbox_2d\": [10, 20, 500, 600], \"label\": \"table\"}", 2},
+	    {"stream-crlf-think-textcall", 0, "The answer ", "thinking here",
+	     "tool_calls", "image_zoom_in_tool", "{\"bbox_2d\":[1,2,300,400]}",
+	     2},
+	    {"stream-error", ED_EAGAIN, NULL, NULL, NULL, NULL, NULL, 0},
+	    {"stream-truncated", ED_EAGAIN, NULL, NULL, NULL, NULL, NULL, 0},
+	    {"stream-comments", 0, "x", NULL, "stop", NULL, NULL, 1},
+	    {"json-plain", 0, "Hello\xc3\xa9 \xe4\xb8\xad", "hmm", "length",
+	     NULL, NULL, 7},
+	    {"json-toolcall-object", 0, "", NULL, "tool_calls",
+	     "image_zoom_in_tool", "{\"bbox_2d\":[0,0,1000,1000]}", 0},
+	    {"json-error", ED_EFORMAT, NULL, NULL, NULL, NULL, NULL, 0},
+	};
+	for (size_t i = 0; i < ED_ARRAY_LEN(cases); i++) {
+		char path[256], err[256];
+		unsigned char *p;
+		size_t len = 0;
+		bool stream;
+		struct ed_request req = {0};
+		snprintf(path, sizeof path, "tests/fuzz/corpus/sse/%s",
+			 cases[i].file);
+		if (!(p = t_read_file(path, &len)) || len < 1) {
+			CHECK(0, "cannot read %s", path);
+			free(p);
+			continue;
+		}
+		stream = p[0] & 1;
+		req.thinking = p[0] & 2;
+		req.tools = p[0] & 4;
+		for (size_t chunk = 0; chunk <= (stream ? 40 : 0); chunk++) {
+			struct ed_response o;
+			int rc =
+			    remote_parse_reply(p + 1, len - 1, stream, chunk,
+					       &req, &o, err, sizeof err);
+			CHECK(rc == cases[i].rc, "%s/%zu: rc %d (%s)",
+			      cases[i].file, chunk, rc, rc ? err : "");
+			if (rc || cases[i].rc)
+				continue;
+			CHECK_STR(o.content, cases[i].content);
+			if (cases[i].reasoning)
+				CHECK_STR(o.reasoning, cases[i].reasoning);
+			else
+				CHECK(!o.reasoning, "%s: no reasoning",
+				      cases[i].file);
+			CHECK_STR(o.finish_reason, cases[i].finish);
+			if (cases[i].call) {
+				CHECK_STR(o.call.name, cases[i].call);
+				CHECK_STR(o.call.arguments, cases[i].args);
+			} else
+				CHECK(!o.call.name && !o.call.raw,
+				      "%s: no call", cases[i].file);
+			CHECK(o.tokens_out == cases[i].out, "%s: %lld tokens",
+			      cases[i].file, (long long)o.tokens_out);
+			ed_response_release(&o);
+		}
+		if (!strcmp(cases[i].file, "stream-error")) {
+			struct ed_response o;
+			remote_parse_reply(p + 1, len - 1, true, 0, &req, &o,
+					   err, sizeof err);
+			CHECK(strstr(err, "CUDA out of memory") != NULL, "%s",
+			      err);
+		}
+		free(p);
+	}
+}
+
 static size_t forced_len(struct ed_backend *b, const char *text)
 {
 	int32_t *ids = NULL;
@@ -3168,5 +3249,6 @@ int main(void)
 	test_stop();
 	test_loader_errors();
 	test_split_thinking();
+	test_reply_parse();
 	return t_done();
 }
