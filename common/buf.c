@@ -121,6 +121,32 @@ char *ed_buf_detach(struct ed_buf *b, size_t *len)
 	return p;
 }
 
+int ed_read_file(const char *path, size_t cap, char **data, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	struct ed_buf b;
+	char chunk[65536];
+	size_t n;
+	int rc = 0;
+
+	*data = NULL;
+	if (len)
+		*len = 0;
+	if (!f)
+		return ED_ENOENT;
+	ed_buf_init(&b, cap);
+	while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		rc = ed_buf_append(&b, chunk, n);
+	if (!rc && ferror(f))
+		rc = ED_EIO;
+	fclose(f);
+	if (!rc && !(*data = ed_buf_detach(&b, len)))
+		rc = ED_ENOMEM;
+	if (rc)
+		ed_buf_release(&b);
+	return rc;
+}
+
 /* ---- arena -------------------------------------------------------- */
 
 struct ed_arena_block {

@@ -90,6 +90,10 @@ int ed_buf_printf(struct ed_buf *b, const char *fmt, ...)
 int ed_buf_vprintf(struct ed_buf *b, const char *fmt, va_list ap);
 /* Hand the memory to the caller (free() it); the buffer is reset. */
 char *ed_buf_detach(struct ed_buf *b, size_t *len);
+/* The whole file, NUL-terminated, in *data (free() it), at most cap bytes
+ * (0: no cap). 0, ED_ENOENT (cannot open: errno says why), ED_ETOOBIG,
+ * ED_EIO, ED_ENOMEM; no message (the caller names the file). */
+int ed_read_file(const char *path, size_t cap, char **data, size_t *len);
 
 /* ---- arena -------------------------------------------------------- */
 

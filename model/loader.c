@@ -491,25 +491,16 @@ static void bind_vision(struct binder *b)
 
 char *ed_model_read_file(const char *path, size_t cap, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	struct ed_buf b;
-	char chunk[8192];
-	size_t n;
+	char *data;
+	int rc = ed_read_file(path, cap, &data, len);
 
-	*len = 0;
-	if (!f)
-		return NULL;
-	ed_buf_init(&b, cap);
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		if (ed_buf_append(&b, chunk, n)) {
-			ed_buf_release(&b);
-			fclose(f);
-			errno = EFBIG;
-			return NULL;
-		}
-	fclose(f);
-	ed_buf_reserve(&b, 0);
-	return ed_buf_detach(&b, len);
+	if (rc == ED_ETOOBIG)
+		errno = EFBIG;
+	else if (rc == ED_ENOMEM)
+		errno = ENOMEM;
+	else if (rc == ED_EIO)
+		errno = EIO;
+	return rc ? NULL : data;
 }
 
 static int add_shard(struct ed_model *m, const char *dir, const char *file,

@@ -156,26 +156,9 @@ static enum ed_dtype choose(const struct ed_tensor *t, int kind,
 static char *read_text(const char *dir, const char *name, size_t *len)
 {
 	char path[4096];
-	FILE *f;
-	struct ed_buf b;
-	char chunk[65536];
-	size_t n;
 
 	snprintf(path, sizeof path, "%s/%s", dir, name);
-	f = fopen(path, "rb");
-	*len = 0;
-	if (!f)
-		return NULL;
-	ed_buf_init(&b, 512u << 20);
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		if (ed_buf_append(&b, chunk, n)) {
-			fclose(f);
-			ed_buf_release(&b);
-			return NULL;
-		}
-	fclose(f);
-	ed_buf_reserve(&b, 0);
-	return ed_buf_detach(&b, len);
+	return ed_model_read_file(path, 512u << 20, len);
 }
 
 /* The metadata that makes the file a whole model: config, tokenizer. */

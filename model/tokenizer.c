@@ -702,29 +702,22 @@ int ed_tok_open_parts(struct ed_tokenizer **out, const void *model, size_t len,
 int ed_tok_open(struct ed_tokenizer **out, const char *dir, char *err,
 		size_t errlen)
 {
-	char path[4096];
-	FILE *f;
-	struct ed_buf b;
-	char chunk[65536];
+	char path[4096], *data;
 	size_t n;
 	int rc;
 
 	*out = NULL;
 	snprintf(path, sizeof path, "%s/tokenizer.model", dir);
-	f = fopen(path, "rb");
-	if (!f)
+	rc = ed_read_file(path, 256u << 20, &data, &n);
+	if (rc == ED_ENOENT)
 		return ED_ENOENT; /* optional: no message */
-	ed_buf_init(&b, 256u << 20);
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		if (ed_buf_append(&b, chunk, n)) {
-			fclose(f);
-			ed_buf_release(&b);
-			return ed_err(err, errlen, ED_EFORMAT,
-				      "'%s' is larger than 256 MiB", path);
-		}
-	fclose(f);
-	rc = ed_tok_open_mem(out, b.data, b.len, err, errlen);
-	ed_buf_release(&b);
+	if (rc == ED_ETOOBIG)
+		return ed_err(err, errlen, ED_EFORMAT,
+			      "'%s' is larger than 256 MiB", path);
+	if (rc)
+		return ed_err(err, errlen, rc, "cannot read '%s'", path);
+	rc = ed_tok_open_mem(out, data, n, err, errlen);
+	free(data);
 	if (rc)
 		return rc;
 	if ((rc = load_added(*out, dir))) {

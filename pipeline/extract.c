@@ -43,35 +43,26 @@ int ed_pipeline_extractor_open(struct ed_extractor **out,
 {
 	struct ed_extractor *x = calloc(1, sizeof *x);
 	struct ed_buf b;
-	FILE *f;
+	char *text;
+	size_t len;
 	int rc;
 
 	*out = NULL;
 	if (!x)
 		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
-	ed_buf_init(&b, 0);
-	if (!(f = fopen(schema_path, "rb"))) {
+	rc = ed_read_file(schema_path, 4u << 20, &text, &len);
+	if (rc) {
 		free(x);
-		return ed_err(err, errlen, ED_ENOENT, "cannot open '%s'",
-			      schema_path);
+		return rc == ED_ENOENT ? ed_err(err, errlen, ED_ENOENT,
+						"cannot open '%s'", schema_path)
+		       : rc == ED_ETOOBIG
+			   ? ed_err(err, errlen, ED_ETOOBIG,
+				    "'%s': a schema over 4 MiB", schema_path)
+			   : ed_err(err, errlen, rc, "cannot read '%s'",
+				    schema_path);
 	}
-	for (;;) {
-		char chunk[8192];
-		size_t n = fread(chunk, 1, sizeof chunk, f);
-		if (!n)
-			break;
-		if (b.len + n > (4u << 20) || ed_buf_append(&b, chunk, n)) {
-			fclose(f);
-			ed_buf_release(&b);
-			free(x);
-			return ed_err(err, errlen, ED_ETOOBIG,
-				      "'%s': a schema over 4 MiB", schema_path);
-		}
-	}
-	fclose(f);
-	rc = ed_schema_compile(&x->schema, b.data ? b.data : "", b.len, err,
-			       errlen);
-	ed_buf_release(&b);
+	rc = ed_schema_compile(&x->schema, text, len, err, errlen);
+	free(text);
 	if (rc) {
 		ed_err_prefix(err, errlen, "'%s'", schema_path);
 		free(x);

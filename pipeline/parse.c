@@ -561,11 +561,13 @@ void ed_pipeline_rules_free(struct ed_rules *rs)
 	free(rs);
 }
 
-int ed_pipeline_rules_load(struct ed_rules **out, const char *path, char *err,
-			   size_t errlen)
+int ed_pipeline_rules_parse(struct ed_rules **out, const char *text, size_t len,
+			    const char *name, char *err, size_t errlen)
 {
 	struct ed_rules *rs = calloc(1, sizeof *rs);
-	int rc = 0;
+	const char *p = text, *end = text ? text + len : NULL;
+	char *line = NULL;
+	int rc = 0, ln = 0;
 
 	*out = NULL;
 	if (!rs || !(rs->mctx = pcre2_match_context_create(NULL))) {
@@ -579,45 +581,78 @@ int ed_pipeline_rules_load(struct ed_rules **out, const char *path, char *err,
 		rc = add_rule(rs, builtin[i].name, builtin[i].pattern,
 			      strcmp(builtin[i].name, "phone") == 0, err,
 			      errlen);
-	if (!rc && path) {
-		FILE *f = fopen(path, "r");
-		char line[8192];
-		int ln = 0;
-		if (!f)
-			rc = ed_err(err, errlen, ED_ENOENT,
-				    "cannot open rules file '%s'", path);
-		while (!rc && f && fgets(line, sizeof line, f)) {
-			char *name = line, *pat;
-			ln++;
-			line[strcspn(line, "\r\n")] = '\0';
-			while (*name == ' ' || *name == '\t')
-				name++;
-			if (!*name || *name == '#')
-				continue;
-			pat = name + strcspn(name, " \t");
-			if (!*pat) {
-				rc = ed_err(
-				    err, errlen, ED_ECONFIG,
-				    "'%s' line %d: expected NAME PATTERN", path,
-				    ln);
-				break;
-			}
-			*pat++ = '\0';
-			while (*pat == ' ' || *pat == '\t')
-				pat++;
-			if ((rc = add_rule(rs, name, pat, false, err, errlen)))
-				ed_err_prefix(err, errlen, "'%s' line %d", path,
-					      ln);
+	/* "NAME PATTERN" lines of any length; blank lines and # comments
+	 * skipped; a NUL byte is refused (it would cut the pattern short) */
+	while (!rc && p && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = (size_t)((nl ? nl : end) - p);
+		char *nm, *pat, *nb;
+		ln++;
+		if (n && p[n - 1] == '\r')
+			n--;
+		if (memchr(p, '\0', n)) {
+			rc = ed_err(err, errlen, ED_ECONFIG,
+				    "'%s' line %d: a NUL byte", name, ln);
+			break;
 		}
-		if (f)
-			fclose(f);
+		if (!(nb = realloc(line, n + 1))) {
+			rc = ed_err(err, errlen, ED_ENOMEM, "out of memory");
+			break;
+		}
+		line = nb;
+		memcpy(line, p, n);
+		line[n] = '\0';
+		p = nl ? nl + 1 : end;
+		nm = line;
+		while (*nm == ' ' || *nm == '\t')
+			nm++;
+		if (!*nm || *nm == '#')
+			continue;
+		pat = nm + strcspn(nm, " \t");
+		if (!*pat) {
+			rc = ed_err(err, errlen, ED_ECONFIG,
+				    "'%s' line %d: expected NAME PATTERN", name,
+				    ln);
+			break;
+		}
+		*pat++ = '\0';
+		while (*pat == ' ' || *pat == '\t')
+			pat++;
+		if ((rc = add_rule(rs, nm, pat, false, err, errlen)))
+			ed_err_prefix(err, errlen, "'%s' line %d", name, ln);
 	}
+	free(line);
 	if (rc) {
 		ed_pipeline_rules_free(rs);
 		return rc;
 	}
 	*out = rs;
 	return 0;
+}
+
+int ed_pipeline_rules_load(struct ed_rules **out, const char *path, char *err,
+			   size_t errlen)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	*out = NULL;
+	if (!path)
+		return ed_pipeline_rules_parse(out, NULL, 0, "", err, errlen);
+	rc = ed_read_file(path, 16u << 20, &text, &len);
+	if (rc == ED_ENOENT)
+		return ed_err(err, errlen, ED_ENOENT,
+			      "cannot open rules file '%s'", path);
+	if (rc == ED_ETOOBIG)
+		return ed_err(err, errlen, ED_ECONFIG,
+			      "rules file '%s': over 16 MiB", path);
+	if (rc)
+		return ed_err(err, errlen, rc, "cannot read rules file '%s'",
+			      path);
+	rc = ed_pipeline_rules_parse(out, text, len, path, err, errlen);
+	free(text);
+	return rc;
 }
 
 static bool phone_ok(const char *s, size_t n)

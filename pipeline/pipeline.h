@@ -168,6 +168,11 @@ struct ed_rules;
  * with its line number), ED_ENOMEM. */
 int ed_pipeline_rules_load(struct ed_rules **out, const char *path, char *err,
 			   size_t errlen);
+/* The same from the text of a rules file (name: for messages); text NULL:
+ * the built-in rules only. 0, ED_ECONFIG, ED_ENOMEM. */
+int ed_pipeline_rules_parse(struct ed_rules **out, const char *text,
+			    size_t len, const char *name, char *err,
+			    size_t errlen);
 void ed_pipeline_rules_free(struct ed_rules *rs);
 /* Every match of every rule in text: value (the group named "value" if
  * the rule has one) and byte span. Memory from the arena. 0 or ED_ENOMEM. */

@@ -485,6 +485,30 @@ static void test_rules(void)
 	CHECK_INT(
 	    ed_pipeline_rules_load(&rs, "/no/such/rules", err, sizeof err),
 	    ED_ENOENT);
+	{
+		/* from memory: CRLF, a last line without its newline, and a
+		 * line longer than any fixed buffer (it was cut at 8191 bytes
+		 * and its tail read as a second rule) */
+		size_t plen = 20000, k = 0;
+		char *text = malloc(plen + 64);
+		k += (size_t)sprintf(text, "ref REF-(?<value>\\d+)\r\nlong ");
+		for (size_t i = 0; i < plen / 2; i++)
+			text[k++] = "x?"[i & 1];
+		k += (size_t)sprintf(text + k, "LONG\r\nlast Z\\d");
+		CHECK_INT(ed_pipeline_rules_parse(&rs, text, k, "mem", err,
+						  sizeof err),
+			  0);
+		fields_of(rs, "REF-77 LONG Z9", got, sizeof got);
+		CHECK_STR(got, "ref=77@0-6;long=LONG@7-11;last=Z9@12-14;");
+		ed_pipeline_rules_free(rs);
+		/* a NUL byte is refused with its line */
+		CHECK_INT(ed_pipeline_rules_parse(&rs, "a \\d\nb x\0y\n", 11,
+						  "mem", err, sizeof err),
+			  ED_ECONFIG);
+		CHECK(strstr(err, "'mem' line 2: a NUL byte") != NULL, "%s",
+		      err);
+		free(text);
+	}
 }
 
 static void test_similarity(void)
