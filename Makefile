@@ -61,6 +61,8 @@ FUZZ_BINS := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 ALLOC_BIN := $(BUILD)/tests/test_alloc
 ALLOC_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
 BENCH_BIN := $(BUILD)/bench/bench
+# the failing SQLite VFS, preloaded into ernie-doc by tests/faults.sh
+FAULT_SO := $(BUILD)/tests/faultvfs.so
 
 # Rebuild everything when the flags change (e.g. SANITIZE on or off).
 FLAGS_STAMP := $(BUILD)/.flags
@@ -93,6 +95,11 @@ $(TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o \
 		$(BUILD)/libernie.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libernie.a $(LIBS)
 
+$(FAULT_SO): tests/faultvfs.c tests/faultvfs.h $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ tests/faultvfs.c \
+		$(shell $(PKG_CONFIG) --libs sqlite3)
+
 $(ALLOC_BIN): $(BUILD)/tests/test_alloc.o $(BUILD)/libernie.a
 	$(CC) $(ALL_LDFLAGS) $(ALLOC_WRAP) -o $@ $< $(BUILD)/libernie.a $(LIBS)
 
@@ -103,10 +110,10 @@ $(BUILD)/bench/bench.o: ALL_CFLAGS += $(BLAS_CFLAGS)
 $(BUILD)/bench/bench: $(BUILD)/bench/bench.o $(BUILD)/libernie.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libernie.a $(LIBS) $(BLAS_LIBS)
 
-check: ernie-doc $(TEST_BINS) $(ALLOC_BIN) $(TOOL_BINS) $(FUZZ_BINS)
+check: ernie-doc $(TEST_BINS) $(ALLOC_BIN) $(TOOL_BINS) $(FUZZ_BINS) $(FAULT_SO)
 	@BUILD=$(BUILD) ED_SANITIZED=$(SANITIZE) sh tests/run.sh
 
-valgrind: ernie-doc $(TEST_BINS) $(ALLOC_BIN) $(TOOL_BINS) $(FUZZ_BINS)
+valgrind: ernie-doc $(TEST_BINS) $(ALLOC_BIN) $(TOOL_BINS) $(FUZZ_BINS) $(FAULT_SO)
 	@BUILD=$(BUILD) VALGRIND=1 sh tests/run.sh
 
 bench: ernie-doc $(BENCH_BIN) $(BUILD)/tests/mkpdf $(BUILD)/tests/mkmodel

@@ -147,7 +147,7 @@ int ed_store_extraction_put(struct ed_store *st,
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
 	}
-	return store_exec(st, "COMMIT", err, errlen);
+	return store_commit(st, err, errlen);
 }
 
 static int rows(struct ed_store *st, const char *sql, int64_t id,

@@ -51,6 +51,17 @@ int store_exec(struct ed_store *st, const char *sql, char *err, size_t errlen)
 	return 0;
 }
 
+/* COMMIT; when it fails (an I/O error can leave the transaction open),
+ * roll back so the connection is usable and nothing half-done stays. */
+int store_commit(struct ed_store *st, char *err, size_t errlen)
+{
+	int rc = store_exec(st, "COMMIT", err, errlen);
+
+	if (rc && !sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
 void ed_store_set_busy_timeout(struct ed_store *st, int ms)
 {
 	sqlite3_busy_timeout(st->db, ms);
@@ -98,7 +109,7 @@ static int migrate(struct ed_store *st, int from, char *err, size_t errlen)
 			return rc;
 		}
 		if (now > v) { /* another process migrated meanwhile */
-			if ((rc = store_exec(st, "COMMIT", err, errlen)))
+			if ((rc = store_commit(st, err, errlen)))
 				return rc;
 			v = now - 1;
 			continue;
@@ -322,12 +333,18 @@ int ed_store_doc_put(struct ed_store *st, const struct ed_store_doc *d,
 	bind_text(s, 6, d->title);
 	bind_text(s, 7, d->error);
 	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
 		*id = sqlite3_column_int64(s, 0);
+		/* with RETURNING the statement's own commit comes when it
+		 * runs to its end: an I/O error there undoes the row */
+		rc = sqlite3_step(s);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = store_db_err(st, ED_EIO, err, errlen, "storing document");
+		sqlite3_finalize(s);
+		return rc;
+	}
 	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW)
-		return store_db_err(st, ED_EIO, err, errlen,
-				    "storing document");
 	return 0;
 }
 
@@ -538,7 +555,7 @@ int ed_store_page_put(struct ed_store *st, const struct ed_store_page *p,
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
 	}
-	return store_exec(st, "COMMIT", err, errlen);
+	return store_commit(st, err, errlen);
 }
 
 /* ---- reading ------------------------------------------------------ */

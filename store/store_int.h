@@ -25,6 +25,7 @@ struct ed_store {
 int store_db_err(struct ed_store *st, int code, char *err, size_t errlen,
 		 const char *what);
 int store_exec(struct ed_store *st, const char *sql, char *err, size_t errlen);
+int store_commit(struct ed_store *st, char *err, size_t errlen);
 int store_emit_rows(sqlite3_stmt *s, ed_store_row_fn cb, void *ud,
 		    bool *stopped);
 

@@ -98,7 +98,7 @@ pycheck jinja_diff jinja2 tests/jinja_diff.py "$BUILD"
 pycheck schema_check jsonschema tests/schema_check.py \
 	"$ED_TMP/grammar_outputs.jsonl"
 
-for sh in cli e2e extract review; do
+for sh in cli e2e extract review faults; do
 	log="$ED_TMP/$sh.log"
 	sh "tests/$sh.sh" >"$log" 2>&1
 	cat "$log"
