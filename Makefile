@@ -59,7 +59,7 @@ TOOL_BINS := $(BUILD)/tests/peakrss $(BUILD)/tests/mkpdf $(BUILD)/tests/stcmp \
 FUZZ_BINS := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 # allocation failure injected into the library's own calls (--wrap)
 ALLOC_BIN := $(BUILD)/tests/test_alloc
-ALLOC_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
+ALLOC_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=aligned_alloc
 BENCH_BIN := $(BUILD)/bench/bench
 # the failing SQLite VFS, preloaded into ernie-doc by tests/faults.sh
 FAULT_SO := $(BUILD)/tests/faultvfs.so

@@ -309,9 +309,10 @@ int ed_tok_text_bytes(const struct ed_tokenizer *t, int32_t id, char *buf,
 		      size_t cap);
 
 /*
- * Decode ids to UTF-8 into b. Byte pieces are reassembled; control and
- * special tokens are dropped when skip_special. prev_piece_is_first
- * marks the first piece of a text (its dummy-prefix space is removed).
+ * Decode ids to UTF-8 into b. Byte pieces are reassembled (each byte of
+ * an invalid sequence becomes U+FFFD, a NUL byte is dropped, other
+ * controls kept); control and special tokens are dropped when
+ * skip_special; the dummy-prefix space of the first piece is removed.
  * 0 or ED_ENOMEM.
  */
 int ed_tok_decode(const struct ed_tokenizer *t, const int32_t *ids, size_t n,

@@ -26,8 +26,12 @@ int ed_session_reserve(struct ed_session *s, int64_t need, char *err,
 	if (!s->kcache) {
 		s->kcache = calloc((size_t)layers, sizeof *s->kcache);
 		s->vcache = calloc((size_t)layers, sizeof *s->vcache);
-		if (!s->kcache || !s->vcache)
+		if (!s->kcache || !s->vcache) {
+			free(s->kcache); /* both or neither */
+			free(s->vcache);
+			s->kcache = s->vcache = NULL;
 			goto nomem;
+		}
 	}
 	/* doubling, from 256 positions, capped at the context */
 	cap = ED_MAX(need,

@@ -443,6 +443,9 @@ int ed_model_encode_prompt(const struct ed_model *m, const char *text,
 	if ((rc = normalize_placeholders(text, len, &b)) ||
 	    (rc = ed_tok_encode(m->tok, b.data ? b.data : "", b.len, ids, n))) {
 		ed_buf_release(&b);
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
 		return ed_err(err, errlen, rc, "tokenizing the prompt: %s",
 			      ed_strerror(rc));
 	}

@@ -1268,6 +1268,40 @@ int ed_tok_text_bytes(const struct ed_tokenizer *t, int32_t id, char *buf,
 	return (int)n;
 }
 
+/* Byte pieces' bytes as UTF-8, as SentencePiece reassembles them: each
+ * byte of an invalid or cut sequence becomes U+FFFD; NUL is dropped (the
+ * text goes on as a C string), every other control kept. */
+/* the length of p's prefix that ends on a whole UTF-8 sequence: an
+ * unfinished lead byte and its continuation bytes at the end stay out */
+static size_t utf8_complete(const unsigned char *p, size_t n)
+{
+	for (size_t back = 1; back <= 3 && back <= n; back++) {
+		unsigned char c = p[n - back];
+		size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+		if (c >= 0x80 && c < 0xc0)
+			continue;
+		return need > back ? n - back : n;
+	}
+	return n;
+}
+
+static int flush_bytes(struct ed_buf *b, const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	int rc = 0;
+
+	while (i < n && !rc) {
+		uint32_t cp;
+		char enc[4];
+		int k = ed_utf8_decode(p + i, n - i, &cp);
+		i += (size_t)k;
+		if (cp)
+			rc = ed_buf_append(b, enc,
+					   (size_t)ed_utf8_encode(cp, enc));
+	}
+	return rc;
+}
+
 int ed_tok_decode(const struct ed_tokenizer *t, const int32_t *ids, size_t n,
 		  bool skip_special, struct ed_buf *b)
 {
@@ -1280,10 +1314,15 @@ int ed_tok_decode(const struct ed_tokenizer *t, const int32_t *ids, size_t n,
 		bool is_byte = id >= 0 && id < t->n && t->p[id].type == T_BYTE;
 		const char *s;
 
-		if (nb && (!is_byte || nb == sizeof bytes)) {
-			/* flush bytes as UTF-8, invalid bytes as U+FFFD */
-			rc = ed_utf8_clean(b, (const char *)bytes, nb);
+		if (nb && !is_byte) {
+			rc = flush_bytes(b, bytes, nb);
 			nb = 0;
+		} else if (nb == sizeof bytes) {
+			/* full: keep a sequence the next pieces may finish */
+			size_t cut = utf8_complete(bytes, nb);
+			rc = flush_bytes(b, bytes, cut);
+			memmove(bytes, bytes + cut, nb - cut);
+			nb -= cut;
 		}
 		if (i == n)
 			break;

@@ -869,6 +869,65 @@ static void test_tokenizer(void)
 		ed_buf_release(&b);
 		free(ids);
 	}
+	/* byte pieces as spm_decode reassembles them: controls kept, each
+	 * byte of a broken sequence U+FFFD; a NUL byte dropped; a long run
+	 * with a character across the decoder's 64-byte window (a fuzz_encode
+	 * finding: it came out as three U+FFFD) */
+	{
+		static const int head[] = {0x0D, 0x0A, 0x05, 0x7F, 0x41,
+					   0xFF, 0xE2, 0x98, 0x41, 0xE2,
+					   0x98, 0x83, 0xC3, 0x00, 0x42};
+		int bytes[15 + 47 + 3 + 70];
+		int32_t ids[ED_ARRAY_LEN(bytes)];
+		for (size_t i = 0; i < ED_ARRAY_LEN(bytes); i++)
+			bytes[i] = i < 15 ? head[i] : i < 62 ? 0x05 : 0;
+		bytes[62] = 0xE8, bytes[63] = 0xAF, bytes[64] = 0xAD;
+		for (size_t i = 65; i < ED_ARRAY_LEN(bytes); i++)
+			bytes[i] = i % 3 ? (i % 3 == 1 ? 0xE6 : 0x96) : 0x87;
+		char p[700], piece[16];
+		unsigned char *want;
+		size_t wn = 0, n = 0;
+		struct ed_buf b;
+		FILE *f;
+		snprintf(p, sizeof p, "%s/byteids.txt", tmp);
+		f = fopen(p, "w");
+		for (size_t i = 0; i < ED_ARRAY_LEN(bytes); i++) {
+			snprintf(piece, sizeof piece, "<0x%02X>", bytes[i]);
+			ids[n] = ed_tok_id(t, piece);
+			CHECK(ids[n] >= 0, "no piece %s", piece);
+			if (bytes[i])
+				fprintf(f, i ? " %d" : "%d", ids[n]);
+			n++;
+		}
+		fprintf(f, "\n");
+		fclose(f);
+		rc = sh("spm_decode --model='%s/tokenizer.model' "
+			"--input_format=id < '%s' > '%s.out' 2>/dev/null",
+			dir, p, p);
+		CHECK_INT(rc, 0);
+		snprintf(p + strlen(p), sizeof p - strlen(p), ".out");
+		want = t_read_file(p, &wn);
+		ed_buf_init(&b, 0);
+		ed_tok_decode(t, ids, n, true, &b);
+		CHECK(want && wn > 0 && b.len == wn - 1 &&
+			  memcmp(b.data, want, wn - 1) == 0,
+		      "byte pieces: %zu bytes, spm_decode %zu", b.len,
+		      wn ? wn - 1 : 0);
+		CHECK(b.len > 10 && memcmp(b.data,
+					   "\r\n\x05\x7f"
+					   "A\xef\xbf\xbd",
+					   8) == 0,
+		      "controls kept, 0xFF replaced");
+		{
+			bool kept = false;
+			for (size_t i = 0; i + 4 <= b.len && !kept; i++)
+				kept =
+				    !memcmp(b.data + i, "\x05\xe8\xaf\xad", 4);
+			CHECK(kept, "a character across the byte window kept");
+		}
+		ed_buf_release(&b);
+		free(want);
+	}
 	ed_tok_close(t);
 	/* a unigram model is refused with a clear message */
 	rc = sh("cd '%s' && spm_train --input=c.txt --model_prefix=uni "
