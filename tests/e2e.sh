@@ -471,6 +471,51 @@ if [ -n "$TIMED" ]; then
 	check "native SIGINT: integrity" test "$(q "$T/ni.db" "PRAGMA integrity_check")" = ok
 	check "native SIGINT: no page left half done" test "$(q "$T/ni.db" "SELECT count(*) FROM pages WHERE status NOT IN ('done', 'error', 'blank')")" = 0
 fi
+# SIGINT and SIGTERM at random points of a remote and a native batch:
+# 130, every printed page stored, none half done; a plain resume computes
+# only the rest, and the tree ends stored once (ED_SIG_SEED repeats a run)
+if [ -n "$TIMED" ]; then
+	mkdir -p "$T/sigtree"
+	for i in 1 2 3 4; do "$BUILD/tests/mkpdf" "$T/sigtree/s$i.pdf" 3 sdoc$i; done
+	seed=${ED_SIG_SEED:-$(date +%s)}
+	serve normal --delay 0.4
+	k=0
+	for how in remote native remote native; do
+		for sig in INT TERM; do
+			k=$((k + 1))
+			wait_s=$(awk -v s="$seed" -v k=$k 'BEGIN { srand(s); for (i = 0; i < k; i++) r = rand(); printf "%.2f", 0.1 + r * 1.4 }')
+			if [ $how = remote ]; then
+				SIGO="--server $URL $FAST"
+			else
+				SIGO="--model $T/tiny --max-tokens 1500 --max-pixels 100000 --dpi 50"
+			fi
+			db=$T/sig.db
+			rm -f "$db" "$db-wal" "$db-shm"
+			$E batch -q --db "$db" $SIGO --text-layer never -j 2 "$T/sigtree" >"$T/sig1.out" 2>"$T/sig1.err" &
+			pid=$!
+			sleep "$wait_s"
+			kill -$sig $pid
+			wait $pid
+			st=$?
+			what="$how SIG$sig after ${wait_s}s (seed $seed)"
+			printed=$(grep -c '"page":[0-9]' "$T/sig1.out")
+			kept=$(q "$db" "SELECT count(*) FROM pages WHERE status = 'done'")
+			echo "  ($what: $kept of 12 pages kept, $printed printed)"
+			check "$what: exits 130 (got $st)" test $st -eq 130
+			check "$what: the $printed printed pages stored ($kept)" test "$printed" -le "$kept"
+			check "$what: integrity" test "$(q "$db" "PRAGMA integrity_check")" = ok
+			check "$what: none half done" test "$(q "$db" "SELECT count(*) FROM pages WHERE status <> 'done'")" = 0
+			$E batch -q --db "$db" $SIGO --text-layer never -j 2 "$T/sigtree" >"$T/sig2.out" 2>"$T/sig2.err"
+			st=$?
+			check "$what: the resume exits 0 (got $st)" test $st -eq 0
+			check "$what: the resume computes only the other $((12 - kept))" \
+				test "$(grep -c '"cached":false' "$T/sig2.out")" = $((12 - kept))
+			check "$what: every page stored once" \
+				test "$(q "$db" "SELECT count(*) || '/' || count(DISTINCT document_id || '-' || page_no) || '/' || sum(status = 'done') FROM pages")" = 12/12/12
+		done
+	done
+	valid
+fi
 # a missing root is one bad input
 serve normal
 expect 1 $E batch -q --db "$T/m.db" --server "$URL" $FAST "$B/b" "$T/no-such-dir"
