@@ -300,7 +300,9 @@ int cmd_extract(int argc, char **argv)
 	}
 	if (o.server_url) {
 		const char *key = getenv("ERNIE_DOC_API_KEY");
+		const char *ca = getenv("SSL_CERT_FILE");
 		o.api_key = key && *key ? key : NULL;
+		o.ca_file = ca && *ca ? ca : NULL;
 	}
 	if ((rc = ed_pipeline_extractor_open(&x, schema, prompt, err,
 					     sizeof err))) {

@@ -623,13 +623,14 @@ static int parse_args(struct ocr_cfg *cfg, int argc, char **argv,
 	}
 	if (o->server_url) {
 		const char *key = getenv("ERNIE_DOC_API_KEY");
+		const char *ca = getenv("SSL_CERT_FILE");
 		o->api_key = key && *key ? key : NULL;
+		o->ca_file = ca && *ca ? ca : NULL;
 	}
 	{
 		/* how long a page claimed by a process that died stays its */
 		const char *l = getenv("ERNIE_DOC_LEASE");
-		if (l && *l &&
-		    ed_parse_double(l, 0.1, 86400, &o->lease_s)) {
+		if (l && *l && ed_parse_double(l, 0.1, 86400, &o->lease_s)) {
 			msg("%s: ERNIE_DOC_LEASE is seconds, 0.1 to 86400",
 			    cmd);
 			return EX_USAGE_;

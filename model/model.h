@@ -788,6 +788,8 @@ struct ed_backend_opts {
 	const char *server_url;	   /* remote: base URL, e.g. http://h:8000/v1 */
 	const char *model_name;	   /* remote: model id; NULL asks /v1/models */
 	const char *api_key;	   /* remote: bearer token, or NULL */
+	const char *ca_file;	   /* remote: CA bundle (PEM) that verifies an
+				      https server; NULL: the system's */
 	int jobs;		   /* concurrent requests / sessions; 0 = 1 */
 	double timeout_s;	   /* remote: one attempt; 0 = 600 */
 	int retries;		   /* remote: after the first attempt; <0 = 4 */

@@ -49,7 +49,7 @@ struct xfer {
 };
 
 struct remote {
-	char *endpoint, *models_url, *model_name, *auth;
+	char *endpoint, *models_url, *model_name, *auth, *ca_file;
 	int jobs, retries;
 	double timeout_s, retry_wait_s;
 	CURLM *multi;
@@ -500,6 +500,22 @@ static void reset_attempt(struct xfer *x)
 	x->err[0] = '\0';
 }
 
+/* what every request sets: time limits, the protocols, TLS verified
+ * (the defaults, stated so nobody turns them off) against the system's
+ * CAs or the bundle given, HTTP/2 wherever TLS offers it (ALPN) */
+static void set_common(const struct remote *r, CURL *e)
+{
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(r->timeout_s * 1000));
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (r->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file);
+}
+
 static int start(struct remote *r, struct xfer *x)
 {
 	CURL *e = curl_easy_init();
@@ -521,14 +537,10 @@ static int start(struct remote *r, struct xfer *x)
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_err);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(r->timeout_s * 1000));
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	/* TLS is verified: the defaults, stated so nobody turns them off */
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	/* several requests share one HTTP/2 connection: wait for it */
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	set_common(r, e);
 	x->t0 = ed_now_ms();
 	if (curl_multi_add_handle(r->multi, e) != CURLM_OK) {
 		curl_easy_cleanup(e);
@@ -831,11 +843,7 @@ static int discover_model(struct remote *r, char *err, size_t errlen)
 		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
 		curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
 		curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
-		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-				 (long)(r->timeout_s * 1000));
-		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+		set_common(r, e);
 		cc = curl_easy_perform(e);
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 		curl_easy_cleanup(e);
@@ -948,6 +956,10 @@ int remote_open(struct remote **out, const struct ed_backend_opts *o, char *err,
 			snprintf(r->auth, al, "Authorization: Bearer %s",
 				 o->api_key);
 	}
+	if (o->ca_file && *o->ca_file && !(r->ca_file = strdup(o->ca_file))) {
+		remote_close(r);
+		return ed_err(err, errlen, ED_ENOMEM, "out of memory");
+	}
 	if (o->model_name && *o->model_name)
 		r->model_name = strdup(o->model_name);
 	else if ((rc = discover_model(r, err, errlen))) {
@@ -991,6 +1003,7 @@ void remote_close(struct remote *r)
 	free(r->models_url);
 	free(r->model_name);
 	free(r->auth);
+	free(r->ca_file);
 	free(r);
 }
 

@@ -170,9 +170,8 @@ int ed_pipeline_rules_load(struct ed_rules **out, const char *path, char *err,
 			   size_t errlen);
 /* The same from the text of a rules file (name: for messages); text NULL:
  * the built-in rules only. 0, ED_ECONFIG, ED_ENOMEM. */
-int ed_pipeline_rules_parse(struct ed_rules **out, const char *text,
-			    size_t len, const char *name, char *err,
-			    size_t errlen);
+int ed_pipeline_rules_parse(struct ed_rules **out, const char *text, size_t len,
+			    const char *name, char *err, size_t errlen);
 void ed_pipeline_rules_free(struct ed_rules *rs);
 /* Every match of every rule in text: value (the group named "value" if
  * the rule has one) and byte span. Memory from the arena. 0 or ED_ENOMEM. */
@@ -331,7 +330,7 @@ struct ed_extract_opts {
 	enum ed_extract_scope scope;
 	enum ed_extract_from from;
 	/* backend, as for OCR */
-	const char *model_dir, *server_url, *model_name, *api_key;
+	const char *model_dir, *server_url, *model_name, *api_key, *ca_file;
 	const char *chat_template, *template_variant;
 	int threads, jobs, retries;
 	double timeout_s, retry_wait_s;
@@ -388,8 +387,8 @@ int ed_pipeline_export_html(struct ed_store *st, int64_t doc_id,
  * and source, the pages to look at again (failed, guards that fired, low
  * similarity, extractions not done) linked to SHA12.html#page-N, pages
  * per hour and tokens per page as inline SVG, the runs. 0 or ED_ENOMEM. */
-int ed_pipeline_report_html(struct ed_store *st, struct ed_buf *out,
-			    char *err, size_t errlen);
+int ed_pipeline_report_html(struct ed_store *st, struct ed_buf *out, char *err,
+			    size_t errlen);
 
 /* ---- OCR ---------------------------------------------------------- */
 
@@ -454,7 +453,7 @@ struct ed_progress {
 struct ed_run_result {
 	int docs, docs_failed;
 	int done, blank, needs_model, failed, cached;
-	int elsewhere; /* left to the other processes that claimed them */
+	int elsewhere;	  /* left to the other processes that claimed them */
 	int first_code;	  /* ED_E* of the first document failure */
 	bool single_code; /* every failure had first_code */
 	int stop_code;	  /* ED_EINTR or ED_EUNAVAIL when the run stopped */
@@ -474,8 +473,9 @@ struct ed_pipeline_opts {
 	/* backend: model_dir (native) or server_url (remote), neither = none */
 	const char *model_dir;
 	const char *server_url, *model_name, *api_key;
-	int threads;	  /* native engine threads */
-	bool vision_int8; /* native: int8 products in the vision tower */
+	const char *ca_file; /* remote: CA bundle for https, NULL: system's */
+	int threads;	     /* native engine threads */
+	bool vision_int8;    /* native: int8 products in the vision tower */
 	const char *chat_template;    /* native: a Jinja file, or NULL */
 	const char *template_variant; /* native: "pt"/"thinking" built-in */
 	int jobs;		      /* workers: pages in flight; 0 = 1 */

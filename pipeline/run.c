@@ -878,6 +878,7 @@ int ed_pipeline_open(struct ed_pipeline **out, const struct ed_pipeline_opts *o,
 		    .server_url = o->server_url,
 		    .model_name = o->model_name,
 		    .api_key = o->api_key,
+		    .ca_file = o->ca_file,
 		    /* --schema: a slot for this thread's extractions */
 		    .jobs = p->o.jobs + (o->extract ? 1 : 0),
 		    .timeout_s = o->timeout_s,
@@ -1498,10 +1499,10 @@ static void queue_document(struct ed_pipeline *p, const char *path,
 			}
 			/* ... or may have stored it since the look-up */
 			if (got && !o->force &&
-			    ed_store_page_lookup(
-				p->st, &key,
-				o->text_layer != ED_TEXT_LAYER_NEVER, &have,
-				err, sizeof err) == 0 &&
+			    ed_store_page_lookup(p->st, &key,
+						 o->text_layer !=
+						     ED_TEXT_LAYER_NEVER,
+						 &have, err, sizeof err) == 0 &&
 			    have) {
 				ed_store_claim_release(p->st, &key, p->owner,
 						       err, sizeof err);

@@ -8,7 +8,7 @@ PKGS="build-essential pkg-config
 libpoppler-glib-dev libcairo2-dev libtiff-dev libpng-dev libjpeg-dev
 libcurl4-openssl-dev libsqlite3-dev libpcre2-dev libjansson-dev
 libopenblas-dev libdnnl-dev
-poppler-utils fonts-dejavu-core sentencepiece python3 python3-pil python3-numpy python3-jinja2 python3-jsonschema
+poppler-utils fonts-dejavu-core sentencepiece python3 python3-pil python3-numpy python3-jinja2 python3-jsonschema python3-h2 openssl
 chromium clang libclang-rt-14-dev"
 
 missing=""

@@ -374,6 +374,40 @@ check "a reply that never ends: stored as an error for the next run" test "$(q "
 serve gzip
 expect 0 $E ocr --db "$T/f14.db" --server "$URL" $FAST "$PNG"
 check "a gzip-encoded reply: read" test "$(q "$T/f14.db" "SELECT count(*) FROM pages WHERE status = 'done' AND text LIKE '# Page%'")" = 1
+# an HTTP/2-only server over TLS (tests/h2server.py, python3-h2): the
+# client negotiates h2, multiplexes pages on one connection, verifies the
+# certificate against SSL_CERT_FILE, and without it refuses (69)
+H2PY=$(python_with h2)
+if [ -n "$H2PY" ] && command -v openssl >/dev/null 2>&1; then
+	stop_server
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+		-addext subjectAltName=IP:127.0.0.1 -keyout "$T/h2key.pem" \
+		-out "$T/h2cert.pem" >/dev/null 2>&1
+	rm -f "$T/port"
+	: >"$T/srv.log"
+	"$H2PY" tests/h2server.py --cert "$T/h2cert.pem" --key "$T/h2key.pem" \
+		--port-file "$T/port" --log "$T/srv.log" &
+	SRV_PID=$!
+	n=0
+	while [ ! -s "$T/port" ] && [ $n -lt 200 ]; do
+		sleep 0.05
+		n=$((n + 1))
+	done
+	H2URL="https://127.0.0.1:$(cat "$T/port")/v1"
+	expect 0 env SSL_CERT_FILE="$T/h2cert.pem" $E ocr --db "$T/h2.db" \
+		--server "$H2URL" -j 3 --text-layer never $FAST "$T/doc7.pdf"
+	check "HTTP/2: seven pages stored" test "$(q "$T/h2.db" "SELECT count(*) FROM pages WHERE status = 'done' AND text LIKE '# Over HTTP/2%'")" = 7
+	check "HTTP/2: every request over h2 ($(count REQ) of them)" \
+		test "$(count 'REQ h2 ')" = "$(count REQ)" -a "$(count REQ)" = 8
+	check "HTTP/2: the pages multiplexed on one connection" \
+		test "$(grep 'POST' "$T/srv.log" | sed 's/.*conn=\([0-9]*\).*/\1/' | sort -u | wc -l)" = 1
+	check "HTTP/2: every request well formed" test "$(count INVALID)" = 0
+	expect 69 $E ocr --db "$T/h2b.db" --server "$H2URL" --retries 1 $FAST "$PNG"
+	check "HTTPS: an unknown certificate refused, said so" grep -q "SSL certificate problem" "$T/err"
+	stop_server
+else
+	check "the HTTP/2 test needs python3-h2 and openssl (make deps)" false
+fi
 # unreachable: nothing listens on the port any more
 stop_server
 expect 69 $E ocr --db "$T/f8.db" --server "$URL" --retries 1 $FAST "$PNG"
