@@ -18,6 +18,8 @@ pagetext() {
 	sed 's/.*"page":\([0-9]*\),.*"text":\("[^"]*"\).*/\1 \2/' "$T/out" | sort -n
 }
 
+# the random points of the signal tests: ED_SIG_SEED repeats a run
+SEED=${ED_SIG_SEED:-$(date +%s)}
 # fast settings: small rasters, short retries
 FAST="--dpi 50 --retry-wait 0.01"
 "$BUILD/tests/mkpdf" "$T/doc3.pdf" 3 doc3 2 # page 2 is blank
@@ -511,13 +513,12 @@ fi
 if [ -n "$TIMED" ]; then
 	mkdir -p "$T/sigtree"
 	for i in 1 2 3 4; do "$BUILD/tests/mkpdf" "$T/sigtree/s$i.pdf" 3 sdoc$i; done
-	seed=${ED_SIG_SEED:-$(date +%s)}
 	serve normal --delay 0.4
 	k=0
 	for how in remote native remote native; do
 		for sig in INT TERM; do
 			k=$((k + 1))
-			wait_s=$(awk -v s="$seed" -v k=$k 'BEGIN { srand(s); for (i = 0; i < k; i++) r = rand(); printf "%.2f", 0.1 + r * 1.4 }')
+			wait_s=$(awk -v s="$SEED" -v k=$k 'BEGIN { srand(s); for (i = 0; i < k; i++) r = rand(); printf "%.2f", 0.1 + r * 1.4 }')
 			if [ $how = remote ]; then
 				SIGO="--server $URL $FAST"
 			else
@@ -531,7 +532,7 @@ if [ -n "$TIMED" ]; then
 			kill -$sig $pid
 			wait $pid
 			st=$?
-			what="$how SIG$sig after ${wait_s}s (seed $seed)"
+			what="$how SIG$sig after ${wait_s}s (seed $SEED)"
 			printed=$(grep -c '"page":[0-9]' "$T/sig1.out")
 			kept=$(q "$db" "SELECT count(*) FROM pages WHERE status = 'done'")
 			echo "  ($what: $kept of 12 pages kept, $printed printed)"
@@ -591,7 +592,7 @@ check "three batches at once: each page stored once" \
 check "three batches at once: the claims all dropped" test "$(q "$T/par.db" "SELECT count(*) FROM claims")" = 0
 # killed at random and started again: a dead process's claims lapse (a
 # one-second lease here), the tree ends stored once
-PAR="$PAR --max-tokens 400"
+PAR="$PAR --max-tokens 800"
 for round in 1 2; do
 	rm -f "$T/kill.db" "$T/kill.db-wal" "$T/kill.db-shm"
 	for k in 1 2 3; do
@@ -599,10 +600,31 @@ for round in 1 2; do
 			>/dev/null 2>&1 &
 		eval "pid$k=\$!"
 	done
-	sleep 0.$((3 + round * 2))
-	kill -9 "$pid2" 2>/dev/null
-	kill -TERM "$pid3" 2>/dev/null
-	wait "$pid1" "$pid2" "$pid3"
+	# which die, how and when: drawn from the seed (ED_SIG_SEED repeats
+	# it); at least one of the three is killed
+	set -- $(awk -v s="$SEED" -v r=$round 'BEGIN {
+		srand(s + r); split("9 TERM INT -", how, " ")
+		printf "%.2f", 0.2 + rand() * 0.8
+		for (k = 1; k <= 3; k++) { h[k] = how[1 + int(rand() * 4)]; any += h[k] != "-" }
+		if (!any) h[1] = "9"
+		printf " %s %s %s\n", h[1], h[2], h[3] }')
+	sleep "$1"
+	[ "$2" != - ] && kill -"$2" "$pid1" 2>/dev/null
+	[ "$3" != - ] && kill -"$3" "$pid2" 2>/dev/null
+	[ "$4" != - ] && kill -"$4" "$pid3" 2>/dev/null
+	wait "$pid1"
+	st1=$?
+	wait "$pid2"
+	st2=$?
+	wait "$pid3"
+	st3=$?
+	echo "  (three batches, round $round: after $1 s, signals $2 $3 $4, exits $st1 $st2 $st3; seed $SEED)"
+	want=
+	for h in $2 $3 $4; do
+		case $h in 9) want="$want 137" ;; -) want="$want 0" ;; *) want="$want 130" ;; esac
+	done
+	check "killed and restarted (round $round): exits$want (got $st1 $st2 $st3)" \
+		test "$want" = " $st1 $st2 $st3"
 	ERNIE_DOC_LEASE=1 $E batch -q --db "$T/kill.db" $PAR "$T/ptree" >/dev/null 2>"$T/kill.err" &
 	kp=$!
 	sleep 1.2
