@@ -484,6 +484,17 @@ static int parse_json_reply(struct xfer *x)
 
 /* ---- transfers ------------------------------------------------------- */
 
+/* what a transfer's reply holds (its body is the caller's) */
+static void xfer_release(struct xfer *x)
+{
+	ed_buf_release(&x->rx);
+	ed_buf_release(&x->content);
+	ed_buf_release(&x->reasoning);
+	ed_buf_release(&x->tc_args);
+	free(x->tc_name);
+	free(x->tc_id);
+}
+
 static void reset_attempt(struct xfer *x)
 {
 	ed_buf_reset(&x->rx);
@@ -1079,12 +1090,7 @@ int remote_parse_reply(const void *data, size_t len, bool stream, size_t chunk,
 		ed_response_release(out);
 	} else if ((rc = text_tool_call(req, out, err, errlen)))
 		ed_response_release(out);
-	ed_buf_release(&x.rx);
-	ed_buf_release(&x.content);
-	ed_buf_release(&x.reasoning);
-	ed_buf_release(&x.tc_args);
-	free(x.tc_name);
-	free(x.tc_id);
+	xfer_release(&x);
 	return rc;
 }
 
@@ -1137,11 +1143,6 @@ int remote_conv_run(struct remote *r, struct remote_conv *c,
 	}
 out:
 	free(x.body);
-	ed_buf_release(&x.rx);
-	ed_buf_release(&x.content);
-	ed_buf_release(&x.reasoning);
-	ed_buf_release(&x.tc_args);
-	free(x.tc_name);
-	free(x.tc_id);
+	xfer_release(&x);
 	return rc;
 }

@@ -390,11 +390,7 @@ if [ -n "$H2PY" ] && command -v openssl >/dev/null 2>&1; then
 	"$H2PY" tests/h2server.py --cert "$T/h2cert.pem" --key "$T/h2key.pem" \
 		--port-file "$T/port" --log "$T/srv.log" &
 	SRV_PID=$!
-	n=0
-	while [ ! -s "$T/port" ] && [ $n -lt 200 ]; do
-		sleep 0.05
-		n=$((n + 1))
-	done
+	wait_port
 	H2URL="https://127.0.0.1:$(cat "$T/port")/v1"
 	expect 0 env SSL_CERT_FILE="$T/h2cert.pem" $E ocr --db "$T/h2.db" \
 		--server "$H2URL" -j 3 --text-layer never $FAST "$T/doc7.pdf"

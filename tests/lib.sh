@@ -66,12 +66,16 @@ serve() {
 	python3 tests/fakeserver.py --port-file "$T/port" --log "$T/srv.log" \
 		--script "$@" &
 	SRV_PID=$!
+	wait_port
+	URL="http://127.0.0.1:$(cat "$T/port")/v1"
+}
+# wait_port: until a server started in the background wrote $T/port
+wait_port() {
 	n=0
 	while [ ! -s "$T/port" ] && [ $n -lt 200 ]; do
 		sleep 0.05
 		n=$((n + 1))
 	done
-	URL="http://127.0.0.1:$(cat "$T/port")/v1"
 }
 count() { # count PATTERN: lines of the server log that start with it
 	grep -c "^$1" "$T/srv.log" || true
