@@ -376,6 +376,9 @@ check "a reply that never ends: stored as an error for the next run" test "$(q "
 serve gzip
 expect 0 $E ocr --db "$T/f14.db" --server "$URL" $FAST "$PNG"
 check "a gzip-encoded reply: read" test "$(q "$T/f14.db" "SELECT count(*) FROM pages WHERE status = 'done' AND text LIKE '# Page%'")" = 1
+serve gzip-chunked
+expect 0 $E ocr --db "$T/f15.db" --server "$URL" $FAST "$PNG"
+check "a gzip-encoded JSON reply sent chunked: read" test "$(q "$T/f15.db" "SELECT count(*) FROM pages WHERE status = 'done' AND text LIKE '# Page%'")" = 1
 # an HTTP/2-only server over TLS (tests/h2server.py, python3-h2): the
 # client negotiates h2, multiplexes pages on one connection, verifies the
 # certificate against SSL_CERT_FILE, and without it refuses (69)

@@ -30,6 +30,7 @@ Replies follow --script:
                    (RST) halfway through the stream; normal after
   never-ends       a piece every 0.2 s, forever (until the client hangs up)
   gzip             the plain JSON reply, gzip-encoded (Content-Encoding)
+  gzip-chunked     the same, sent chunked in 16-byte pieces
   loop             the same sentence until the client hangs up
   loop-once        loop at temperature 0, normal when warmer
   long             ignores max_tokens: four times as many tokens
@@ -588,7 +589,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.delta(content="word ")
                 time.sleep(0.2)
             return
-        if s == "gzip":
+        if s in ("gzip", "gzip-chunked"):
             data = gzip.compress(json.dumps({
                 "id": "x", "object": "chat.completion", "model": ARGS.model,
                 "choices": [{"index": 0, "finish_reason": "stop",
@@ -598,9 +599,17 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(data)))
+            if s == "gzip":
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            # chunked in 16-byte pieces, each sent on its own
+            self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            self.wfile.write(data)
+            for i in range(0, len(data), 16):
+                self.chunk(data[i:i + 16])
+            self.chunk(b"")
             return
         if s == "truncated-stream":
             self.stream(pieces[:3], done=False)
