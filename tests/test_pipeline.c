@@ -491,10 +491,12 @@ static void test_rules(void)
 		 * and its tail read as a second rule) */
 		size_t plen = 20000, k = 0;
 		char *text = malloc(plen + 64);
-		k += (size_t)sprintf(text, "ref REF-(?<value>\\d+)\r\nlong ");
+		k += (size_t)snprintf(text, plen + 64,
+				      "ref REF-(?<value>\\d+)\r\nlong ");
 		for (size_t i = 0; i < plen / 2; i++)
 			text[k++] = "x?"[i & 1];
-		k += (size_t)sprintf(text + k, "LONG\r\nlast Z\\d");
+		k += (size_t)snprintf(text + k, plen + 64 - k,
+				      "LONG\r\nlast Z\\d");
 		CHECK_INT(ed_pipeline_rules_parse(&rs, text, k, "mem", err,
 						  sizeof err),
 			  0);
