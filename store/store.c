@@ -195,9 +195,9 @@ int ed_store_open(struct ed_store **out, const char *path, int flags, char *err,
 		rc = store_exec(st, "PRAGMA journal_mode = WAL", err, errlen);
 		if (rc != ED_EAGAIN || tries == 200)
 			break;
-		nanosleep(&(struct timespec){0, 20000000 + (getpid() % 7) *
-							 5000000},
-			  NULL);
+		nanosleep(
+		    &(struct timespec){0, 20000000 + (getpid() % 7) * 5000000},
+		    NULL);
 	}
 	if (rc ||
 	    (rc = store_exec(st, "PRAGMA synchronous = NORMAL", err, errlen)) ||

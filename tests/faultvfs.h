@@ -21,7 +21,8 @@ struct ffile {
 static int fault(int kind)
 {
 	/* the writer thread and the main thread both reach the database */
-	if (fail_at && __atomic_add_fetch(&ops, 1, __ATOMIC_SEQ_CST) == fail_at) {
+	if (fail_at &&
+	    __atomic_add_fetch(&ops, 1, __ATOMIC_SEQ_CST) == fail_at) {
 		fail_kind = kind;
 		return 1;
 	}

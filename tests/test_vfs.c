@@ -117,9 +117,8 @@ static void test_doc_put_commit(void)
 		id = -1;
 		if (ed_store_doc_put(st, &d, &id, err, sizeof err))
 			failed++;
-		else if (fail_at = 0,
-			 scalar("SELECT count(*) FROM documents", have,
-				sizeof have) != 1)
+		else if (fail_at = 0, scalar("SELECT count(*) FROM documents",
+					     have, sizeof have) != 1)
 			lied++;
 		fail_at = 0;
 		ed_store_close(st);

@@ -70,15 +70,15 @@ static struct ed_tokenizer *vocab(void)
 	for (int i = 0; i < NA; i++)
 		tok[n] = (char *)added[i], type[n] = i == NA - 1 ? 3 : 4,
 		score[n++] = 0;
-	a.n = n;
-	a.tok = tok;
-	a.score = score;
-	a.type = type;
-	a.unk = 0;
-	a.bos = 1;
-	a.eos = 2;
-	a.pad = -1;
-	a.add_space_prefix = true;
+	a = (struct ed_tok_arrays){.n = n,
+				   .tok = tok,
+				   .score = score,
+				   .type = type,
+				   .unk = 0,
+				   .bos = 1,
+				   .eos = 2,
+				   .pad = -1,
+				   .add_space_prefix = true};
 	if (ed_tok_open_arrays(&t, &a, err, sizeof err))
 		__builtin_trap();
 	return t;
