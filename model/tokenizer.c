@@ -1268,9 +1268,6 @@ int ed_tok_text_bytes(const struct ed_tokenizer *t, int32_t id, char *buf,
 	return (int)n;
 }
 
-/* Byte pieces' bytes as UTF-8, as SentencePiece reassembles them: each
- * byte of an invalid or cut sequence becomes U+FFFD; NUL is dropped (the
- * text goes on as a C string), every other control kept. */
 /* the length of p's prefix that ends on a whole UTF-8 sequence: an
  * unfinished lead byte and its continuation bytes at the end stay out */
 static size_t utf8_complete(const unsigned char *p, size_t n)
@@ -1285,6 +1282,9 @@ static size_t utf8_complete(const unsigned char *p, size_t n)
 	return n;
 }
 
+/* Byte pieces' bytes as UTF-8, as SentencePiece reassembles them: each
+ * byte of an invalid or cut sequence becomes U+FFFD; NUL is dropped (the
+ * text goes on as a C string), every other control kept. */
 static int flush_bytes(struct ed_buf *b, const unsigned char *p, size_t n)
 {
 	size_t i = 0;

@@ -523,9 +523,7 @@ int main(void)
 	snprintf(pipe_db, sizeof pipe_db, "%s/alloc-pipe.db", dbdir);
 	snprintf(pipe_pdf, sizeof pipe_pdf, "%s/alloc.pdf", tmp);
 	snprintf(pipe_png, sizeof pipe_png, "%s/alloc.png", tmp);
-	if (t_sh("sh tests/mktok.sh '%s' >/dev/null 2>&1", path) ||
-	    t_sh("'%s/tests/mkmodel' '%s' --tokenizer '%s' >/dev/null",
-		 t_build_dir(), model_dir, path) ||
+	if (t_tiny_model(path, model_dir) ||
 	    t_sh("'%s/tests/mkpdf' '%s' 1 alloc >/dev/null", t_build_dir(),
 		 pipe_pdf) ||
 	    t_sh("cp '%s' '%s'",

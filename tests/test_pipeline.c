@@ -1043,9 +1043,7 @@ static void test_native_zoom(void)
 	snprintf(model, sizeof model, "%s/tiny", dir);
 	snprintf(png, sizeof png, "%s/quad.png", dir);
 	snprintf(db, sizeof db, "%s/zoom.db", dir);
-	if (t_sh("sh tests/mktok.sh '%s' >/dev/null 2>&1", tok) ||
-	    t_sh("'%s/tests/mkmodel' '%s' --tokenizer '%s' >/dev/null",
-		 t_build_dir(), model, tok)) {
+	if (t_tiny_model(tok, model)) {
 		CHECK(0, "cannot make the tiny model");
 		return;
 	}

@@ -70,4 +70,13 @@ static inline const char *t_build_dir(void)
 	return b ? b : "build";
 }
 
+/* A tokenizer trained by tests/mktok.sh in TOK and a tiny random
+ * checkpoint on it in MODEL (tests/mkmodel); 0 when both were made. */
+static inline int t_tiny_model(const char *tok, const char *model)
+{
+	return t_sh("sh tests/mktok.sh '%s' >/dev/null 2>&1", tok) ||
+	       t_sh("'%s/tests/mkmodel' '%s' --tokenizer '%s' >/dev/null",
+		    t_build_dir(), model, tok);
+}
+
 #endif
